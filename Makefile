@@ -1,0 +1,108 @@
+# airlock - plain Makefile, dependencies through pkg-config.
+#
+#   make            build build/airlock
+#   make check      build and run every test (unit, integration, SDK peer)
+#   make asan       the same suite under ASan + UBSan (build-asan/)
+#   make fuzz       build the libFuzzer targets with clang and run each briefly
+#   make bench      run the benchmarks (bench/), figures to docs/BENCHMARKS.md
+#   make format     clang-format the sources
+
+PKGS := libuv openssl libcurl jansson sqlite3
+
+# Install missing libraries (idempotent; does nothing when all are present).
+ifeq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo ok),)
+DEPS_RC := $(shell ./scripts/deps.sh 1>&2; echo $$?)
+ifneq ($(DEPS_RC),0)
+$(error scripts/deps.sh failed: install $(PKGS) development packages)
+endif
+endif
+
+VERSION := 0.1.0
+B ?= build
+CC ?= cc
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter -Wformat=2 -Wvla
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c17 -D_GNU_SOURCE -pthread $(WARN) -Isrc $(PKG_CFLAGS) \
+	-DAL_VERSION='"$(VERSION)"' -fstack-protector-strong -MMD -MP
+ifneq ($(SANITIZE),1)
+CFLAGS += -D_FORTIFY_SOURCE=2
+endif
+LDLIBS += $(PKG_LIBS) -pthread -lm
+
+SRC := $(sort $(wildcard src/*/*.c))
+MAIN_SRC := src/cli/main.c
+LIB_SRC := $(filter-out $(MAIN_SRC),$(SRC))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+MAIN_OBJ := $(MAIN_SRC:%.c=$(B)/obj/%.o)
+
+UNIT_SRC := $(sort $(wildcard tests/unit/*/*.c)) tests/unit/runner.c
+UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/obj/%.o)
+
+.PHONY: all check unit integration sdk asan fuzz bench format clean deps
+
+all: $(B)/airlock
+
+$(B)/libairlock.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/airlock: $(MAIN_OBJ) $(B)/libairlock.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(B)/libairlock.a $(LDLIBS)
+
+$(B)/test-unit: $(UNIT_OBJ) $(B)/libairlock.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(B)/libairlock.a $(LDLIBS)
+
+$(B)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -c -o $@ $<
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+deps:
+	./scripts/deps.sh
+
+# One summary line at the end: "N passed, N failed".
+check: $(B)/airlock $(B)/test-unit
+	@B=$(B) ./tests/run-all.sh
+
+unit: $(B)/test-unit
+	$(B)/test-unit
+
+asan:
+	$(MAKE) B=build-asan CC=clang SANITIZE=1 \
+		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" check
+
+FUZZ_TARGETS := $(patsubst fuzz/%.c,build-fuzz/%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 20
+build-fuzz/%: fuzz/%.c
+	$(MAKE) B=build-fuzz CC=clang SANITIZE=1 \
+		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libairlock.a
+	clang -std=c17 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined \
+		-o $@ $< build-fuzz/libairlock.a $(LDLIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+		n=$$(basename $$t); mkdir -p build-fuzz/corpus/$$n; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=0 \
+			build-fuzz/corpus/$$n fuzz/corpus/$$n 2>build-fuzz/$$n.log \
+			|| { tail -50 build-fuzz/$$n.log; exit 1; }; \
+	done
+
+bench: $(B)/airlock
+	./bench/run.sh
+
+format:
+	clang-format -i $(SRC) $(wildcard src/*/*.h) $(wildcard tests/unit/*.[ch] tests/unit/*/*.c) $(wildcard fuzz/*.c)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
