@@ -1,6 +1,7 @@
 # airlock - plain Makefile, dependencies through pkg-config.
 #
 #   make            build build/airlock
+#   make run        build and start the control plane on 127.0.0.1:8420 (data in ./data)
 #   make check      build and run every test (unit, integration, SDK peer)
 #   make asan       the same suite under ASan + UBSan (build-asan/)
 #   make fuzz       build the libFuzzer targets with clang and run each briefly
@@ -42,7 +43,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(B)/obj/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*/*.c)) tests/unit/runner.c
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 
-.PHONY: all check unit integration sdk asan fuzz bench format clean deps
+.PHONY: all run check unit asan fuzz bench format clean deps
 
 all: $(B)/airlock
 
@@ -67,8 +68,14 @@ $(B)/obj/%.o: %.c
 deps:
 	./scripts/deps.sh
 
+# The README's first command: start the control plane on loopback.
+RUN_LISTEN ?= 127.0.0.1:8420
+RUN_DATA ?= data
+run: $(B)/airlock
+	$(B)/airlock server --listen $(RUN_LISTEN) --data $(RUN_DATA)
+
 # One summary line at the end: "N passed, N failed".
-check: $(B)/airlock $(B)/test-unit
+check: deps $(B)/airlock $(B)/test-unit
 	@B=$(B) ./tests/run-all.sh
 
 unit: $(B)/test-unit

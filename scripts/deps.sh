@@ -5,11 +5,11 @@
 set -eu
 
 PKGS_LIB="libuv1-dev libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev"
-PKGS_TOOL="pkg-config make gcc clang libclang-rt-14-dev openssl curl ca-certificates"
+PKGS_TOOL="pkg-config make gcc clang libclang-rt-14-dev openssl curl ca-certificates python3"
 
 need=""
 pkg-config --exists libuv openssl libcurl jansson sqlite3 2>/dev/null || need="$PKGS_LIB"
-for t in pkg-config cc clang openssl curl; do
+for t in pkg-config cc clang openssl curl python3; do
 	command -v "$t" >/dev/null 2>&1 || need="$need $PKGS_TOOL"
 done
 # ASan/UBSan and libFuzzer runtimes for clang come from libclang-rt-14-dev.
