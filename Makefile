@@ -27,12 +27,14 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-unused-parameter -Wformat=2 -Wvla
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c17 -D_GNU_SOURCE -pthread $(WARN) -Isrc $(PKG_CFLAGS) \
+# override: `make CFLAGS=...` (asan, fuzz) replaces only the optimisation and
+# sanitizer flags; the language, warnings and include paths always apply.
+override CFLAGS += -std=c17 -D_GNU_SOURCE -pthread $(WARN) -Isrc $(PKG_CFLAGS) \
 	-DAL_VERSION='"$(VERSION)"' -fstack-protector-strong -MMD -MP
 ifneq ($(SANITIZE),1)
-CFLAGS += -D_FORTIFY_SOURCE=2
+override CFLAGS += -D_FORTIFY_SOURCE=2
 endif
-LDLIBS += $(PKG_LIBS) -pthread -lm
+override LDLIBS += $(PKG_LIBS) -pthread -lm
 
 SRC := $(sort $(wildcard src/*/*.c))
 MAIN_SRC := src/cli/main.c
@@ -103,8 +105,14 @@ fuzz: $(FUZZ_TARGETS)
 			|| { tail -50 build-fuzz/$$n.log; exit 1; }; \
 	done
 
-bench: $(B)/airlock
-	./bench/run.sh
+BENCH_BINS := $(B)/bench-append $(B)/bench-fanout $(B)/bench-turns
+$(B)/bench-append: bench/append.c $(B)/libairlock.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libairlock.a $(LDLIBS)
+$(B)/bench-%: bench/%.c
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+bench: $(B)/airlock $(BENCH_BINS)
+	B=$(B) ./bench/run.sh
 
 format:
 	clang-format -i $(SRC) $(wildcard src/*/*.h) $(wildcard tests/unit/*.[ch] tests/unit/*/*.c) $(wildcard fuzz/*.c)

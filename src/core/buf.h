@@ -20,7 +20,7 @@ int al_buf_reserve(al_buf *b, size_t extra);
 int al_buf_append(al_buf *b, const void *p, size_t n);
 int al_buf_append_str(al_buf *b, const char *s);
 int al_buf_appendf(al_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int al_buf_vappendf(al_buf *b, const char *fmt, va_list ap);
+int al_buf_vappendf(al_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Drops the first n bytes. */
 void al_buf_consume(al_buf *b, size_t n);
 void al_buf_reset(al_buf *b);

@@ -1,0 +1,202 @@
+/*
+ * fanout.c - SSE fan-out latency benchmark client (not part of the server).
+ *
+ *   bench-fanout HOST PORT KEY SESSION_ID LISTENERS ROUNDS
+ *
+ * Opens LISTENERS event streams on one session, then ROUNDS times: posts a
+ * user.message carrying a unique marker and records, for every listener, the
+ * time from the end of the POST write to the arrival of the marker on that
+ * stream. Between rounds it waits for the session to go idle again (the
+ * marker message starts a turn on the scripted model). Prints p50/p90/p99/max
+ * in microseconds as one JSON line. Single-threaded poll(): what it measures
+ * includes its own reading cost, so the figures are an upper bound.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXL 1024
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int dial(const char *host, int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		perror("connect");
+		exit(1);
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			perror("write");
+			exit(1);
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* One request on a fresh connection; returns the response (whole, until close). */
+static char *request(const char *host, int port, const char *key, const char *method,
+		     const char *path, const char *body)
+{
+	static char resp[1 << 20];
+	char req[4096];
+	size_t off = 0;
+	int fd = dial(host, port);
+	int n = snprintf(req, sizeof(req),
+			 "%s %s HTTP/1.1\r\nHost: %s\r\nx-api-key: %s\r\n"
+			 "anthropic-beta: managed-agents-2026-04-01\r\nConnection: close\r\n"
+			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+			 method, path, host, key, body ? strlen(body) : 0, body ? body : "");
+
+	send_all(fd, req, (size_t)n);
+	for (;;) {
+		ssize_t r = read(fd, resp + off, sizeof(resp) - 1 - off);
+		if (r <= 0)
+			break;
+		off += (size_t)r;
+	}
+	resp[off] = '\0';
+	close(fd);
+	return resp;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	const char *host, *key, *sid;
+	int port, nl, rounds;
+	int fds[MAXL];
+	static char rbuf[MAXL][8192];
+	static size_t rlen[MAXL];
+	double *samples;
+	size_t ns = 0;
+
+	if (argc != 7) {
+		fprintf(stderr, "usage: bench-fanout HOST PORT KEY SESSION LISTENERS ROUNDS\n");
+		return 2;
+	}
+	host = argv[1];
+	port = (int)strtol(argv[2], NULL, 10);
+	key = argv[3];
+	sid = argv[4];
+	nl = (int)strtol(argv[5], NULL, 10);
+	rounds = (int)strtol(argv[6], NULL, 10);
+	if (nl < 1 || nl > MAXL || rounds < 1)
+		return 2;
+	samples = calloc((size_t)nl * (size_t)rounds, sizeof(double));
+
+	for (int i = 0; i < nl; i++) {
+		char req[1024];
+		int n = snprintf(req, sizeof(req),
+				 "GET /v1/sessions/%s/events/stream HTTP/1.1\r\nHost: %s\r\n"
+				 "x-api-key: %s\r\nanthropic-beta: managed-agents-2026-04-01\r\n"
+				 "Accept: text/event-stream\r\n\r\n",
+				 sid, host, key);
+		fds[i] = dial(host, port);
+		send_all(fds[i], req, (size_t)n);
+	}
+	usleep(300000); /* let every stream subscribe */
+	for (int i = 0; i < nl; i++) {
+		ssize_t r = read(fds[i], rbuf[i], sizeof(rbuf[i]) - 1); /* response headers */
+		(void)r;
+		rlen[i] = 0;
+	}
+
+	for (int round = 0; round < rounds; round++) {
+		char marker[64], body[512], path[256];
+		int got = 0, seen[MAXL] = {0};
+		double t0;
+		struct pollfd pfd[MAXL];
+
+		snprintf(marker, sizeof(marker), "fanout-%d-%ld", round, random());
+		snprintf(body, sizeof(body),
+			 "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\","
+			 "\"text\":\"%s\"}]}]}",
+			 marker);
+		snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
+		t0 = now_us();
+		request(host, port, key, "POST", path, body);
+		while (got < nl) {
+			for (int i = 0; i < nl; i++)
+				pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+			if (poll(pfd, (nfds_t)nl, 5000) <= 0) {
+				fprintf(stderr, "timeout: %d of %d listeners saw round %d\n", got, nl,
+					round);
+				return 1;
+			}
+			double t = now_us();
+			for (int i = 0; i < nl; i++) {
+				if (!(pfd[i].revents & POLLIN))
+					continue;
+				ssize_t r = read(fds[i], rbuf[i] + rlen[i],
+						 sizeof(rbuf[i]) - 1 - rlen[i]);
+				if (r <= 0) {
+					fprintf(stderr, "listener %d closed\n", i);
+					return 1;
+				}
+				rlen[i] += (size_t)r;
+				rbuf[i][rlen[i]] = '\0';
+				if (!seen[i] && strstr(rbuf[i], marker)) {
+					seen[i] = 1;
+					got++;
+					samples[ns++] = t - t0;
+				}
+				/* keep only a tail so the next marker is still findable */
+				if (rlen[i] > 4096) {
+					memmove(rbuf[i], rbuf[i] + rlen[i] - 1024, 1024);
+					rlen[i] = 1024;
+					rbuf[i][rlen[i]] = '\0';
+				}
+			}
+		}
+		/* wait for the turn this message started to end */
+		for (int tries = 0; tries < 500; tries++) {
+			char spath[256];
+			snprintf(spath, sizeof(spath), "/v1/sessions/%s", sid);
+			if (strstr(request(host, port, key, "GET", spath, NULL),
+				   "\"status\":\"idle\""))
+				break;
+			usleep(2000);
+		}
+	}
+	qsort(samples, ns, sizeof(double), cmp_double);
+	printf("{\"listeners\":%d,\"rounds\":%d,\"samples\":%zu,\"p50_us\":%.0f,\"p90_us\":%.0f,"
+	       "\"p99_us\":%.0f,\"max_us\":%.0f}\n",
+	       nl, rounds, ns, samples[ns / 2], samples[ns * 9 / 10], samples[ns * 99 / 100],
+	       samples[ns - 1]);
+	free(samples);
+	return 0;
+}
