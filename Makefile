@@ -19,6 +19,8 @@ endif
 endif
 
 VERSION := 0.1.0
+# V=1 shows full compiler command lines.
+Q := $(if $(V),,@)
 B ?= build
 CC ?= cc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
@@ -61,11 +63,13 @@ $(B)/test-unit: $(UNIT_OBJ) $(B)/libairlock.a
 
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -Itests -c -o $@ $<
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 deps:
 	./scripts/deps.sh
