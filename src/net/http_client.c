@@ -558,6 +558,7 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 			   al_http_done_cb done_cb, void *ud, al_http_call **out)
 {
 	al_http_call *call = NULL;
+	struct curl_slist *hl;
 	const char *method = req->method ? req->method : "GET";
 	int rc = -EINVAL;
 	CURLcode e = CURLE_OK;
@@ -589,12 +590,14 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 				     req->headers[i].value)) < 0)
 			goto fail;
 	/*
-	 * Without this libcurl sends "Expect: 100-continue" on bodies over
+	 * "Expect:" with nothing after the colon tells libcurl to drop the
+	 * header: otherwise it sends "Expect: 100-continue" on bodies over
 	 * 1 MiB and waits a second for an answer many servers never send.
 	 */
-	if ((rc = add_header(&call->req_headers, "Expect", "")) < 0)
-		goto fail;
 	rc = -ENOMEM;
+	if ((hl = curl_slist_append(call->req_headers, "Expect:")) == NULL)
+		goto fail;
+	call->req_headers = hl;
 
 #define SET(opt, val)                                                                              \
 	do {                                                                                       \

@@ -12,6 +12,7 @@
 #include "agent/model_stub.h"
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "http/server.h"
 #include "unit/unit.h"
 
 #include <arpa/inet.h>
@@ -565,4 +566,75 @@ AL_TEST(anthropic_rejects_bad_input)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
 	AL_ASSERT_INT_EQ(o.done, 0);
+}
+
+/* ---- the same provider against the project's own HTTP server on the same loop ---- */
+
+static void stub_handler(al_http_req *req, void *ud)
+{
+	struct al_model_stub_reply r;
+	size_t len = 0;
+	const char *body = al_http_req_body(req, &len);
+
+	if (al_model_stub_handle(ud, al_http_req_method(req), al_http_req_path(req),
+				 al_http_req_header(req, "x-api-key"), body, len, &r) < 0) {
+		al_http_respond(req, 500, "text/plain", "oom", 3);
+		return;
+	}
+	if (r.retry_after[0])
+		al_http_resp_header(req, "retry-after", r.retry_after);
+	al_http_respond(req, r.status, "application/json", r.body, r.body_len);
+	al_model_stub_reply_free(&r);
+}
+
+AL_TEST(anthropic_via_al_http_server)
+{
+	static const char script[] = HELLO_SCRIPT ",\"faults\":[{\"status\":503,\"count\":2}]}";
+	struct al_http_server_opts so = {.host = "127.0.0.1"};
+	uv_loop_t loop;
+	al_http_client *http;
+	al_http_server *srv;
+	al_model_stub *stub;
+	al_provider *p;
+	struct outcome o[10];
+	char err[256], base[64];
+
+	memset(o, 0, sizeof(o));
+	AL_ASSERT_INT_EQ(al_model_stub_new(script, strlen(script), &stub, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_model_stub_set_api_key(stub, "sk-ant-api03-k"), 0);
+	AL_ASSERT_INT_EQ(uv_loop_init(&loop), 0);
+	AL_ASSERT_INT_EQ(
+	    al_http_server_start(&loop, &so, stub_handler, stub, &srv, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_http_client_new(&loop, &http), 0);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", al_http_server_port(srv));
+	p = al_anthropic_new(&loop, http, base, "sk-ant-api03-k", &fast);
+	AL_ASSERT_NOT_NULL(p);
+	for (int i = 0; i < 10; i++) {
+		json_t *req = request("same loop");
+		AL_ASSERT_INT_EQ(al_provider_call(p, req, done_cb, &o[i], NULL), 0);
+		json_decref(req);
+	}
+	/* Client and server share the loop: run until every call has reported. */
+	for (int spins = 0; spins < 100000; spins++) {
+		int done = 0;
+		for (int i = 0; i < 10; i++)
+			done += o[i].done;
+		if (done == 10)
+			break;
+		uv_run(&loop, UV_RUN_ONCE);
+	}
+	for (int i = 0; i < 10; i++) {
+		AL_ASSERT_INT_EQ(o[i].done, 1);
+		if (!o[i].ok)
+			al_test_fail(__FILE__, __LINE__, "call %d: status %d %s: %s (%d attempts)",
+				     i, o[i].status, o[i].type, o[i].message, o[i].attempts);
+		AL_ASSERT_STR_EQ(o[i].text, "hi: same loop");
+	}
+	AL_ASSERT_INT_EQ(al_model_stub_requests(stub), 12);
+	p->ops->free(p);
+	al_http_client_free(http);
+	al_http_server_free(srv);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+	al_model_stub_free(stub);
 }

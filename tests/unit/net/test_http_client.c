@@ -35,7 +35,8 @@ struct peer {
 	pthread_t conns[MAX_CONNS];
 	atomic_int nconns;
 	atomic_int requests;
-	char last_auth[128]; /* the x-api-key the peer last saw */
+	char last_auth[128];   /* the x-api-key the peer last saw */
+	atomic_int saw_expect; /* requests that carried an Expect header */
 };
 
 struct conn_arg {
@@ -114,6 +115,8 @@ static void *conn_main(void *arg)
 	sscanf(buf, "%15s %255s", method, path);
 	if (find_header(buf, "x-api-key", hv, sizeof(hv)))
 		snprintf(p->last_auth, sizeof(p->last_auth), "%s", hv);
+	if (find_header(buf, "Expect", hv, sizeof(hv)))
+		atomic_fetch_add(&p->saw_expect, 1);
 	atomic_fetch_add(&p->requests, 1);
 
 	if (strcmp(path, "/hello") == 0) {
@@ -340,6 +343,7 @@ AL_TEST(http_client_post_body_and_status)
 	AL_ASSERT_INT_EQ(r.status, 201);
 	AL_ASSERT_INT_EQ(r.body_len, 150);
 	AL_ASSERT_MEM_EQ(r.body, body, 150);
+	AL_ASSERT_INT_EQ(atomic_load(&f.peer.saw_expect), 0);
 	fx_stop(&f);
 }
 
