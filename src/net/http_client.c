@@ -271,6 +271,11 @@ static int map_error(const al_http_call *call, CURLcode res)
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		return -EHOSTUNREACH;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		/* Configuration, not weather: retrying will not help. */
+		return -EPROTO;
 	case CURLE_OUT_OF_MEMORY:
 		return -ENOMEM;
 	default:

@@ -60,6 +60,7 @@ struct al_http_client_req {
  *   -ECONNREFUSED  could not connect (refused, unreachable)
  *   -EHOSTUNREACH  name resolution failed
  *   -EFBIG         body larger than max_body_bytes
+ *   -EPROTO        TLS verification failed (bad certificate or CA file)
  *   -ECANCELED     on_data asked to stop
  *   -EIO           any other transport or TLS failure
  */

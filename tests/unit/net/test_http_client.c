@@ -10,11 +10,14 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "http/server.h"
 #include "unit/unit.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -662,4 +665,100 @@ AL_TEST(http_client_alloc_failures)
 	}
 	AL_ASSERT(seen_fail);
 	AL_ASSERT(seen_ok);
+}
+
+/* ---- HTTPS against the project's TLS server on the same loop ---- */
+
+static EVP_PKEY *tls_write_key(const char *path)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	FILE *f;
+
+	AL_ASSERT_NOT_NULL(k);
+	f = fopen(path, "w");
+	AL_ASSERT_NOT_NULL(f);
+	AL_ASSERT_INT_EQ(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+	return k;
+}
+
+/* A throwaway self-signed certificate for 127.0.0.1, valid one day. */
+static void tls_make_cert(char *cert, char *key, size_t len)
+{
+	const char *dir = al_test_tmpdir();
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	X509_NAME *name;
+	EVP_PKEY *k;
+	FILE *f;
+
+	snprintf(cert, len, "%s/cert.pem", dir);
+	snprintf(key, len, "%s/key.pem", dir);
+	k = tls_write_key(key);
+	AL_ASSERT_NOT_NULL(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+				   -1, 0);
+	X509_set_issuer_name(x, name);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
+	AL_ASSERT_NOT_NULL(ext);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	AL_ASSERT(X509_sign(x, k, EVP_sha256()) > 0);
+	f = fopen(cert, "w");
+	AL_ASSERT_NOT_NULL(f);
+	AL_ASSERT_INT_EQ(PEM_write_X509(f, x), 1);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void tls_handler(al_http_req *req, void *ud)
+{
+	al_http_respond(req, 200, "text/plain", "over tls", 8);
+}
+
+AL_TEST(http_client_https_with_ca_file)
+{
+	char cert[512], key[512], u[128];
+	struct al_http_server_opts so = {.host = "127.0.0.1"};
+	struct result trusted = {0}, untrusted = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000};
+	uv_loop_t loop;
+	al_http_server *srv;
+	al_http_client *client;
+	char err[256];
+
+	tls_make_cert(cert, key, sizeof(cert));
+	so.tls_cert_file = cert;
+	so.tls_key_file = key;
+	AL_ASSERT_INT_EQ(uv_loop_init(&loop), 0);
+	AL_ASSERT_INT_EQ(
+	    al_http_server_start(&loop, &so, tls_handler, NULL, &srv, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_http_client_new(&loop, &client), 0);
+	snprintf(u, sizeof(u), "https://127.0.0.1:%d/x", al_http_server_port(srv));
+	req.url = u;
+	req.ca_file = cert;
+	AL_ASSERT_INT_EQ(al_http_client_request(client, &req, done_cb, &trusted, NULL), 0);
+	req.ca_file = NULL; /* the system bundle does not know our throwaway CA */
+	AL_ASSERT_INT_EQ(al_http_client_request(client, &req, done_cb, &untrusted, NULL), 0);
+	for (int i = 0; i < 100000 && !(trusted.done && untrusted.done); i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	AL_ASSERT_INT_EQ(trusted.err, 0);
+	AL_ASSERT_INT_EQ(trusted.status, 200);
+	AL_ASSERT_STR_EQ(trusted.body, "over tls");
+	AL_ASSERT_INT_EQ(untrusted.done, 1);
+	AL_ASSERT_INT_EQ(untrusted.err, -EPROTO);
+	AL_ASSERT(untrusted.error[0] != '\0');
+	al_http_client_free(client);
+	al_http_server_free(srv);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
 }
