@@ -1,0 +1,110 @@
+/*
+ * http_client.h - outbound HTTP(S) on the libuv loop, through the libcurl
+ * multi interface.
+ *
+ * libcurl tells us which sockets it wants watched (CURLMOPT_SOCKETFUNCTION)
+ * and when it next needs a timeout (CURLMOPT_TIMERFUNCTION); we map those to
+ * uv_poll_t and one uv_timer_t, so any number of requests share the loop
+ * thread: no thread per request and no curl_multi_perform polling loop.
+ * libcurl's defaults stay on: HTTPS_PROXY/NO_PROXY from the environment, the
+ * system CA bundle, HTTP/2 over TLS. Redirects are never followed.
+ *
+ * Everything here runs on the loop thread.
+ */
+#ifndef AL_NET_HTTP_CLIENT_H
+#define AL_NET_HTTP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct al_http_client al_http_client;
+typedef struct al_http_call al_http_call;
+
+struct al_http_header {
+	const char *name;
+	const char *value;
+};
+
+/*
+ * Streaming body callback: called zero or more times, in order, with each
+ * piece of the response body as it arrives (any status). The bytes are only
+ * valid during the call. Return 0 to continue; anything else aborts the
+ * transfer, and done_cb then reports err -ECANCELED. When on_data is set the
+ * body is not accumulated, so the final response has an empty body.
+ */
+typedef int (*al_http_data_cb)(al_http_call *call, const char *data, size_t len, void *ud);
+
+/* A request. Everything is copied by al_http_client_request; nothing need outlive it. */
+struct al_http_client_req {
+	const char *method;		      /* "GET", "POST", ...; NULL: GET */
+	const char *url;		      /* http:// or https:// */
+	const struct al_http_header *headers; /* request headers (may carry secrets) */
+	size_t nheaders;
+	const void *body; /* request body, may be NULL */
+	size_t body_len;
+	uint64_t timeout_ms;	     /* whole transfer; 0: no limit */
+	uint64_t connect_timeout_ms; /* 0: libcurl's default (300 s) */
+	const char *ca_file;	     /* PEM bundle; NULL: the system default */
+	size_t max_body_bytes;	     /* accumulated body cap; 0: 64 MiB */
+	al_http_data_cb on_data;     /* optional streaming callback, see above */
+};
+
+/*
+ * The outcome of one call, valid only during done_cb.
+ * err == 0: a complete HTTP response arrived (status is set, whatever it is).
+ * err < 0: transport failure; status is the status line seen so far (often 0)
+ * and error is libcurl's human text. error never contains request headers,
+ * so it never carries an API key.
+ *   -ETIMEDOUT     timeout_ms or connect_timeout_ms passed
+ *   -ECONNREFUSED  could not connect (refused, unreachable)
+ *   -EHOSTUNREACH  name resolution failed
+ *   -EFBIG         body larger than max_body_bytes
+ *   -EPROTO        TLS verification failed (bad certificate or CA file)
+ *   -ECANCELED     on_data asked to stop
+ *   -EIO           any other transport or TLS failure
+ */
+struct al_http_client_resp {
+	int err;
+	int status;
+	const char *error; /* NULL when err == 0 */
+	const char *body;  /* NUL-terminated, body_len bytes (empty with on_data) */
+	size_t body_len;
+	const struct al_http_header *headers; /* in arrival order, last response only */
+	size_t nheaders;
+};
+
+typedef void (*al_http_done_cb)(al_http_call *call, const struct al_http_client_resp *resp,
+				void *ud);
+
+/* Creates a client on loop. Returns 0 or -ENOMEM / -EIO. */
+int al_http_client_new(uv_loop_t *loop, al_http_client **out);
+/*
+ * Cancels every call in flight (their done_cb do not fire) and frees the
+ * client. The loop's handles close asynchronously: run the loop once more
+ * (uv_run) before closing it. NULL is fine. Must not be called from a
+ * callback of this client.
+ */
+void al_http_client_free(al_http_client *client);
+
+/*
+ * Starts a request. done_cb fires exactly once, later on the loop (never
+ * before this returns), unless the call is cancelled. *out (may be NULL) is
+ * the handle for al_http_call_cancel, valid until done_cb returns or the
+ * call is cancelled. Returns 0, -EINVAL (bad method/url) or -ENOMEM.
+ * May be called from done_cb, but not from on_data (libcurl forbids adding a
+ * transfer while it is running one of its own callbacks).
+ */
+int al_http_client_request(al_http_client *client, const struct al_http_client_req *req,
+			   al_http_done_cb done_cb, void *ud, al_http_call **out);
+/*
+ * Cancels a call in flight: its done_cb will not fire and the handle becomes
+ * invalid. Safe from any callback of this client, including the call's own
+ * on_data (but not after its done_cb has returned).
+ */
+void al_http_call_cancel(al_http_call *call);
+
+/* Case-insensitive header lookup in a response; NULL if absent. First wins. */
+const char *al_http_client_resp_header(const struct al_http_client_resp *resp, const char *name);
+
+#endif

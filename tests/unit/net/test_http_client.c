@@ -1,0 +1,764 @@
+/*
+ * test_http_client.c - the outbound client against a real loopback server.
+ *
+ * The peer is a tiny raw-socket HTTP/1.1 server on a thread (one thread per
+ * connection, Connection: close), so these tests exercise real sockets and
+ * the real libcurl multi machinery without depending on airlock's own server.
+ */
+#include "net/http_client.h"
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "http/server.h"
+#include "unit/unit.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ---- the raw-socket peer ---- */
+
+#define MAX_CONNS 256
+
+struct peer {
+	int lfd;
+	int port;
+	pthread_t acceptor;
+	pthread_t conns[MAX_CONNS];
+	atomic_int nconns;
+	atomic_int requests;
+	char last_auth[128];   /* the x-api-key the peer last saw */
+	atomic_int saw_expect; /* requests that carried an Expect header */
+};
+
+struct conn_arg {
+	struct peer *p;
+	int fd;
+};
+
+static void send_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+static void send_str(int fd, const char *s)
+{
+	send_all(fd, s, strlen(s));
+}
+
+static const char *find_header(const char *head, const char *name, char *out, size_t outlen)
+{
+	const char *p = head;
+	size_t nlen = strlen(name);
+
+	while ((p = strstr(p, "\r\n")) != NULL) {
+		p += 2;
+		if (strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+			const char *v = p + nlen + 1, *e;
+			while (*v == ' ')
+				v++;
+			e = strstr(v, "\r\n");
+			if (e == NULL)
+				return NULL;
+			snprintf(out, outlen, "%.*s", (int)(e - v), v);
+			return out;
+		}
+	}
+	return NULL;
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn_arg *a = arg;
+	struct peer *p = a->p;
+	int fd = a->fd;
+	char buf[65536], method[16] = "", path[256] = "", hv[128];
+	size_t len = 0, clen = 0, hlen;
+	char *end = NULL;
+
+	free(a);
+	while (len < sizeof(buf) - 1) {
+		ssize_t r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (r <= 0)
+			goto done;
+		len += (size_t)r;
+		buf[len] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) != NULL)
+			break;
+	}
+	if (end == NULL)
+		goto done;
+	hlen = (size_t)(end - buf) + 4;
+	if (find_header(buf, "Content-Length", hv, sizeof(hv)))
+		clen = strtoul(hv, NULL, 10);
+	while (len < hlen + clen && len < sizeof(buf) - 1) {
+		ssize_t r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (r <= 0)
+			goto done;
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	sscanf(buf, "%15s %255s", method, path);
+	if (find_header(buf, "x-api-key", hv, sizeof(hv)))
+		snprintf(p->last_auth, sizeof(p->last_auth), "%s", hv);
+	if (find_header(buf, "Expect", hv, sizeof(hv)))
+		atomic_fetch_add(&p->saw_expect, 1);
+	atomic_fetch_add(&p->requests, 1);
+
+	if (strcmp(path, "/hello") == 0) {
+		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Test: yes\r\n"
+			     "Retry-After: 7\r\nConnection: close\r\n\r\nhello");
+	} else if (strcmp(path, "/echo") == 0) {
+		char head[512];
+		snprintf(head, sizeof(head),
+			 "HTTP/1.1 201 Created\r\nContent-Length: %zu\r\nX-Method: %s\r\n"
+			 "Connection: close\r\n\r\n",
+			 clen, method);
+		send_str(fd, head);
+		send_all(fd, buf + hlen, clen);
+	} else if (strncmp(path, "/n/", 3) == 0) {
+		char head[512];
+		/* A little delay so the requests really overlap on the client. */
+		usleep(20000);
+		snprintf(head, sizeof(head),
+			 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			 strlen(path + 3), path + 3);
+		send_str(fd, head);
+	} else if (strcmp(path, "/slow") == 0 || strcmp(path, "/hang") == 0) {
+		/* Never answers; returns when the client gives up (or after 10 s). */
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		poll(&pf, 1, 10000);
+	} else if (strcmp(path, "/stream") == 0) {
+		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+			     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+		for (int i = 0; i < 3; i++) {
+			char ev[64], chunk[96];
+			int n = snprintf(ev, sizeof(ev), "data: part%d\n\n", i);
+			snprintf(chunk, sizeof(chunk), "%x\r\n%s\r\n", n, ev);
+			send_str(fd, chunk);
+			usleep(30000);
+		}
+		send_str(fd, "0\r\n\r\n");
+	} else if (strcmp(path, "/big") == 0) {
+		static char blob[100000];
+		memset(blob, 'x', sizeof(blob));
+		send_str(fd,
+			 "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n");
+		send_all(fd, blob, sizeof(blob));
+	} else {
+		send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n"
+			     "Connection: close\r\n\r\nnot found");
+	}
+done:
+	shutdown(fd, SHUT_WR);
+	/* Drain until the client closes, so it sees a clean end of stream. */
+	{
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		char junk[512];
+		while (poll(&pf, 1, 2000) > 0 && recv(fd, junk, sizeof(junk), 0) > 0)
+			;
+	}
+	close(fd);
+	return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+	struct peer *p = arg;
+
+	for (;;) {
+		int fd = accept(p->lfd, NULL, NULL);
+		struct conn_arg *a;
+		int i;
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		i = atomic_fetch_add(&p->nconns, 1);
+		if (i >= MAX_CONNS) {
+			close(fd);
+			continue;
+		}
+		a = malloc(sizeof(*a));
+		a->p = p;
+		a->fd = fd;
+		pthread_create(&p->conns[i], NULL, conn_main, a);
+	}
+	return NULL;
+}
+
+static void peer_start(struct peer *p)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int one = 1;
+
+	memset(p, 0, sizeof(*p));
+	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	AL_ASSERT(p->lfd >= 0);
+	setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	AL_ASSERT_INT_EQ(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	AL_ASSERT_INT_EQ(listen(p->lfd, 512), 0);
+	AL_ASSERT_INT_EQ(getsockname(p->lfd, (struct sockaddr *)&sa, &sl), 0);
+	p->port = ntohs(sa.sin_port);
+	AL_ASSERT_INT_EQ(pthread_create(&p->acceptor, NULL, accept_main, p), 0);
+}
+
+static void peer_stop(struct peer *p)
+{
+	int n;
+
+	shutdown(p->lfd, SHUT_RDWR); /* wakes accept() with EINVAL */
+	pthread_join(p->acceptor, NULL);
+	close(p->lfd);
+	n = atomic_load(&p->nconns);
+	for (int i = 0; i < n && i < MAX_CONNS; i++)
+		pthread_join(p->conns[i], NULL);
+}
+
+static void url(char *out, size_t len, const struct peer *p, const char *path)
+{
+	snprintf(out, len, "http://127.0.0.1:%d%s", p->port, path);
+}
+
+/* ---- results ---- */
+
+struct result {
+	int done;
+	int err;
+	int status;
+	char body[200];
+	size_t body_len;
+	char header[64];
+	char retry_after[16];
+	char error[256];
+	al_buf streamed;
+	int chunks;
+	int *counter;
+};
+
+static void done_cb(al_http_call *call, const struct al_http_client_resp *resp, void *ud)
+{
+	struct result *r = ud;
+	const char *h;
+
+	r->done++;
+	r->err = resp->err;
+	r->status = resp->status;
+	r->body_len = resp->body_len;
+	snprintf(r->body, sizeof(r->body), "%.*s", (int)resp->body_len, resp->body);
+	h = al_http_client_resp_header(resp, "x-test");
+	snprintf(r->header, sizeof(r->header), "%s", h ? h : "");
+	h = al_http_client_resp_header(resp, "RETRY-AFTER");
+	snprintf(r->retry_after, sizeof(r->retry_after), "%s", h ? h : "");
+	snprintf(r->error, sizeof(r->error), "%s", resp->error ? resp->error : "");
+	if (r->counter)
+		(*r->counter)++;
+}
+
+struct fixture {
+	uv_loop_t loop;
+	al_http_client *client;
+	struct peer peer;
+};
+
+static void fx_start(struct fixture *f)
+{
+	peer_start(&f->peer);
+	AL_ASSERT_INT_EQ(uv_loop_init(&f->loop), 0);
+	AL_ASSERT_INT_EQ(al_http_client_new(&f->loop, &f->client), 0);
+}
+
+/* Frees the client, checks every handle closed, stops the peer. */
+static void fx_stop(struct fixture *f)
+{
+	al_http_client_free(f->client);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(uv_loop_close(&f->loop), 0);
+	peer_stop(&f->peer);
+}
+
+/* ---- tests ---- */
+
+AL_TEST(http_client_get)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_header hdr[] = {{"x-api-key", "sk-ant-test-secret"}};
+	struct al_http_client_req req = {.headers = hdr, .nheaders = 1, .timeout_ms = 5000};
+	char u[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/hello");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	/* done_cb never fires inside request(). */
+	AL_ASSERT_INT_EQ(r.done, 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, 0);
+	AL_ASSERT_INT_EQ(r.status, 200);
+	AL_ASSERT_STR_EQ(r.body, "hello");
+	AL_ASSERT_STR_EQ(r.header, "yes");
+	AL_ASSERT_STR_EQ(r.retry_after, "7");
+	AL_ASSERT_STR_EQ(f.peer.last_auth, "sk-ant-test-secret");
+	fx_stop(&f);
+}
+
+AL_TEST(http_client_post_body_and_status)
+{
+	struct fixture f;
+	struct result r = {0};
+	static char body[70000]; /* over curl's buffer size: several writes */
+	struct al_http_client_req req = {.method = "POST", .timeout_ms = 5000};
+	char u[128];
+
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (char)('a' + i % 26);
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/echo");
+	req.url = u;
+	req.body = body;
+	req.body_len = 150; /* the peer's buffer is 64 KiB; keep the echo small */
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, 0);
+	AL_ASSERT_INT_EQ(r.status, 201);
+	AL_ASSERT_INT_EQ(r.body_len, 150);
+	AL_ASSERT_MEM_EQ(r.body, body, 150);
+	AL_ASSERT_INT_EQ(atomic_load(&f.peer.saw_expect), 0);
+	fx_stop(&f);
+}
+
+AL_TEST(http_client_404_is_a_response_not_an_error)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000};
+	char u[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/nope");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.err, 0);
+	AL_ASSERT_INT_EQ(r.status, 404);
+	AL_ASSERT_STR_EQ(r.body, "not found");
+	AL_ASSERT_STR_EQ(r.error, "");
+	fx_stop(&f);
+}
+
+AL_TEST(http_client_fifty_concurrent)
+{
+	struct fixture f;
+	struct result r[50];
+	int finished = 0;
+	uint64_t t0;
+	char u[128], want[16];
+
+	memset(r, 0, sizeof(r));
+	fx_start(&f);
+	for (int i = 0; i < 50; i++) {
+		struct al_http_client_req req = {.timeout_ms = 10000};
+		char path[32];
+		snprintf(path, sizeof(path), "/n/%d", i);
+		url(u, sizeof(u), &f.peer, path);
+		req.url = u; /* copied by request() */
+		r[i].counter = &finished;
+		AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r[i], NULL), 0);
+	}
+	t0 = al_mono_ms();
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(finished, 50);
+	for (int i = 0; i < 50; i++) {
+		AL_ASSERT_INT_EQ(r[i].done, 1);
+		AL_ASSERT_INT_EQ(r[i].err, 0);
+		AL_ASSERT_INT_EQ(r[i].status, 200);
+		snprintf(want, sizeof(want), "%d", i);
+		AL_ASSERT_STR_EQ(r[i].body, want);
+	}
+	AL_ASSERT_INT_EQ(atomic_load(&f.peer.requests), 50);
+	/* 50 × 20 ms served serially would take 1 s; concurrently far less. */
+	AL_ASSERT(al_mono_ms() - t0 < 900);
+	fx_stop(&f);
+}
+
+AL_TEST(http_client_timeout)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_client_req req = {.timeout_ms = 200};
+	uint64_t t0, dt;
+	char u[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/slow");
+	req.url = u;
+	t0 = al_mono_ms();
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	dt = al_mono_ms() - t0;
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, -ETIMEDOUT);
+	AL_ASSERT_INT_EQ(r.status, 0);
+	AL_ASSERT(r.error[0] != '\0');
+	AL_ASSERT_INT_GE(dt, 190);
+	AL_ASSERT(dt < 3000);
+	fx_stop(&f);
+}
+
+AL_TEST(http_client_connection_refused)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_header hdr[] = {{"x-api-key", "sk-ant-never-in-errors"}};
+	struct al_http_client_req req = {.headers = hdr, .nheaders = 1, .timeout_ms = 5000};
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int fd;
+	char u[128];
+
+	fx_start(&f);
+	/* A port that was just free and has no listener. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	AL_ASSERT_INT_EQ(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	AL_ASSERT_INT_EQ(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/x", ntohs(sa.sin_port));
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, -ECONNREFUSED);
+	AL_ASSERT_INT_EQ(r.status, 0);
+	AL_ASSERT(r.error[0] != '\0');
+	AL_ASSERT_NULL(strstr(r.error, "sk-ant"));
+	fx_stop(&f);
+}
+
+AL_TEST(http_client_rejects_bad_input)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_header bad[] = {{"x-evil", "a\r\nInjected: 1"}};
+	struct al_http_client_req req = {.url = "ftp://127.0.0.1/"};
+
+	fx_start(&f);
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), -EINVAL);
+	req.url = "http://127.0.0.1:1/";
+	req.method = "get me";
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), -EINVAL);
+	req.method = "GET";
+	req.headers = bad;
+	req.nheaders = 1;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), -EINVAL);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 0);
+	fx_stop(&f);
+}
+
+/* Cancels its victim from a timer while the peer is holding the request. */
+struct cancel_ctx {
+	al_http_call *victim;
+	uv_timer_t timer;
+};
+
+static void cancel_timer_cb(uv_timer_t *t)
+{
+	struct cancel_ctx *c = t->data;
+
+	al_http_call_cancel(c->victim);
+	uv_close((uv_handle_t *)t, NULL);
+}
+
+AL_TEST(http_client_cancel)
+{
+	struct fixture f;
+	struct result r = {0}, ok = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000};
+	struct cancel_ctx cc;
+	uint64_t t0;
+	char u[128], u2[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/hang");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, &cc.victim), 0);
+	AL_ASSERT_NOT_NULL(cc.victim);
+	url(u2, sizeof(u2), &f.peer, "/hello");
+	req.url = u2;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &ok, NULL), 0);
+	uv_timer_init(&f.loop, &cc.timer);
+	cc.timer.data = &cc;
+	uv_timer_start(&cc.timer, cancel_timer_cb, 100, 0);
+	t0 = al_mono_ms();
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	/* The cancelled call never reports; the loop did not wait for its 5 s timeout. */
+	AL_ASSERT_INT_EQ(r.done, 0);
+	AL_ASSERT_INT_EQ(ok.done, 1);
+	AL_ASSERT_INT_EQ(ok.status, 200);
+	AL_ASSERT(al_mono_ms() - t0 < 2000);
+	fx_stop(&f);
+}
+
+AL_TEST(http_client_free_with_calls_in_flight)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000};
+	char u[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/hang");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_NOWAIT);
+	uv_run(&f.loop, UV_RUN_NOWAIT);
+	fx_stop(&f); /* frees the client with the call still open: no callback, no leak */
+	AL_ASSERT_INT_EQ(r.done, 0);
+}
+
+static int stream_cb(al_http_call *call, const char *data, size_t len, void *ud)
+{
+	struct result *r = ud;
+
+	r->chunks++;
+	return al_buf_append(&r->streamed, data, len);
+}
+
+AL_TEST(http_client_streams_data)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000, .on_data = stream_cb};
+	char u[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/stream");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, 0);
+	AL_ASSERT_INT_EQ(r.status, 200);
+	AL_ASSERT_STR_EQ(r.streamed.data, "data: part0\n\ndata: part1\n\ndata: part2\n\n");
+	/* The peer paused between events, so they arrived as separate pieces. */
+	AL_ASSERT_INT_GE(r.chunks, 3);
+	AL_ASSERT_INT_EQ(r.body_len, 0);
+	al_buf_free(&r.streamed);
+	fx_stop(&f);
+}
+
+/* Cancels the call from inside its own on_data: no done_cb, no crash. */
+static int cancel_in_data_cb(al_http_call *call, const char *data, size_t len, void *ud)
+{
+	struct result *r = ud;
+
+	r->chunks++;
+	al_http_call_cancel(call);
+	return 0;
+}
+
+AL_TEST(http_client_cancel_from_on_data)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000, .on_data = cancel_in_data_cb};
+	char u[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/stream");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.chunks, 1);
+	AL_ASSERT_INT_EQ(r.done, 0);
+	fx_stop(&f);
+}
+
+static int abort_data_cb(al_http_call *call, const char *data, size_t len, void *ud)
+{
+	return -1;
+}
+
+AL_TEST(http_client_on_data_abort_and_body_cap)
+{
+	struct fixture f;
+	struct result r = {0}, big = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000, .on_data = abort_data_cb};
+	char u[128], u2[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/stream");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	url(u2, sizeof(u2), &f.peer, "/big");
+	req.url = u2;
+	req.on_data = NULL;
+	req.max_body_bytes = 1000;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &big, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, -ECANCELED);
+	AL_ASSERT_INT_EQ(big.done, 1);
+	AL_ASSERT_INT_EQ(big.err, -EFBIG);
+	fx_stop(&f);
+}
+
+/* Every allocation failure unwinds: request() fails cleanly or the call completes. */
+AL_TEST(http_client_alloc_failures)
+{
+	int seen_fail = 0, seen_ok = 0;
+
+	for (long n = 0; n < 400 && !seen_ok; n++) {
+		struct fixture f;
+		struct result r = {0};
+		struct al_http_client_req req = {.timeout_ms = 5000};
+		char u[128];
+		int rc;
+
+		peer_start(&f.peer);
+		AL_ASSERT_INT_EQ(uv_loop_init(&f.loop), 0);
+		url(u, sizeof(u), &f.peer, "/hello");
+		req.url = u;
+		al_alloc_fail_after(n);
+		rc = al_http_client_new(&f.loop, &f.client);
+		if (rc == 0) {
+			rc = al_http_client_request(f.client, &req, done_cb, &r, NULL);
+			if (rc == 0)
+				uv_run(&f.loop, UV_RUN_DEFAULT);
+		}
+		al_alloc_fail_after(-1);
+		if (rc < 0)
+			AL_ASSERT_INT_EQ(rc, -ENOMEM);
+		if (rc == 0 && r.done && r.err == 0 && r.status == 200) {
+			AL_ASSERT_STR_EQ(r.body, "hello");
+			seen_ok = 1;
+		} else {
+			seen_fail = 1;
+		}
+		al_http_client_free(f.client);
+		uv_run(&f.loop, UV_RUN_DEFAULT);
+		AL_ASSERT_INT_EQ(uv_loop_close(&f.loop), 0);
+		peer_stop(&f.peer);
+	}
+	AL_ASSERT(seen_fail);
+	AL_ASSERT(seen_ok);
+}
+
+/* ---- HTTPS against the project's TLS server on the same loop ---- */
+
+static EVP_PKEY *tls_write_key(const char *path)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	FILE *f;
+
+	AL_ASSERT_NOT_NULL(k);
+	f = fopen(path, "w");
+	AL_ASSERT_NOT_NULL(f);
+	AL_ASSERT_INT_EQ(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+	return k;
+}
+
+/* A throwaway self-signed certificate for 127.0.0.1, valid one day. */
+static void tls_make_cert(char *cert, char *key, size_t len)
+{
+	const char *dir = al_test_tmpdir();
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	X509_NAME *name;
+	EVP_PKEY *k;
+	FILE *f;
+
+	snprintf(cert, len, "%s/cert.pem", dir);
+	snprintf(key, len, "%s/key.pem", dir);
+	k = tls_write_key(key);
+	AL_ASSERT_NOT_NULL(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+				   -1, 0);
+	X509_set_issuer_name(x, name);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
+	AL_ASSERT_NOT_NULL(ext);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	AL_ASSERT(X509_sign(x, k, EVP_sha256()) > 0);
+	f = fopen(cert, "w");
+	AL_ASSERT_NOT_NULL(f);
+	AL_ASSERT_INT_EQ(PEM_write_X509(f, x), 1);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void tls_handler(al_http_req *req, void *ud)
+{
+	al_http_respond(req, 200, "text/plain", "over tls", 8);
+}
+
+AL_TEST(http_client_https_with_ca_file)
+{
+	char cert[512], key[512], u[128];
+	struct al_http_server_opts so = {.host = "127.0.0.1"};
+	struct result trusted = {0}, untrusted = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000};
+	uv_loop_t loop;
+	al_http_server *srv;
+	al_http_client *client;
+	char err[256];
+
+	tls_make_cert(cert, key, sizeof(cert));
+	so.tls_cert_file = cert;
+	so.tls_key_file = key;
+	AL_ASSERT_INT_EQ(uv_loop_init(&loop), 0);
+	AL_ASSERT_INT_EQ(
+	    al_http_server_start(&loop, &so, tls_handler, NULL, &srv, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_http_client_new(&loop, &client), 0);
+	snprintf(u, sizeof(u), "https://127.0.0.1:%d/x", al_http_server_port(srv));
+	req.url = u;
+	req.ca_file = cert;
+	AL_ASSERT_INT_EQ(al_http_client_request(client, &req, done_cb, &trusted, NULL), 0);
+	req.ca_file = NULL; /* the system bundle does not know our throwaway CA */
+	AL_ASSERT_INT_EQ(al_http_client_request(client, &req, done_cb, &untrusted, NULL), 0);
+	for (int i = 0; i < 100000 && !(trusted.done && untrusted.done); i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	AL_ASSERT_INT_EQ(trusted.err, 0);
+	AL_ASSERT_INT_EQ(trusted.status, 200);
+	AL_ASSERT_STR_EQ(trusted.body, "over tls");
+	AL_ASSERT_INT_EQ(untrusted.done, 1);
+	AL_ASSERT_INT_EQ(untrusted.err, -EPROTO);
+	AL_ASSERT(untrusted.error[0] != '\0');
+	al_http_client_free(client);
+	al_http_server_free(srv);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+}
