@@ -40,7 +40,7 @@ echo "- Events appended per second (\`$B/bench-append DIR $EVENTS 64\`): $A"
 
 # The control plane with the scripted model (a test double) answering at once.
 cat >"$T/script.json" <<'JSON'
-{"default": [{"content": [{"type": "text", "text": "done"}], "stop_reason": "end_turn"}]}
+{"steps": [{"content": [{"type": "text", "text": "done"}], "stop_reason": "end_turn"}]}
 JSON
 MP=$(port); SP=$(port)
 "$BIN" model-stub --listen "127.0.0.1:$MP" --script "$T/script.json" 2>"$T/stub.log" &

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { run, assert, assertEq } from './harness.mjs';
 
 const script = {
-	default: [
+	steps: [
 		{
 			content: [
 				{ type: 'text', text: 'I will write the file.' },
