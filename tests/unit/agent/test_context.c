@@ -1,5 +1,6 @@
 /* test_context.c - token estimate, budget and compaction (agent/context.c). */
 #include "agent/context.h"
+#include "core/alloc.h"
 #include "unit/unit.h"
 
 #include <errno.h>
@@ -414,4 +415,32 @@ AL_TEST(context_rejects_non_array)
 
 	AL_ASSERT_INT_EQ(al_ctx_compact(o, &lim, NULL, NULL, 0), -EINVAL);
 	json_decref(o);
+}
+
+AL_TEST(context_alloc_failures_unwind)
+{
+	/* Every allocation of a compaction that drops turns fails in turn. */
+	int ok = 0;
+
+	al_alloc_init();
+	for (long n = 0; n < 3000; n++) {
+		json_t *m;
+		struct al_ctx_limits lim = {.budget = 1500, .limit = 100000};
+		int rc;
+		al_alloc_fail_after(-1);
+		m = transcript(4, 4000);
+		AL_ASSERT_NOT_NULL(m);
+		al_alloc_fail_after(n);
+		rc = al_ctx_compact(m, &lim, NULL, NULL, 0);
+		al_alloc_fail_after(-1);
+		AL_ASSERT(rc == 0 || rc == -ENOMEM);
+		if (rc == 0) {
+			ok++;
+			assert_pairing(m);
+		}
+		json_decref(m);
+		if (ok > 0)
+			break;
+	}
+	AL_ASSERT_INT_EQ(ok, 1);
 }

@@ -5,6 +5,7 @@
  */
 #include "agent/permissions.h"
 #include "agent/transcript.h"
+#include "core/alloc.h"
 #include "unit/unit.h"
 
 #include <stdio.h>
@@ -324,8 +325,12 @@ AL_TEST(permissions_policies)
 	al_perm_evaluate(bare, "bash", &r);
 	AL_ASSERT_INT_EQ(r.perm, AL_PERM_ALLOW);
 	AL_ASSERT_STR_EQ(r.policy, "always_allow");
-	al_perm_evaluate(json_array(), "bash", &r); /* leaks nothing: jansson singleton-free */
+	json_decref(e);
+	e = json_array();
+	al_perm_evaluate(e, "bash", &r);
 	AL_ASSERT_INT_EQ(r.perm, AL_PERM_DENY);
+	json_decref(e);
+	e = json_object();
 	al_perm_evaluate(tools, "grep", &r);
 	AL_ASSERT_INT_EQ(r.perm, AL_PERM_ASK);
 	AL_ASSERT_INT_EQ(al_perm_annotate(e, &r), 0);
@@ -419,4 +424,39 @@ AL_TEST(transcript_response_events)
 	json_decref(out);
 	json_decref(msg);
 	json_decref(tools);
+}
+
+AL_TEST(transcript_alloc_failures_unwind)
+{
+	/* Every allocation of building messages and a response fails in turn. */
+	json_t *e = events("[" MSG "," RUN "," START ","
+			   "{\"type\":\"agent.message\",\"id\":\"m1\",\"content\":[{\"type\":"
+			   "\"text\",\"text\":\"x\"}]}," BASH "," END "," RESULT
+			   ",{\"type\":\"user.interrupt\"}]");
+	json_t *tools = ev("[{\"type\":\"agent_toolset_20260401\"}]");
+	json_t *msg = ev("{\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"tool_use\","
+			 "\"id\":\"t\",\"name\":\"bash\",\"input\":{\"command\":\"ls\"}}]}");
+	int ok = 0;
+
+	al_alloc_init();
+	for (long n = 0; n < 400; n++) {
+		json_t *m, *r;
+		struct al_turn_state st;
+		int rc;
+		al_alloc_fail_after(n);
+		m = al_transcript_messages(e, json_array_size(e));
+		r = al_transcript_response_events(msg, tools);
+		rc = al_transcript_analyze(e, &st);
+		al_alloc_fail_after(-1);
+		if (m != NULL && r != NULL && rc == 0)
+			ok++;
+		if (rc == 0)
+			al_turn_state_clear(&st);
+		json_decref(m);
+		json_decref(r);
+	}
+	AL_ASSERT(ok > 0); /* the budget of 400 is enough for a full success */
+	json_decref(e);
+	json_decref(tools);
+	json_decref(msg);
 }
