@@ -62,23 +62,23 @@ struct al_event {
 	char *body; /* owned, NUL-terminated JSON text of the whole event */
 };
 
-void al_doc_clear(struct al_doc *d);			 /* frees body, zeroes */
-void al_doc_array_free(struct al_doc *d, size_t n);	 /* clears each, frees array */
+void al_doc_clear(struct al_doc *d);		    /* frees body, zeroes */
+void al_doc_array_free(struct al_doc *d, size_t n); /* clears each, frees array */
 void al_event_clear(struct al_event *e);
 void al_event_array_free(struct al_event *e, size_t n);
 
 /* ---- queries ---- */
 
 struct al_doc_query {
-	const char *ref;	    /* NULL: any */
-	const char *ref2;	    /* NULL: any */
-	const char *const *states;  /* NULL-terminated list; NULL: any */
-	int include_archived;	    /* 0: skip archived_ms != 0 */
-	int64_t sort_ms_before;	    /* > 0: only sort_ms < this */
-	const char *after_id;	    /* cursor: only ids > this */
-	const char *before_id;	    /* cursor: only ids < this */
-	int descending;		    /* 1: newest (largest id) first */
-	size_t limit;		    /* 0: all */
+	const char *ref;	   /* NULL: any */
+	const char *ref2;	   /* NULL: any */
+	const char *const *states; /* NULL-terminated list; NULL: any */
+	int include_archived;	   /* 0: skip archived_ms != 0 */
+	int64_t sort_ms_before;	   /* > 0: only sort_ms < this */
+	const char *after_id;	   /* cursor: only ids > this */
+	const char *before_id;	   /* cursor: only ids < this */
+	int descending;		   /* 1: newest (largest id) first */
+	size_t limit;		   /* 0: all */
 };
 
 struct al_event_query {
@@ -134,8 +134,7 @@ struct al_store_backend_ops {
 	int (*doc_delete)(void *be, const char *kind, const char *id);
 	int (*doc_list)(void *be, const char *kind, const struct al_doc_query *q,
 			struct al_doc **out, size_t *n, int *has_more);
-	int (*doc_count)(void *be, const char *kind, const struct al_doc_query *q,
-			 int64_t *count);
+	int (*doc_count)(void *be, const char *kind, const struct al_doc_query *q, int64_t *count);
 	int (*event_append)(void *be, struct al_event *e);
 	int (*event_get)(void *be, const char *session_id, const char *id, struct al_event *out);
 	int (*event_list)(void *be, const struct al_event_query *q, struct al_event **out,
@@ -143,11 +142,45 @@ struct al_store_backend_ops {
 	int (*event_count)(void *be, const char *session_id, int64_t *count);
 	int (*event_delete_session)(void *be, const char *session_id);
 	void (*close)(void *be);
+	/*
+	 * Optional (added): per-job savepoints inside a begin/commit, so the
+	 * executor can group consecutive jobs into one transaction while a
+	 * failing job undoes only its own writes. All three NULL: one
+	 * transaction per job. release/rollback_to return -ECANCELED when the
+	 * backend already lost the enclosing transaction (SQLite rolls back
+	 * by itself on some I/O and out-of-memory errors); the executor then
+	 * fails every job of the group.
+	 */
+	int (*savepoint)(void *be);
+	int (*release)(void *be);
+	int (*rollback_to)(void *be);
 };
 
-/* SQLite backend: opens (creating) DIR/airlock.db in WAL mode. */
+/*
+ * SQLite backend: opens (creating) DIR/airlock.db in WAL mode. The
+ * synchronous level comes from the environment: AIRLOCK_SQLITE_SYNC=full
+ * selects FULL, unset or "normal" selects NORMAL, anything else is -EINVAL.
+ * On success *be is owned by the caller until handed to al_store_start (or
+ * released with (*ops)->close). err gets a human-readable reason on failure.
+ */
 int al_store_sqlite_open(const char *dir, const struct al_store_backend_ops **ops, void **be,
 			 char *err, size_t errlen);
+
+/* Added: explicit options for al_store_sqlite_open_opts. */
+struct al_store_sqlite_opts {
+	/*
+	 * 0: synchronous=NORMAL (durable across process crashes; a power loss
+	 * can lose the last commits, never corrupt). 1: synchronous=FULL (every
+	 * commit survives power loss, at the cost of an fsync per commit).
+	 */
+	int sync_full;
+	int busy_timeout_ms; /* 0: 5000 */
+};
+int al_store_sqlite_open_opts(const char *dir, const struct al_store_sqlite_opts *opts,
+			      const struct al_store_backend_ops **ops, void **be, char *err,
+			      size_t errlen);
+/* Added, for tests: the connection's PRAGMA synchronous (1 NORMAL, 2 FULL), or < 0. */
+int al_store_sqlite_synchronous(void *be);
 
 /* ---- the executor ---- */
 
@@ -160,26 +193,43 @@ typedef int (*al_store_fn)(al_store_tx *tx, void *ud);
 typedef void (*al_store_done_cb)(int rc, void *ud);
 
 /*
- * Starts the store thread over an opened backend (takes ownership of be).
- * Completions are delivered on `loop` through a uv_async_t.
+ * Starts the store thread over an opened backend (takes ownership of be,
+ * even on failure: then be is closed). Completions are delivered on `loop`
+ * through a uv_async_t. Call from the loop thread. The async handle holds a
+ * loop reference only while submitted jobs await their done callback, so
+ * uv_run(UV_RUN_DEFAULT) returns once an idle store's work is delivered. Consecutive queued jobs
+ * may share one backend transaction, each in its own savepoint (store.c):
+ * a job's writes still commit iff it returns >= 0, except that a failed
+ * COMMIT fails every job of its group with the commit error.
  */
 int al_store_start(uv_loop_t *loop, const struct al_store_backend_ops *ops, void *be,
 		   al_store **out);
 /* Convenience: al_store_sqlite_open + al_store_start. */
 int al_store_open_sqlite(uv_loop_t *loop, const char *dir, al_store **out, char *err,
 			 size_t errlen);
-/* Queues fn; done (may be NULL) fires on the loop thread. Order is FIFO. */
+/*
+ * Queues fn; done (may be NULL) fires on the loop thread. Order is FIFO:
+ * jobs run, and their done callbacks fire, in submission order. Loop thread
+ * only. -ENOMEM, or -ESHUTDOWN after al_store_close (done is then not called).
+ */
 int al_store_submit(al_store *s, al_store_fn fn, al_store_done_cb done, void *ud);
 /*
  * Runs fn on the store thread and waits for it, without running the loop.
- * For start-up code and tests only; never from a request handler.
+ * For start-up code and tests only; never from a request handler, never
+ * from inside an al_store_fn (deadlock). Ordered FIFO with al_store_submit.
+ * Returns fn's value, or the commit error. -ESHUTDOWN after al_store_close.
  */
 int al_store_call(al_store *s, al_store_fn fn, void *ud);
 /*
  * Finishes queued work (their callbacks still fire when the loop runs),
  * stops the thread, closes the backend. Then the async handle is closed;
- * the al_store is freed once the loop has processed that close.
+ * the al_store is freed once the loop has processed that close, so the
+ * caller must run the loop afterwards (uv_run) before closing it. Blocks
+ * until the queued jobs have run. Done callbacks firing after the close get
+ * -ESHUTDOWN from al_store_submit. Loop thread only; a second call is a no-op.
  */
 void al_store_close(al_store *s);
+/* Added: jobs run and transactions begun so far (grouping shows as jobs > tx). */
+void al_store_stats(al_store *s, uint64_t *jobs, uint64_t *transactions);
 
 #endif
