@@ -53,10 +53,10 @@ static int insert_admin_fn(al_store_tx *tx, void *ud)
 	snprintf(d.kind, sizeof(d.kind), "key");
 	if ((rc = al_id_new("akey", d.id, sizeof(d.id))) < 0)
 		goto done;
-	al_api_strlcpy(d.ref, b->hash, sizeof(d.ref));
+	al_api_key_ref(b->hash, d.ref);
 	snprintf(d.state, sizeof(d.state), "admin");
 	d.created_ms = d.updated_ms = b->now_ms;
-	body = json_pack("{s:s, s:s}", "type", "api_key", "id", d.id);
+	body = json_pack("{s:s, s:s, s:s}", "type", "api_key", "id", d.id, "sha256", b->hash);
 	if (body == NULL) {
 		rc = -ENOMEM;
 		goto done;
@@ -183,8 +183,8 @@ int al_api_start(uv_loop_t *loop, const struct al_api_config *cfg, al_api **out,
 	ho.tls_cert_file = cfg->tls_cert_file;
 	ho.tls_key_file = cfg->tls_key_file;
 	ho.max_body_bytes = cfg->max_body_bytes;
-	if ((rc = al_http_server_start(loop, &ho, al_api_router_cb, api, &api->http, err,
-				       errlen)) < 0)
+	if ((rc = al_http_server_start(loop, &ho, al_api_router_cb, api, &api->http, err, errlen)) <
+	    0)
 		goto fail;
 	/* The model provider and client are wired in by the agent branch. */
 	api->provider = NULL;
@@ -195,8 +195,8 @@ int al_api_start(uv_loop_t *loop, const struct al_api_config *cfg, al_api **out,
 		goto fail;
 	}
 #endif
-	al_info("api", "listening on %s:%d (%s)", cfg->listen_host,
-		al_http_server_port(api->http), cfg->tls_cert_file ? "https" : "http");
+	al_info("api", "listening on %s:%d (%s)", cfg->listen_host, al_http_server_port(api->http),
+		cfg->tls_cert_file ? "https" : "http");
 	*out = api;
 	return 0;
 fail:

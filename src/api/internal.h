@@ -210,6 +210,13 @@ void al_api_router_cb(al_http_req *req, void *ud);
 
 /* ---- auth ---- */
 
+/*
+ * A credential is stored as its SHA-256: the doc's ref column holds the
+ * first AL_ID_MAX-1 (63) hex digits, which is what the index can hold, and
+ * the body's "sha256" holds all 64, compared in constant time on lookup.
+ */
+void al_api_key_ref(const char *hash_hex, char ref[AL_ID_MAX]);
+
 /* Drops every cached credential (call after any revocation). */
 void al_api_auth_cache_clear(al_api *api);
 /* Frees the cache (al_api_free). */

@@ -61,7 +61,7 @@ static int create_fn(al_store_tx *tx, struct al_api_job *job)
 	if ((rc = al_id_new("ekey", d.id, sizeof(d.id))) < 0)
 		goto done;
 	al_api_strlcpy(k->key_id, d.id, sizeof(k->key_id));
-	al_api_strlcpy(d.ref, hash, sizeof(d.ref));
+	al_api_key_ref(hash, d.ref);
 	al_api_strlcpy(d.ref2, job->p[0], sizeof(d.ref2));
 	snprintf(d.state, sizeof(d.state), "environment");
 	d.created_ms = d.updated_ms = job->now_ms;

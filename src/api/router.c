@@ -177,6 +177,12 @@ static void cache_put(al_api *api, const char *hash, const struct al_auth *auth)
 	slot->auth = *auth;
 }
 
+void al_api_key_ref(const char *hash_hex, char ref[AL_ID_MAX])
+{
+	memcpy(ref, hash_hex, AL_ID_MAX - 1);
+	ref[AL_ID_MAX - 1] = '\0';
+}
+
 void al_api_auth_cache_clear(al_api *api)
 {
 	struct al_api_priv *pv = al_api_priv(api);
@@ -253,17 +259,23 @@ static int lookup_fn(al_store_tx *tx, void *ud)
 	struct dispatch *d = ud;
 	struct al_doc_query q = {0};
 	struct al_doc *docs = NULL;
+	char ref[AL_ID_MAX];
 	size_t n = 0;
 	int more = 0, rc;
 
-	q.ref = d->hash;
+	al_api_key_ref(d->hash, ref);
+	q.ref = ref;
 	q.limit = 4;
 	rc = al_store_doc_list(tx, "key", &q, &docs, &n, &more);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < n && !d->found; i++) {
 		struct al_doc *k = &docs[i];
-		if (strlen(k->ref) != 64 || !al_ct_equal(k->ref, d->hash, 64))
+		json_t *kb = al_api_doc_json(k);
+		const char *full = json_string_value(json_object_get(kb, "sha256"));
+		int match = full != NULL && strlen(full) == 64 && al_ct_equal(full, d->hash, 64);
+		json_decref(kb);
+		if (!match)
 			continue;
 		memset(&d->auth, 0, sizeof(d->auth));
 		al_api_strlcpy(d->auth.key_id, k->id, AL_ID_MAX);

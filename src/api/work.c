@@ -35,11 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERRLEN 256
+#define ERRLEN		   256
 #define DEFAULT_RECLAIM_MS 5000
-#define DEFAULT_TTL_S 90
-#define MAX_TTL_S 3600
-#define WORKERS_WINDOW_MS 30000
+#define DEFAULT_TTL_S	   90
+#define MAX_TTL_S	   3600
+#define WORKERS_WINDOW_MS  30000
 
 /* ---- rendering ---- */
 
@@ -283,7 +283,8 @@ static int pick(al_store_tx *tx, const char *env, int64_t now, int64_t reclaim_m
 			return rc;
 		for (i = 0; i < n; i++) {
 			json_t *b = al_api_doc_json(&docs[i]);
-			int64_t ttl = json_integer_value(json_object_get(lease_of(b), "ttl_seconds"));
+			int64_t ttl =
+			    json_integer_value(json_object_get(lease_of(b), "ttl_seconds"));
 			json_decref(b);
 			if (ttl <= 0)
 				ttl = DEFAULT_TTL_S;
@@ -347,12 +348,12 @@ static int claim_fn(al_store_tx *tx, struct al_api_job *job)
 	snprintf(k.kind, sizeof(k.kind), "key");
 	if ((rc = al_id_new("stok", k.id, sizeof(k.id))) < 0)
 		goto done;
-	al_api_strlcpy(k.ref, hash, sizeof(k.ref));
+	al_api_key_ref(hash, k.ref);
 	al_api_strlcpy(k.ref2, d.ref2, sizeof(k.ref2));
 	snprintf(k.state, sizeof(k.state), "session");
 	k.created_ms = k.updated_ms = job->now_ms;
-	kb = json_pack("{s:s, s:s, s:s}", "type", "sessions_token", "work_id", d.id,
-		       "environment_id", d.ref);
+	kb = json_pack("{s:s, s:s, s:s, s:s}", "type", "sessions_token", "work_id", d.id,
+		       "environment_id", d.ref, "sha256", hash);
 	if (kb == NULL || (rc = al_api_doc_set_body(&k, kb)) < 0 ||
 	    (rc = al_store_doc_insert(tx, &k)) < 0) {
 		rc = rc < 0 ? rc : -ENOMEM;
@@ -615,8 +616,7 @@ void al_work_state_free(al_api *api)
 	}
 }
 
-static int query_int(al_http_req *req, const char *name, long long lo, long long hi,
-		     long long *out)
+static int query_int(al_http_req *req, const char *name, long long lo, long long hi, long long *out)
 {
 	const char *v = al_http_req_query(req, name);
 	char *end;
@@ -688,8 +688,9 @@ static int ack_fn(al_store_tx *tx, struct al_api_job *job)
 		    (rc = al_store_doc_update(tx, &d, 0)) < 0)
 			goto done;
 	} else if (strcmp(d.state, "starting") != 0) {
-		rc = al_api_job_fail(job, 409, NULL, "work item %s is %s and cannot be acknowledged",
-				     job->p[1], d.state);
+		rc =
+		    al_api_job_fail(job, 409, NULL, "work item %s is %s and cannot be acknowledged",
+				    job->p[1], d.state);
 		goto done;
 	}
 	job->out = render_work(&d);
@@ -737,8 +738,7 @@ static int heartbeat_fn(al_store_tx *tx, struct al_api_job *job)
 		rc = 0;
 		goto done;
 	}
-	if (h->has_expected &&
-	    strcmp(h->expected, last ? last : "NO_HEARTBEAT") != 0) {
+	if (h->has_expected && strcmp(h->expected, last ? last : "NO_HEARTBEAT") != 0) {
 		json_t *det = json_pack("{s:s, s:o}", "error_code", "heartbeat_precondition_failed",
 					"current_state", lease_state(last, 0, d.state, ttl));
 		rc = al_api_job_fail(job, 412, NULL,
