@@ -22,21 +22,13 @@
 #include "agent/permissions.h"
 #include "agent/provider.h"
 #include "agent/transcript.h"
+#include "api/work.h"
 #include "core/alloc.h"
 #include "core/log.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-/*
- * The work queue's transactional calls (src/api/work.h, branch al/api).
- * Declared here until that header is on this branch; the definitions come
- * from the API's work module at link time.
- */
-int al_work_enqueue_tx(al_store_tx *tx, const char *environment_id, const char *session_id,
-		       char work_id_out[64]);
-int al_work_stop_for_session_tx(al_store_tx *tx, const char *session_id);
 
 struct stash {
 	int ok;
@@ -89,6 +81,21 @@ static struct sess *sess_get(struct al_agent *ag, const char *id)
 	s->next = ag->sessions;
 	ag->sessions = s;
 	return s;
+}
+
+static void stash_free(struct stash *st);
+
+static void sess_drop(struct sess *s)
+{
+	struct sess **pp = &s->ag->sessions;
+
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp == s)
+		*pp = s->next;
+	json_decref(s->call_agent);
+	stash_free(s->stash);
+	al_free(s);
 }
 
 static void stash_free(struct stash *st)
@@ -213,13 +220,12 @@ struct append {
 static int work_hook(al_store_tx *tx, const char *session_id, json_t *events, void *ud)
 {
 	struct append *a = ud;
-	char work_id[64];
+	char work_id[AL_ID_MAX];
 	int rc = 0;
 
 	if (a->stop_work) {
+		/* returns how many items changed; none is fine (no toolset, no item) */
 		rc = al_work_stop_for_session_tx(tx, session_id);
-		if (rc == -ENOENT) /* nothing to stop: a turn without the toolset */
-			rc = 0;
 	}
 	if (rc >= 0 && a->enqueue_work)
 		rc = al_work_enqueue_tx(tx, a->env, session_id, work_id);
@@ -355,14 +361,28 @@ static void appended_cb(struct sess *s, int rc, json_t *events)
 }
 
 static void request_loaded_cb(struct sess *s, int rc, json_t *body, json_t *events, void *ud);
+static void fail_turn(struct sess *s, const char *start_id, const char *kind, const char *msg,
+		      const char *env);
 
 static void start_appended_cb(struct sess *s, int rc, json_t *events)
 {
 	const char *start_id = json_string_value(
 	    json_object_get(json_array_get(events, json_array_size(events) - 1), "id"));
 
+	if (rc == -ENOENT) { /* the session is gone */
+		s->busy = 0;
+		return;
+	}
 	if (rc < 0 || start_id == NULL) {
-		appended_cb(s, rc < 0 ? rc : -EINVAL, events);
+		/*
+		 * E.g. the work item could not be enqueued. Report it and end the
+		 * turn instead of leaving the message unanswered; the session.error
+		 * consumes the inputs, so this does not repeat.
+		 */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "the turn could not be started: %s",
+			 strerror(rc < 0 ? -rc : EINVAL));
+		fail_turn(s, NULL, "unknown_error", msg, NULL);
 		return;
 	}
 	snprintf(s->call_start_id, sizeof(s->call_start_id), "%s", start_id);
@@ -429,6 +449,11 @@ static void request_loaded_cb(struct sess *s, int rc, json_t *body, json_t *even
 		    json_string_value(json_object_get(json_array_get(events, upto), "id"));
 		if (id != NULL && strcmp(id, s->call_start_id) == 0)
 			break;
+	}
+	if (p == NULL) {
+		fail_turn(s, s->call_start_id, "model_request_failed_error",
+			  "no model provider is configured on this server", env);
+		goto done;
 	}
 	req = al_transcript_request_base(agent, events, upto, AL_AGENT_MAX_TOKENS);
 	messages = al_transcript_messages(events, upto);
@@ -589,6 +614,17 @@ static void decided(struct sess *s, int rc, json_t *body, json_t *events, void *
 	case AL_TURN_NONE:
 		json_decref(evs);
 		evs = NULL;
+		if (!st.turn_open && !s->calling && !s->stash && !s->dirty && !s->work_lost) {
+			/*
+			 * Nothing in flight and no turn open: drop the record so memory
+			 * follows active sessions, not all sessions ever seen. Nothing
+			 * else points at it (no call, no store job, no append). The
+			 * calibration factor goes with it; the next turn's first
+			 * response sets it again.
+			 */
+			sess_drop(s);
+			goto done;
+		}
 		finish(s);
 		goto done;
 	case AL_TURN_INTERRUPT:
@@ -762,7 +798,8 @@ int al_agent_start(al_api *api, struct al_agent **out)
 	struct recover r = {0};
 	int rc = -EINVAL;
 
-	if (api == NULL || api->store == NULL || api->bus == NULL || api->provider == NULL)
+	/* No provider (none configured yet) is allowed: turns then fail with a session.error. */
+	if (api == NULL || api->store == NULL || api->bus == NULL)
 		goto fail;
 	rc = -ENOMEM;
 	ag = al_calloc(1, sizeof(*ag));

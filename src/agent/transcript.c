@@ -576,10 +576,13 @@ int al_transcript_analyze(const json_t *events, struct al_turn_state *st)
 				    json_object_get(ev, "stop_reason"), "event_ids"));
 			}
 		} else if (is(type, "session.error")) {
-			/* the failed call's inputs are flushed with the turn */
-			seen_inputs = start_inputs > seen_inputs ? start_inputs : seen_inputs;
-			seen_messages =
-			    start_messages > seen_messages ? start_messages : seen_messages;
+			/*
+			 * The turn is dead and its queued inputs are flushed (the
+			 * SDK's retries_exhausted), so a failure never repeats by
+			 * itself; the next user.message starts a new turn.
+			 */
+			seen_inputs = inputs;
+			seen_messages = messages;
 		} else if (is(type, "user.message")) {
 			inputs++;
 			messages++;

@@ -79,9 +79,9 @@ enum al_sess_status {
 /*
  * What the event log says about the current turn. A model request's inputs
  * are the events before its span.model_request_start; a successful
- * span.model_request_end (is_error false) marks them seen, and so does a
- * session.error after the call (the failed turn's inputs are flushed). A
- * user.interrupt consumes every input before it. A turn ends with a
+ * span.model_request_end (is_error false) marks them seen. A session.error
+ * (the turn is dead, its queue flushed) and a user.interrupt consume every
+ * input before them. A turn ends with a
  * session.status_idle whose stop_reason is not requires_action (open calls
  * are closed; inputs are not consumed, so a message that raced the idle
  * starts the next turn) or with a user.interrupt.

@@ -13,6 +13,7 @@
 #include "agent/loop.h"
 #include "agent/provider.h"
 #include "api/bus.h"
+#include "api/work.h"
 #include "core/alloc.h"
 #include "core/rand.h"
 #include "store/store.h"
@@ -21,51 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/*
- * TEST-LOCAL STAND-IN for the work queue's transactional calls
- * (src/api/work.c on branch al/api, not merged here yet). Remove once
- * `git merge al/api` brings the real ones. It records a "work" document so
- * the tests can check that enqueue and stop happen in the turn's
- * transactions.
- */
-int al_work_enqueue_tx(al_store_tx *tx, const char *environment_id, const char *session_id,
-		       char work_id_out[64]);
-int al_work_stop_for_session_tx(al_store_tx *tx, const char *session_id);
-
-int al_work_enqueue_tx(al_store_tx *tx, const char *environment_id, const char *session_id,
-		       char work_id_out[64])
-{
-	struct al_doc d;
-	char body[256];
-
-	memset(&d, 0, sizeof(d));
-	snprintf(d.kind, sizeof(d.kind), "work");
-	al_id_new("work", d.id, sizeof(d.id));
-	snprintf(d.ref, sizeof(d.ref), "%s", environment_id);
-	snprintf(d.ref2, sizeof(d.ref2), "%s", session_id);
-	snprintf(d.state, sizeof(d.state), "queued");
-	snprintf(body, sizeof(body), "{\"id\":\"%s\"}", d.id);
-	d.body = body;
-	snprintf(work_id_out, 64, "%s", d.id);
-	return al_store_doc_insert(tx, &d);
-}
-
-int al_work_stop_for_session_tx(al_store_tx *tx, const char *session_id)
-{
-	static const char *const live[] = {"queued", "starting", "active", NULL};
-	struct al_doc_query q = {.ref2 = session_id, .states = live};
-	struct al_doc *docs = NULL;
-	size_t n = 0;
-	int rc = al_store_doc_list(tx, "work", &q, &docs, &n, NULL);
-
-	for (size_t i = 0; rc >= 0 && i < n; i++) {
-		snprintf(docs[i].state, sizeof(docs[i].state), "stopped");
-		rc = al_store_doc_update(tx, &docs[i], 0);
-	}
-	al_doc_array_free(docs, n);
-	return rc < 0 ? rc : (n ? 0 : -ENOENT);
-}
 
 /* ---- the scripted model (TEST DOUBLE) ---- */
 
@@ -860,5 +816,28 @@ AL_TEST(loop_work_lost_reschedules)
 	list(&f, &l);
 	AL_ASSERT_INT_EQ(count_type(l.events, "session.status_rescheduled"), 1);
 	listing_clear(&l);
+	fx_close(&f);
+}
+
+AL_TEST(loop_without_provider_fails_the_turn)
+{
+	struct fx f;
+	struct listing l = {0};
+	json_t *err;
+
+	fx_open(&f, TOOLSET_ALLOW);
+	f.api.provider = NULL; /* a server started before any model is configured */
+	post(&f, USER_MSG);
+	list(&f, &l);
+	err = json_object_get(nth_of_type(l.events, "session.error", 0), "error");
+	AL_ASSERT_NOT_NULL(err);
+	AL_ASSERT(strstr(json_string_value(json_object_get(err, "message")), "no model provider"));
+	AL_ASSERT_STR_EQ(stop_reason(nth_of_type(l.events, "session.status_idle", 0)),
+			 "retries_exhausted");
+	/* the failure consumed the message: nothing repeats */
+	AL_ASSERT_INT_EQ(count_type(l.events, "session.error"), 1);
+	AL_ASSERT_STR_EQ(json_string_value(json_array_get(l.work, 0)), "stopped");
+	listing_clear(&l);
+	f.api.provider = &f.sc.base;
 	fx_close(&f);
 }
