@@ -333,11 +333,6 @@ static const char *stop_reason(json_t *idle)
 /* The last message of request i, and its first block. */
 static json_t *last_block(struct fx *f, size_t i)
 {
-	if (getenv("DUMP")) {
-		char *d = json_dumps(json_array_get(f->sc.requests, i), JSON_COMPACT);
-		fprintf(stderr, "%s\n", d);
-		free(d);
-	}
 	json_t *msgs = json_object_get(json_array_get(f->sc.requests, i), "messages");
 	json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
 
