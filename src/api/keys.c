@@ -74,7 +74,11 @@ static int create_fn(al_store_tx *tx, struct al_api_job *job)
 	if (k->name != NULL)
 		json_object_set(body, "name", k->name);
 	al_api_set_time(body, "created_at", job->now_ms);
-	if ((rc = al_api_doc_set_body(&d, body)) < 0)
+	/* The stored body carries the full hash; the response never does. */
+	json_object_set_new(body, "sha256", json_string(hash));
+	rc = al_api_doc_set_body(&d, body);
+	json_object_del(body, "sha256");
+	if (rc < 0)
 		goto done;
 	rc = al_store_doc_insert(tx, &d);
 	job->out = body;

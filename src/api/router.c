@@ -239,7 +239,12 @@ static void dispatch_run(struct dispatch *d)
 			     d->route->method, d->route->pattern);
 		return;
 	}
-	if (!beta_ok(d->req)) {
+	/*
+	 * Managed Agents endpoints require the beta header, as the real API does.
+	 * Environment keys are airlock's own endpoint (no SDK method sends the
+	 * header for it), so they are exempt.
+	 */
+	if (strstr(d->route->pattern, "/keys") == NULL && !beta_ok(d->req)) {
 		al_api_error(d->req, 400, NULL,
 			     "this endpoint is in beta: send the header anthropic-beta: %s",
 			     AL_API_BETA);

@@ -30,6 +30,10 @@
 #include "core/hash.h"
 #include "core/log.h"
 
+#ifdef AL_HAVE_AGENT
+#include "agent/loop.h"
+#endif
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,7 +298,7 @@ static int pick(al_store_tx *tx, const char *env, int64_t now, int64_t reclaim_m
 		if (i < n) {
 			*out = docs[i];
 			memset(&docs[i], 0, sizeof(docs[i]));
-			*reclaimed = 1;
+			*reclaimed = 2; /* a lapsed lease, not just an unacked delivery */
 		}
 		al_doc_array_free(docs, n);
 		return 0;
@@ -505,14 +509,15 @@ static void claim_done(struct al_api_job *job, int rc)
 		goto done;
 	}
 	if (c->found) {
+		/* The delivery revoked the item's previous token: forget cached ones. */
+		al_api_auth_cache_clear(p->api);
 		al_info("api", "work %s of session %s delivered in %s", c->work_id, c->session_id,
 			p->env);
-		if (c->reclaimed) {
-			json_t *ev = json_pack("[{s:s}]", "type", "session.status_rescheduled");
-			if (ev != NULL)
-				al_bus_append(p->api->bus, c->session_id, ev, NULL, NULL, NULL);
-			json_decref(ev);
-		}
+#ifdef AL_HAVE_AGENT
+		/* A lapsed lease: the loop reports session.status_rescheduled. */
+		if (c->reclaimed == 2 && p->api->agent != NULL)
+			al_agent_on_work_lost(p->api->agent, c->session_id);
+#endif
 		poll_finish(p, 200, c->body.data, c->body.len);
 		goto done;
 	}
