@@ -1,0 +1,863 @@
+/*
+ * loop.c - the agent loop (see loop.h for the event protocol).
+ *
+ * Shape of one step for a session:
+ *
+ *   step() --store--> loaded_cb(): analyse the log, decide
+ *                       |-- NONE: done
+ *                       |-- status/idle events: bus append --> appended_cb() --> step()
+ *                       `-- START/CALL: append [running?] span.model_request_start
+ *                             --> start_appended_cb() --store--> request_loaded_cb():
+ *                                 build the request from the events BEFORE the span
+ *                                 start, compact it, call the provider --> step()
+ *   provider done --> model_done_cb(): append the response + span end --> step()
+ *
+ * A session's steps never overlap (busy/dirty), and a response that arrives
+ * during a step waits in `stash` until the step ends, so every append is
+ * decided on the log as it stands.
+ */
+#include "agent/loop.h"
+
+#include "agent/context.h"
+#include "agent/permissions.h"
+#include "agent/provider.h"
+#include "agent/transcript.h"
+#include "api/work.h"
+#include "core/alloc.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+struct stash {
+	int ok;
+	json_t *message; /* owned: the response */
+	char error_type[64];
+	char error_message[256];
+};
+
+struct sess {
+	struct sess *next;
+	struct al_agent *ag;
+	char id[AL_ID_MAX];
+	int busy;      /* a step is running */
+	int dirty;     /* something happened during the step: step again after it */
+	int work_lost; /* al_agent_on_work_lost was called: emit rescheduled */
+	int calling;   /* a provider call is in flight */
+	al_model_call *call;
+	char call_start_id[AL_ID_MAX]; /* the span.model_request_start of that call */
+	json_t *call_agent;	       /* owned: agent snapshot the call was made with */
+	int64_t call_estimate;	       /* raw token estimate of the request */
+	double scale;		       /* calibration: actual/estimated input tokens */
+	struct stash *stash;	       /* response waiting for the step to end */
+};
+
+struct al_agent {
+	al_api *api;
+	struct sess *sessions;
+	int stopping;
+	int freed;
+	unsigned pending; /* store jobs and bus appends whose callbacks have not fired */
+};
+
+static void step(struct sess *s);
+
+/* ---- memory ---- */
+
+static struct sess *sess_get(struct al_agent *ag, const char *id)
+{
+	struct sess *s;
+
+	for (s = ag->sessions; s != NULL; s = s->next)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	s = al_calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->ag = ag;
+	s->scale = 1.0;
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	s->next = ag->sessions;
+	ag->sessions = s;
+	return s;
+}
+
+static void stash_free(struct stash *st);
+
+static void sess_drop(struct sess *s)
+{
+	struct sess **pp = &s->ag->sessions;
+
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp == s)
+		*pp = s->next;
+	json_decref(s->call_agent);
+	stash_free(s->stash);
+	al_free(s);
+}
+
+static void stash_free(struct stash *st)
+{
+	if (st == NULL)
+		return;
+	json_decref(st->message);
+	al_free(st);
+}
+
+static void agent_destroy(struct al_agent *ag)
+{
+	struct sess *s = ag->sessions, *next;
+
+	for (; s != NULL; s = next) {
+		next = s->next;
+		json_decref(s->call_agent);
+		stash_free(s->stash);
+		al_free(s);
+	}
+	al_free(ag);
+}
+
+/* A callback fired: returns 1 when the agent is gone and the caller must only clean up. */
+static int release(struct al_agent *ag)
+{
+	ag->pending--;
+	if (ag->freed) {
+		if (ag->pending == 0)
+			agent_destroy(ag);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- loading a session ---- */
+
+struct load {
+	struct sess *s;
+	char id[AL_ID_MAX];
+	struct al_doc doc;
+	struct al_event *evs;
+	size_t n;
+	void (*then)(struct sess *s, int rc, json_t *body, json_t *events, void *ud);
+	void *ud;
+};
+
+static int load_fn(al_store_tx *tx, void *ud)
+{
+	struct load *l = ud;
+	struct al_event_query q = {.session_id = l->id};
+	int has_more = 0, rc;
+
+	rc = al_store_doc_get(tx, "session", l->id, &l->doc);
+	if (rc < 0)
+		return rc;
+	return al_store_event_list(tx, &q, &l->evs, &l->n, &has_more);
+}
+
+static void load_done(int rc, void *ud)
+{
+	struct load *l = ud;
+	json_t *body = NULL, *events = NULL;
+
+	if (release(l->s->ag))
+		goto done;
+	if (rc >= 0) {
+		body = json_loads(l->doc.body ? l->doc.body : "", 0, NULL);
+		events = json_array();
+		if (body == NULL || events == NULL)
+			rc = -EINVAL;
+		for (size_t i = 0; rc >= 0 && i < l->n; i++) {
+			json_t *e = json_loads(l->evs[i].body, 0, NULL);
+			if (e == NULL) {
+				al_warn("agent", "session=%s event=%s: unreadable event skipped",
+					l->id, l->evs[i].id);
+				continue;
+			}
+			json_array_append_new(events, e);
+		}
+	}
+	l->then(l->s, rc, body, events, l->ud);
+done:
+	json_decref(body);
+	json_decref(events);
+	al_doc_clear(&l->doc);
+	al_event_array_free(l->evs, l->n);
+	al_free(l);
+}
+
+static int load(struct sess *s, void (*then)(struct sess *, int, json_t *, json_t *, void *),
+		void *ud)
+{
+	struct load *l = al_calloc(1, sizeof(*l));
+	int rc;
+
+	if (l == NULL)
+		return -ENOMEM;
+	l->s = s;
+	l->then = then;
+	l->ud = ud;
+	snprintf(l->id, sizeof(l->id), "%s", s->id);
+	rc = al_store_submit(s->ag->api->store, load_fn, load_done, l);
+	if (rc < 0) {
+		al_free(l);
+		return rc;
+	}
+	s->ag->pending++;
+	return 0;
+}
+
+/* ---- appending ---- */
+
+struct append {
+	struct sess *s;
+	char env[AL_ID_MAX];
+	int enqueue_work; /* in the transaction: a work item for env */
+	int stop_work;	  /* in the transaction: stop the session's work item */
+	void (*then)(struct sess *s, int rc, json_t *events);
+};
+
+static int work_hook(al_store_tx *tx, const char *session_id, json_t *events, void *ud)
+{
+	struct append *a = ud;
+	char work_id[AL_ID_MAX];
+	int rc = 0;
+
+	if (a->stop_work) {
+		/* returns how many items changed; none is fine (no toolset, no item) */
+		rc = al_work_stop_for_session_tx(tx, session_id);
+	}
+	if (rc >= 0 && a->enqueue_work)
+		rc = al_work_enqueue_tx(tx, a->env, session_id, work_id);
+	return rc;
+}
+
+static void append_done(int rc, json_t *events, void *ud)
+{
+	struct append *a = ud;
+
+	if (!release(a->s->ag))
+		a->then(a->s, rc, events);
+	al_free(a);
+}
+
+/* Appends events (consumed). 0, or a negative errno and `then` is not called. */
+static int append(struct sess *s, json_t *events, const char *new_status, const char *env,
+		  int enqueue_work, int stop_work, void (*then)(struct sess *, int, json_t *))
+{
+	struct al_bus_append_opts opts = {.new_status = new_status};
+	struct append *a = NULL;
+	int rc = -ENOMEM;
+
+	if (events == NULL)
+		goto done;
+	a = al_calloc(1, sizeof(*a));
+	if (a == NULL)
+		goto done;
+	a->s = s;
+	a->then = then;
+	a->enqueue_work = enqueue_work && env != NULL && *env;
+	a->stop_work = stop_work;
+	snprintf(a->env, sizeof(a->env), "%s", env ? env : "");
+	if (a->enqueue_work || a->stop_work) {
+		opts.tx_hook = work_hook;
+		opts.tx_hook_ud = a;
+	}
+	if (a->enqueue_work)
+		opts.wake_environment_id = a->env;
+	rc = al_bus_append(s->ag->api->bus, s->id, events, &opts, append_done, a);
+	if (rc < 0)
+		goto done;
+	s->ag->pending++;
+	a = NULL;
+done:
+	al_free(a);
+	json_decref(events);
+	return rc;
+}
+
+/* ---- event shapes (events.d.ts) ---- */
+
+static json_t *ev_type(const char *type)
+{
+	return json_pack("{s:s}", "type", type);
+}
+
+static json_t *ev_idle(const char *reason, json_t *event_ids /* stolen, may be NULL */)
+{
+	json_t *sr = json_pack("{s:s}", "type", reason);
+
+	if (sr != NULL && event_ids != NULL)
+		json_object_set(sr, "event_ids", event_ids);
+	json_decref(event_ids);
+	if (sr == NULL)
+		return NULL;
+	return json_pack("{s:s, s:o, s:n}", "type", "session.status_idle", "stop_reason", sr,
+			 "stop_details");
+}
+
+static json_t *ev_span_end(const char *start_id, int is_error, const json_t *usage)
+{
+	json_t *u =
+	    json_pack("{s:I, s:I, s:I, s:I}", "input_tokens",
+		      json_integer_value(json_object_get(usage, "input_tokens")), "output_tokens",
+		      json_integer_value(json_object_get(usage, "output_tokens")),
+		      "cache_creation_input_tokens",
+		      json_integer_value(json_object_get(usage, "cache_creation_input_tokens")),
+		      "cache_read_input_tokens",
+		      json_integer_value(json_object_get(usage, "cache_read_input_tokens")));
+
+	if (u == NULL)
+		return NULL;
+	return json_pack("{s:s, s:s, s:b, s:o}", "type", "span.model_request_end",
+			 "model_request_start_id", start_id, "is_error", is_error, "model_usage",
+			 u);
+}
+
+/* The SDK's session.error object type for a provider error type. */
+static const char *error_kind(const char *provider_type)
+{
+	if (provider_type != NULL && strcmp(provider_type, "overloaded_error") == 0)
+		return "model_overloaded_error";
+	if (provider_type != NULL && strcmp(provider_type, "rate_limit_error") == 0)
+		return "model_rate_limited_error";
+	return "model_request_failed_error";
+}
+
+static json_t *ev_error(const char *kind, const char *message)
+{
+	return json_pack("{s:s, s:{s:s, s:s, s:{s:s}}}", "type", "session.error", "error", "type",
+			 kind, "message", message, "retry_status", "type", "exhausted");
+}
+
+static int push(json_t *arr, json_t *ev)
+{
+	if (ev == NULL)
+		return -ENOMEM;
+	return json_array_append_new(arr, ev) < 0 ? -ENOMEM : 0;
+}
+
+/* ---- the step ---- */
+
+static void finish(struct sess *s)
+{
+	s->busy = 0;
+	if (s->dirty || s->stash)
+		step(s);
+}
+
+static void appended_cb(struct sess *s, int rc, json_t *events)
+{
+	if (rc < 0) {
+		/* Not retried here: the next event for the session steps it again. */
+		al_warn("agent", "session=%s: appending events failed: %s", s->id, strerror(-rc));
+		s->busy = 0;
+		if (s->stash)
+			step(s);
+		return;
+	}
+	s->dirty = 1;
+	finish(s);
+}
+
+static void request_loaded_cb(struct sess *s, int rc, json_t *body, json_t *events, void *ud);
+static void fail_turn(struct sess *s, const char *start_id, const char *kind, const char *msg,
+		      const char *env);
+
+static void start_appended_cb(struct sess *s, int rc, json_t *events)
+{
+	const char *start_id = json_string_value(
+	    json_object_get(json_array_get(events, json_array_size(events) - 1), "id"));
+
+	if (rc == -ENOENT) { /* the session is gone */
+		s->busy = 0;
+		return;
+	}
+	if (rc < 0 || start_id == NULL) {
+		/*
+		 * E.g. the work item could not be enqueued. Report it and end the
+		 * turn instead of leaving the message unanswered; the session.error
+		 * consumes the inputs, so this does not repeat.
+		 */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "the turn could not be started: %s",
+			 strerror(rc < 0 ? -rc : EINVAL));
+		fail_turn(s, NULL, "unknown_error", msg, NULL);
+		return;
+	}
+	snprintf(s->call_start_id, sizeof(s->call_start_id), "%s", start_id);
+	if (s->ag->stopping) {
+		/* Draining: the open span is closed and the call made after a restart. */
+		finish(s);
+		return;
+	}
+	if ((rc = load(s, request_loaded_cb, NULL)) < 0) {
+		al_warn("agent", "session=%s: loading the transcript failed: %s", s->id,
+			strerror(-rc));
+		finish(s);
+	}
+}
+
+/* Ends the turn with an error: [span end] session.error, idle retries_exhausted. */
+static void fail_turn(struct sess *s, const char *start_id, const char *kind, const char *msg,
+		      const char *env)
+{
+	json_t *evs = json_array();
+	int rc = -ENOMEM;
+
+	al_warn("agent", "session=%s: turn failed: %s: %s", s->id, kind, msg);
+	if (evs == NULL)
+		goto fail;
+	if (start_id != NULL && *start_id && push(evs, ev_span_end(start_id, 1, NULL)) < 0)
+		goto fail;
+	if (push(evs, ev_error(kind, msg)) < 0 || push(evs, ev_idle("retries_exhausted", NULL)) < 0)
+		goto fail;
+	rc = append(s, evs, "idle", env, 0, 1, appended_cb);
+	evs = NULL;
+	if (rc == 0)
+		return;
+fail:
+	json_decref(evs);
+	al_warn("agent", "session=%s: could not record the failure: %s", s->id, strerror(-rc));
+	s->busy = 0;
+}
+
+static void model_done_cb(const struct al_model_result *res, void *ud);
+
+static void request_loaded_cb(struct sess *s, int rc, json_t *body, json_t *events, void *ud)
+{
+	struct al_agent *ag = s->ag;
+	al_provider *p = ag->api->provider;
+	json_t *agent = json_object_get(body, "agent"), *req = NULL, *messages = NULL;
+	const char *env = json_string_value(json_object_get(body, "environment_id"));
+	struct al_ctx_limits lim = {0};
+	struct al_ctx_report rep;
+	int64_t window = 0;
+	size_t upto = 0;
+	char err[256];
+	al_model_call *call = NULL;
+
+	if (rc < 0) {
+		al_warn("agent", "session=%s: loading the transcript failed: %s", s->id,
+			strerror(-rc));
+		finish(s);
+		return;
+	}
+	/* The request holds exactly the events before its span start. */
+	for (upto = 0; upto < json_array_size(events); upto++) {
+		const char *id =
+		    json_string_value(json_object_get(json_array_get(events, upto), "id"));
+		if (id != NULL && strcmp(id, s->call_start_id) == 0)
+			break;
+	}
+	if (p == NULL) {
+		fail_turn(s, s->call_start_id, "model_request_failed_error",
+			  "no model provider is configured on this server", env);
+		goto done;
+	}
+	req = al_transcript_request_base(agent, events, upto, AL_AGENT_MAX_TOKENS);
+	messages = al_transcript_messages(events, upto);
+	if (req == NULL || messages == NULL) {
+		fail_turn(s, s->call_start_id, "model_request_failed_error",
+			  req == NULL && al_transcript_model(agent) == NULL
+			      ? "the session's agent names no model"
+			      : "out of memory building the model request",
+			  env);
+		goto done;
+	}
+	if (p->ops->context_window != NULL)
+		window = p->ops->context_window(p, al_transcript_model(agent));
+	if (window <= 0)
+		window = AL_AGENT_DEFAULT_WINDOW;
+	lim.limit = window - AL_AGENT_MAX_TOKENS;
+	lim.budget = al_ctx_budget(ag->api->cfg.context_budget_tokens, window);
+	if (lim.budget > lim.limit)
+		lim.budget = lim.limit;
+	lim.fixed_tokens = al_ctx_estimate(req);
+	lim.scale = s->scale;
+	rc = al_ctx_compact(messages, &lim, &rep, err, sizeof(err));
+	if (rc < 0) {
+		fail_turn(s, s->call_start_id, "model_request_failed_error",
+			  rc == -E2BIG ? err : "out of memory compacting the transcript", env);
+		goto done;
+	}
+	if (rep.elided || rep.dropped_turns)
+		al_info("agent",
+			"session=%s: context compacted: %lld -> %lld tokens, %zu results elided, "
+			"%zu turns dropped",
+			s->id, (long long)rep.tokens_before, (long long)rep.tokens_after,
+			rep.elided, rep.dropped_turns);
+	if (json_object_set(req, "messages", messages) < 0) {
+		fail_turn(s, s->call_start_id, "model_request_failed_error", "out of memory", env);
+		goto done;
+	}
+	s->call_estimate = lim.fixed_tokens + al_ctx_estimate(messages);
+	json_decref(s->call_agent);
+	s->call_agent = json_incref(agent);
+	s->calling = 1;
+	rc = al_provider_call(p, req, model_done_cb, s, &call);
+	if (rc < 0) {
+		s->calling = 0;
+		fail_turn(s, s->call_start_id, "model_request_failed_error",
+			  "the model request could not be started", env);
+		goto done;
+	}
+	if (s->calling)
+		s->call = call;
+	finish(s);
+done:
+	json_decref(req);
+	json_decref(messages);
+}
+
+static json_t *response_events(struct sess *s, const struct stash *st)
+{
+	json_t *evs =
+	    al_transcript_response_events(st->message, json_object_get(s->call_agent, "tools"));
+	json_t *usage = json_object_get(st->message, "usage");
+
+	if (evs == NULL)
+		return NULL;
+	if (push(evs, ev_span_end(s->call_start_id, 0, usage)) < 0) {
+		json_decref(evs);
+		return NULL;
+	}
+	s->scale = al_ctx_calibrate(s->call_estimate,
+				    json_integer_value(json_object_get(usage, "input_tokens")));
+	return evs;
+}
+
+/* Records a finished model call (runs inside a step: s->busy is set). */
+static void record_response(struct sess *s, struct stash *st)
+{
+	json_t *evs = NULL;
+	int rc;
+
+	if (st->ok) {
+		evs = response_events(s, st);
+		if (evs == NULL) {
+			fail_turn(s, s->call_start_id, "model_request_failed_error",
+				  "out of memory recording the model response", NULL);
+			return;
+		}
+		rc = append(s, evs, NULL, NULL, 0, 0, appended_cb);
+		if (rc < 0) {
+			al_warn("agent", "session=%s: recording the response failed: %s", s->id,
+				strerror(-rc));
+			s->busy = 0;
+		}
+		return;
+	}
+	fail_turn(s, s->call_start_id, error_kind(st->error_type), st->error_message, NULL);
+}
+
+static void model_done_cb(const struct al_model_result *res, void *ud)
+{
+	struct sess *s = ud;
+	struct stash *st = al_calloc(1, sizeof(*st));
+
+	s->calling = 0;
+	s->call = NULL;
+	if (st == NULL) {
+		al_error("agent", "session=%s: out of memory taking a model response", s->id);
+		return;
+	}
+	st->ok = res->ok && json_is_object(res->message);
+	st->message = st->ok ? json_incref(res->message) : NULL;
+	snprintf(st->error_type, sizeof(st->error_type), "%s",
+		 res->error_type ? res->error_type : "api_error");
+	snprintf(st->error_message, sizeof(st->error_message), "%s",
+		 res->error_message ? res->error_message : "the model request failed");
+	if (!res->ok)
+		al_warn("agent", "session=%s: model call failed after %d attempt(s), status %d",
+			s->id, res->attempts, res->http_status);
+	stash_free(s->stash);
+	s->stash = st;
+	if (!s->busy)
+		step(s);
+}
+
+static void decided(struct sess *s, int rc, json_t *body, json_t *events, void *ud)
+{
+	struct al_turn_state st = {0};
+	enum al_turn_action act;
+	json_t *agent = json_object_get(body, "agent"), *evs = NULL;
+	const char *env = json_string_value(json_object_get(body, "environment_id"));
+	int toolset = al_perm_toolset(json_object_get(agent, "tools")) != NULL;
+
+	if (rc < 0) {
+		if (rc != -ENOENT)
+			al_warn("agent", "session=%s: loading failed: %s", s->id, strerror(-rc));
+		s->busy = 0;
+		return;
+	}
+	if ((rc = al_transcript_analyze(events, &st)) < 0) {
+		s->busy = 0;
+		return;
+	}
+	if (s->work_lost) {
+		s->work_lost = 0;
+		if (st.turn_open && st.status != AL_SESS_RESCHEDULING) {
+			rc = append(s, json_pack("[o]", ev_type("session.status_rescheduled")),
+				    "rescheduling", NULL, 0, 0, appended_cb);
+			goto done;
+		}
+	}
+	act = al_transcript_decide(&st, s->calling);
+	al_debug("agent", "session=%s: next step %s", s->id, al_turn_action_name(act));
+	evs = json_array();
+	if (evs == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	switch (act) {
+	case AL_TURN_NONE:
+		json_decref(evs);
+		evs = NULL;
+		if (!st.turn_open && !s->calling && !s->stash && !s->dirty && !s->work_lost) {
+			/*
+			 * Nothing in flight and no turn open: drop the record so memory
+			 * follows active sessions, not all sessions ever seen. Nothing
+			 * else points at it (no call, no store job, no append). The
+			 * calibration factor goes with it; the next turn's first
+			 * response sets it again.
+			 */
+			sess_drop(s);
+			goto done;
+		}
+		finish(s);
+		goto done;
+	case AL_TURN_INTERRUPT:
+		if (st.open_start_id[0] &&
+		    (rc = push(evs, ev_span_end(st.open_start_id, 1, NULL))) < 0)
+			goto done;
+		if ((rc = push(evs, ev_idle("end_turn", NULL))) < 0)
+			goto done;
+		rc = append(s, evs, "idle", env, 0, 1, appended_cb);
+		break;
+	case AL_TURN_START:
+	case AL_TURN_CALL:
+		if (s->ag->stopping) {
+			json_decref(evs);
+			evs = NULL;
+			finish(s);
+			goto done;
+		}
+		/* a span whose call died with the previous process: close it first */
+		if (st.open_start_id[0] &&
+		    (rc = push(evs, ev_span_end(st.open_start_id, 1, NULL))) < 0)
+			goto done;
+		if (act == AL_TURN_START || st.status != AL_SESS_RUNNING)
+			if ((rc = push(evs, ev_type("session.status_running"))) < 0)
+				goto done;
+		if ((rc = push(evs, ev_type("span.model_request_start"))) < 0)
+			goto done;
+		rc = append(s, evs,
+			    act == AL_TURN_START || st.status != AL_SESS_RUNNING ? "running" : NULL,
+			    env, act == AL_TURN_START && toolset, 0, start_appended_cb);
+		break;
+	case AL_TURN_REQUIRES_ACTION:
+		if ((rc = push(evs, ev_idle("requires_action", json_incref(st.blocking)))) < 0)
+			goto done;
+		rc = append(s, evs, "idle", NULL, 0, 0, appended_cb);
+		break;
+	case AL_TURN_RESUME:
+		if ((rc = push(evs, ev_type("session.status_running"))) < 0)
+			goto done;
+		rc = append(s, evs, "running", NULL, 0, 0, appended_cb);
+		break;
+	case AL_TURN_END:
+		if ((rc = push(evs, ev_idle("end_turn", NULL))) < 0)
+			goto done;
+		rc = append(s, evs, "idle", env, 0, 1, appended_cb);
+		break;
+	}
+	evs = NULL; /* consumed by append */
+done:
+	json_decref(evs);
+	al_turn_state_clear(&st);
+	if (rc < 0) {
+		al_warn("agent", "session=%s: step failed: %s", s->id, strerror(-rc));
+		s->busy = 0;
+	}
+}
+
+static void step(struct sess *s)
+{
+	struct stash *st;
+	int rc;
+
+	if (s->ag->freed)
+		return;
+	if (s->busy) {
+		s->dirty = 1;
+		return;
+	}
+	s->busy = 1;
+	s->dirty = 0;
+	/* A finished call is recorded before anything else is decided. */
+	if ((st = s->stash) != NULL) {
+		s->stash = NULL;
+		record_response(s, st);
+		stash_free(st);
+		return;
+	}
+	if ((rc = load(s, decided, NULL)) < 0) {
+		al_warn("agent", "session=%s: cannot load: %s", s->id, strerror(-rc));
+		s->busy = 0;
+	}
+}
+
+/* ---- bus observer ---- */
+
+static void observe_cb(const char *session_id, json_t *event, void *ud)
+{
+	struct al_agent *ag = ud;
+	const char *type = json_string_value(json_object_get(event, "type"));
+	struct sess *s;
+
+	if (ag->freed || type == NULL || strncmp(type, "user.", 5) != 0)
+		return;
+	s = sess_get(ag, session_id);
+	if (s == NULL) {
+		al_error("agent", "session=%s: out of memory", session_id);
+		return;
+	}
+	if (strcmp(type, "user.interrupt") == 0) {
+		/* The interrupt wins over a response not yet recorded. */
+		if (s->calling && s->call != NULL)
+			ag->api->provider->ops->cancel(ag->api->provider, s->call);
+		s->calling = 0;
+		s->call = NULL;
+		stash_free(s->stash);
+		s->stash = NULL;
+	}
+	step(s);
+}
+
+/* ---- lifecycle ---- */
+
+struct recover {
+	char (*ids)[AL_ID_MAX];
+	size_t n;
+};
+
+static int recover_add(struct recover *r, const char *id)
+{
+	char(*ids)[AL_ID_MAX] = al_realloc(r->ids, (r->n + 1) * sizeof(*ids));
+
+	if (ids == NULL)
+		return -ENOMEM;
+	r->ids = ids;
+	snprintf(r->ids[r->n++], AL_ID_MAX, "%s", id);
+	return 0;
+}
+
+static int recover_fn(al_store_tx *tx, void *ud)
+{
+	static const char *const active[] = {"running", "rescheduling", NULL};
+	static const char *const idle[] = {"idle", NULL};
+	struct recover *r = ud;
+	struct al_doc_query q = {.states = active};
+	struct al_doc *docs = NULL;
+	size_t n = 0;
+	int has_more = 0, rc;
+
+	rc = al_store_doc_list(tx, "session", &q, &docs, &n, &has_more);
+	for (size_t i = 0; rc >= 0 && i < n; i++)
+		rc = recover_add(r, docs[i].id);
+	al_doc_array_free(docs, n);
+	if (rc < 0)
+		return rc;
+	/*
+	 * An idle session whose last event is a user event may have had a
+	 * message committed just before the previous process stopped, before
+	 * the loop could act on it.
+	 */
+	docs = NULL;
+	n = 0;
+	q.states = idle;
+	rc = al_store_doc_list(tx, "session", &q, &docs, &n, &has_more);
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		struct al_event_query eq = {.session_id = docs[i].id, .descending = 1, .limit = 1};
+		struct al_event *last = NULL;
+		size_t m = 0;
+		int more = 0;
+		rc = al_store_event_list(tx, &eq, &last, &m, &more);
+		if (rc >= 0 && m == 1 && strncmp(last[0].type, "user.", 5) == 0)
+			rc = recover_add(r, docs[i].id);
+		al_event_array_free(last, m);
+	}
+	al_doc_array_free(docs, n);
+	return rc;
+}
+
+int al_agent_start(al_api *api, struct al_agent **out)
+{
+	struct al_agent *ag = NULL;
+	struct recover r = {0};
+	int rc = -EINVAL;
+
+	/* No provider (none configured yet) is allowed: turns then fail with a session.error. */
+	if (api == NULL || api->store == NULL || api->bus == NULL)
+		goto fail;
+	rc = -ENOMEM;
+	ag = al_calloc(1, sizeof(*ag));
+	if (ag == NULL)
+		goto fail;
+	ag->api = api;
+	if ((rc = al_store_call(api->store, recover_fn, &r)) < 0)
+		goto fail;
+	al_bus_set_observer(api->bus, observe_cb, ag);
+	for (size_t i = 0; i < r.n; i++) {
+		struct sess *s = sess_get(ag, r.ids[i]);
+		if (s != NULL)
+			step(s);
+	}
+	if (r.n)
+		al_info("agent", "resuming %zu session(s)", r.n);
+	al_free(r.ids);
+	*out = ag;
+	return 0;
+fail:
+	al_free(r.ids);
+	al_free(ag);
+	return rc;
+}
+
+void al_agent_stop(struct al_agent *ag)
+{
+	if (ag != NULL)
+		ag->stopping = 1;
+}
+
+void al_agent_free(struct al_agent *ag)
+{
+	struct sess *s;
+
+	if (ag == NULL)
+		return;
+	al_bus_set_observer(ag->api->bus, NULL, NULL);
+	for (s = ag->sessions; s != NULL; s = s->next) {
+		if (s->calling && s->call != NULL)
+			ag->api->provider->ops->cancel(ag->api->provider, s->call);
+		s->calling = 0;
+		s->call = NULL;
+	}
+	ag->freed = 1;
+	if (ag->pending == 0)
+		agent_destroy(ag);
+}
+
+void al_agent_on_work_lost(struct al_agent *ag, const char *session_id)
+{
+	struct sess *s;
+
+	if (ag == NULL || ag->freed || session_id == NULL)
+		return;
+	s = sess_get(ag, session_id);
+	if (s == NULL)
+		return;
+	s->work_lost = 1;
+	step(s);
+}

@@ -1,0 +1,254 @@
+/*
+ * app.c - the control plane's lifetime: start (store, bus, first-run admin
+ * key, HTTP listener, agent loop), drain (SIGTERM) and free.
+ *
+ * First start with an empty data directory creates the admin API key. Only
+ * its SHA-256 goes into the store (doc kind "key", ref = hash, state
+ * "admin"); the key itself is written once to DIR/admin.key, created with
+ * O_CREAT|O_EXCL and mode 0600 so we never overwrite or widen an existing
+ * file. The log says where the key is, never what it is.
+ */
+#include "api/api.h"
+
+#include "api/internal.h"
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/hash.h"
+#include "core/log.h"
+
+#ifdef AL_HAVE_AGENT
+#include "agent/loop.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct bootstrap {
+	int64_t admins;
+	char hash[AL_SHA256_HEX];
+	int64_t now_ms;
+};
+
+static int count_admins_fn(al_store_tx *tx, void *ud)
+{
+	const char *states[] = {"admin", NULL};
+	struct bootstrap *b = ud;
+	struct al_doc_query q = {0};
+
+	q.states = states;
+	return al_store_doc_count(tx, "key", &q, &b->admins);
+}
+
+static int insert_admin_fn(al_store_tx *tx, void *ud)
+{
+	struct bootstrap *b = ud;
+	struct al_doc d = {0};
+	json_t *body = NULL;
+	int rc;
+
+	snprintf(d.kind, sizeof(d.kind), "key");
+	if ((rc = al_id_new("akey", d.id, sizeof(d.id))) < 0)
+		goto done;
+	al_api_key_ref(b->hash, d.ref);
+	snprintf(d.state, sizeof(d.state), "admin");
+	d.created_ms = d.updated_ms = b->now_ms;
+	body = json_pack("{s:s, s:s, s:s}", "type", "api_key", "id", d.id, "sha256", b->hash);
+	if (body == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	if ((rc = al_api_doc_set_body(&d, body)) == 0)
+		rc = al_store_doc_insert(tx, &d);
+done:
+	json_decref(body);
+	al_doc_clear(&d);
+	return rc;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Creates the admin key when the store has none. */
+static int bootstrap_admin(al_api *api, char *err, size_t errlen)
+{
+	struct bootstrap b = {0};
+	char path[4096];
+	char *key = NULL;
+	int fd = -1, rc;
+
+	if ((rc = al_store_call(api->store, count_admins_fn, &b)) < 0) {
+		snprintf(err, errlen, "cannot read keys from the store: %s", strerror(-rc));
+		return rc;
+	}
+	if (b.admins > 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/admin.key", api->cfg.data_dir);
+	if ((key = al_token_new("admin")) == NULL) {
+		snprintf(err, errlen, "cannot generate the admin key");
+		return -ENOMEM;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen,
+			 "cannot create %s: %s (the store has no admin key; remove a stale file)",
+			 path, strerror(errno));
+		goto done;
+	}
+	if ((rc = write_all(fd, key, strlen(key))) < 0 || (rc = write_all(fd, "\n", 1)) < 0 ||
+	    (fsync(fd) < 0 && (rc = -errno) < 0)) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+		goto fail_unlink;
+	}
+	if ((rc = al_sha256_hex(key, strlen(key), b.hash)) < 0)
+		goto fail_unlink;
+	b.now_ms = al_now_ms();
+	if ((rc = al_store_call(api->store, insert_admin_fn, &b)) < 0) {
+		snprintf(err, errlen, "cannot store the admin key: %s", strerror(-rc));
+		goto fail_unlink;
+	}
+	al_info("api", "created the admin API key in %s (mode 0600); send it as x-api-key", path);
+	rc = 0;
+	goto done;
+fail_unlink:
+	unlink(path);
+done:
+	if (fd >= 0)
+		close(fd);
+	al_wipe(b.hash, sizeof(b.hash));
+	al_free_secret_str(key);
+	return rc;
+}
+
+static int ensure_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+			return 0;
+	}
+	snprintf(err, errlen, "data directory %s is not usable: %s", dir, strerror(errno));
+	return -ENOTDIR;
+}
+
+int al_api_start(uv_loop_t *loop, const struct al_api_config *cfg, al_api **out, char *err,
+		 size_t errlen)
+{
+	struct al_api_priv *pv = NULL;
+	struct al_http_server_opts ho = {0};
+	al_api *api = NULL;
+	int rc;
+
+	*out = NULL;
+	if (cfg == NULL || cfg->data_dir == NULL || cfg->listen_host == NULL) {
+		snprintf(err, errlen, "missing data directory or listen address");
+		return -EINVAL;
+	}
+	if ((rc = ensure_dir(cfg->data_dir, err, errlen)) < 0)
+		return rc;
+	if ((pv = al_calloc(1, sizeof(*pv))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	api = &pv->pub;
+	api->loop = loop;
+	api->cfg = *cfg;
+	if ((rc = al_store_open_sqlite(loop, cfg->data_dir, &api->store, err, errlen)) < 0)
+		goto fail;
+	if ((rc = al_bus_new(loop, api->store, &api->bus)) < 0) {
+		snprintf(err, errlen, "cannot create the event bus: %s", strerror(-rc));
+		goto fail;
+	}
+	if ((rc = bootstrap_admin(api, err, errlen)) < 0)
+		goto fail;
+	ho.host = cfg->listen_host;
+	ho.port = cfg->listen_port;
+	ho.tls_cert_file = cfg->tls_cert_file;
+	ho.tls_key_file = cfg->tls_key_file;
+	ho.max_body_bytes = cfg->max_body_bytes;
+	if ((rc = al_http_server_start(loop, &ho, al_api_router_cb, api, &api->http, err, errlen)) <
+	    0)
+		goto fail;
+	/* The model provider and client are wired in by the agent branch. */
+	api->provider = NULL;
+	api->client = NULL;
+#ifdef AL_HAVE_AGENT
+	if ((rc = al_agent_start(api, &api->agent)) < 0) {
+		snprintf(err, errlen, "cannot start the agent loop: %s", strerror(-rc));
+		goto fail;
+	}
+#endif
+	al_info("api", "listening on %s:%d (%s)", cfg->listen_host, al_http_server_port(api->http),
+		cfg->tls_cert_file ? "https" : "http");
+	*out = api;
+	return 0;
+fail:
+	al_api_free(api ? api : NULL);
+	return rc;
+}
+
+static void drained_cb(al_http_server *srv, void *ud)
+{
+	al_api *api = ud;
+	struct al_api_priv *pv = al_api_priv(api);
+
+	al_info("api", "drained");
+	if (pv->drain_cb != NULL)
+		pv->drain_cb(api, pv->drain_ud);
+}
+
+void al_api_drain(al_api *api, void (*cb)(al_api *api, void *ud), void *ud)
+{
+	struct al_api_priv *pv = al_api_priv(api);
+
+	if (api->draining)
+		return;
+	api->draining = 1;
+	pv->drain_cb = cb;
+	pv->drain_ud = ud;
+	al_info("api", "draining: finishing in-flight requests");
+#ifdef AL_HAVE_AGENT
+	if (api->agent != NULL)
+		al_agent_stop(api->agent);
+#endif
+	/* Long-polls answer null now rather than hold the drain up. */
+	al_work_state_free(api);
+	al_http_server_drain(api->http, drained_cb, api);
+}
+
+void al_api_free(al_api *api)
+{
+	if (api == NULL)
+		return;
+	al_work_state_free(api);
+#ifdef AL_HAVE_AGENT
+	if (api->agent != NULL)
+		al_agent_free(api->agent);
+	api->agent = NULL;
+#endif
+	if (api->http != NULL)
+		al_http_server_free(api->http);
+	if (api->bus != NULL)
+		al_bus_free(api->bus);
+	if (api->store != NULL)
+		al_store_close(api->store);
+	al_api_auth_cache_free(api);
+	al_free(al_api_priv(api));
+}

@@ -1,0 +1,195 @@
+/*
+ * cmd_server.c - `airlock server`: run the control plane.
+ *
+ *   airlock server --listen HOST:PORT --data DIR [--tls-cert F --tls-key F]
+ *                  [--model-url URL] [--log-format text|json] [--log-level L]
+ *
+ * SIGTERM or SIGINT drains (stop accepting, finish in-flight requests, end
+ * streams) and exits 0. The model API key is read from ANTHROPIC_API_KEY in
+ * the environment only, never from argv, where any local user could read it.
+ */
+#include "api/api.h"
+#include "cli/cli.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: airlock server --listen HOST:PORT --data DIR [options]\n\n"
+	    "Runs the control plane: the Claude Managed Agents API and the agent loop.\n\n"
+	    "Options:\n"
+	    "  --listen HOST:PORT   address to listen on (e.g. 127.0.0.1:8080, [::1]:8443)\n"
+	    "  --data DIR           data directory (created 0700; holds the store and, after\n"
+	    "                       the first start, admin.key)\n"
+	    "  --tls-cert FILE      PEM certificate chain (serve HTTPS; needs --tls-key)\n"
+	    "  --tls-key FILE       PEM private key\n"
+	    "  --model-url URL      base URL of the Messages API the agent loop calls\n"
+	    "  --log-format FMT     text (default) or json\n"
+	    "  --log-level LEVEL    debug, info (default), warn or error\n"
+	    "  --help               show this help\n\n"
+	    "Environment:\n"
+	    "  ANTHROPIC_API_KEY    key for the model API (never pass it on the command line)\n");
+}
+
+/* Splits HOST:PORT (HOST may be [v6]) into host (copied into buf) and port. */
+static int parse_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon;
+	const char *h = s;
+	size_t hl;
+	char *end;
+	long p;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || p < 0 || p > 65535)
+		return -EINVAL;
+	*port = (int)p;
+	return 0;
+}
+
+struct server_state {
+	uv_loop_t *loop;
+	al_api *api;
+	uv_signal_t sigterm, sigint;
+	int draining;
+};
+
+static void drained_cb(al_api *api, void *ud)
+{
+	struct server_state *st = ud;
+
+	uv_close((uv_handle_t *)&st->sigterm, NULL);
+	uv_close((uv_handle_t *)&st->sigint, NULL);
+	al_api_free(st->api);
+	st->api = NULL;
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+	struct server_state *st = h->data;
+
+	if (st->draining) {
+		al_warn("server", "second signal: exiting without waiting");
+		exit(1);
+	}
+	st->draining = 1;
+	al_info("server", "received %s, draining", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	al_api_drain(st->api, drained_cb, st);
+}
+
+int al_cmd_server(int argc, char **argv)
+{
+	struct al_api_config cfg = {0};
+	struct server_state st = {0};
+	char host[256], err[512];
+	const char *listen = NULL, *key;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (v == NULL) {
+			fprintf(stderr, "airlock server: %s needs a value (or is unknown)\n\n", a);
+			usage(stderr);
+			return 2;
+		}
+		if (strcmp(a, "--listen") == 0) {
+			listen = v;
+		} else if (strcmp(a, "--data") == 0) {
+			cfg.data_dir = v;
+		} else if (strcmp(a, "--tls-cert") == 0) {
+			cfg.tls_cert_file = v;
+		} else if (strcmp(a, "--tls-key") == 0) {
+			cfg.tls_key_file = v;
+		} else if (strcmp(a, "--model-url") == 0) {
+			cfg.model_url = v;
+		} else if (strcmp(a, "--log-format") == 0) {
+			enum al_log_format f;
+			if (al_log_parse_format(v, &f) < 0) {
+				fprintf(stderr,
+					"airlock server: --log-format must be text or json\n");
+				return 2;
+			}
+			al_log_set_format(f);
+		} else if (strcmp(a, "--log-level") == 0) {
+			enum al_log_level l;
+			if (al_log_parse_level(v, &l) < 0) {
+				fprintf(stderr, "airlock server: --log-level must be debug, info, "
+						"warn or error\n");
+				return 2;
+			}
+			al_log_set_level(l);
+		} else {
+			fprintf(stderr, "airlock server: unknown option %s\n\n", a);
+			usage(stderr);
+			return 2;
+		}
+		i++;
+	}
+	if (listen == NULL || cfg.data_dir == NULL) {
+		fprintf(stderr, "airlock server: --listen and --data are required\n\n");
+		usage(stderr);
+		return 2;
+	}
+	if (parse_listen(listen, host, sizeof(host), &cfg.listen_port) < 0) {
+		fprintf(stderr, "airlock server: --listen must be HOST:PORT\n");
+		return 2;
+	}
+	if ((cfg.tls_cert_file == NULL) != (cfg.tls_key_file == NULL)) {
+		fprintf(stderr, "airlock server: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	cfg.listen_host = host;
+	key = getenv("ANTHROPIC_API_KEY");
+	al_info("server", "model API key %s",
+		key && key[0] ? "present in the environment" : "not set (ANTHROPIC_API_KEY)");
+	st.loop = uv_default_loop();
+	rc = al_api_start(st.loop, &cfg, &st.api, err, sizeof(err));
+	if (rc < 0) {
+		al_error("server", "cannot start: %s", err);
+		uv_run(st.loop, UV_RUN_DEFAULT); /* let handles opened so far close */
+		uv_loop_close(st.loop);
+		return 1;
+	}
+	uv_signal_init(st.loop, &st.sigterm);
+	uv_signal_init(st.loop, &st.sigint);
+	st.sigterm.data = st.sigint.data = &st;
+	uv_signal_start(&st.sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&st.sigint, signal_cb, SIGINT);
+	uv_run(st.loop, UV_RUN_DEFAULT);
+	if (st.api != NULL)
+		al_api_free(st.api);
+	uv_run(st.loop, UV_RUN_DEFAULT);
+	uv_loop_close(st.loop);
+	al_info("server", "stopped");
+	return 0;
+}
