@@ -12,8 +12,9 @@ if (spawnSync(BIN, ['model-stub', '--help']).status !== 0) {
 	process.exit(77);
 }
 
+// The model-stub script format (docs/model-stub.md on the agent branch): steps.
 const script = {
-	default: [
+	steps: [
 		{ content: [{ type: 'tool_use', name: 'bash', input: { command: 'echo hi' } }], stop_reason: 'tool_use' },
 		{ content: [{ type: 'text', text: 'done' }], stop_reason: 'end_turn' },
 	],
