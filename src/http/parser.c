@@ -438,9 +438,7 @@ static int finish_request(al_http_parser *p)
 {
 	struct al_http_request *r = p->req;
 
-	if (p->body.data == NULL && al_buf_reserve(&p->body, 0) < 0)
-		return oom(p);
-	r->body = al_buf_steal(&p->body, &r->body_len);
+	r->body = al_buf_steal(&p->body, &r->body_len); /* "" when empty */
 	if (r->body == NULL)
 		return oom(p);
 	p->st = ST_DONE;
@@ -502,9 +500,11 @@ static int finish_head(al_http_parser *p)
 		}
 		if (v > p->lim.max_body_bytes)
 			return fail(p, 413, "request body too large");
+		/*
+		 * No reservation up front: a peer announcing 8 MiB and sending
+		 * nothing must not cost 8 MiB. The buffer grows with the data.
+		 */
 		p->remaining = v;
-		if (al_buf_reserve(&p->body, v) < 0)
-			return oom(p);
 		if (v == 0)
 			return finish_request(p);
 		p->st = ST_BODY;
@@ -589,8 +589,6 @@ static int parse_chunk_size(al_http_parser *p, const char *s, size_t n)
 		p->st = ST_TRAILER;
 		return 0;
 	}
-	if (al_buf_reserve(&p->body, size) < 0)
-		return oom(p);
 	p->remaining = size;
 	p->st = ST_CHUNK_DATA;
 	return 0;

@@ -382,6 +382,8 @@ static void conn_end(struct conn *c)
 {
 	if (c->state != C_OPEN)
 		return;
+	/* A request still in flight will never be answered on this connection. */
+	conn_detach_req(c);
 	if (!c->close_after_write) {
 		c->close_after_write = 1;
 		if (c->tls) {
@@ -411,34 +413,43 @@ static void conn_end(struct conn *c)
 		c->reading = 1;
 }
 
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+	return al_buf_append(data, buffer, size) < 0 ? -1 : 0;
+}
+
 /* Sends a parser (or timeout) error as JSON and closes the connection. */
 static void send_error(struct conn *c, int status, const char *msg)
 {
-	al_buf b = {0};
+	al_buf b = {0}, body = {0};
 	char date[64];
 	json_t *j;
-	char *body = NULL;
 
+	/* msg is a fixed parser string; it never echoes request bytes. */
 	j = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
 		      "invalid_request_error", "message", msg ? msg : "bad request");
-	if (j)
-		body = json_dumps(j, JSON_COMPACT);
+	if (j == NULL || json_dump_callback(j, dump_cb, &body, JSON_COMPACT) < 0) {
+		json_decref(j);
+		al_buf_free(&body);
+		conn_close(c);
+		return;
+	}
 	json_decref(j);
 	http_date(date, sizeof(date));
 	if (al_buf_appendf(&b,
 			   "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: airlock\r\n"
 			   "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-			   "Connection: close\r\n\r\n%s",
-			   status, reason_phrase(status), date, body ? strlen(body) : 0,
-			   body ? body : "") < 0) {
+			   "Connection: close\r\n\r\n",
+			   status, reason_phrase(status), date, body.len) < 0 ||
+	    al_buf_append(&b, body.data, body.len) < 0) {
 		al_buf_free(&b);
+		al_buf_free(&body);
 		conn_close(c);
-		goto done;
+		return;
 	}
+	al_buf_free(&body);
 	if (conn_send(c, &b) == 0)
 		conn_end(c);
-done:
-	free(body); /* json_dumps memory comes from jansson's allocator */
 }
 
 /* ---- requests ---- */
@@ -1004,11 +1015,6 @@ int al_http_respond(al_http_req *req, int status, const char *content_type, cons
 done:
 	req_free(req);
 	return rc;
-}
-
-static int dump_cb(const char *buffer, size_t size, void *data)
-{
-	return al_buf_append(data, buffer, size) < 0 ? -1 : 0;
 }
 
 int al_http_respond_json(al_http_req *req, int status, json_t *body)

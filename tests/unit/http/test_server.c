@@ -125,6 +125,17 @@ static void handler(al_http_req *req, void *ud)
 		AL_ASSERT_INT_EQ(al_http_sse_send(req, "message_start", "{\"n\":1}", 7), 0);
 		fx->sse = req;
 		fx->sse_step = 1;
+	} else if (strcmp(path, "/flood") == 0) {
+		/* A client that does not read: queued bytes must become visible. */
+		static char ev[16384];
+		memset(ev, 'x', sizeof(ev));
+		al_http_req_on_close(req, on_req_close, fx);
+		AL_ASSERT_INT_EQ(al_http_sse_start(req), 0);
+		for (int i = 0; i < 8192 && al_http_req_pending_bytes(req) == 0; i++)
+			AL_ASSERT_INT_EQ(al_http_sse_send(req, NULL, ev, sizeof(ev)), 0);
+		fx->pending_seen = al_http_req_pending_bytes(req);
+		fx->sse = req;
+		atomic_store(&fx->drained, 1); /* reused as "flood done" */
 	} else if (strcmp(path, "/sse-quiet") == 0) {
 		al_http_req_on_close(req, on_req_close, fx);
 		AL_ASSERT_INT_EQ(al_http_sse_start(req), 0);
@@ -615,4 +626,22 @@ AL_TEST(http_server_start_errors)
 	al_http_server_free(a);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+static void flood_client(struct fx *fx)
+{
+	struct tc *c = tc_open(fx->port);
+
+	tc_send(c, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n");
+	AL_ASSERT(wait_for(&fx->drained, 1));
+	tc_close(c);
+	AL_ASSERT(wait_for(&fx->closed_cbs, 1));
+}
+
+AL_TEST(http_server_sse_backpressure)
+{
+	struct fx fx = {0};
+	struct al_http_server_opts o = {0};
+	run(&fx, &o, flood_client);
+	AL_ASSERT(fx.pending_seen > 0);
 }
