@@ -60,10 +60,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 		      "updated_ms, archived_ms, version, body) "
 		      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10)",
     [ST_DOC_UPDATE] = "UPDATE docs SET ref = ?3, ref2 = ?4, state = ?5, sort_ms = ?6, "
-		      "created_ms = ?7, updated_ms = ?8, archived_ms = ?9, body = ?10, "
-		      "version = version + 1 "
+		      "created_ms = CASE WHEN ?7 = 0 THEN created_ms ELSE ?7 END, "
+		      "updated_ms = ?8, archived_ms = ?9, body = ?10, version = version + 1 "
 		      "WHERE kind = ?1 AND id = ?2 AND (?11 = 0 OR version = ?11) "
-		      "RETURNING version",
+		      "RETURNING version, created_ms",
     [ST_DOC_VERSION] = "SELECT version FROM docs WHERE kind = ?1 AND id = ?2",
     [ST_DOC_GET] = "SELECT kind, id, ref, ref2, state, sort_ms, created_ms, updated_ms, "
 		   "archived_ms, version, body FROM docs WHERE kind = ?1 AND id = ?2",
@@ -429,6 +429,9 @@ static int be_doc_update(void *p, struct al_doc *d, int64_t expected_version)
 
 	if (!doc_valid(d) || expected_version < 0)
 		return -EINVAL;
+	/* 0 means "now" for updated_ms and "keep the stored one" for created_ms. */
+	if (d->updated_ms == 0)
+		d->updated_ms = al_now_ms();
 	if ((rc = stmt_get(be, ST_DOC_UPDATE, &st)) < 0)
 		return rc;
 	bind_doc(st, d);
@@ -436,6 +439,7 @@ static int be_doc_update(void *p, struct al_doc *d, int64_t expected_version)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		d->version = sqlite3_column_int64(st, 0);
+		d->created_ms = sqlite3_column_int64(st, 1);
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = 1; /* nothing matched: absent or stale, decided below */

@@ -92,29 +92,51 @@ struct al_event_query {
 
 /* ---- backend operations (store thread only, inside an al_store_fn) ---- */
 
-/* -EEXIST when kind/id exists. Sets d->version = 1. */
+/*
+ * -EEXIST when kind/id exists. Sets d->version = 1. created_ms 0 becomes
+ * now, updated_ms 0 becomes created_ms (written back to d). d->body NULL
+ * is -EINVAL. The store never takes ownership of d->body.
+ */
 int al_store_doc_insert(al_store_tx *tx, struct al_doc *d);
 /*
  * Replaces the indexed columns, times and body of kind/id. When
  * expected_version > 0 the update happens only if the stored version matches
  * (-ESTALE otherwise), a compare-and-swap for concurrent writers. -ENOENT if
- * absent. Sets d->version to the new version.
+ * absent. Sets d->version to the new version. created_ms 0 keeps the stored
+ * value and updated_ms 0 becomes now (both written back to d).
  */
 int al_store_doc_update(al_store_tx *tx, struct al_doc *d, int64_t expected_version);
 /* Fills *out (caller clears it). -ENOENT if absent. */
 int al_store_doc_get(al_store_tx *tx, const char *kind, const char *id, struct al_doc *out);
 /* -ENOENT if absent. */
 int al_store_doc_delete(al_store_tx *tx, const char *kind, const char *id);
-/* *out is a new array the caller frees with al_doc_array_free. */
+/*
+ * *out is a new array the caller frees with al_doc_array_free (NULL when
+ * empty). q NULL is the zero query. Order is by id (ascending unless
+ * descending); after_id/before_id bound the id whatever the direction, so
+ * the next page of a descending list uses before_id = the last id. An empty
+ * states list ({NULL}) matches nothing; at most 32 states. has_more (may be
+ * NULL) is 1 when more rows match beyond limit.
+ */
 int al_store_doc_list(al_store_tx *tx, const char *kind, const struct al_doc_query *q,
 		      struct al_doc **out, size_t *n, int *has_more);
+/* Counts what doc_list would return without a limit (cursors apply). */
 int al_store_doc_count(al_store_tx *tx, const char *kind, const struct al_doc_query *q,
 		       int64_t *count);
 
-/* Appends; sets e->seq. -EEXIST when the id exists. */
+/*
+ * Appends; sets e->seq. -EEXIST when the id exists (ids are unique across
+ * sessions). created_ms 0 becomes now. e->body NULL is -EINVAL.
+ */
 int al_store_event_append(al_store_tx *tx, struct al_event *e);
+/* session_id NULL: any session. -ENOENT if absent (or in another session). */
 int al_store_event_get(al_store_tx *tx, const char *session_id, const char *id,
 		       struct al_event *out);
+/*
+ * Ordered by seq. after_id/before_id are event ids of the same session,
+ * resolved to their seq (bounds by seq whatever the direction); an id that
+ * is not an event of q->session_id is -ENOENT. session_id NULL is -EINVAL.
+ */
 int al_store_event_list(al_store_tx *tx, const struct al_event_query *q, struct al_event **out,
 			size_t *n, int *has_more);
 int al_store_event_count(al_store_tx *tx, const char *session_id, int64_t *count);

@@ -155,8 +155,19 @@ static int cas_fn(al_store_tx *tx, void *ud)
 	AL_ASSERT_INT_EQ(al_store_doc_update(tx, &d, 2), 0);
 	AL_ASSERT_INT_EQ(d.version, 3);
 	/* 0: unconditional. */
+	/* created_ms 0 keeps the stored one; updated_ms 0 becomes now. */
+	AL_ASSERT_INT_EQ(al_store_doc_get(tx, "work", "work_1", &got), 0);
+	d.created_ms = 0;
+	d.updated_ms = 0;
 	AL_ASSERT_INT_EQ(al_store_doc_update(tx, &d, 0), 0);
 	AL_ASSERT_INT_EQ(d.version, 4);
+	AL_ASSERT_INT_EQ(d.created_ms, got.created_ms);
+	AL_ASSERT(d.updated_ms >= got.created_ms);
+	al_doc_clear(&got);
+	AL_ASSERT_INT_EQ(al_store_doc_get(tx, "work", "work_1", &got), 0);
+	AL_ASSERT_INT_EQ(got.created_ms, d.created_ms);
+	AL_ASSERT_INT_EQ(got.updated_ms, d.updated_ms);
+	al_doc_clear(&got);
 	return 0;
 }
 
@@ -539,13 +550,33 @@ AL_TEST(store_rollback_leaves_nothing)
 	fx_close(&f);
 }
 
-static sem_t gate;
+/*
+ * Holding the store thread: hold_store returns once the thread is inside
+ * wait_gate_fn, so every job submitted before sem_post(&gate) is queued
+ * behind it and is taken as one group (up to MAX_GROUP).
+ */
+static sem_t gate, entered;
 
 static int wait_gate_fn(al_store_tx *tx, void *ud)
 {
+	sem_post(&entered);
 	while (sem_wait(&gate) < 0 && errno == EINTR)
 		;
 	return 0;
+}
+
+static void hold_store(al_store *s, void *done_ud)
+{
+	AL_ASSERT_INT_EQ(sem_init(&gate, 0, 0), 0);
+	AL_ASSERT_INT_EQ(sem_init(&entered, 0, 0), 0);
+	AL_ASSERT_INT_EQ(al_store_submit(s, wait_gate_fn, done_cb, done_ud), 0);
+	while (sem_wait(&entered) < 0 && errno == EINTR)
+		;
+}
+
+static void release_store(void)
+{
+	sem_post(&gate);
 }
 
 static int ins_a_fn(al_store_tx *tx, void *ud)
@@ -582,14 +613,13 @@ AL_TEST(store_savepoint_isolation)
 	struct done_rec r0 = {0}, ra = {0}, rb = {0}, rc = {0};
 	uint64_t jobs = 0, txs = 0;
 
-	AL_ASSERT_INT_EQ(sem_init(&gate, 0, 0), 0);
 	fx_open(&f);
 	/* Hold the store thread so the next three jobs queue up and form one group. */
-	AL_ASSERT_INT_EQ(al_store_submit(f.s, wait_gate_fn, done_cb, &r0), 0);
+	hold_store(f.s, &r0);
 	AL_ASSERT_INT_EQ(al_store_submit(f.s, ins_a_fn, done_cb, &ra), 0);
 	AL_ASSERT_INT_EQ(al_store_submit(f.s, ins_b_fail_fn, done_cb, &rb), 0);
 	AL_ASSERT_INT_EQ(al_store_submit(f.s, ins_c_fn, done_cb, &rc), 0);
-	sem_post(&gate);
+	release_store();
 	AL_ASSERT_INT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
 	AL_ASSERT_INT_EQ(r0.called + ra.called + rb.called + rc.called, 4);
 	AL_ASSERT_INT_EQ(ra.rc, 0);
@@ -597,11 +627,12 @@ AL_TEST(store_savepoint_isolation)
 	AL_ASSERT_INT_EQ(rc.rc, 0);
 	al_store_stats(f.s, &jobs, &txs);
 	AL_ASSERT_INT_EQ(jobs, 4);
-	/* Either the gate job ran alone (2 transactions) or all four shared one. */
-	AL_ASSERT(txs <= 2);
+	/* The gate job alone, then A, B, C in one transaction. */
+	AL_ASSERT_INT_EQ(txs, 2);
 	AL_ASSERT_INT_EQ(al_store_call(f.s, check_abc_fn, NULL), 0);
 	fx_close(&f);
 	sem_destroy(&gate);
+	sem_destroy(&entered);
 }
 
 /* ---- durability ---- */
@@ -842,4 +873,137 @@ AL_TEST(store_alloc_failures)
 		}
 	}
 	AL_ASSERT(full_success > 0);
+}
+
+/*
+ * ---- group failures ----
+ *
+ * Fault injection over the real SQLite backend: a wrapper ops table that
+ * delegates every call and, when a job asks for it, makes the next COMMIT
+ * fail or loses the transaction at the next RELEASE (as SQLite does by
+ * itself on an I/O error). Only the executor is under test here.
+ */
+static const struct al_store_backend_ops *real_ops;
+static _Atomic int fail_commit, lose_tx;
+
+static int faulty_commit(void *be)
+{
+	if (fail_commit) {
+		fail_commit = 0;
+		return -EIO;
+	}
+	return real_ops->commit(be);
+}
+
+static int faulty_release(void *be)
+{
+	if (lose_tx) {
+		lose_tx = 0;
+		real_ops->rollback(be);
+		return -ECANCELED;
+	}
+	return real_ops->release(be);
+}
+
+static int ins_b_poison_commit_fn(al_store_tx *tx, void *ud)
+{
+	fail_commit = 1;
+	return insert_simple(tx, "k", "B");
+}
+
+static int ins_b_lose_tx_fn(al_store_tx *tx, void *ud)
+{
+	lose_tx = 1;
+	return insert_simple(tx, "k", "B");
+}
+
+static int ins_c_plain_fn(al_store_tx *tx, void *ud)
+{
+	return insert_simple(tx, "k", "C");
+}
+
+struct want {
+	int a, b, c;
+};
+
+static int check_want_fn(al_store_tx *tx, void *ud)
+{
+	struct want *w = ud;
+
+	AL_ASSERT_INT_EQ(exists(tx, "k", "A"), w->a);
+	AL_ASSERT_INT_EQ(exists(tx, "k", "B"), w->b);
+	AL_ASSERT_INT_EQ(exists(tx, "k", "C"), w->c);
+	return 0;
+}
+
+static void faulty_open(uv_loop_t *loop, struct al_store_backend_ops *faulty, al_store **s)
+{
+	void *be = NULL;
+	char err[256];
+
+	AL_ASSERT_INT_EQ(uv_loop_init(loop), 0);
+	AL_ASSERT_INT_EQ(al_store_sqlite_open(al_test_tmpdir(), &real_ops, &be, err, sizeof(err)),
+			 0);
+	*faulty = *real_ops;
+	faulty->commit = faulty_commit;
+	faulty->release = faulty_release;
+	AL_ASSERT_INT_EQ(al_store_start(loop, faulty, be, s), 0);
+}
+
+AL_TEST(store_group_commit_failure_fails_group)
+{
+	struct al_store_backend_ops faulty;
+	struct done_rec r0 = {0}, ra = {0}, rb = {0}, rc = {0}, rd = {0};
+	struct want w = {0, 0, 0};
+	uv_loop_t loop;
+	al_store *s = NULL;
+
+	faulty_open(&loop, &faulty, &s);
+	hold_store(s, &r0);
+	AL_ASSERT_INT_EQ(al_store_submit(s, ins_a_fn, done_cb, &ra), 0);
+	AL_ASSERT_INT_EQ(al_store_submit(s, ins_b_poison_commit_fn, done_cb, &rb), 0);
+	AL_ASSERT_INT_EQ(al_store_submit(s, ins_c_plain_fn, done_cb, &rc), 0);
+	release_store();
+	AL_ASSERT_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	/* None of the group is durable, so every job of it is told so. */
+	AL_ASSERT_INT_EQ(ra.rc, -EIO);
+	AL_ASSERT_INT_EQ(rb.rc, -EIO);
+	AL_ASSERT_INT_EQ(rc.rc, -EIO);
+	AL_ASSERT_INT_EQ(al_store_call(s, check_want_fn, &w), 0);
+	/* The executor recovers: the next job commits. */
+	AL_ASSERT_INT_EQ(al_store_submit(s, ins_a_fn, done_cb, &rd), 0);
+	AL_ASSERT_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	AL_ASSERT_INT_EQ(rd.rc, 0);
+	al_store_close(s);
+	AL_ASSERT_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+	sem_destroy(&gate);
+	sem_destroy(&entered);
+}
+
+AL_TEST(store_lost_transaction_fails_group)
+{
+	struct al_store_backend_ops faulty;
+	struct done_rec r0 = {0}, ra = {0}, rb = {0}, rc = {0};
+	struct want w = {0, 0, 1};
+	uv_loop_t loop;
+	al_store *s = NULL;
+
+	faulty_open(&loop, &faulty, &s);
+	hold_store(s, &r0);
+	AL_ASSERT_INT_EQ(al_store_submit(s, ins_a_fn, done_cb, &ra), 0);
+	AL_ASSERT_INT_EQ(al_store_submit(s, ins_b_lose_tx_fn, done_cb, &rb), 0);
+	AL_ASSERT_INT_EQ(al_store_submit(s, ins_c_plain_fn, done_cb, &rc), 0);
+	release_store();
+	AL_ASSERT_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	/* A and B were in the lost transaction; C starts a fresh one. */
+	AL_ASSERT_INT_EQ(ra.rc, -EIO);
+	AL_ASSERT_INT_EQ(rb.rc, -EIO);
+	AL_ASSERT_INT_EQ(rc.rc, 0);
+	AL_ASSERT_INT_EQ(al_store_call(s, check_want_fn, &w), 0);
+	al_store_close(s);
+	AL_ASSERT_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+	sem_destroy(&gate);
+	sem_destroy(&entered);
 }
