@@ -19,6 +19,12 @@
 #ifdef AL_HAVE_AGENT
 #include "agent/loop.h"
 #endif
+#ifdef AL_HAVE_PROVIDER
+#include "agent/anthropic.h"
+#include "net/http_client.h"
+
+#include <stdlib.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -186,9 +192,29 @@ int al_api_start(uv_loop_t *loop, const struct al_api_config *cfg, al_api **out,
 	if ((rc = al_http_server_start(loop, &ho, al_api_router_cb, api, &api->http, err, errlen)) <
 	    0)
 		goto fail;
-	/* The model provider and client are wired in by the agent branch. */
 	api->provider = NULL;
 	api->client = NULL;
+#ifdef AL_HAVE_PROVIDER
+	/*
+	 * The model provider (agent/anthropic.h over net/http_client.h). Off
+	 * until those branches are merged; the key comes from the environment
+	 * only and the provider copies (and later wipes) it.
+	 */
+	if (cfg->model_url != NULL) {
+		const char *mkey = getenv("ANTHROPIC_API_KEY");
+		if ((rc = al_http_client_new(loop, &api->client)) < 0) {
+			snprintf(err, errlen, "cannot create the HTTP client: %s", strerror(-rc));
+			goto fail;
+		}
+		api->provider = al_anthropic_new(loop, api->client, cfg->model_url,
+						 mkey && mkey[0] ? mkey : NULL, NULL);
+		if (api->provider == NULL) {
+			snprintf(err, errlen, "cannot create the model provider for --model-url");
+			rc = -EINVAL;
+			goto fail;
+		}
+	}
+#endif
 #ifdef AL_HAVE_AGENT
 	if ((rc = al_agent_start(api, &api->agent)) < 0) {
 		snprintf(err, errlen, "cannot start the agent loop: %s", strerror(-rc));
@@ -245,6 +271,12 @@ void al_api_free(al_api *api)
 #endif
 	if (api->http != NULL)
 		al_http_server_free(api->http);
+#ifdef AL_HAVE_PROVIDER
+	if (api->provider != NULL)
+		al_anthropic_free(api->provider);
+	if (api->client != NULL)
+		al_http_client_free(api->client);
+#endif
 	if (api->bus != NULL)
 		al_bus_free(api->bus);
 	if (api->store != NULL)

@@ -96,6 +96,9 @@ void al_api_job_submit(struct al_api_job *job)
 }
 
 static int job_vfail(struct al_api_job *job, int status, const char *type, const char *fmt,
+		     va_list ap) __attribute__((format(printf, 4, 0)));
+
+static int job_vfail(struct al_api_job *job, int status, const char *type, const char *fmt,
 		     va_list ap)
 {
 	job->err_status = status;

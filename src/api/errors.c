@@ -46,6 +46,9 @@ static const char *type_for_status(int status)
 }
 
 static void send_error(al_http_req *req, int status, const char *type, json_t *details,
+		       const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void send_error(al_http_req *req, int status, const char *type, json_t *details,
 		       const char *fmt, va_list ap)
 {
 	char msg[512];

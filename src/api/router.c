@@ -8,6 +8,11 @@
  *   permission_error; missing `anthropic-beta: managed-agents-2026-04-01`
  *   -> 400 invalid_request_error. Then the handler runs.
  *
+ * Which header: the SDK (1.14.0) sends its apiKey as `Authorization: Bearer`
+ * (client.js apiKeyAuth), and `x-api-key` is what curl users and older
+ * clients send, so an admin key is accepted in either; environment keys and
+ * sessions tokens only as Bearer.
+ *
  * Credentials are looked up by their SHA-256 on the store thread (we never
  * hold a credential in the store, only its hash); recent results are cached
  * in memory for AUTH_CACHE_TTL_MS, and the whole cache is dropped on any
@@ -284,7 +289,7 @@ static int lookup_fn(al_store_tx *tx, void *ud)
 			continue;
 		memset(&d->auth, 0, sizeof(d->auth));
 		al_api_strlcpy(d->auth.key_id, k->id, AL_ID_MAX);
-		if (!d->bearer && strcmp(k->state, "admin") == 0) {
+		if (strcmp(k->state, "admin") == 0) {
 			d->auth.kind = AL_AUTH_ADMIN;
 		} else if (d->bearer && strcmp(k->state, "environment") == 0) {
 			d->auth.kind = AL_AUTH_ENVIRONMENT;
@@ -376,9 +381,8 @@ void al_api_router_cb(al_http_req *req, void *ud)
 	}
 	hit = cache_find(api, d->hash);
 	if (hit != NULL) {
-		/* The cache is keyed by hash; the header type must still match. */
-		int want_bearer = hit->auth.kind != AL_AUTH_ADMIN;
-		d->found = want_bearer == d->bearer;
+		/* The cache is keyed by hash; x-api-key still carries admin keys only. */
+		d->found = d->bearer || hit->auth.kind == AL_AUTH_ADMIN;
 		d->auth = hit->auth;
 		dispatch_run(d);
 		goto done;

@@ -3,7 +3,7 @@
  *
  * Paths and methods are those the official SDK (@anthropic-ai/sdk 1.14.0)
  * calls. Who may call what:
- *   admin API key (x-api-key): everything;
+ *   admin API key (x-api-key, or Bearer as the SDK sends it): everything;
  *   environment key (Bearer): its own environment's work queue, reading its
  *     environment, and the per-session calls of sessions in its environment
  *     (the SDK worker falls back to it when a work item carries no secret);

@@ -110,7 +110,7 @@ int al_cmd_server(int argc, char **argv)
 	const char *listen = NULL, *key;
 	int rc;
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -153,7 +153,6 @@ int al_cmd_server(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		i++;
 	}
 	if (listen == NULL || cfg.data_dir == NULL) {
 		fprintf(stderr, "airlock server: --listen and --data are required\n\n");

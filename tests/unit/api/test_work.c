@@ -322,9 +322,12 @@ static void auth_and_admin_key(struct al_fx *fx)
 			 401);
 	AL_ASSERT(strstr(str(json_object_get(o, "error"), "message"), "wrong") == NULL);
 	json_decref(o);
-	/* The admin key is not a bearer token. */
+	/* The SDK sends its apiKey as a bearer token. */
 	snprintf(path, sizeof(path), "Authorization: Bearer %s", fx->admin_key);
-	AL_ASSERT_INT_EQ(al_fx_req(fx, "GET", "/v1/agents", path, NULL, NULL), 401);
+	AL_ASSERT_INT_EQ(al_fx_req(fx, "GET", "/v1/agents", path, NULL, NULL), 200);
+	AL_ASSERT_INT_EQ(
+	    al_fx_req(fx, "GET", "/v1/agents", "Authorization: Bearer alk_admin_x", NULL, NULL),
+	    401);
 	AL_ASSERT_INT_EQ(al_fx_req_nobeta(fx, "GET", "/v1/agents", "admin", NULL, &o), 400);
 	AL_ASSERT_STR_EQ(str(json_object_get(o, "error"), "type"), "invalid_request_error");
 	json_decref(o);
