@@ -16,15 +16,11 @@
 #include "core/hash.h"
 #include "core/log.h"
 
-#ifdef AL_HAVE_AGENT
 #include "agent/loop.h"
-#endif
-#ifdef AL_HAVE_PROVIDER
 #include "agent/anthropic.h"
 #include "net/http_client.h"
 
 #include <stdlib.h>
-#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -194,11 +190,10 @@ int al_api_start(uv_loop_t *loop, const struct al_api_config *cfg, al_api **out,
 		goto fail;
 	api->provider = NULL;
 	api->client = NULL;
-#ifdef AL_HAVE_PROVIDER
 	/*
-	 * The model provider (agent/anthropic.h over net/http_client.h). Off
-	 * until those branches are merged; the key comes from the environment
-	 * only and the provider copies (and later wipes) it.
+	 * The model provider (agent/anthropic.h over net/http_client.h). The
+	 * key comes from the environment only (never argv) and the provider
+	 * copies (and later wipes) it.
 	 */
 	if (cfg->model_url != NULL) {
 		const char *mkey = getenv("ANTHROPIC_API_KEY");
@@ -214,13 +209,10 @@ int al_api_start(uv_loop_t *loop, const struct al_api_config *cfg, al_api **out,
 			goto fail;
 		}
 	}
-#endif
-#ifdef AL_HAVE_AGENT
 	if ((rc = al_agent_start(api, &api->agent)) < 0) {
 		snprintf(err, errlen, "cannot start the agent loop: %s", strerror(-rc));
 		goto fail;
 	}
-#endif
 	al_info("api", "listening on %s:%d (%s)", cfg->listen_host, al_http_server_port(api->http),
 		cfg->tls_cert_file ? "https" : "http");
 	*out = api;
@@ -250,10 +242,8 @@ void al_api_drain(al_api *api, void (*cb)(al_api *api, void *ud), void *ud)
 	pv->drain_cb = cb;
 	pv->drain_ud = ud;
 	al_info("api", "draining: finishing in-flight requests");
-#ifdef AL_HAVE_AGENT
 	if (api->agent != NULL)
 		al_agent_stop(api->agent);
-#endif
 	/* Long-polls answer null now rather than hold the drain up. */
 	al_work_state_free(api);
 	al_http_server_drain(api->http, drained_cb, api);
@@ -264,19 +254,15 @@ void al_api_free(al_api *api)
 	if (api == NULL)
 		return;
 	al_work_state_free(api);
-#ifdef AL_HAVE_AGENT
 	if (api->agent != NULL)
 		al_agent_free(api->agent);
 	api->agent = NULL;
-#endif
 	if (api->http != NULL)
 		al_http_server_free(api->http);
-#ifdef AL_HAVE_PROVIDER
 	if (api->provider != NULL)
 		al_anthropic_free(api->provider);
 	if (api->client != NULL)
 		al_http_client_free(api->client);
-#endif
 	if (api->bus != NULL)
 		al_bus_free(api->bus);
 	if (api->store != NULL)

@@ -30,9 +30,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 
-#ifdef AL_HAVE_AGENT
 #include "agent/loop.h"
-#endif
 
 #include <errno.h>
 #include <stdio.h>
@@ -513,11 +511,9 @@ static void claim_done(struct al_api_job *job, int rc)
 		al_api_auth_cache_clear(p->api);
 		al_info("api", "work %s of session %s delivered in %s", c->work_id, c->session_id,
 			p->env);
-#ifdef AL_HAVE_AGENT
 		/* A lapsed lease: the loop reports session.status_rescheduled. */
 		if (c->reclaimed == 2 && p->api->agent != NULL)
 			al_agent_on_work_lost(p->api->agent, c->session_id);
-#endif
 		poll_finish(p, 200, c->body.data, c->body.len);
 		goto done;
 	}
