@@ -53,13 +53,16 @@ all: $(B)/airlock
 
 $(B)/libairlock.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(B)/airlock: $(MAIN_OBJ) $(B)/libairlock.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(B)/libairlock.a $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(B)/libairlock.a $(LDLIBS)
 
 $(B)/test-unit: $(UNIT_OBJ) $(B)/libairlock.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(B)/libairlock.a $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(B)/libairlock.a $(LDLIBS)
 
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(@D)

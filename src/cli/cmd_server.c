@@ -31,6 +31,8 @@ static void usage(FILE *f)
 	    "  --tls-cert FILE      PEM certificate chain (serve HTTPS; needs --tls-key)\n"
 	    "  --tls-key FILE       PEM private key\n"
 	    "  --model-url URL      base URL of the Messages API the agent loop calls\n"
+	    "                       (default https://api.anthropic.com when\n"
+	    "                       ANTHROPIC_API_KEY is set)\n"
 	    "  --log-format FMT     text (default) or json\n"
 	    "  --log-level LEVEL    debug, info (default), warn or error\n"
 	    "  --help               show this help\n\n"
@@ -169,8 +171,16 @@ int al_cmd_server(int argc, char **argv)
 	}
 	cfg.listen_host = host;
 	key = getenv("ANTHROPIC_API_KEY");
-	al_info("server", "model API key %s",
-		key && key[0] ? "present in the environment" : "not set (ANTHROPIC_API_KEY)");
+	/*
+	 * With a model key but no --model-url the loop talks to the hosted
+	 * Messages API. With neither there is no model: turns end at once with
+	 * a session.error saying so, rather than calling out unasked.
+	 */
+	if (cfg.model_url == NULL && key != NULL && key[0] != '\0')
+		cfg.model_url = "https://api.anthropic.com";
+	al_info("server", "model API key %s; model URL %s",
+		key && key[0] ? "present in the environment" : "not set (ANTHROPIC_API_KEY)",
+		cfg.model_url ? cfg.model_url : "none (turns fail until --model-url is given)");
 	st.loop = uv_default_loop();
 	rc = al_api_start(st.loop, &cfg, &st.api, err, sizeof(err));
 	if (rc < 0) {
