@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 static void usage(FILE *f)
@@ -181,6 +182,11 @@ int al_cmd_server(int argc, char **argv)
 	al_info("server", "model API key %s; model URL %s",
 		key && key[0] ? "present in the environment" : "not set (ANTHROPIC_API_KEY)",
 		cfg.model_url ? cfg.model_url : "none (turns fail until --model-url is given)");
+	/*
+	 * The store holds transcripts (customer data): everything the server
+	 * creates (database, WAL, admin.key) is readable by its user only.
+	 */
+	umask(077);
 	st.loop = uv_default_loop();
 	rc = al_api_start(st.loop, &cfg, &st.api, err, sizeof(err));
 	if (rc < 0) {
