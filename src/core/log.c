@@ -134,9 +134,9 @@ void al_log(enum al_log_level lvl, const char *component, const char *fmt, ...)
 	al_time_format(al_now_ms(), ts, sizeof(ts));
 
 	if (format == AL_LOG_JSON) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s%}", "ts", ts, "level", level_names[lvl],
-				      "component", component ? component : "-", "msg", msg.data,
-				      msg.len);
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:s%}", "ts", ts, "level", level_names[lvl],
+			      "component", component ? component : "-", "msg", msg.data, msg.len);
 		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
 		json_decref(o);

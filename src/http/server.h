@@ -32,16 +32,16 @@ typedef void (*al_http_close_cb)(al_http_req *req, void *ud);
 typedef void (*al_http_drained_cb)(al_http_server *srv, void *ud);
 
 struct al_http_server_opts {
-	const char *host;		/* "127.0.0.1", "::", "0.0.0.0" */
-	int port;			/* 0: the kernel picks; see al_http_server_port */
-	const char *tls_cert_file;	/* PEM chain; NULL for plain HTTP */
-	const char *tls_key_file;	/* PEM key */
-	size_t max_header_bytes;	/* request line + headers; 0: 32 KiB (431 beyond) */
-	size_t max_body_bytes;		/* 0: 8 MiB (413 beyond) */
-	uint64_t request_timeout_ms;	/* whole request must arrive within; 0: 30 s (408) */
-	uint64_t idle_timeout_ms;	/* keep-alive idle; 0: 60 s */
-	uint64_t sse_heartbeat_ms;	/* ": ping" comment on idle streams; 0: 15 s */
-	uint64_t drain_timeout_ms;	/* max wait for in-flight requests on drain; 0: 10 s */
+	const char *host;	     /* "127.0.0.1", "::", "0.0.0.0" */
+	int port;		     /* 0: the kernel picks; see al_http_server_port */
+	const char *tls_cert_file;   /* PEM chain; NULL for plain HTTP */
+	const char *tls_key_file;    /* PEM key */
+	size_t max_header_bytes;     /* request line + headers; 0: 32 KiB (431 beyond) */
+	size_t max_body_bytes;	     /* 0: 8 MiB (413 beyond) */
+	uint64_t request_timeout_ms; /* whole request must arrive within; 0: 30 s (408) */
+	uint64_t idle_timeout_ms;    /* keep-alive idle; 0: 60 s */
+	uint64_t sse_heartbeat_ms;   /* ": ping" comment on idle streams; 0: 15 s */
+	uint64_t drain_timeout_ms;   /* max wait for in-flight requests on drain; 0: 10 s */
 };
 
 /*
@@ -63,9 +63,9 @@ void al_http_server_drain(al_http_server *srv, al_http_drained_cb cb, void *ud);
 void al_http_server_free(al_http_server *srv);
 
 /* ---- request accessors (valid until the request is finished) ---- */
-const char *al_http_req_method(const al_http_req *req);	 /* "GET" */
-const char *al_http_req_path(const al_http_req *req);	 /* percent-decoded path, no query */
-const char *al_http_req_target(const al_http_req *req);	 /* raw request-target */
+const char *al_http_req_method(const al_http_req *req); /* "GET" */
+const char *al_http_req_path(const al_http_req *req);	/* percent-decoded path, no query */
+const char *al_http_req_target(const al_http_req *req); /* raw request-target */
 /* Query parameter by name (percent-decoded), NULL if absent. First wins. */
 const char *al_http_req_query(const al_http_req *req, const char *name);
 /* Header by case-insensitive name, NULL if absent. */
