@@ -82,9 +82,12 @@ struct al_http_req {
 struct al_http_server {
 	uv_loop_t *loop;
 	uv_tcp_t listener;
+	/* Drain timeout; before a drain also the retry timer of a paused accept. */
 	uv_timer_t drain_timer;
 	int handles_open; /* listener + drain timer */
 	int listening;
+	int accept_paused;	  /* a client waits in the backlog (limit or no memory) */
+	uint64_t limit_warned_ms; /* uv_now of the last "limit reached" warning */
 	struct al_http_server_opts opts;
 	al_http_handler_cb handler;
 	void *ud;
@@ -110,6 +113,7 @@ static void conn_process(struct conn *c);
 static void server_check(al_http_server *srv);
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_connection(uv_stream_t *l, int status);
 
 /* ---- small helpers ---- */
 
@@ -336,6 +340,9 @@ static void conn_handle_closed_cb(uv_handle_t *h)
 	al_buf_wipe(&c->in);
 	al_buf_free(&c->in);
 	al_free(c);
+	/* A slot is free: take the client that waits in the backlog. */
+	if (srv->accept_paused && !srv->draining && !srv->freeing)
+		on_connection((uv_stream_t *)&srv->listener, 0);
 	server_check(srv);
 }
 
@@ -647,6 +654,34 @@ static void peer_name(uv_tcp_t *tcp, char *out, size_t len)
 	}
 }
 
+static void accept_retry_cb(uv_timer_t *t)
+{
+	al_http_server *srv = t->data;
+
+	if (srv->accept_paused && !srv->draining && !srv->freeing)
+		on_connection((uv_stream_t *)&srv->listener, 0);
+}
+
+/*
+ * Leaves the pending client in the backlog. libuv stops polling a listener
+ * whose connection callback did not call uv_accept, until uv_accept is
+ * called; the server calls back here when a connection closes (or, after
+ * an allocation failure, from a retry timer), so it never goes deaf.
+ */
+static void accept_pause(al_http_server *srv, int retry)
+{
+	uint64_t now = uv_now(srv->loop);
+
+	srv->accept_paused = 1;
+	if (retry)
+		uv_timer_start(&srv->drain_timer, accept_retry_cb, 100, 0);
+	else if (srv->limit_warned_ms == 0 || now - srv->limit_warned_ms >= 60000) {
+		srv->limit_warned_ms = now;
+		al_warn("http", "connection limit (%zu) reached: new clients wait in the backlog",
+			srv->opts.max_connections);
+	}
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
 	al_http_server *srv = l->data;
@@ -658,9 +693,16 @@ static void on_connection(uv_stream_t *l, int status)
 
 	if (status < 0 || srv->draining || srv->freeing)
 		return;
-	c = al_calloc(1, sizeof(*c));
-	if (c == NULL)
+	if (srv->nconns >= srv->opts.max_connections) {
+		accept_pause(srv, 0);
 		return;
+	}
+	c = al_calloc(1, sizeof(*c));
+	if (c == NULL) {
+		accept_pause(srv, 1);
+		return;
+	}
+	srv->accept_paused = 0;
 	c->srv = srv;
 	uv_tcp_init(srv->loop, &c->tcp);
 	uv_timer_init(srv->loop, &c->timer);
@@ -767,6 +809,8 @@ int al_http_server_start(uv_loop_t *loop, const struct al_http_server_opts *opts
 		srv->opts.sse_heartbeat_ms = 15000;
 	if (!srv->opts.drain_timeout_ms)
 		srv->opts.drain_timeout_ms = 10000;
+	if (!srv->opts.max_connections)
+		srv->opts.max_connections = AL_HTTP_DEFAULT_MAX_CONNECTIONS;
 	srv->handler = handler;
 	srv->ud = ud;
 	if (opts->tls_cert_file || opts->tls_key_file) {

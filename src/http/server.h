@@ -42,7 +42,16 @@ struct al_http_server_opts {
 	uint64_t idle_timeout_ms;    /* keep-alive idle; 0: 60 s */
 	uint64_t sse_heartbeat_ms;   /* ": ping" comment on idle streams; 0: 15 s */
 	uint64_t drain_timeout_ms;   /* max wait for in-flight requests on drain; 0: 10 s */
+	/*
+	 * Added: open connections at most; 0: AL_HTTP_DEFAULT_MAX_CONNECTIONS.
+	 * At the limit the server stops accepting: new clients wait in the
+	 * kernel's listen backlog (511) until a connection closes, so a flood
+	 * of idle sockets cannot exhaust file descriptors or memory.
+	 */
+	size_t max_connections;
 };
+
+#define AL_HTTP_DEFAULT_MAX_CONNECTIONS 1024u
 
 /*
  * Creates and starts listening. On error returns a negative errno-style code

@@ -645,3 +645,44 @@ AL_TEST(http_server_sse_backpressure)
 	run(&fx, &o, flood_client);
 	AL_ASSERT(fx.pending_seen > 0);
 }
+
+static void set_rcv_timeout(struct tc *c, long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static void max_conns_client(struct fx *fx)
+{
+	struct tc *a = tc_open(fx->port), *b = tc_open(fx->port), *c;
+	struct tc_resp r;
+	char one;
+
+	tc_send(a, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	AL_ASSERT_INT_EQ(tc_read_response(a, &r), 0);
+	tc_send(b, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	AL_ASSERT_INT_EQ(tc_read_response(b, &r), 0);
+	/* The third client gets through the kernel's backlog but is not served. */
+	c = tc_open(fx->port);
+	tc_send(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	set_rcv_timeout(c, 300);
+	AL_ASSERT(recv(c->fd, &one, 1, MSG_PEEK) < 0);
+	AL_ASSERT_INT_EQ(atomic_load(&fx->handled), 2);
+	/* The admitted ones keep working; closing one admits the waiting client. */
+	tc_send(b, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	AL_ASSERT_INT_EQ(tc_read_response(b, &r), 0);
+	tc_close(a);
+	set_rcv_timeout(c, 5000);
+	AL_ASSERT_INT_EQ(tc_read_response(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 200);
+	AL_ASSERT_INT_EQ(atomic_load(&fx->handled), 4);
+	tc_close(b);
+	tc_close(c);
+}
+
+AL_TEST(http_server_max_connections)
+{
+	struct fx fx = {0};
+	struct al_http_server_opts o = {.max_connections = 2};
+	run(&fx, &o, max_conns_client);
+}
