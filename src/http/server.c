@@ -32,6 +32,13 @@
 #define LINGER_MS 2000
 /* Unparsed input beyond this (while a handler runs) pauses reading. */
 #define MAX_BUFFERED_INPUT (1024 * 1024)
+/*
+ * Responses queued to a peer that does not read them, beyond which no
+ * further pipelined request is parsed (nor more input read) until the
+ * writes drain: otherwise a client pipelining cheap requests and never
+ * reading makes the server buffer answers without bound.
+ */
+#define MAX_PENDING_OUTPUT (1024 * 1024)
 
 enum conn_state {
 	C_OPEN,	   /* reading and answering */
@@ -232,6 +239,7 @@ static void write_cb(uv_write_t *w, int status)
 {
 	struct wreq *wr = (struct wreq *)w;
 	struct conn *c = wr->conn;
+	int was_full = c->pending >= MAX_PENDING_OUTPUT;
 
 	c->pending -= wr->len;
 	c->nwrites--;
@@ -245,6 +253,8 @@ static void write_cb(uv_write_t *w, int status)
 	}
 	if (c->nwrites == 0 && c->close_after_write && c->state == C_OPEN)
 		conn_end(c);
+	else if (was_full && c->pending < MAX_PENDING_OUTPUT && c->state == C_OPEN)
+		conn_process(c); /* output drained: parse the next pipelined request */
 }
 
 /* Queues b's bytes as they are (ciphertext or plain HTTP); takes b's data. */
@@ -513,7 +523,8 @@ static void conn_process(struct conn *c)
 	if (c->in_process)
 		return; /* a synchronous respond inside the handler: the loop below continues */
 	c->in_process = 1;
-	while (c->state == C_OPEN && c->req == NULL && !c->close_after_write && c->in.len > 0) {
+	while (c->state == C_OPEN && c->req == NULL && !c->close_after_write && c->in.len > 0 &&
+	       c->pending < MAX_PENDING_OUTPUT) {
 		int was_started = al_http_parser_started(c->parser);
 		size_t used = 0;
 		enum al_http_parse_rc rc =
@@ -544,6 +555,7 @@ static void conn_process(struct conn *c)
 	}
 	c->in_process = 0;
 	if (!c->reading && c->state == C_OPEN && c->req == NULL &&
+	    c->in.len <= MAX_BUFFERED_INPUT &&
 	    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
 		c->reading = 1;
 }
@@ -591,8 +603,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
-	if (c->req != NULL && c->in.len > MAX_BUFFERED_INPUT && c->reading) {
-		/* Backpressure on a client pipelining faster than we answer. */
+	if ((c->req != NULL || c->pending >= MAX_PENDING_OUTPUT) &&
+	    c->in.len > MAX_BUFFERED_INPUT && c->reading) {
+		/* Backpressure on a client pipelining faster than we answer (or it reads). */
 		uv_read_stop(s);
 		c->reading = 0;
 	}

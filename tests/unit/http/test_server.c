@@ -136,6 +136,13 @@ static void handler(al_http_req *req, void *ud)
 		fx->pending_seen = al_http_req_pending_bytes(req);
 		fx->sse = req;
 		atomic_store(&fx->drained, 1); /* reused as "flood done" */
+	} else if (strcmp(path, "/big") == 0) {
+		/* 32 KiB answers; remembers the most output ever queued at dispatch. */
+		static char big[32768];
+		memset(big, 'b', sizeof(big));
+		if (al_http_req_pending_bytes(req) > fx->pending_seen)
+			fx->pending_seen = al_http_req_pending_bytes(req);
+		AL_ASSERT_INT_EQ(al_http_respond(req, 200, "text/plain", big, sizeof(big)), 0);
 	} else if (strcmp(path, "/sse-quiet") == 0) {
 		al_http_req_on_close(req, on_req_close, fx);
 		AL_ASSERT_INT_EQ(al_http_sse_start(req), 0);
@@ -685,4 +692,39 @@ AL_TEST(http_server_max_connections)
 	struct fx fx = {0};
 	struct al_http_server_opts o = {.max_connections = 2};
 	run(&fx, &o, max_conns_client);
+}
+
+static void pipeline_flood_client(struct fx *fx)
+{
+	static const char one[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+	enum { N = 400 };
+	static char reqs[N * (sizeof(one) - 1) + 1];
+	struct tc *c = tc_open(fx->port);
+	struct tc_resp r;
+	int before;
+
+	for (int i = 0; i < N; i++)
+		memcpy(reqs + i * (sizeof(one) - 1), one, sizeof(one) - 1);
+	/* 400 requests for 12.8 MB of answers, and no reading for a while. */
+	tc_sendn(c, reqs, N * (sizeof(one) - 1));
+	sleep_ms(500);
+	before = atomic_load(&fx->handled);
+	AL_ASSERT(before < N);
+	/* Reading drains the output and the server goes on with the pipeline. */
+	for (int i = 0; i < N; i++) {
+		AL_ASSERT_INT_EQ(tc_read_response(c, &r), 0);
+		AL_ASSERT_INT_EQ(r.status, 200);
+		AL_ASSERT_INT_EQ(r.body_len, 32768);
+	}
+	AL_ASSERT_INT_EQ(atomic_load(&fx->handled), N);
+	tc_close(c);
+}
+
+AL_TEST(http_server_pipelining_output_bound)
+{
+	struct fx fx = {0};
+	struct al_http_server_opts o = {0};
+	run(&fx, &o, pipeline_flood_client);
+	/* Never more than ~1 MiB of answers queued in user space (plus one answer). */
+	AL_ASSERT(fx.pending_seen <= 1024 * 1024 + 33 * 1024);
 }
