@@ -411,9 +411,16 @@ static void conn_end(struct conn *c)
 			}
 		}
 	}
+	if (c->nwrites > 0) {
+		/*
+		 * write_cb calls back once the writes are out. A peer that never
+		 * reads would hold the connection (and the queued answer) forever:
+		 * give it the idle timeout to take the bytes.
+		 */
+		timer_set(c, T_IDLE, c->srv->opts.idle_timeout_ms);
+		return;
+	}
 	timer_set(c, T_NONE, 0);
-	if (c->nwrites > 0)
-		return; /* write_cb calls back */
 	c->shutdown_req.data = c;
 	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
 		conn_close(c);

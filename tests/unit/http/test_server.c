@@ -143,6 +143,12 @@ static void handler(al_http_req *req, void *ud)
 		if (al_http_req_pending_bytes(req) > fx->pending_seen)
 			fx->pending_seen = al_http_req_pending_bytes(req);
 		AL_ASSERT_INT_EQ(al_http_respond(req, 200, "text/plain", big, sizeof(big)), 0);
+	} else if (strcmp(path, "/huge") == 0) {
+		size_t n = 16u << 20;
+		char *huge = malloc(n);
+		memset(huge, 'h', n);
+		AL_ASSERT_INT_EQ(al_http_respond(req, 200, "text/plain", huge, n), 0);
+		free(huge);
 	} else if (strcmp(path, "/sse-quiet") == 0) {
 		al_http_req_on_close(req, on_req_close, fx);
 		AL_ASSERT_INT_EQ(al_http_sse_start(req), 0);
@@ -727,4 +733,32 @@ AL_TEST(http_server_pipelining_output_bound)
 	run(&fx, &o, pipeline_flood_client);
 	/* Never more than ~1 MiB of answers queued in user space (plus one answer). */
 	AL_ASSERT(fx.pending_seen <= 1024 * 1024 + 33 * 1024);
+}
+
+static void slow_reader_client(struct fx *fx)
+{
+	int fd = tc_connect_fd(fx->port), rcv = 65536;
+	static char buf[1 << 16];
+	size_t total = 0;
+	long n;
+
+	AL_ASSERT(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	static const char req[] = "GET /huge HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	AL_ASSERT_INT_EQ(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (long)sizeof(req) - 1);
+	/* Read nothing for well past the idle timeout. */
+	sleep_ms(600);
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		total += (size_t)n;
+	/* The server gave up on us: we got EOF (or a reset) before the whole answer. */
+	AL_ASSERT(n == 0 || errno == ECONNRESET);
+	AL_ASSERT(total < (16u << 20));
+	close(fd);
+}
+
+AL_TEST(http_server_closing_conn_times_out_slow_reader)
+{
+	struct fx fx = {0};
+	struct al_http_server_opts o = {.idle_timeout_ms = 200};
+	run(&fx, &o, slow_reader_client);
 }
