@@ -1053,7 +1053,7 @@ int al_http_respond(al_http_req *req, int status, const char *content_type, cons
 {
 	struct conn *c;
 	al_buf b = {0};
-	int rc = 0, ka;
+	int rc = 0, ka, with_length, with_body;
 
 	if (req == NULL || status < 100 || status > 999 || (body == NULL && len > 0))
 		return -EINVAL;
@@ -1064,10 +1064,18 @@ int al_http_respond(al_http_req *req, int status, const char *content_type, cons
 		goto done; /* the peer is gone: finishing just frees */
 	c->req = NULL;
 	ka = req->keep_alive && !req->user_close && !c->srv->draining;
+	/*
+	 * Responses to HEAD and 204/304 responses end with their head (RFC 9112
+	 * 6.3): body bytes there would be read by the client, or a proxy in
+	 * front, as the start of the next response. 204 and 304 carry no
+	 * Content-Length either; HEAD keeps the length of the body not sent.
+	 */
+	with_length = status != 204 && status != 304;
+	with_body = with_length && strcmp(req->r->method, "HEAD") != 0;
 	if (build_head(&b, req, status, ka) < 0 ||
 	    (content_type && al_buf_appendf(&b, "Content-Type: %s\r\n", content_type) < 0) ||
-	    al_buf_appendf(&b, "Content-Length: %zu\r\n\r\n", len) < 0 ||
-	    al_buf_append(&b, body, len) < 0) {
+	    (with_length && al_buf_appendf(&b, "Content-Length: %zu\r\n", len) < 0) ||
+	    al_buf_append_str(&b, "\r\n") < 0 || (with_body && al_buf_append(&b, body, len) < 0)) {
 		al_buf_wipe(&b);
 		al_buf_free(&b);
 		conn_close(c);

@@ -149,6 +149,10 @@ static void handler(al_http_req *req, void *ud)
 		memset(huge, 'h', n);
 		AL_ASSERT_INT_EQ(al_http_respond(req, 200, "text/plain", huge, n), 0);
 		free(huge);
+	} else if (strcmp(path, "/nocontent") == 0 || strcmp(path, "/notmodified") == 0) {
+		/* A careless handler passing a body with 204/304: it must not be sent. */
+		AL_ASSERT_INT_EQ(
+		    al_http_respond(req, path[3] == 'c' ? 204 : 304, "text/plain", "oops", 4), 0);
 	} else if (strcmp(path, "/sse-quiet") == 0) {
 		al_http_req_on_close(req, on_req_close, fx);
 		AL_ASSERT_INT_EQ(al_http_sse_start(req), 0);
@@ -761,4 +765,40 @@ AL_TEST(http_server_closing_conn_times_out_slow_reader)
 	struct fx fx = {0};
 	struct al_http_server_opts o = {.idle_timeout_ms = 200};
 	run(&fx, &o, slow_reader_client);
+}
+
+static void bodyless_client(struct fx *fx)
+{
+	struct tc *c = tc_open(fx->port);
+	struct tc_resp r;
+	char v[64];
+
+	/* Pipelined, so any stray body byte would corrupt the responses after it. */
+	tc_send(c, "HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+		   "GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n"
+		   "GET /notmodified HTTP/1.1\r\nHost: x\r\n\r\n"
+		   "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	memset(&r, 0, sizeof(r));
+	AL_ASSERT_INT_EQ(tc_read_head(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 200);
+	AL_ASSERT_INT_EQ(tc_header(&r, "Content-Length", v, sizeof(v)), 0);
+	AL_ASSERT(strtol(v, NULL, 10) > 0); /* the length of the GET body, not sent */
+	AL_ASSERT_INT_EQ(tc_read_head(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 204);
+	AL_ASSERT_INT_EQ(tc_header(&r, "Content-Length", v, sizeof(v)), -1);
+	AL_ASSERT_INT_EQ(tc_read_head(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 304);
+	AL_ASSERT_INT_EQ(tc_header(&r, "Content-Length", v, sizeof(v)), -1);
+	AL_ASSERT_INT_EQ(tc_read_response(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 200);
+	AL_ASSERT(strncmp(r.body, "GET /echo ", 10) == 0);
+	tc_close(c);
+	AL_ASSERT_INT_EQ(atomic_load(&fx->handled), 4);
+}
+
+AL_TEST(http_server_no_body_for_head_204_304)
+{
+	struct fx fx = {0};
+	struct al_http_server_opts o = {0};
+	run(&fx, &o, bodyless_client);
 }
