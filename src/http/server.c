@@ -219,6 +219,15 @@ static int is_token(const char *s)
 	return 1;
 }
 
+/* A field value we may write: no CR, LF or other control byte (header injection). */
+static int is_field_value(const char *s)
+{
+	for (; *s; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
 /* ---- timers ---- */
 
 static void timer_cb(uv_timer_t *t);
@@ -1011,12 +1020,9 @@ size_t al_http_req_pending_bytes(const al_http_req *req)
 
 int al_http_resp_header(al_http_req *req, const char *name, const char *value)
 {
-	if (req == NULL || name == NULL || value == NULL || req->streaming || !is_token(name))
+	if (req == NULL || name == NULL || value == NULL || req->streaming || !is_token(name) ||
+	    !is_field_value(value))
 		return -EINVAL;
-	for (const char *c = value; *c; c++)
-		if (*c == '\r' || *c == '\n' || ((unsigned char)*c < 0x20 && *c != '\t') ||
-		    *c == 0x7f)
-			return -EINVAL;
 	/* Framing belongs to the server; a handler setting it would desynchronise. */
 	if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0)
 		return -EINVAL;
@@ -1051,14 +1057,28 @@ static int build_head(al_buf *b, al_http_req *req, int status, int keep_alive)
 int al_http_respond(al_http_req *req, int status, const char *content_type, const void *body,
 		    size_t len)
 {
+	static const char bad_call[] = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+				       "\"message\":\"internal server error\"}}";
 	struct conn *c;
 	al_buf b = {0};
 	int rc = 0, ka, with_length, with_body;
 
-	if (req == NULL || status < 100 || status > 999 || (body == NULL && len > 0))
-		return -EINVAL;
-	if (req->streaming)
+	if (req == NULL || req->streaming)
 		return -EINVAL; /* a stream ends with al_http_sse_end */
+	/*
+	 * A bad call still finishes the request, exactly once (the lifetime
+	 * rule in server.h): the peer gets a 500 instead of a connection that
+	 * hangs, the caller -EINVAL. A content type with CR/LF would otherwise
+	 * inject headers (response splitting); 1xx is not a final status.
+	 */
+	if (status < 200 || status > 999 || (body == NULL && len > 0) ||
+	    (content_type && !is_field_value(content_type))) {
+		status = 500;
+		content_type = "application/json";
+		body = bad_call;
+		len = sizeof(bad_call) - 1;
+		rc = -EINVAL;
+	}
 	c = req->conn;
 	if (c == NULL)
 		goto done; /* the peer is gone: finishing just frees */
@@ -1082,7 +1102,8 @@ int al_http_respond(al_http_req *req, int status, const char *content_type, cons
 		rc = -ENOMEM;
 		goto done;
 	}
-	rc = conn_send(c, &b);
+	if (conn_send(c, &b) < 0 && rc == 0)
+		rc = -EPIPE;
 	response_done(c, ka);
 done:
 	req_free(req);

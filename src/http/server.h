@@ -97,6 +97,14 @@ void al_http_req_on_close(al_http_req *req, al_http_close_cb cb, void *ud);
  * copied; CR or LF in either is rejected with -EINVAL.
  */
 int al_http_resp_header(al_http_req *req, const char *name, const char *value);
+/*
+ * Sends a complete response (status 200..999) and finishes the request.
+ * Invalid arguments (a status below 200, a body NULL with len > 0, a
+ * content type containing CR, LF or another control byte) still finish the
+ * request, with a generic 500, and return -EINVAL. HEAD, 204 and 304
+ * answers are sent without body bytes. Returns 0, -EINVAL, -ENOMEM or
+ * -EPIPE (the request is finished in every case but req == NULL or a stream).
+ */
 int al_http_respond(al_http_req *req, int status, const char *content_type, const void *body,
 		    size_t len);
 /* Serialises body compactly as application/json; takes ownership of body. */

@@ -153,6 +153,13 @@ static void handler(al_http_req *req, void *ud)
 		/* A careless handler passing a body with 204/304: it must not be sent. */
 		AL_ASSERT_INT_EQ(
 		    al_http_respond(req, path[3] == 'c' ? 204 : 304, "text/plain", "oops", 4), 0);
+	} else if (strcmp(path, "/badtype") == 0) {
+		/* A content type from data (a file's stored mime type) with CR/LF in it. */
+		AL_ASSERT_INT_EQ(
+		    al_http_respond(req, 200, "text/plain\r\nSet-Cookie: sid=evil", "hi", 2),
+		    -EINVAL);
+	} else if (strcmp(path, "/badstatus") == 0) {
+		AL_ASSERT_INT_EQ(al_http_respond(req, 42, NULL, NULL, 0), -EINVAL);
 	} else if (strcmp(path, "/sse-quiet") == 0) {
 		al_http_req_on_close(req, on_req_close, fx);
 		AL_ASSERT_INT_EQ(al_http_sse_start(req), 0);
@@ -801,4 +808,32 @@ AL_TEST(http_server_no_body_for_head_204_304)
 	struct fx fx = {0};
 	struct al_http_server_opts o = {0};
 	run(&fx, &o, bodyless_client);
+}
+
+static void bad_respond_client(struct fx *fx)
+{
+	struct tc *c = tc_open(fx->port);
+	struct tc_resp r;
+	char v[64];
+
+	tc_send(c, "GET /badtype HTTP/1.1\r\nHost: x\r\n\r\n");
+	AL_ASSERT_INT_EQ(tc_read_response(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 500);
+	AL_ASSERT_INT_EQ(tc_header(&r, "Set-Cookie", v, sizeof(v)), -1);
+	AL_ASSERT(strstr(r.head, "evil") == NULL);
+	/* A status the server cannot send: still answered, the connection lives on. */
+	tc_send(c, "GET /badstatus HTTP/1.1\r\nHost: x\r\n\r\n");
+	AL_ASSERT_INT_EQ(tc_read_response(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 500);
+	tc_send(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	AL_ASSERT_INT_EQ(tc_read_response(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 200);
+	tc_close(c);
+}
+
+AL_TEST(http_server_respond_rejects_bad_arguments)
+{
+	struct fx fx = {0};
+	struct al_http_server_opts o = {0};
+	run(&fx, &o, bad_respond_client);
 }
