@@ -206,6 +206,15 @@ AL_TEST(http_parser_misc_accepted)
 	AL_ASSERT_STR_EQ(r->body, "ok");
 	AL_ASSERT_INT_EQ(al_http_parser_wants_continue(p), 0);
 	al_http_request_free(r);
+
+	/* HTTP/1.0: the expectation is ignored, no interim response is asked for. */
+	const char *d = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+	AL_ASSERT_INT_EQ(al_http_parser_feed(p, d, strlen(d), &used), AL_HTTP_PARSE_MORE);
+	AL_ASSERT_INT_EQ(al_http_parser_wants_continue(p), 0);
+	AL_ASSERT_INT_EQ(al_http_parser_feed(p, "ok", 2, &used), AL_HTTP_PARSE_DONE);
+	r = al_http_parser_take(p);
+	AL_ASSERT_INT_EQ(r->expect_continue, 0);
+	al_http_request_free(r);
 	al_http_parser_free(p);
 }
 
