@@ -545,9 +545,12 @@ static int parse_chunk_size(al_http_parser *p, const char *s, size_t n)
 	while (c < e) {
 		while (c < e && (*c == ' ' || *c == '\t'))
 			c++;
-		if (c == e)
-			break;
-		if (*c != ';')
+		/*
+		 * BWS is only allowed before a ';' (RFC 9112 7.1.1): "5 " or a
+		 * trailing blank after an extension is malformed, and is
+		 * refused like every other framing ambiguity.
+		 */
+		if (c == e || *c != ';')
 			return fail(p, 400, "invalid chunk size");
 		c++;
 		while (c < e && (*c == ' ' || *c == '\t'))

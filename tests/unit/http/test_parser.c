@@ -317,21 +317,23 @@ AL_TEST(http_parser_rejects_bad_chunks)
 {
 	const char *h = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
 	const char *bad[] = {
-	    "x\r\n",			/* not hex */
-	    "\r\n",			/* empty size */
-	    "-1\r\n",			/* sign */
-	    " 5\r\nhello\r\n0\r\n\r\n", /* leading space */
-	    "5 x\r\nhello\r\n",		/* junk after size */
-	    "5;\r\nhello\r\n",		/* empty extension name */
-	    "5;a=\r\nhello\r\n",	/* empty extension value */
-	    "5;a=\"x\r\nhello\r\n",	/* unterminated quoted string */
-	    "5;a=b c\r\nhello\r\n",	/* junk after extension */
-	    "5\r\nhelloXX",		/* no CRLF after data */
-	    "5\r\nhello\n",		/* bare LF after data */
-	    "5\nhello\r\n",		/* bare LF after size */
-	    "0\r\nX-T 1\r\n\r\n",	/* bad trailer */
-	    "0\r\n X-T: 1\r\n\r\n",	/* folded trailer */
-	    "0\r\nX-T: \x01\r\n\r\n",	/* control char in trailer */
+	    "x\r\n",			     /* not hex */
+	    "\r\n",			     /* empty size */
+	    "-1\r\n",			     /* sign */
+	    " 5\r\nhello\r\n0\r\n\r\n",	     /* leading space */
+	    "5 x\r\nhello\r\n",		     /* junk after size */
+	    "5 \r\nhello\r\n0\r\n\r\n",	     /* blank after size, no extension */
+	    "5;a=b\t\r\nhello\r\n0\r\n\r\n", /* blank after an extension */
+	    "5;\r\nhello\r\n",		     /* empty extension name */
+	    "5;a=\r\nhello\r\n",	     /* empty extension value */
+	    "5;a=\"x\r\nhello\r\n",	     /* unterminated quoted string */
+	    "5;a=b c\r\nhello\r\n",	     /* junk after extension */
+	    "5\r\nhelloXX",		     /* no CRLF after data */
+	    "5\r\nhello\n",		     /* bare LF after data */
+	    "5\nhello\r\n",		     /* bare LF after size */
+	    "0\r\nX-T 1\r\n\r\n",	     /* bad trailer */
+	    "0\r\n X-T: 1\r\n\r\n",	     /* folded trailer */
+	    "0\r\nX-T: \x01\r\n\r\n",	     /* control char in trailer */
 	};
 	char buf[512];
 
