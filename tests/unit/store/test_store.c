@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- helpers ---- */
@@ -1006,4 +1007,29 @@ AL_TEST(store_lost_transaction_fails_group)
 	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
 	sem_destroy(&gate);
 	sem_destroy(&entered);
+}
+
+/* The database (and its WAL and shared-memory files) are owner-only. */
+static int touch_fn(al_store_tx *tx, void *ud)
+{
+	return insert_simple(tx, "k", "perm");
+}
+
+AL_TEST(store_files_are_owner_only)
+{
+	struct fx f;
+	struct stat st;
+	char path[512];
+	const char *sfx[] = {"", "-wal", "-shm"};
+	mode_t old = umask(022);
+
+	fx_open(&f);
+	AL_ASSERT_INT_EQ(al_store_call(f.s, touch_fn, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/airlock.db%s", al_test_tmpdir(), sfx[i]);
+		AL_ASSERT_INT_EQ(stat(path, &st), 0);
+		AL_ASSERT_INT_EQ(st.st_mode & 077, 0);
+	}
+	fx_close(&f);
+	umask(old);
 }
