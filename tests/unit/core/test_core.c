@@ -196,3 +196,28 @@ AL_TEST(core_log_lines_never_carry_secrets)
 	fclose(f);
 	al_free_secret_str(tok);
 }
+
+AL_TEST(core_log_text_escapes_control_bytes)
+{
+	char path[512], line[1024];
+	int fd;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/log", al_test_tmpdir());
+	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	AL_ASSERT(fd >= 0);
+	al_log_set_fd(fd);
+	al_log_set_format(AL_LOG_TEXT);
+	/* Data with a forged second line must stay on one line. */
+	al_warn("http", "path %s end",
+		"/x\n2026-01-01T00:00:00.000Z info  auth: admin ok\r\x01\x7f");
+	al_log_set_fd(-1);
+	close(fd);
+	f = fopen(path, "r");
+	AL_ASSERT_NOT_NULL(f);
+	AL_ASSERT_NOT_NULL(fgets(line, sizeof(line), f));
+	AL_ASSERT(strstr(line, "path /x\\n2026-01-01T00:00:00.000Z info  auth: admin "
+			       "ok\\r\\x01\\x7f end\n") != NULL);
+	AL_ASSERT_NULL(fgets(line, sizeof(line), f));
+	fclose(f);
+}
