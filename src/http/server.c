@@ -269,24 +269,37 @@ static void write_cb(uv_write_t *w, int status)
 /* Queues b's bytes as they are (ciphertext or plain HTTP); takes b's data. */
 static int write_raw(struct conn *c, al_buf *b)
 {
+	/*
+	 * uv_buf_t lengths are unsigned int: a block over 4 GiB cast to one
+	 * would be cut short while Content-Length promised all of it. Hand
+	 * libuv pieces of at most 1 GiB (it copies the array); 16 of them
+	 * bound a single write, larger ones are refused.
+	 */
+	enum { PIECE = 1u << 30, MAX_PIECES = 16 };
+	uv_buf_t ub[MAX_PIECES];
+	unsigned int nb = 0;
 	struct wreq *wr;
-	uv_buf_t ub;
 	int rc;
 
 	if (b->len == 0) {
 		al_buf_free(b);
 		return 0;
 	}
-	wr = al_calloc(1, sizeof(*wr));
+	wr = b->len <= (size_t)PIECE * MAX_PIECES ? al_calloc(1, sizeof(*wr)) : NULL;
 	if (wr == NULL) {
 		al_buf_wipe(b);
 		al_buf_free(b);
 		return -ENOMEM;
 	}
 	wr->conn = c;
-	wr->data = al_buf_steal(b, &wr->len);
-	ub = uv_buf_init(wr->data, (unsigned int)wr->len);
-	rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &ub, 1, write_cb);
+	wr->data = b->data;
+	wr->len = b->len;
+	*b = (al_buf){0};
+	for (size_t off = 0; off < wr->len; off += PIECE, nb++) {
+		size_t n = wr->len - off < PIECE ? wr->len - off : PIECE;
+		ub[nb] = uv_buf_init(wr->data + off, (unsigned int)n);
+	}
+	rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, ub, nb, write_cb);
 	if (rc < 0) {
 		al_free_secret(wr->data, wr->len);
 		al_free(wr);
