@@ -371,7 +371,8 @@ static void conn_handle_closed_cb(uv_handle_t *h)
 	al_tls_conn_free(c->tls);
 	al_buf_wipe(&c->in);
 	al_buf_free(&c->in);
-	al_free(c);
+	/* rbuf holds the last bytes read: plaintext requests with their credentials. */
+	al_free_secret(c, sizeof(*c));
 	/* A slot is free: take the client that waits in the backlog. */
 	if (srv->accept_paused && !srv->draining && !srv->freeing)
 		on_connection((uv_stream_t *)&srv->listener, 0);
