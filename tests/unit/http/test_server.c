@@ -901,3 +901,34 @@ AL_TEST(http_server_alloc_failures)
 	al_alloc_init();
 	run(&fx, &o, oom_client);
 }
+
+/*
+ * Slowloris: a head trickling in one byte at a time never resets the
+ * request timer; the 408 comes when the whole request's time is up.
+ */
+static void slow_head_client(struct fx *fx)
+{
+	struct tc *c = tc_open(fx->port);
+	struct tc_resp r;
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+	int sent = 0;
+
+	tc_send(c, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+	/* 40 bytes over 2 s against a 300 ms request timeout. */
+	while (sent < 40 && poll(&pfd, 1, 50) == 0) {
+		tc_send(c, "a");
+		sent++;
+	}
+	AL_ASSERT(sent < 15);
+	AL_ASSERT_INT_EQ(tc_read_response(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 408);
+	AL_ASSERT_INT_EQ(atomic_load(&fx->handled), 0);
+	tc_close(c);
+}
+
+AL_TEST(http_server_slow_head_times_out)
+{
+	struct fx fx = {0};
+	struct al_http_server_opts o = {.request_timeout_ms = 300};
+	run(&fx, &o, slow_head_client);
+}
