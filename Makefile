@@ -97,7 +97,8 @@ asan:
 
 FUZZ_TARGETS := $(patsubst fuzz/%.c,build-fuzz/%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 20
-build-fuzz/%: fuzz/%.c
+# The library sources are prerequisites too: a parser change must rebuild the fuzzer.
+build-fuzz/%: fuzz/%.c $(LIB_SRC) $(wildcard src/*/*.h)
 	$(MAKE) B=build-fuzz CC=clang SANITIZE=1 \
 		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libairlock.a
 	clang -std=c17 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined \

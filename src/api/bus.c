@@ -206,7 +206,8 @@ void al_bus_wake_work(al_bus *bus, const char *environment_id)
 	if (bus == NULL || environment_id == NULL || bus->freeing)
 		return;
 	bus->depth++;
-	for (s = bus->watchers[bucket_of(environment_id)]; s; s = s->next)
+	/* A callback may free the bus: then nothing more is delivered (bus.h). */
+	for (s = bus->watchers[bucket_of(environment_id)]; s && !bus->freeing; s = s->next)
 		if (!s->dead && strcmp(s->key, environment_id) == 0)
 			s->work_cb(environment_id, s->ud);
 	bus->depth--;
@@ -218,7 +219,8 @@ static void publish(al_bus *bus, const char *session_id, json_t *event)
 	struct al_bus_sub *s;
 
 	bus->depth++;
-	for (s = bus->subs[bucket_of(session_id)]; s; s = s->next)
+	/* A callback may free the bus: then nothing more is published (bus.h). */
+	for (s = bus->subs[bucket_of(session_id)]; s && !bus->freeing; s = s->next)
 		if (!s->dead && strcmp(s->key, session_id) == 0)
 			s->event_cb(session_id, event, s->ud);
 	/* Read the observer per event: a callback may have replaced it. */

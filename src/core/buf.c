@@ -20,9 +20,21 @@ int al_buf_reserve(al_buf *b, size_t extra)
 	cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	p = al_realloc(b->data, cap);
+	/*
+	 * Not realloc: when realloc moves the block it frees the old one
+	 * unwiped, and buffers carry request heads (Authorization,
+	 * x-api-key), bodies and keys. Copy, wipe the old block, free it.
+	 * Doubling keeps the extra work linear in the final size.
+	 */
+	p = al_malloc(cap);
 	if (p == NULL)
 		return -ENOMEM;
+	if (b->data) {
+		memcpy(p, b->data, b->len);
+		OPENSSL_cleanse(b->data, b->cap);
+		al_free(b->data);
+	}
+	p[b->len] = '\0';
 	b->data = p;
 	b->cap = cap;
 	return 0;

@@ -3,6 +3,8 @@
  *
  * Ownership: the al_buf owns `data`; al_buf_free releases it (al_buf_wipe
  * first when it held a secret). A zeroed al_buf is a valid empty buffer.
+ * Growing never leaves an unwiped copy behind: the old block is wiped
+ * before it is freed, so al_buf_wipe at the end covers every byte held.
  */
 #ifndef AL_CORE_BUF_H
 #define AL_CORE_BUF_H

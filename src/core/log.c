@@ -113,6 +113,37 @@ int al_secret_scrub(char *s)
 	return scrub_prefix(s, "alk_", 1) + scrub_prefix(s, "sk-ant-", 0);
 }
 
+/*
+ * Appends s with control bytes escaped (\n, \r, \xNN). A text log line is
+ * one event: a CR or LF inside logged data (a request path, a peer's
+ * string) would otherwise let that data forge or split log lines.
+ */
+static int append_escaped(al_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	int rc = 0;
+
+	while (*s && rc == 0) {
+		size_t n = 0;
+		while (s[n] && ((unsigned char)s[n] >= 0x20 || s[n] == '\t') && s[n] != 0x7f)
+			n++;
+		if (n > 0) {
+			rc = al_buf_append(b, s, n);
+			s += n;
+			continue;
+		}
+		unsigned char c = (unsigned char)*s++;
+		char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+		if (c == '\n' || c == '\r') {
+			e[1] = c == '\n' ? 'n' : 'r';
+			rc = al_buf_append(b, e, 2);
+		} else {
+			rc = al_buf_append(b, e, 4);
+		}
+	}
+	return rc;
+}
+
 void al_log(enum al_log_level lvl, const char *component, const char *fmt, ...)
 {
 	al_buf msg = {0}, line = {0};
@@ -134,9 +165,9 @@ void al_log(enum al_log_level lvl, const char *component, const char *fmt, ...)
 	al_time_format(al_now_ms(), ts, sizeof(ts));
 
 	if (format == AL_LOG_JSON) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s%}", "ts", ts, "level", level_names[lvl],
-				      "component", component ? component : "-", "msg", msg.data,
-				      msg.len);
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:s%}", "ts", ts, "level", level_names[lvl],
+			      "component", component ? component : "-", "msg", msg.data, msg.len);
 		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
 		json_decref(o);
@@ -144,9 +175,10 @@ void al_log(enum al_log_level lvl, const char *component, const char *fmt, ...)
 			goto done;
 		al_buf_appendf(&line, "%s\n", s);
 		free(s);
-	} else {
-		al_buf_appendf(&line, "%s %-5s %s: %s\n", ts, level_names[lvl],
-			       component ? component : "-", msg.data);
+	} else if (al_buf_appendf(&line, "%s %-5s %s: ", ts, level_names[lvl],
+				  component ? component : "-") < 0 ||
+		   append_escaped(&line, msg.data) < 0 || al_buf_append_str(&line, "\n") < 0) {
+		goto done;
 	}
 	if (line.data) {
 		pthread_mutex_lock(&log_lock);
@@ -161,6 +193,12 @@ void al_log(enum al_log_level lvl, const char *component, const char *fmt, ...)
 		pthread_mutex_unlock(&log_lock);
 	}
 done:
+	/*
+	 * Scrubbing shortens the text in place: the bytes past the new end can
+	 * still hold the tail of a credential. Wipe both buffers.
+	 */
+	al_buf_wipe(&msg);
 	al_buf_free(&msg);
+	al_buf_wipe(&line);
 	al_buf_free(&line);
 }

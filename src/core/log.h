@@ -26,11 +26,11 @@ int al_log_parse_level(const char *s, enum al_log_level *out);
  * the format string; in JSON mode the whole formatted message is one field.
  */
 void al_log(enum al_log_level lvl, const char *component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define al_debug(c, ...) al_log(AL_LOG_DEBUG, c, __VA_ARGS__)
-#define al_info(c, ...)  al_log(AL_LOG_INFO, c, __VA_ARGS__)
-#define al_warn(c, ...)  al_log(AL_LOG_WARN, c, __VA_ARGS__)
+#define al_info(c, ...)	 al_log(AL_LOG_INFO, c, __VA_ARGS__)
+#define al_warn(c, ...)	 al_log(AL_LOG_WARN, c, __VA_ARGS__)
 #define al_error(c, ...) al_log(AL_LOG_ERROR, c, __VA_ARGS__)
 
 /*

@@ -469,7 +469,11 @@ static int finish_head(al_http_parser *p)
 		} else if (strcasecmp(name, "expect") == 0) {
 			if (strcasecmp(val, "100-continue") != 0)
 				return fail(p, 417, "unsupported expectation");
-			r->expect_continue = 1;
+			/*
+			 * RFC 9110 10.1.1: a 100-continue expectation in an HTTP/1.0
+			 * request MUST be ignored (a 1.0 client cannot parse 1xx).
+			 */
+			r->expect_continue = r->version_minor == 1;
 		}
 	}
 	if (nhost > 1 || (r->version_minor == 1 && nhost == 0))
@@ -541,9 +545,12 @@ static int parse_chunk_size(al_http_parser *p, const char *s, size_t n)
 	while (c < e) {
 		while (c < e && (*c == ' ' || *c == '\t'))
 			c++;
-		if (c == e)
-			break;
-		if (*c != ';')
+		/*
+		 * BWS is only allowed before a ';' (RFC 9112 7.1.1): "5 " or a
+		 * trailing blank after an extension is malformed, and is
+		 * refused like every other framing ambiguity.
+		 */
+		if (c == e || *c != ';')
 			return fail(p, 400, "invalid chunk size");
 		c++;
 		while (c < e && (*c == ' ' || *c == '\t'))

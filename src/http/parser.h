@@ -52,7 +52,7 @@ struct al_http_request {
 	char *body; /* decoded body with a NUL after it (never NULL) */
 	size_t body_len;
 	int keep_alive;	     /* the connection may carry another request */
-	int expect_continue; /* the client sent "Expect: 100-continue" */
+	int expect_continue; /* an HTTP/1.1 client sent "Expect: 100-continue" */
 };
 
 void al_http_request_free(struct al_http_request *r);
@@ -87,7 +87,7 @@ enum al_http_parse_rc al_http_parser_feed(al_http_parser *p, const char *data, s
  */
 struct al_http_request *al_http_parser_take(al_http_parser *p);
 /*
- * After ERROR: the HTTP status to answer with (400, 413, 431, 501, 505, or
+ * After ERROR: the HTTP status to answer with (400, 413, 417, 431, 501, 505, or
  * 500 for an allocation failure) and a short message safe to send to the
  * peer (a static string; it never echoes request bytes). Status 0 and NULL
  * when there is no error.

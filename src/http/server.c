@@ -32,6 +32,13 @@
 #define LINGER_MS 2000
 /* Unparsed input beyond this (while a handler runs) pauses reading. */
 #define MAX_BUFFERED_INPUT (1024 * 1024)
+/*
+ * Responses queued to a peer that does not read them, beyond which no
+ * further pipelined request is parsed (nor more input read) until the
+ * writes drain: otherwise a client pipelining cheap requests and never
+ * reading makes the server buffer answers without bound.
+ */
+#define MAX_PENDING_OUTPUT (1024 * 1024)
 
 enum conn_state {
 	C_OPEN,	   /* reading and answering */
@@ -82,9 +89,12 @@ struct al_http_req {
 struct al_http_server {
 	uv_loop_t *loop;
 	uv_tcp_t listener;
+	/* Drain timeout; before a drain also the retry timer of a paused accept. */
 	uv_timer_t drain_timer;
 	int handles_open; /* listener + drain timer */
 	int listening;
+	int accept_paused;	  /* a client waits in the backlog (limit or no memory) */
+	uint64_t limit_warned_ms; /* uv_now of the last "limit reached" warning */
 	struct al_http_server_opts opts;
 	al_http_handler_cb handler;
 	void *ud;
@@ -110,6 +120,7 @@ static void conn_process(struct conn *c);
 static void server_check(al_http_server *srv);
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_connection(uv_stream_t *l, int status);
 
 /* ---- small helpers ---- */
 
@@ -208,6 +219,15 @@ static int is_token(const char *s)
 	return 1;
 }
 
+/* A field value we may write: no CR, LF or other control byte (header injection). */
+static int is_field_value(const char *s)
+{
+	for (; *s; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
 /* ---- timers ---- */
 
 static void timer_cb(uv_timer_t *t);
@@ -228,6 +248,7 @@ static void write_cb(uv_write_t *w, int status)
 {
 	struct wreq *wr = (struct wreq *)w;
 	struct conn *c = wr->conn;
+	int was_full = c->pending >= MAX_PENDING_OUTPUT;
 
 	c->pending -= wr->len;
 	c->nwrites--;
@@ -241,29 +262,44 @@ static void write_cb(uv_write_t *w, int status)
 	}
 	if (c->nwrites == 0 && c->close_after_write && c->state == C_OPEN)
 		conn_end(c);
+	else if (was_full && c->pending < MAX_PENDING_OUTPUT && c->state == C_OPEN)
+		conn_process(c); /* output drained: parse the next pipelined request */
 }
 
 /* Queues b's bytes as they are (ciphertext or plain HTTP); takes b's data. */
 static int write_raw(struct conn *c, al_buf *b)
 {
+	/*
+	 * uv_buf_t lengths are unsigned int: a block over 4 GiB cast to one
+	 * would be cut short while Content-Length promised all of it. Hand
+	 * libuv pieces of at most 1 GiB (it copies the array); 16 of them
+	 * bound a single write, larger ones are refused.
+	 */
+	enum { PIECE = 1u << 30, MAX_PIECES = 16 };
+	uv_buf_t ub[MAX_PIECES];
+	unsigned int nb = 0;
 	struct wreq *wr;
-	uv_buf_t ub;
 	int rc;
 
 	if (b->len == 0) {
 		al_buf_free(b);
 		return 0;
 	}
-	wr = al_calloc(1, sizeof(*wr));
+	wr = b->len <= (size_t)PIECE * MAX_PIECES ? al_calloc(1, sizeof(*wr)) : NULL;
 	if (wr == NULL) {
 		al_buf_wipe(b);
 		al_buf_free(b);
 		return -ENOMEM;
 	}
 	wr->conn = c;
-	wr->data = al_buf_steal(b, &wr->len);
-	ub = uv_buf_init(wr->data, (unsigned int)wr->len);
-	rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &ub, 1, write_cb);
+	wr->data = b->data;
+	wr->len = b->len;
+	*b = (al_buf){0};
+	for (size_t off = 0; off < wr->len; off += PIECE, nb++) {
+		size_t n = wr->len - off < PIECE ? wr->len - off : PIECE;
+		ub[nb] = uv_buf_init(wr->data + off, (unsigned int)n);
+	}
+	rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, ub, nb, write_cb);
 	if (rc < 0) {
 		al_free_secret(wr->data, wr->len);
 		al_free(wr);
@@ -335,7 +371,11 @@ static void conn_handle_closed_cb(uv_handle_t *h)
 	al_tls_conn_free(c->tls);
 	al_buf_wipe(&c->in);
 	al_buf_free(&c->in);
-	al_free(c);
+	/* rbuf holds the last bytes read: plaintext requests with their credentials. */
+	al_free_secret(c, sizeof(*c));
+	/* A slot is free: take the client that waits in the backlog. */
+	if (srv->accept_paused && !srv->draining && !srv->freeing)
+		on_connection((uv_stream_t *)&srv->listener, 0);
 	server_check(srv);
 }
 
@@ -394,9 +434,16 @@ static void conn_end(struct conn *c)
 			}
 		}
 	}
+	if (c->nwrites > 0) {
+		/*
+		 * write_cb calls back once the writes are out. A peer that never
+		 * reads would hold the connection (and the queued answer) forever:
+		 * give it the idle timeout to take the bytes.
+		 */
+		timer_set(c, T_IDLE, c->srv->opts.idle_timeout_ms);
+		return;
+	}
 	timer_set(c, T_NONE, 0);
-	if (c->nwrites > 0)
-		return; /* write_cb calls back */
 	c->shutdown_req.data = c;
 	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
 		conn_close(c);
@@ -506,7 +553,8 @@ static void conn_process(struct conn *c)
 	if (c->in_process)
 		return; /* a synchronous respond inside the handler: the loop below continues */
 	c->in_process = 1;
-	while (c->state == C_OPEN && c->req == NULL && !c->close_after_write && c->in.len > 0) {
+	while (c->state == C_OPEN && c->req == NULL && !c->close_after_write && c->in.len > 0 &&
+	       c->pending < MAX_PENDING_OUTPUT) {
 		int was_started = al_http_parser_started(c->parser);
 		size_t used = 0;
 		enum al_http_parse_rc rc =
@@ -537,6 +585,7 @@ static void conn_process(struct conn *c)
 	}
 	c->in_process = 0;
 	if (!c->reading && c->state == C_OPEN && c->req == NULL &&
+	    c->in.len <= MAX_BUFFERED_INPUT &&
 	    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
 		c->reading = 1;
 }
@@ -584,8 +633,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
-	if (c->req != NULL && c->in.len > MAX_BUFFERED_INPUT && c->reading) {
-		/* Backpressure on a client pipelining faster than we answer. */
+	if ((c->req != NULL || c->pending >= MAX_PENDING_OUTPUT) &&
+	    c->in.len > MAX_BUFFERED_INPUT && c->reading) {
+		/* Backpressure on a client pipelining faster than we answer (or it reads). */
 		uv_read_stop(s);
 		c->reading = 0;
 	}
@@ -647,6 +697,34 @@ static void peer_name(uv_tcp_t *tcp, char *out, size_t len)
 	}
 }
 
+static void accept_retry_cb(uv_timer_t *t)
+{
+	al_http_server *srv = t->data;
+
+	if (srv->accept_paused && !srv->draining && !srv->freeing)
+		on_connection((uv_stream_t *)&srv->listener, 0);
+}
+
+/*
+ * Leaves the pending client in the backlog. libuv stops polling a listener
+ * whose connection callback did not call uv_accept, until uv_accept is
+ * called; the server calls back here when a connection closes (or, after
+ * an allocation failure, from a retry timer), so it never goes deaf.
+ */
+static void accept_pause(al_http_server *srv, int retry)
+{
+	uint64_t now = uv_now(srv->loop);
+
+	srv->accept_paused = 1;
+	if (retry)
+		uv_timer_start(&srv->drain_timer, accept_retry_cb, 100, 0);
+	else if (srv->limit_warned_ms == 0 || now - srv->limit_warned_ms >= 60000) {
+		srv->limit_warned_ms = now;
+		al_warn("http", "connection limit (%zu) reached: new clients wait in the backlog",
+			srv->opts.max_connections);
+	}
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
 	al_http_server *srv = l->data;
@@ -658,9 +736,16 @@ static void on_connection(uv_stream_t *l, int status)
 
 	if (status < 0 || srv->draining || srv->freeing)
 		return;
-	c = al_calloc(1, sizeof(*c));
-	if (c == NULL)
+	if (srv->nconns >= srv->opts.max_connections) {
+		accept_pause(srv, 0);
 		return;
+	}
+	c = al_calloc(1, sizeof(*c));
+	if (c == NULL) {
+		accept_pause(srv, 1);
+		return;
+	}
+	srv->accept_paused = 0;
 	c->srv = srv;
 	uv_tcp_init(srv->loop, &c->tcp);
 	uv_timer_init(srv->loop, &c->timer);
@@ -767,6 +852,8 @@ int al_http_server_start(uv_loop_t *loop, const struct al_http_server_opts *opts
 		srv->opts.sse_heartbeat_ms = 15000;
 	if (!srv->opts.drain_timeout_ms)
 		srv->opts.drain_timeout_ms = 10000;
+	if (!srv->opts.max_connections)
+		srv->opts.max_connections = AL_HTTP_DEFAULT_MAX_CONNECTIONS;
 	srv->handler = handler;
 	srv->ud = ud;
 	if (opts->tls_cert_file || opts->tls_key_file) {
@@ -947,12 +1034,9 @@ size_t al_http_req_pending_bytes(const al_http_req *req)
 
 int al_http_resp_header(al_http_req *req, const char *name, const char *value)
 {
-	if (req == NULL || name == NULL || value == NULL || req->streaming || !is_token(name))
+	if (req == NULL || name == NULL || value == NULL || req->streaming || !is_token(name) ||
+	    !is_field_value(value))
 		return -EINVAL;
-	for (const char *c = value; *c; c++)
-		if (*c == '\r' || *c == '\n' || ((unsigned char)*c < 0x20 && *c != '\t') ||
-		    *c == 0x7f)
-			return -EINVAL;
 	/* Framing belongs to the server; a handler setting it would desynchronise. */
 	if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0)
 		return -EINVAL;
@@ -987,30 +1071,53 @@ static int build_head(al_buf *b, al_http_req *req, int status, int keep_alive)
 int al_http_respond(al_http_req *req, int status, const char *content_type, const void *body,
 		    size_t len)
 {
+	static const char bad_call[] = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+				       "\"message\":\"internal server error\"}}";
 	struct conn *c;
 	al_buf b = {0};
-	int rc = 0, ka;
+	int rc = 0, ka, with_length, with_body;
 
-	if (req == NULL || status < 100 || status > 999 || (body == NULL && len > 0))
-		return -EINVAL;
-	if (req->streaming)
+	if (req == NULL || req->streaming)
 		return -EINVAL; /* a stream ends with al_http_sse_end */
+	/*
+	 * A bad call still finishes the request, exactly once (the lifetime
+	 * rule in server.h): the peer gets a 500 instead of a connection that
+	 * hangs, the caller -EINVAL. A content type with CR/LF would otherwise
+	 * inject headers (response splitting); 1xx is not a final status.
+	 */
+	if (status < 200 || status > 999 || (body == NULL && len > 0) ||
+	    (content_type && !is_field_value(content_type))) {
+		status = 500;
+		content_type = "application/json";
+		body = bad_call;
+		len = sizeof(bad_call) - 1;
+		rc = -EINVAL;
+	}
 	c = req->conn;
 	if (c == NULL)
 		goto done; /* the peer is gone: finishing just frees */
 	c->req = NULL;
 	ka = req->keep_alive && !req->user_close && !c->srv->draining;
+	/*
+	 * Responses to HEAD and 204/304 responses end with their head (RFC 9112
+	 * 6.3): body bytes there would be read by the client, or a proxy in
+	 * front, as the start of the next response. 204 and 304 carry no
+	 * Content-Length either; HEAD keeps the length of the body not sent.
+	 */
+	with_length = status != 204 && status != 304;
+	with_body = with_length && strcmp(req->r->method, "HEAD") != 0;
 	if (build_head(&b, req, status, ka) < 0 ||
 	    (content_type && al_buf_appendf(&b, "Content-Type: %s\r\n", content_type) < 0) ||
-	    al_buf_appendf(&b, "Content-Length: %zu\r\n\r\n", len) < 0 ||
-	    al_buf_append(&b, body, len) < 0) {
+	    (with_length && al_buf_appendf(&b, "Content-Length: %zu\r\n", len) < 0) ||
+	    al_buf_append_str(&b, "\r\n") < 0 || (with_body && al_buf_append(&b, body, len) < 0)) {
 		al_buf_wipe(&b);
 		al_buf_free(&b);
 		conn_close(c);
 		rc = -ENOMEM;
 		goto done;
 	}
-	rc = conn_send(c, &b);
+	if (conn_send(c, &b) < 0 && rc == 0)
+		rc = -EPIPE;
 	response_done(c, ka);
 done:
 	req_free(req);

@@ -32,17 +32,26 @@ typedef void (*al_http_close_cb)(al_http_req *req, void *ud);
 typedef void (*al_http_drained_cb)(al_http_server *srv, void *ud);
 
 struct al_http_server_opts {
-	const char *host;		/* "127.0.0.1", "::", "0.0.0.0" */
-	int port;			/* 0: the kernel picks; see al_http_server_port */
-	const char *tls_cert_file;	/* PEM chain; NULL for plain HTTP */
-	const char *tls_key_file;	/* PEM key */
-	size_t max_header_bytes;	/* request line + headers; 0: 32 KiB (431 beyond) */
-	size_t max_body_bytes;		/* 0: 8 MiB (413 beyond) */
-	uint64_t request_timeout_ms;	/* whole request must arrive within; 0: 30 s (408) */
-	uint64_t idle_timeout_ms;	/* keep-alive idle; 0: 60 s */
-	uint64_t sse_heartbeat_ms;	/* ": ping" comment on idle streams; 0: 15 s */
-	uint64_t drain_timeout_ms;	/* max wait for in-flight requests on drain; 0: 10 s */
+	const char *host;	     /* "127.0.0.1", "::", "0.0.0.0" */
+	int port;		     /* 0: the kernel picks; see al_http_server_port */
+	const char *tls_cert_file;   /* PEM chain; NULL for plain HTTP */
+	const char *tls_key_file;    /* PEM key */
+	size_t max_header_bytes;     /* request line + headers; 0: 32 KiB (431 beyond) */
+	size_t max_body_bytes;	     /* 0: 8 MiB (413 beyond) */
+	uint64_t request_timeout_ms; /* whole request must arrive within; 0: 30 s (408) */
+	uint64_t idle_timeout_ms;    /* keep-alive idle; 0: 60 s */
+	uint64_t sse_heartbeat_ms;   /* ": ping" comment on idle streams; 0: 15 s */
+	uint64_t drain_timeout_ms;   /* max wait for in-flight requests on drain; 0: 10 s */
+	/*
+	 * Added: open connections at most; 0: AL_HTTP_DEFAULT_MAX_CONNECTIONS.
+	 * At the limit the server stops accepting: new clients wait in the
+	 * kernel's listen backlog (511) until a connection closes, so a flood
+	 * of idle sockets cannot exhaust file descriptors or memory.
+	 */
+	size_t max_connections;
 };
+
+#define AL_HTTP_DEFAULT_MAX_CONNECTIONS 1024u
 
 /*
  * Creates and starts listening. On error returns a negative errno-style code
@@ -63,9 +72,9 @@ void al_http_server_drain(al_http_server *srv, al_http_drained_cb cb, void *ud);
 void al_http_server_free(al_http_server *srv);
 
 /* ---- request accessors (valid until the request is finished) ---- */
-const char *al_http_req_method(const al_http_req *req);	 /* "GET" */
-const char *al_http_req_path(const al_http_req *req);	 /* percent-decoded path, no query */
-const char *al_http_req_target(const al_http_req *req);	 /* raw request-target */
+const char *al_http_req_method(const al_http_req *req); /* "GET" */
+const char *al_http_req_path(const al_http_req *req);	/* percent-decoded path, no query */
+const char *al_http_req_target(const al_http_req *req); /* raw request-target */
 /* Query parameter by name (percent-decoded), NULL if absent. First wins. */
 const char *al_http_req_query(const al_http_req *req, const char *name);
 /* Header by case-insensitive name, NULL if absent. */
@@ -88,6 +97,14 @@ void al_http_req_on_close(al_http_req *req, al_http_close_cb cb, void *ud);
  * copied; CR or LF in either is rejected with -EINVAL.
  */
 int al_http_resp_header(al_http_req *req, const char *name, const char *value);
+/*
+ * Sends a complete response (status 200..999) and finishes the request.
+ * Invalid arguments (a status below 200, a body NULL with len > 0, a
+ * content type containing CR, LF or another control byte) still finish the
+ * request, with a generic 500, and return -EINVAL. HEAD, 204 and 304
+ * answers are sent without body bytes. Returns 0, -EINVAL, -ENOMEM or
+ * -EPIPE (the request is finished in every case but req == NULL or a stream).
+ */
 int al_http_respond(al_http_req *req, int status, const char *content_type, const void *body,
 		    size_t len);
 /* Serialises body compactly as application/json; takes ownership of body. */

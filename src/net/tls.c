@@ -4,6 +4,7 @@
 #include "net/tls.h"
 
 #include "core/alloc.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +44,11 @@ static void ssl_reason(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-/* Reads a whole (small) file into memory that the caller wipes and frees. */
-static int read_file(const char *path, char **out, size_t *outlen)
+/*
+ * Reads a whole (small) file into memory that the caller wipes and frees;
+ * *mode gets its permission bits.
+ */
+static int read_file(const char *path, char **out, size_t *outlen, unsigned *mode)
 {
 	struct stat st;
 	char *data = NULL;
@@ -58,6 +62,7 @@ static int read_file(const char *path, char **out, size_t *outlen)
 		rc = -errno;
 		goto done;
 	}
+	*mode = (unsigned)(st.st_mode & 07777);
 	if (!S_ISREG(st.st_mode) || st.st_size > MAX_KEY_FILE) {
 		rc = -EINVAL;
 		goto done;
@@ -117,6 +122,7 @@ int al_tls_ctx_new_server(const char *cert_file, const char *key_file, al_tls_ct
 	EVP_PKEY *key = NULL;
 	char *kdata = NULL;
 	size_t klen = 0;
+	unsigned kmode = 0;
 	int rc = 0;
 
 	*out = NULL;
@@ -151,11 +157,16 @@ int al_tls_ctx_new_server(const char *cert_file, const char *key_file, al_tls_ct
 		rc = -EINVAL;
 		goto fail;
 	}
-	rc = read_file(key_file, &kdata, &klen);
+	rc = read_file(key_file, &kdata, &klen, &kmode);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot read TLS key file: %s", strerror(-rc));
 		goto fail;
 	}
+	/* Like ssh with its keys: say so when other local users can read it. */
+	if (kmode & 077)
+		al_warn("tls",
+			"TLS key file %s is accessible to other users (mode %03o): chmod 600",
+			key_file, kmode & 0777);
 	kbio = BIO_new_mem_buf(kdata, (int)klen);
 	if (kbio == NULL) {
 		rc = -ENOMEM;

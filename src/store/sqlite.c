@@ -16,12 +16,15 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 enum stmt_id {
 	ST_BEGIN,
@@ -1008,7 +1011,8 @@ int al_store_sqlite_open_opts(const char *dir, const struct al_store_sqlite_opts
 	char path[4096], pragma[64];
 	const unsigned char *mode;
 	sqlite3_stmt *st = NULL;
-	int rc, n, timeout = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+	struct stat sb;
+	int rc, n, fd, timeout = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
 
 	if (errlen)
 		err[0] = '\0';
@@ -1019,6 +1023,21 @@ int al_store_sqlite_open_opts(const char *dir, const struct al_store_sqlite_opts
 		snprintf(err, errlen, "store directory path too long");
 		return -ENAMETOOLONG;
 	}
+	/*
+	 * The database holds every session's conversation: create it readable
+	 * by its owner only (SQLite would use 0644 minus the umask). SQLite
+	 * gives the -wal and -shm files the mode of the database file.
+	 */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
+		al_warn("store", "%s is accessible to other users (mode %03o); consider chmod 600",
+			path, (unsigned)(sb.st_mode & 0777));
+	close(fd);
 	be = al_calloc(1, sizeof(*be));
 	if (be == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -14,7 +14,7 @@
 typedef void (*al_test_fn)(void);
 void al_test_register(const char *name, const char *file, al_test_fn fn);
 void al_test_fail(const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4), noreturn));
+    __attribute__((format(printf, 3, 4), noreturn));
 /* A fresh empty directory for this test (removed after the test). */
 const char *al_test_tmpdir(void);
 

@@ -632,3 +632,37 @@ AL_TEST(bus_alloc_failures)
 	}
 	AL_ASSERT(ok > 0);
 }
+
+/*
+ * al_bus_free from a subscriber's callback: the subscribers after it in the
+ * same publish, and the observer, see nothing more (their handles are
+ * already invalid by bus.h's contract).
+ */
+static int observed;
+
+static void observe_cb(const char *session_id, json_t *event, void *ud)
+{
+	observed++;
+}
+
+AL_TEST(bus_free_inside_callback_stops_the_publish)
+{
+	struct fx f;
+	al_bus_sub *later = NULL, *first = NULL;
+	int published = 0;
+	json_t *ev;
+
+	fx_open(&f);
+	/* New subscriptions go to the head of the chain: `first` runs first. */
+	AL_ASSERT_INT_EQ(al_bus_subscribe(f.bus, f.sid, count_cb, &published, &later), 0);
+	AL_ASSERT_INT_EQ(al_bus_subscribe(f.bus, f.sid, free_bus_cb, &f, &first), 0);
+	al_bus_set_observer(f.bus, observe_cb, NULL);
+	ev = two_events(1, 2);
+	AL_ASSERT_INT_EQ(al_bus_append(f.bus, f.sid, ev, NULL, NULL, NULL), 0);
+	json_decref(ev);
+	AL_ASSERT_INT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+	AL_ASSERT_NULL(f.bus);
+	AL_ASSERT_INT_EQ(published, 0);
+	AL_ASSERT_INT_EQ(observed, 0);
+	fx_close(&f);
+}

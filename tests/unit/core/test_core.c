@@ -196,3 +196,80 @@ AL_TEST(core_log_lines_never_carry_secrets)
 	fclose(f);
 	al_free_secret_str(tok);
 }
+
+AL_TEST(core_log_text_escapes_control_bytes)
+{
+	char path[512], line[1024];
+	int fd;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/log", al_test_tmpdir());
+	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	AL_ASSERT(fd >= 0);
+	al_log_set_fd(fd);
+	al_log_set_format(AL_LOG_TEXT);
+	/* Data with a forged second line must stay on one line. */
+	al_warn("http", "path %s end",
+		"/x\n2026-01-01T00:00:00.000Z info  auth: admin ok\r\x01\x7f");
+	al_log_set_fd(-1);
+	close(fd);
+	f = fopen(path, "r");
+	AL_ASSERT_NOT_NULL(f);
+	AL_ASSERT_NOT_NULL(fgets(line, sizeof(line), f));
+	AL_ASSERT(strstr(line, "path /x\\n2026-01-01T00:00:00.000Z info  auth: admin "
+			       "ok\\r\\x01\\x7f end\n") != NULL);
+	AL_ASSERT_NULL(fgets(line, sizeof(line), f));
+	fclose(f);
+}
+
+/*
+ * Each allocation of a buffer's life failing in turn: a failed call
+ * returns -ENOMEM and leaves the buffer exactly as it was (still valid,
+ * NUL-terminated, contents intact), so callers can unwind or retry.
+ */
+AL_TEST(core_buf_alloc_failures_leave_buffer_intact)
+{
+	int completed = 0;
+
+	for (long k = 0; k < 64 && !completed; k++) {
+		al_buf b = {0};
+		char expect[4096] = "";
+		size_t elen = 0;
+		int rc = 0;
+
+		al_alloc_fail_after(k);
+		for (int i = 0; i < 200 && rc == 0; i++) {
+			char piece[32];
+			int n = snprintf(piece, sizeof(piece), "<%d>", i);
+			rc = (i % 2) ? al_buf_appendf(&b, "<%d>", i)
+				     : al_buf_append(&b, piece, (size_t)n);
+			if (rc == 0) {
+				memcpy(expect + elen, piece, (size_t)n + 1);
+				elen += (size_t)n;
+			}
+			AL_ASSERT_INT_EQ(b.len, elen);
+			if (b.data) {
+				AL_ASSERT_INT_EQ(b.data[b.len], '\0');
+				AL_ASSERT_MEM_EQ(b.data, expect, elen);
+			}
+		}
+		al_alloc_fail_after(-1);
+		if (rc == 0) {
+			size_t len = 0;
+			char *s = al_buf_steal(&b, &len);
+			AL_ASSERT_INT_EQ(len, elen);
+			AL_ASSERT_STR_EQ(s, expect);
+			al_free(s);
+			completed = 1;
+		} else {
+			AL_ASSERT_INT_EQ(rc, -ENOMEM);
+		}
+		al_buf_free(&b);
+	}
+	AL_ASSERT_INT_EQ(completed, 1);
+	/* Steal of an empty buffer allocates "": its failure is NULL, not a crash. */
+	al_buf e = {0};
+	al_alloc_fail_after(0);
+	AL_ASSERT_NULL(al_buf_steal(&e, NULL));
+	al_alloc_fail_after(-1);
+}

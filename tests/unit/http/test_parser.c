@@ -206,6 +206,15 @@ AL_TEST(http_parser_misc_accepted)
 	AL_ASSERT_STR_EQ(r->body, "ok");
 	AL_ASSERT_INT_EQ(al_http_parser_wants_continue(p), 0);
 	al_http_request_free(r);
+
+	/* HTTP/1.0: the expectation is ignored, no interim response is asked for. */
+	const char *d = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+	AL_ASSERT_INT_EQ(al_http_parser_feed(p, d, strlen(d), &used), AL_HTTP_PARSE_MORE);
+	AL_ASSERT_INT_EQ(al_http_parser_wants_continue(p), 0);
+	AL_ASSERT_INT_EQ(al_http_parser_feed(p, "ok", 2, &used), AL_HTTP_PARSE_DONE);
+	r = al_http_parser_take(p);
+	AL_ASSERT_INT_EQ(r->expect_continue, 0);
+	al_http_request_free(r);
 	al_http_parser_free(p);
 }
 
@@ -308,21 +317,23 @@ AL_TEST(http_parser_rejects_bad_chunks)
 {
 	const char *h = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
 	const char *bad[] = {
-	    "x\r\n",			/* not hex */
-	    "\r\n",			/* empty size */
-	    "-1\r\n",			/* sign */
-	    " 5\r\nhello\r\n0\r\n\r\n", /* leading space */
-	    "5 x\r\nhello\r\n",		/* junk after size */
-	    "5;\r\nhello\r\n",		/* empty extension name */
-	    "5;a=\r\nhello\r\n",	/* empty extension value */
-	    "5;a=\"x\r\nhello\r\n",	/* unterminated quoted string */
-	    "5;a=b c\r\nhello\r\n",	/* junk after extension */
-	    "5\r\nhelloXX",		/* no CRLF after data */
-	    "5\r\nhello\n",		/* bare LF after data */
-	    "5\nhello\r\n",		/* bare LF after size */
-	    "0\r\nX-T 1\r\n\r\n",	/* bad trailer */
-	    "0\r\n X-T: 1\r\n\r\n",	/* folded trailer */
-	    "0\r\nX-T: \x01\r\n\r\n",	/* control char in trailer */
+	    "x\r\n",			     /* not hex */
+	    "\r\n",			     /* empty size */
+	    "-1\r\n",			     /* sign */
+	    " 5\r\nhello\r\n0\r\n\r\n",	     /* leading space */
+	    "5 x\r\nhello\r\n",		     /* junk after size */
+	    "5 \r\nhello\r\n0\r\n\r\n",	     /* blank after size, no extension */
+	    "5;a=b\t\r\nhello\r\n0\r\n\r\n", /* blank after an extension */
+	    "5;\r\nhello\r\n",		     /* empty extension name */
+	    "5;a=\r\nhello\r\n",	     /* empty extension value */
+	    "5;a=\"x\r\nhello\r\n",	     /* unterminated quoted string */
+	    "5;a=b c\r\nhello\r\n",	     /* junk after extension */
+	    "5\r\nhelloXX",		     /* no CRLF after data */
+	    "5\r\nhello\n",		     /* bare LF after data */
+	    "5\nhello\r\n",		     /* bare LF after size */
+	    "0\r\nX-T 1\r\n\r\n",	     /* bad trailer */
+	    "0\r\n X-T: 1\r\n\r\n",	     /* folded trailer */
+	    "0\r\nX-T: \x01\r\n\r\n",	     /* control char in trailer */
 	};
 	char buf[512];
 

@@ -7,6 +7,7 @@
 #include "unit/http/http_client.h"
 
 #include "core/buf.h"
+#include "core/log.h"
 #include "http/server.h"
 #include "net/tls.h"
 
@@ -15,7 +16,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 struct pki {
 	char cert[512];
@@ -33,6 +36,7 @@ static EVP_PKEY *write_key(const char *path)
 	AL_ASSERT_NOT_NULL(f);
 	AL_ASSERT_INT_EQ(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
 	fclose(f);
+	AL_ASSERT_INT_EQ(chmod(path, 0600), 0); /* as an operator should */
 	return k;
 }
 
@@ -391,4 +395,41 @@ AL_TEST(net_tls_conn_memory_pump)
 	SSL_CTX_free(cctx);
 	al_buf_free(&plain);
 	al_buf_free(&out);
+}
+
+/* A key file other users can read is loaded, with a warning naming the fix. */
+static int load_and_count_warnings(const struct pki *p, const char *logpath)
+{
+	al_tls_ctx *ctx = NULL;
+	char err[256] = "", line[512];
+	int fd = open(logpath, O_CREAT | O_WRONLY | O_TRUNC, 0600), n = 0;
+	FILE *f;
+
+	AL_ASSERT(fd >= 0);
+	al_log_set_fd(fd);
+	AL_ASSERT_INT_EQ(al_tls_ctx_new_server(p->cert, p->key, &ctx, err, sizeof(err)), 0);
+	al_log_set_fd(-1);
+	close(fd);
+	al_tls_ctx_free(ctx);
+	f = fopen(logpath, "r");
+	AL_ASSERT_NOT_NULL(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "accessible to other users") && strstr(line, "chmod 600") &&
+		    !strstr(line, "PRIVATE"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+AL_TEST(net_tls_warns_about_readable_key_file)
+{
+	struct pki p;
+	char logpath[600];
+
+	make_pki(&p);
+	snprintf(logpath, sizeof(logpath), "%s/log", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(chmod(p.key, 0644), 0);
+	AL_ASSERT_INT_EQ(load_and_count_warnings(&p, logpath), 1);
+	AL_ASSERT_INT_EQ(chmod(p.key, 0600), 0);
+	AL_ASSERT_INT_EQ(load_and_count_warnings(&p, logpath), 0);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- helpers ---- */
@@ -1006,4 +1007,111 @@ AL_TEST(store_lost_transaction_fails_group)
 	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
 	sem_destroy(&gate);
 	sem_destroy(&entered);
+}
+
+/* The database (and its WAL and shared-memory files) are owner-only. */
+static int touch_fn(al_store_tx *tx, void *ud)
+{
+	return insert_simple(tx, "k", "perm");
+}
+
+AL_TEST(store_files_are_owner_only)
+{
+	struct fx f;
+	struct stat st;
+	char path[512];
+	const char *sfx[] = {"", "-wal", "-shm"};
+	mode_t old = umask(022);
+
+	fx_open(&f);
+	AL_ASSERT_INT_EQ(al_store_call(f.s, touch_fn, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/airlock.db%s", al_test_tmpdir(), sfx[i]);
+		AL_ASSERT_INT_EQ(stat(path, &st), 0);
+		AL_ASSERT_INT_EQ(st.st_mode & 077, 0);
+	}
+	fx_close(&f);
+	umask(old);
+}
+
+/*
+ * Every document and event operation with each allocation failing in turn
+ * (the statement cache, result arrays, bodies, query text). The store is
+ * reopened each round so the statement cache starts cold; a failed job is
+ * rolled back, a successful one removes what it wrote.
+ */
+static int doc_ops_fn(al_store_tx *tx, void *ud)
+{
+	static const char *const states[] = {"a", "b", NULL};
+	struct al_doc d, got, *docs = NULL;
+	struct al_event ev, *evs = NULL;
+	struct al_doc_query q = {.ref = "r", .states = states, .after_id = "0", .limit = 1};
+	struct al_event_query eq = {.session_id = "s", .type = "t", .limit = 1};
+	size_t n = 0;
+	int64_t count = 0;
+	int more = 0, rc;
+
+	memset(&got, 0, sizeof(got));
+	memset(&ev, 0, sizeof(ev));
+	doc_set(&d, "k", "d1", "r", "", "a", 5, "{\"v\":1}");
+	if ((rc = al_store_doc_insert(tx, &d)) < 0)
+		goto done;
+	d.body = "{\"v\":2}";
+	if ((rc = al_store_doc_update(tx, &d, d.version)) < 0)
+		goto done;
+	if ((rc = al_store_doc_get(tx, "k", "d1", &got)) < 0)
+		goto done;
+	AL_ASSERT_STR_EQ(got.body, "{\"v\":2}");
+	if ((rc = al_store_doc_list(tx, "k", &q, &docs, &n, &more)) < 0)
+		goto done;
+	AL_ASSERT_INT_EQ(n, 1);
+	if ((rc = al_store_doc_count(tx, "k", &q, &count)) < 0)
+		goto done;
+	AL_ASSERT_INT_EQ(count, 1);
+	if ((rc = append(tx, "s", "e1", "t", NULL)) < 0 ||
+	    (rc = append(tx, "s", "e2", "t", NULL)) < 0)
+		goto done;
+	if ((rc = al_store_event_get(tx, "s", "e2", &ev)) < 0)
+		goto done;
+	eq.after_id = "e1";
+	if ((rc = al_store_event_list(tx, &eq, &evs, &n, &more)) < 0)
+		goto done;
+	AL_ASSERT_INT_EQ(n, 1);
+	if ((rc = al_store_event_count(tx, "s", &count)) < 0)
+		goto done;
+	if ((rc = al_store_event_delete_session(tx, "s")) < 0 ||
+	    (rc = al_store_doc_delete(tx, "k", "d1")) < 0)
+		goto done;
+done:
+	al_doc_clear(&got);
+	al_doc_array_free(docs, docs ? 1 : 0);
+	al_event_clear(&ev);
+	al_event_array_free(evs, evs ? 1 : 0);
+	return rc;
+}
+
+AL_TEST(store_doc_ops_alloc_failures)
+{
+	int ok = 0, failed = 0;
+
+	for (long k = 0; k < 100 && ok < 2; k++) {
+		struct fx f;
+		int rc;
+
+		fx_open(&f);
+		al_alloc_fail_after(k);
+		rc = al_store_call(f.s, doc_ops_fn, NULL);
+		al_alloc_fail_after(-1);
+		if (rc == 0) {
+			ok++;
+		} else {
+			AL_ASSERT_INT_EQ(rc, -ENOMEM);
+			failed++;
+		}
+		/* Nothing half-done survives: the job was rolled back or cleaned up. */
+		AL_ASSERT_INT_EQ(al_store_call(f.s, doc_ops_fn, NULL), 0);
+		fx_close(&f);
+	}
+	AL_ASSERT_INT_EQ(ok, 2);
+	AL_ASSERT(failed >= 8); /* the walk really went through the operations */
 }
