@@ -328,6 +328,35 @@ static void lookup_done_cb(int rc, void *ud)
 	al_free(d);
 }
 
+/*
+ * Our paths are ASCII ids and words. Routing on the decoded path would let
+ * "%2F" forge a segment boundary and ".." or "." segments alias another
+ * route, so the raw request path must be plain: unreserved characters and
+ * single slashes, no percent-encoding, no dot segments.
+ */
+static int path_is_plain(const char *target)
+{
+	const char *p = target;
+
+	if (*p != '/')
+		return 0;
+	for (; *p != '\0' && *p != '?'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '/') {
+			if (p[1] == '/' ||
+			    (p[1] == '.' &&
+			     (p[2] == '/' || p[2] == '\0' || p[2] == '?' ||
+			      (p[2] == '.' && (p[3] == '/' || p[3] == '\0' || p[3] == '?')))))
+				return 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || c == '~'))
+			return 0;
+	}
+	return 1;
+}
+
 void al_api_router_cb(al_http_req *req, void *ud)
 {
 	al_api *api = ud;
@@ -339,6 +368,12 @@ void al_api_router_cb(al_http_req *req, void *ud)
 	size_t nroutes;
 	int rc;
 
+	if (!path_is_plain(al_http_req_target(req))) {
+		al_api_error(
+		    req, 400, NULL,
+		    "malformed path: use plain ids, without percent-encoding or dot segments");
+		return;
+	}
 	routes = al_api_routes(&nroutes);
 	d = al_calloc(1, sizeof(*d));
 	if (d == NULL) {

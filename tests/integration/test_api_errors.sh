@@ -115,5 +115,15 @@ api POST /v1/sessions "{\"agent\":\"$AGENT\",\"environment_id\":\"$ENV2\"}"
 expect 400 invalid_request_error
 eq "$(jq_ "j['error']['details']['error_code']")" environment_archived "archived environment"
 
+# Paths that could alias another route are refused before routing.
+api GET "/v1/sessions/x%2Fevents" "" --path-as-is
+expect 400 invalid_request_error
+api GET "/v1/environments/../agents" "" --path-as-is
+expect 400 invalid_request_error
+api GET "/v1/agents/./" "" --path-as-is
+expect 400 invalid_request_error
+api GET "//v1/agents" "" --path-as-is
+expect 400 invalid_request_error
+
 grep -q "$KEY" "$T/server.log" && fail "a key appears in the log"
 echo ok
