@@ -29,6 +29,7 @@ struct al_api_config {
 	const char *tls_key_file;
 	const char *model_url;	   /* base URL of the Messages API */
 	size_t max_body_bytes;	   /* 0: default */
+	size_t max_connections;	   /* 0: the HTTP server's default */
 	int64_t context_budget_tokens; /* 0: derived from the model's window */
 };
 

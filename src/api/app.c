@@ -185,6 +185,7 @@ int al_api_start(uv_loop_t *loop, const struct al_api_config *cfg, al_api **out,
 	ho.tls_cert_file = cfg->tls_cert_file;
 	ho.tls_key_file = cfg->tls_key_file;
 	ho.max_body_bytes = cfg->max_body_bytes;
+	ho.max_connections = cfg->max_connections;
 	if ((rc = al_http_server_start(loop, &ho, al_api_router_cb, api, &api->http, err, errlen)) <
 	    0)
 		goto fail;

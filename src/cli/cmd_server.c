@@ -13,6 +13,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ static void usage(FILE *f)
 	    "  --model-url URL      base URL of the Messages API the agent loop calls\n"
 	    "                       (default https://api.anthropic.com when\n"
 	    "                       ANTHROPIC_API_KEY is set)\n"
+	    "  --max-connections N  concurrent connections before new ones wait in the\n"
+	    "                       kernel's backlog (default 1024)\n"
 	    "  --log-format FMT     text (default) or json\n"
 	    "  --log-level LEVEL    debug, info (default), warn or error\n"
 	    "  --help               show this help\n\n"
@@ -113,49 +116,88 @@ int al_cmd_server(int argc, char **argv)
 	const char *listen = NULL, *key;
 	int rc;
 
-	for (int i = 1; i < argc; i += 2) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			usage(stdout);
-			return 0;
+	static const struct option opts[] = {
+	    {"listen", required_argument, NULL, 'l'},
+	    {"data", required_argument, NULL, 'd'},
+	    {"tls-cert", required_argument, NULL, 'c'},
+	    {"tls-key", required_argument, NULL, 'k'},
+	    {"model-url", required_argument, NULL, 'm'},
+	    {"max-connections", required_argument, NULL, 'n'},
+	    {"log-format", required_argument, NULL, 'f'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int opt;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			listen = optarg;
+			break;
+		case 'd':
+			cfg.data_dir = optarg;
+			break;
+		case 'c':
+			cfg.tls_cert_file = optarg;
+			break;
+		case 'k':
+			cfg.tls_key_file = optarg;
+			break;
+		case 'm':
+			cfg.model_url = optarg;
+			break;
+		case 'n': {
+			char *end = NULL;
+			long n = strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || n < 1 || n > 1000000) {
+				fprintf(stderr,
+					"airlock server: --max-connections must be 1..1000000\n");
+				return 2;
+			}
+			cfg.max_connections = (size_t)n;
+			break;
 		}
-		if (v == NULL) {
-			fprintf(stderr, "airlock server: %s needs a value (or is unknown)\n\n", a);
-			usage(stderr);
-			return 2;
-		}
-		if (strcmp(a, "--listen") == 0) {
-			listen = v;
-		} else if (strcmp(a, "--data") == 0) {
-			cfg.data_dir = v;
-		} else if (strcmp(a, "--tls-cert") == 0) {
-			cfg.tls_cert_file = v;
-		} else if (strcmp(a, "--tls-key") == 0) {
-			cfg.tls_key_file = v;
-		} else if (strcmp(a, "--model-url") == 0) {
-			cfg.model_url = v;
-		} else if (strcmp(a, "--log-format") == 0) {
+		case 'f': {
 			enum al_log_format f;
-			if (al_log_parse_format(v, &f) < 0) {
+			if (al_log_parse_format(optarg, &f) < 0) {
 				fprintf(stderr,
 					"airlock server: --log-format must be text or json\n");
 				return 2;
 			}
 			al_log_set_format(f);
-		} else if (strcmp(a, "--log-level") == 0) {
+			break;
+		}
+		case 'L': {
 			enum al_log_level l;
-			if (al_log_parse_level(v, &l) < 0) {
+			if (al_log_parse_level(optarg, &l) < 0) {
 				fprintf(stderr, "airlock server: --log-level must be debug, info, "
 						"warn or error\n");
 				return 2;
 			}
 			al_log_set_level(l);
-		} else {
-			fprintf(stderr, "airlock server: unknown option %s\n\n", a);
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			if (optopt != 0)
+				fprintf(stderr, "airlock server: %s needs a value\n\n",
+					argv[optind - 1]);
+			else
+				fprintf(stderr, "airlock server: unknown option %s\n\n",
+					argv[optind - 1]);
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "airlock server: unexpected argument %s\n\n", argv[optind]);
+		usage(stderr);
+		return 2;
 	}
 	if (listen == NULL || cfg.data_dir == NULL) {
 		fprintf(stderr, "airlock server: --listen and --data are required\n\n");
