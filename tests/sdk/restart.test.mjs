@@ -85,6 +85,18 @@ async function restartScenario(f, signal) {
 		// was lost is made again, a committed one never is.
 		const ends = events.filter((e) => e.type === 'span.model_request_end' && !e.is_error);
 		assertEq(ends.length, 4, 'successful model responses');
+		// kill -9 loses the request in flight: its span is closed as an error
+		// and the request made again. SIGTERM lets it finish and be recorded
+		// before the process exits, so nothing is asked twice.
+		const starts = events.filter((e) => e.type === 'span.model_request_start').length;
+		const orphans = events.filter((e) => e.type === 'span.model_request_end' && e.is_error).length;
+		if (signal === 'SIGKILL') {
+			assertEq(starts, 5, 'model requests (one repeated after kill -9)');
+			assertEq(orphans, 1, 'orphaned span closed');
+		} else {
+			assertEq(starts, 4, 'model requests (none repeated after SIGTERM)');
+			assertEq(orphans, 0, 'no orphaned span after SIGTERM');
+		}
 		// A second client, never connected before, sees the same transcript.
 		const fresh = new f.Anthropic({ apiKey: f.adminKey, baseURL: f.baseURL, maxRetries: 0 });
 		assertEq((await listEvents(fresh, session.id)).map((e) => e.id).join(), events.map((e) => e.id).join(), 'same transcript for a fresh client');
