@@ -102,6 +102,7 @@ grep -q "draining" "$T/server.log" || fail "no drain in the log"
 LATE_ID=$(python3 -c "import json; print(json.load(open('$T/late.out'))['id'])")
 
 # ---- data survives ----
+PIDS="" # all reaped above; never signal a recycled pid
 mv "$T/server.log" "$T/server1.log"
 OLDKEY=$KEY
 start_server
