@@ -831,6 +831,16 @@ void al_agent_stop(struct al_agent *ag)
 		ag->stopping = 1;
 }
 
+int al_agent_busy(const struct al_agent *ag)
+{
+	if (ag == NULL)
+		return 0;
+	for (const struct sess *s = ag->sessions; s != NULL; s = s->next)
+		if (s->calling || s->busy || s->stash != NULL)
+			return 1;
+	return ag->pending > 0;
+}
+
 void al_agent_free(struct al_agent *ag)
 {
 	struct sess *s;

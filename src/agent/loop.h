@@ -62,6 +62,12 @@ int al_agent_start(al_api *api, struct al_agent **out);
 /* Stops starting model calls (drain). Calls in flight finish and are recorded. */
 void al_agent_stop(struct al_agent *ag);
 /*
+ * 1 while a model call is in flight or its response is still being recorded
+ * (or any other step or store job is outstanding), else 0. The drain waits
+ * for 0 so that a SIGTERM does not throw away a response already paid for.
+ */
+int al_agent_busy(const struct al_agent *ag);
+/*
  * Unregisters from the bus and cancels calls in flight. Store and bus
  * completions still queued are absorbed: the memory goes when the last one
  * has fired, so the loop must keep running until the store is closed.

@@ -223,14 +223,67 @@ fail:
 	return rc;
 }
 
-static void drained_cb(al_http_server *srv, void *ud)
+/*
+ * How long the drain waits for model calls in flight to finish and be
+ * recorded once the HTTP side is done. Past it they are cancelled; the
+ * restarted server makes them again (loop.h, Restart).
+ */
+#define AGENT_DRAIN_MS	    15000
+#define AGENT_DRAIN_POLL_MS 20
+
+struct al_api_agent_wait {
+	uv_timer_t timer; /* first: the close callback frees the struct */
+	al_api *api;
+	uint64_t deadline;
+};
+
+static void drain_done(al_api *api)
 {
-	al_api *api = ud;
 	struct al_api_priv *pv = al_api_priv(api);
 
 	al_info("api", "drained");
 	if (pv->drain_cb != NULL)
 		pv->drain_cb(api, pv->drain_ud);
+}
+
+static void agent_wait_closed_cb(uv_handle_t *h)
+{
+	al_free(h);
+}
+
+static void agent_wait_cb(uv_timer_t *t)
+{
+	struct al_api_agent_wait *w = t->data;
+	al_api *api = w->api;
+
+	if (al_agent_busy(api->agent) && uv_now(t->loop) < w->deadline)
+		return;
+	if (al_agent_busy(api->agent))
+		al_warn("api", "drain: model calls still in flight after %d ms, cancelling them",
+			AGENT_DRAIN_MS);
+	uv_timer_stop(t);
+	uv_close((uv_handle_t *)t, agent_wait_closed_cb);
+	al_api_priv(api)->agent_wait = NULL;
+	drain_done(api);
+}
+
+static void drained_cb(al_http_server *srv, void *ud)
+{
+	al_api *api = ud;
+	struct al_api_agent_wait *w;
+
+	/* Requests are done; a model call in flight still gets to land in the log. */
+	if (!al_agent_busy(api->agent) || (w = al_calloc(1, sizeof(*w))) == NULL) {
+		drain_done(api);
+		return;
+	}
+	al_info("api", "draining: waiting for model calls in flight");
+	w->api = api;
+	uv_timer_init(api->loop, &w->timer);
+	w->timer.data = w;
+	w->deadline = uv_now(api->loop) + AGENT_DRAIN_MS;
+	al_api_priv(api)->agent_wait = w;
+	uv_timer_start(&w->timer, agent_wait_cb, AGENT_DRAIN_POLL_MS, AGENT_DRAIN_POLL_MS);
 }
 
 void al_api_drain(al_api *api, void (*cb)(al_api *api, void *ud), void *ud)
@@ -254,6 +307,11 @@ void al_api_free(al_api *api)
 {
 	if (api == NULL)
 		return;
+	if (al_api_priv(api)->agent_wait != NULL) { /* freed before the drain finished */
+		uv_timer_stop(&al_api_priv(api)->agent_wait->timer);
+		uv_close((uv_handle_t *)&al_api_priv(api)->agent_wait->timer, agent_wait_closed_cb);
+		al_api_priv(api)->agent_wait = NULL;
+	}
 	al_work_state_free(api);
 	if (api->agent != NULL)
 		al_agent_free(api->agent);

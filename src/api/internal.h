@@ -179,6 +179,7 @@ struct al_api_priv {
 	struct al_api_poll *polls; /* blocked long-polls (work.c), a list */
 	void (*drain_cb)(al_api *api, void *ud);
 	void *drain_ud;
+	struct al_api_agent_wait *agent_wait; /* app.c: drain waiting for model calls */
 };
 
 static inline struct al_api_priv *al_api_priv(al_api *api)

@@ -152,6 +152,12 @@ int al_tls_ctx_new_server(const char *cert_file, const char *key_file, al_tls_ct
 	SSL_CTX_set_mode(sc, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
 	SSL_CTX_set_alpn_select_cb(sc, alpn_select_cb, NULL);
 
+	/* OpenSSL reports a missing file as "system lib"; say which error it was. */
+	if (access(cert_file, R_OK) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot read TLS certificate file: %s", strerror(-rc));
+		goto fail;
+	}
 	if (SSL_CTX_use_certificate_chain_file(sc, cert_file) != 1) {
 		ssl_reason(err, errlen, "cannot load TLS certificate");
 		rc = -EINVAL;
