@@ -26,7 +26,19 @@ if (!existsSync(TSC)) {
 }
 
 const script = {
+	// The first model request (the "fails" session's) gets a non-retryable
+	// 400: session.error, then idle with retries_exhausted.
+	faults: [{ status: 400, message: 'rejected by the stub' }],
 	scenarios: [
+		{ match: 'fails', steps: [{ content: [{ type: 'text', text: 'unreachable' }] }] },
+		{ match: 'slow', steps: [{ content: [{ type: 'text', text: 'too late' }], delay_ms: 10000 }] },
+		{
+			match: 'reclaim me',
+			steps: [
+				{ content: [{ type: 'tool_use', name: 'bash', input: { command: 'echo reclaimed' } }] },
+				{ content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn' },
+			],
+		},
 		{
 			match: 'bash please',
 			steps: [
@@ -131,6 +143,7 @@ const ROUTES = [
 	['GET', `/v1/environments/${ID}`, 'Environment'],
 	['POST', `/v1/environments/${ID}`, 'Environment'],
 	['DELETE', `/v1/environments/${ID}`, 'EnvironmentDeleted'],
+	['DELETE', `/v1/environments/${ID}/keys/${ID}`, 'EnvironmentKeyDeleted'],
 	['POST', `/v1/environments/${ID}/archive`, 'Environment'],
 	['POST', `/v1/environments/${ID}/keys`, 'EnvironmentKey'],
 	['GET', `/v1/environments/${ID}/work/poll`, 'Work | null'],
@@ -192,6 +205,7 @@ function buildTs(items) {
 		// mint the credential its worker reads from ANTHROPIC_ENVIRONMENT_KEY);
 		// this is the shape docs/ARCHITECTURE.md promises, shown once.
 		`interface EnvironmentKey { type: 'environment_key'; id: string; environment_id: string; name?: string; created_at: string; key: string }`,
+		`interface EnvironmentKeyDeleted { type: 'environment_key_deleted'; id: string }`,
 		'',
 	];
 	const lines = [...head];
@@ -248,6 +262,8 @@ await run('sdk: every response matches the SDK types', { script }, async (h) => 
 	const key = await c.post(`/v1/environments/${env.id}/keys`, { body: { name: 'worker-1' } });
 	const manual = await c.beta.environments.create({ name: 'manual', config: { type: 'self_hosted' } });
 	const mkey = await c.post(`/v1/environments/${manual.id}/keys`, { body: {} });
+	const spareKey = await c.post(`/v1/environments/${manual.id}/keys`, { body: {} });
+	await c.delete(`/v1/environments/${manual.id}/keys/${spareKey.id}`);
 	const temp = await c.beta.environments.create({ name: 'temp' });
 	await c.beta.environments.archive(temp.id);
 	await c.beta.environments.delete(temp.id);
@@ -260,6 +276,18 @@ await run('sdk: every response matches the SDK types', { script }, async (h) => 
 	await collect(c.beta.sessions.list({ limit: 1 }));
 	await c.beta.sessions.archive(gone.id);
 	await c.beta.sessions.delete(gone.id);
+
+	// ---- a model error: session.error, idle retries_exhausted (the stub's one fault) ----
+	const se = await c.beta.sessions.create({ agent: custom.id, environment_id: manual.id });
+	await c.beta.sessions.events.send(se.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'fails' }] }] });
+	await idleWith(c, se.id, 'retries_exhausted');
+
+	// ---- user.interrupt during a slow model call ----
+	const si = await c.beta.sessions.create({ agent: custom.id, environment_id: manual.id });
+	await c.beta.sessions.events.send(si.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'slow' }] }] });
+	await until(async () => (await eventsOf(c, si.id)).some((e) => e.type === 'span.model_request_start'), 'slow call');
+	await c.beta.sessions.events.send(si.id, { events: [{ type: 'user.interrupt' }] });
+	await until(async () => (await eventsOf(c, si.id)).some((e) => e.type === 'session.status_idle'), 'interrupted');
 
 	// ---- a full bash turn answered by the SDK's EnvironmentWorker, watched on the stream ----
 	const stream = await c.beta.sessions.events.stream(s.id);
@@ -359,6 +387,27 @@ await run('sdk: every response matches the SDK types', { script }, async (h) => 
 	await item.beta.environments.work.stop(work.id, { environment_id: manual.id, force: true });
 	await expectStatus(wk.beta.environments.work.stop(work.id, { environment_id: manual.id, force: true }), 409, 'second stop');
 
+	// ---- a lapsed lease reclaimed: session.status_rescheduled ----
+	const renv = await c.beta.environments.create({ name: 'reclaim', config: { type: 'self_hosted' } });
+	const rkey = await c.post(`/v1/environments/${renv.id}/keys`, { body: {} });
+	const rw = new A({ apiKey: null, authToken: rkey.key, baseURL: h.baseURL, maxRetries: 0, fetch: recordingFetch('env-key') });
+	const sr = await c.beta.sessions.create({ agent: agent.id, environment_id: renv.id });
+	await c.beta.sessions.events.send(sr.id, {
+		events: [{ type: 'user.message', content: [{ type: 'text', text: 'reclaim me' }] }],
+	});
+	const first = await until(() => rw.beta.environments.work.poll(renv.id, { block_ms: 500 }), 'work to reclaim');
+	await rw.beta.environments.work.ack(first.id, { environment_id: renv.id });
+	await rw.beta.environments.work.heartbeat(first.id, {
+		environment_id: renv.id,
+		expected_last_heartbeat: 'NO_HEARTBEAT',
+		desired_ttl_seconds: 1,
+	});
+	await new Promise((r) => setTimeout(r, 1300));
+	const again = await until(() => rw.beta.environments.work.poll(renv.id, { block_ms: 500 }), 'the lapsed item');
+	assertEq(again.id, first.id, 'the same item reclaimed');
+	await until(async () => (await eventsOf(c, sr.id)).some((e) => e.type === 'session.status_rescheduled'), 'rescheduled');
+	await rw.beta.environments.work.stop(again.id, { environment_id: renv.id, force: true });
+
 	// ---- documented errors ----
 	await expectStatus(c.beta.agents.retrieve('agent_missing'), 404, 'missing agent');
 	await expectStatus(c.beta.environments.retrieve('env_missing'), 404, 'missing environment');
@@ -369,7 +418,7 @@ await run('sdk: every response matches the SDK types', { script }, async (h) => 
 	await expectStatus(wk.beta.agents.list(), 403, 'env key on an admin route');
 
 	// ---- final event histories (pages) ----
-	for (const id of [s.id, sc.id, sa.id]) await eventsOf(c, id);
+	for (const id of [s.id, sc.id, sa.id, se.id, si.id, sr.id]) await eventsOf(c, id);
 
 	// ---- coverage: the flow produced every kind the brief names ----
 	const routes = new Set(captures.filter((x) => x.status < 400).map(routeOf));
@@ -392,6 +441,9 @@ await run('sdk: every response matches the SDK types', { script }, async (h) => 
 		'agent.custom_tool_use',
 		'user.custom_tool_result',
 		'user.tool_confirmation',
+		'session.error',
+		'user.interrupt',
+		'session.status_rescheduled',
 	])
 		assert(kinds.has(t), `no ${t} event captured`);
 	const streamKinds = new Set(streamed.map((e) => e.type));
@@ -410,6 +462,21 @@ await run('sdk: every response matches the SDK types', { script }, async (h) => 
 	// Each event once more on its own, typed by its `type`, so a diagnostic names the event.
 	for (const e of pageEvents.values()) items.push({ label: `event ${e.type} (events list)`, type: `Ev<'${e.type}'>`, body: e });
 	for (const e of streamed) items.push({ label: `event ${e.type} (stream)`, type: `StreamEv<'${e.type}'>`, body: e });
+
+	// What a type cannot say: every "RFC 3339 timestamp" field is one.
+	const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+	const badTimes = [];
+	const walk = (v, where) => {
+		if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${where}[${i}]`));
+		else if (v && typeof v === 'object')
+			for (const [k, x] of Object.entries(v)) {
+				if (/(_at|^last_heartbeat)$/.test(k) && typeof x === 'string' && x !== '' && !RFC3339.test(x))
+					badTimes.push(`${where}.${k} = ${JSON.stringify(x)}`);
+				walk(x, `${where}.${k}`);
+			}
+	};
+	items.forEach((it) => walk(it.body, it.label));
+	assertEq(badTimes.length, 0, 'timestamps that are not RFC 3339: ' + badTimes.join('; '));
 
 	const dir = mkdtempSync(join(tmpdir(), 'al-sdk-tsc-'));
 	try {
