@@ -254,6 +254,26 @@ await run('sdk: every response matches the SDK types', { script }, async (h) => 
 		tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_ask' } } }],
 	});
 
+	// Every tool kind the agent accepts, with per-tool overrides, resolved by the server.
+	await c.beta.agents.create({
+		name: 'all tools',
+		model: { id: 'claude-opus-4-5', speed: 'standard' },
+		description: 'every tool kind',
+		mcp_servers: [{ type: 'url', name: 'docs', url: 'https://mcp.example.test/sse' }],
+		tools: [
+			{
+				type: 'agent_toolset_20260401',
+				default_config: { enabled: true, permission_policy: { type: 'always_allow' } },
+				configs: [
+					{ name: 'read', enabled: false },
+					{ name: 'bash', permission_policy: { type: 'always_ask' } },
+				],
+			},
+			{ type: 'mcp_toolset', mcp_server_name: 'docs', configs: [{ name: 'search', enabled: false }] },
+			{ type: 'custom', name: 'noop', description: 'does nothing', input_schema: { type: 'object' } },
+		],
+	});
+
 	// ---- environments and keys ----
 	const env = await c.beta.environments.create({ name: 'perimeter', config: { type: 'self_hosted' } });
 	await c.beta.environments.retrieve(env.id);
