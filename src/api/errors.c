@@ -1,13 +1,18 @@
 /*
  * errors.c - the documented error object, and errno -> HTTP mapping.
  *
- *   {"type":"error","error":{"type":TYPE,"message":MSG[,"details":{...}]}}
+ *   {"type":"error","error":{"type":TYPE,"message":MSG[,"details":{...}]},
+ *    "request_id":"req_..."}
  *
+ * request_id is required by the SDK's ErrorResponse type (string or null); a
+ * fresh id per error, logged at debug level with the status, lets an operator
+ * match a client's report to the server log.
  * The SDK picks its exception class from the HTTP status and exposes
  * error.details.error_code as `errorCode`, so both must be right.
  */
 #include "api/api.h"
 #include "core/log.h"
+#include "core/rand.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -51,10 +56,12 @@ static void send_error(al_http_req *req, int status, const char *type, json_t *d
 static void send_error(al_http_req *req, int status, const char *type, json_t *details,
 		       const char *fmt, va_list ap)
 {
-	char msg[512];
+	char msg[512], rid[64];
 	json_t *body = NULL, *err = NULL;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (al_id_new("req", rid, sizeof(rid)) < 0)
+		rid[0] = '\0'; /* sent as null, which the type allows */
 	/* Belt and braces: a message must never carry a credential. */
 	al_secret_scrub(msg);
 	err =
@@ -64,14 +71,17 @@ static void send_error(al_http_req *req, int status, const char *type, json_t *d
 		details = NULL;
 	}
 	if (err != NULL)
-		body = json_pack("{s:s, s:o}", "type", "error", "error", err);
+		body = json_pack("{s:s, s:o, s:o}", "type", "error", "error", err, "request_id",
+				 rid[0] ? json_string(rid) : json_null());
 	json_decref(details);
 	if (body == NULL) {
 		static const char oom[] = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
-					  "\"message\":\"out of memory\"}}";
+					  "\"message\":\"out of memory\"},\"request_id\":null}";
 		al_http_respond(req, 500, "application/json", oom, sizeof(oom) - 1);
 		return;
 	}
+	if (rid[0])
+		al_debug("api", "error %d %s: %s", status, rid, msg);
 	al_http_respond_json(req, status, body);
 }
 

@@ -305,7 +305,7 @@ AL_TEST(api_work_long_poll_wakes)
 
 static void auth_and_admin_key(struct al_fx *fx)
 {
-	char path[700];
+	char path[700], rid[64] = "";
 	struct stat st;
 	json_t *o = NULL;
 
@@ -317,10 +317,15 @@ static void auth_and_admin_key(struct al_fx *fx)
 	AL_ASSERT_INT_EQ(al_fx_req(fx, "GET", "/v1/agents", NULL, NULL, &o), 401);
 	AL_ASSERT_STR_EQ(str(json_object_get(o, "error"), "type"), "authentication_error");
 	AL_ASSERT_STR_EQ(str(o, "type"), "error");
+	/* The SDK's ErrorResponse requires request_id; each error gets its own. */
+	AL_ASSERT(str(o, "request_id") != NULL && strncmp(str(o, "request_id"), "req_", 4) == 0);
+	snprintf(rid, sizeof(rid), "%s", str(o, "request_id"));
 	json_decref(o);
 	AL_ASSERT_INT_EQ(al_fx_req(fx, "GET", "/v1/agents", "x-api-key: alk_admin_wrong", NULL, &o),
 			 401);
 	AL_ASSERT(strstr(str(json_object_get(o, "error"), "message"), "wrong") == NULL);
+	AL_ASSERT(str(o, "request_id") != NULL && strncmp(str(o, "request_id"), "req_", 4) == 0);
+	AL_ASSERT(rid[0] != '\0' && strcmp(str(o, "request_id"), rid) != 0);
 	json_decref(o);
 	/* The SDK sends its apiKey as a bearer token. */
 	snprintf(path, sizeof(path), "Authorization: Bearer %s", fx->admin_key);
