@@ -473,8 +473,10 @@ static void send_error(struct conn *c, int status, const char *msg)
 	json_t *j;
 
 	/* msg is a fixed parser string; it never echoes request bytes. */
-	j = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
-		      "invalid_request_error", "message", msg ? msg : "bad request");
+	/* The API's error shape (request_id is required by the SDK's type). */
+	j = json_pack("{s:s,s:{s:s,s:s},s:n}", "type", "error", "error", "type",
+		      status == 413 ? "request_too_large" : "invalid_request_error", "message",
+		      msg ? msg : "bad request", "request_id");
 	if (j == NULL || json_dump_callback(j, dump_cb, &body, JSON_COMPACT) < 0) {
 		json_decref(j);
 		al_buf_free(&body);
@@ -1071,8 +1073,9 @@ static int build_head(al_buf *b, al_http_req *req, int status, int keep_alive)
 int al_http_respond(al_http_req *req, int status, const char *content_type, const void *body,
 		    size_t len)
 {
-	static const char bad_call[] = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
-				       "\"message\":\"internal server error\"}}";
+	static const char bad_call[] =
+	    "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+	    "\"message\":\"internal server error\"},\"request_id\":null}";
 	struct conn *c;
 	al_buf b = {0};
 	int rc = 0, ka, with_length, with_body;
@@ -1134,7 +1137,7 @@ int al_http_respond_json(al_http_req *req, int status, json_t *body)
 		al_buf_free(&b);
 		static const char fallback[] = "{\"type\":\"error\",\"error\":{\"type\":"
 					       "\"api_error\",\"message\":\"cannot serialise "
-					       "response\"}}";
+					       "response\"},\"request_id\":null}";
 		rc = al_http_respond(req, 500, "application/json", fallback, sizeof(fallback) - 1);
 		return rc < 0 ? rc : -ENOMEM;
 	}
@@ -1251,7 +1254,8 @@ void al_http_sse_end(al_http_req *req)
 	if (!req->streaming) {
 		/* Ended before it started: still finish the request exactly once. */
 		static const char body[] = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
-					   "\"message\":\"stream ended before it started\"}}";
+					   "\"message\":\"stream ended before it started\"},"
+					   "\"request_id\":null}";
 		al_http_respond(req, 500, "application/json", body, sizeof(body) - 1);
 		return;
 	}
