@@ -368,9 +368,12 @@ static void expect_error(int port, const char *req, int status)
 	tc_send(c, req);
 	AL_ASSERT_INT_EQ(tc_read_response(c, &r), 0);
 	AL_ASSERT_INT_EQ(r.status, status);
-	AL_ASSERT(strstr(r.body,
-			 "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
-			 "\"message\":") == r.body);
+	AL_ASSERT(strstr(r.body, status == 413
+				     ? "{\"type\":\"error\",\"error\":{\"type\":"
+				       "\"request_too_large\",\"message\":"
+				     : "{\"type\":\"error\",\"error\":{\"type\":"
+				       "\"invalid_request_error\",\"message\":") == r.body);
+	AL_ASSERT(strstr(r.body, ",\"request_id\":null}") != NULL);
 	AL_ASSERT_INT_EQ(tc_header(&r, "Connection", v, sizeof(v)), 0);
 	AL_ASSERT_STR_EQ(v, "close");
 	AL_ASSERT(tc_eof(c));
