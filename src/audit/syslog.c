@@ -26,6 +26,7 @@ struct al_audit_syslog {
 	long pid;
 	uint64_t retry_at; /* al_mono_ms() before which no reconnect is tried */
 	uint64_t backoff;
+	int last_err; /* why the connection is down, reported while backing off */
 	al_buf msg;
 };
 
@@ -201,7 +202,7 @@ int al_audit_syslog_open(const char *target, al_audit_syslog **out, char *err, s
 	s->pid = (long)getpid();
 	s->backoff = 1000;
 	/* A failed first connect is not fatal: sends retry after the back-off. */
-	if (connect_now(s) < 0)
+	if ((s->last_err = connect_now(s)) < 0)
 		s->retry_at = al_mono_ms() + s->backoff;
 	*out = s;
 	rc = 0;
@@ -229,7 +230,7 @@ int al_audit_syslog_send(al_audit_syslog *s, const json_t *rec, const char *json
 
 	if (s->fd < 0) {
 		if (al_mono_ms() < s->retry_at)
-			return -ENOTCONN;
+			return s->last_err < 0 ? s->last_err : -ENOTCONN;
 		if ((rc = connect_now(s)) < 0)
 			goto fail;
 	}
@@ -267,6 +268,7 @@ int al_audit_syslog_send(al_audit_syslog *s, const json_t *rec, const char *json
 	if (!s->tcp)
 		return rc;
 fail:
+	s->last_err = rc;
 	drop_conn(s);
 	s->retry_at = al_mono_ms() + s->backoff;
 	if (s->backoff < BACKOFF_MAX_MS)
