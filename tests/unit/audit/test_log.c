@@ -642,3 +642,50 @@ AL_TEST(audit_write_survives_allocation_failures)
 	AL_ASSERT_INT_EQ(verify(p, NULL, NULL, &res), 0);
 	AL_ASSERT_INT_EQ(res.records, ok + 1);
 }
+
+AL_TEST(audit_checkpoint_by_time_and_on_demand)
+{
+	const char *p = path_in_tmp("a.log"), *k = path_in_tmp("k.pem");
+	struct al_audit_opts o = {
+	    .sign_key_path = k, .ckpt_every_seconds = 1, .ckpt_every_records = 1000};
+	struct al_audit_stats st;
+	al_audit_log *log = NULL;
+	char err[256];
+	json_t *r = json_pack("{s:s}", "event", "tick");
+
+	AL_ASSERT_INT_EQ(al_audit_key_generate(k, NULL, NULL, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_audit_open(p, &o, &log, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_audit_write(log, r), 0);
+	al_audit_get_stats(log, &st);
+	AL_ASSERT_INT_EQ(st.checkpoints, 0);
+	usleep(1100 * 1000);
+	AL_ASSERT_INT_EQ(al_audit_write(log, r), 0);
+	al_audit_get_stats(log, &st);
+	AL_ASSERT_INT_EQ(st.checkpoints, 1);
+	AL_ASSERT_INT_EQ(st.seq, 4); /* open, tick, tick, checkpoint */
+	AL_ASSERT_INT_EQ(al_audit_checkpoint(log), 0);
+	al_audit_get_stats(log, &st);
+	AL_ASSERT_INT_EQ(st.checkpoints, 2);
+	AL_ASSERT_INT_EQ(al_audit_close(log), 0); /* nothing since: no closing checkpoint */
+	json_decref(r);
+	AL_ASSERT_INT_EQ(al_audit_open(p, NULL, &log, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_audit_checkpoint(log), -EINVAL); /* no key */
+	AL_ASSERT_INT_EQ(al_audit_close(log), 0);
+}
+
+AL_TEST(audit_verifier_line_api)
+{
+	al_audit_verifier *v = al_audit_verifier_new(NULL);
+	const struct al_audit_verify_result *r;
+
+	AL_ASSERT_NOT_NULL(v);
+	AL_ASSERT_INT_EQ(al_audit_verifier_line(v, "", 0), -EBADMSG);
+	/* After the first bad line the verdict stands. */
+	AL_ASSERT_INT_EQ(al_audit_verifier_line(v, "{}", 2), -EBADMSG);
+	r = al_audit_verifier_result(v);
+	AL_ASSERT_INT_EQ(r->ok, 0);
+	AL_ASSERT_INT_EQ(r->bad_line, 1);
+	AL_ASSERT_INT_EQ(r->bad_seq, -1);
+	AL_ASSERT_STR_EQ(r->reason, "not a JSON object");
+	al_audit_verifier_free(v);
+}
