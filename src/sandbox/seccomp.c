@@ -10,7 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/filter.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
 
 #define AL_SECCOMP_KNOWN_FLAGS                                                                     \
 	(AL_SECCOMP_DENY_UNIX | AL_SECCOMP_DENY_INET | AL_SECCOMP_ALLOW_PTRACE)
@@ -229,7 +236,7 @@ static int build(unsigned flags, scmp_filter_ctx *out, char *err, size_t errlen)
 			goto fail;
 	}
 	if (flags & AL_SECCOMP_DENY_INET) {
-		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
+		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_NE, AF_UNIX, 0);
 		rc = add_rule(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), "socket(!AF_UNIX)", 1,
 			      &c, err, errlen);
 		if (rc < 0)
@@ -274,4 +281,77 @@ done:
 	if (ctx)
 		seccomp_release(ctx);
 	return rc;
+}
+
+int al_seccomp_prepare(unsigned flags, struct al_seccomp_prog *out, char *err, size_t errlen)
+{
+	struct stat st;
+	void *mem = NULL;
+	int fd, rc;
+
+	out->filter = NULL;
+	out->len = 0;
+	/* libseccomp 2.5 exports only to an fd; a memfd keeps it off the filesystem. */
+	fd = memfd_create("al-seccomp", MFD_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "seccomp: memfd_create: %s", strerror(errno));
+		return rc;
+	}
+	rc = al_seccomp_export_bpf(flags, fd, err, errlen);
+	if (rc < 0)
+		goto done;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto done;
+	}
+	if (st.st_size <= 0 || st.st_size % (off_t)sizeof(struct sock_filter) != 0 ||
+	    st.st_size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
+		snprintf(err, errlen, "seccomp: exported filter has an odd size (%lld bytes)",
+			 (long long)st.st_size);
+		rc = -EINVAL;
+		goto done;
+	}
+	mem = al_malloc((size_t)st.st_size);
+	if (mem == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	if (pread(fd, mem, (size_t)st.st_size, 0) != (ssize_t)st.st_size) {
+		rc = -EIO;
+		snprintf(err, errlen, "seccomp: reading the exported filter failed");
+		goto done;
+	}
+	out->filter = mem;
+	out->len = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+	mem = NULL;
+	rc = 0;
+done:
+	al_free(mem);
+	close(fd);
+	return rc;
+}
+
+int al_seccomp_load_prepared(const struct al_seccomp_prog *prog)
+{
+	struct sock_fprog fprog;
+
+	if (prog == NULL || prog->filter == NULL || prog->len == 0)
+		return -EINVAL;
+	fprog.len = prog->len;
+	fprog.filter = prog->filter;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return -errno;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) != 0)
+		return -errno;
+	return 0;
+}
+
+void al_seccomp_prog_free(struct al_seccomp_prog *prog)
+{
+	if (prog == NULL)
+		return;
+	al_free(prog->filter);
+	prog->filter = NULL;
+	prog->len = 0;
 }

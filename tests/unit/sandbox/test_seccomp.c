@@ -332,3 +332,36 @@ AL_TEST(sandbox_seccomp_export_bpf_loads)
 	AL_ASSERT_INT_EQ(run_child(exported_child), 0);
 	close(bpf_fd);
 }
+
+static struct al_seccomp_prog prepared;
+
+static void prepared_child(void)
+{
+	CHILD_EXPECT(al_seccomp_load_prepared(&prepared) == 0);
+	CHILD_ERRNO(EPERM, SYS_bpf, 0, 0, 0);
+	CHILD_ERRNO(EPERM, SYS_unshare, CLONE_NEWUSER);
+	CHILD_ERRNO(ENOSYS, SYS_clone3, 0, 0);
+	CHILD_ERRNO(EPERM, SYS_ioctl, -1, TIOCSTI, 0);
+	/* Still the full policy: x32 kills. */
+	syscall(0x40000000L | SYS_getpid);
+	_exit(3);
+}
+
+AL_TEST(sandbox_seccomp_prepared_program)
+{
+	char err[128] = "";
+	struct al_seccomp_prog empty = {0};
+	int status;
+
+	AL_ASSERT_INT_EQ(al_seccomp_prepare(0, &prepared, err, sizeof(err)), 0);
+	AL_ASSERT_NOT_NULL(prepared.filter);
+	AL_ASSERT(prepared.len > 10);
+	status = run_child(prepared_child);
+	AL_ASSERT(WIFSIGNALED(status));
+	AL_ASSERT_INT_EQ(WTERMSIG(status), SIGSYS);
+	AL_ASSERT_INT_EQ(al_seccomp_load_prepared(&empty), -EINVAL);
+	AL_ASSERT_INT_EQ(al_seccomp_prepare(1u << 30, &empty, err, sizeof(err)), -EINVAL);
+	AL_ASSERT_NULL(empty.filter);
+	al_seccomp_prog_free(&prepared);
+	al_seccomp_prog_free(&prepared);
+}
