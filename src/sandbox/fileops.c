@@ -750,7 +750,7 @@ int al_fileops_read(struct al_fileops_root *root, const char *path,
 	char chunk[65536];
 	struct stat st;
 	long start = 1, end = -1, line = 1;
-	bool stop = false;
+	bool stop = false, ended_nl = true; /* an empty file has no partial last line */
 	int fd = -1, rc;
 
 	limits_init(&lim, limits);
@@ -790,6 +790,7 @@ int al_fileops_read(struct al_fileops_root *root, const char *path,
 		}
 		if (n == 0)
 			break;
+		ended_nl = chunk[n - 1] == '\n';
 		if (memchr(chunk, '\0', (size_t)n)) {
 			snprintf(err, errlen, "read: binary file (contains NUL bytes): %s", path);
 			rc = -EILSEQ;
@@ -818,9 +819,10 @@ int al_fileops_read(struct al_fileops_root *root, const char *path,
 			from = i + 1;
 		}
 	}
-	if (start > 1 && line < start) {
+	/* Only meaningful when the whole file was read (stop is set early otherwise). */
+	if (!stop && start > 1 && start > (ended_nl ? line - 1 : line)) {
 		snprintf(err, errlen, "read: view_range starts at line %ld but %s has %ld lines",
-			 start, path, line - 1);
+			 start, path, ended_nl ? line - 1 : line);
 		rc = -EINVAL;
 		goto done;
 	}

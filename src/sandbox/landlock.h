@@ -27,6 +27,11 @@
  *   - with ABI >= 6, abstract Unix sockets and signals are scoped to the
  *     domain unless the matching AL_LANDLOCK_ALLOW_* flag is set.
  *
+ * Landlock checks rights when a file is opened, so fds inherited from
+ * outside the domain (stdio pipes) keep working. Terminal devices need
+ * ioctls (ABI >= 5 handles FS_IOCTL_DEV), so /dev/null, /dev/tty and
+ * /dev/pts belong in rw_paths, not ro_paths.
+ *
  * A listed path that does not exist is skipped (system layouts differ:
  * /lib64, /usr/lib32); any other failure to open it is an error. A
  * non-directory path gets only the rights that apply to files.

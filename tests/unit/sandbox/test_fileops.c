@@ -398,6 +398,9 @@ AL_TEST(sandbox_fileops_read_ranges_limits_and_encoding)
 	AL_ASSERT_INT_EQ(al_fileops_read(root, "a.txt", &r, &out, NULL, err, sizeof(err)), 0);
 	AL_ASSERT_STR_EQ(out.text.data, "three\n");
 	al_fileops_out_free(&out);
+	r = (struct al_fileops_range){4, -1}; /* a.txt has 3 lines */
+	AL_ASSERT_INT_EQ(al_fileops_read(root, "a.txt", &r, &out, NULL, err, sizeof(err)), -EINVAL);
+	AL_ASSERT(strstr(err, "has 3 lines") != NULL);
 	r = (struct al_fileops_range){9, 10};
 	AL_ASSERT_INT_EQ(al_fileops_read(root, "a.txt", &r, &out, NULL, err, sizeof(err)), -EINVAL);
 	r = (struct al_fileops_range){0, 1};

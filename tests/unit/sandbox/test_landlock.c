@@ -8,6 +8,7 @@
 #include "unit/unit.h"
 
 #include <arpa/inet.h>
+#include <seccomp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -310,4 +311,38 @@ AL_TEST(sandbox_landlock_rejects_bad_arguments)
 	AL_ASSERT_INT_EQ(al_landlock_apply(&r, &abi, err, sizeof(err)), -EINVAL);
 	AL_ASSERT_INT_EQ(abi, 0);
 	AL_ASSERT_INT_EQ(al_landlock_apply(NULL, NULL, err, sizeof(err)), -EINVAL);
+}
+
+/* Simulates a kernel without Landlock: the version query gets ENOSYS. */
+static void unavailable_child(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	struct al_landlock_rules r = {0};
+	char err[256] = "";
+	int abi = 99;
+
+	CHILD_EXPECT(ctx != NULL);
+	CHILD_EXPECT(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS),
+				      SCMP_SYS(landlock_create_ruleset), 0) == 0);
+	CHILD_EXPECT(seccomp_load(ctx) == 0);
+	seccomp_release(ctx);
+	CHILD_EXPECT(al_landlock_abi(err, sizeof(err)) == -EOPNOTSUPP);
+	CHILD_EXPECT(al_landlock_apply(&r, &abi, err, sizeof(err)) == -EOPNOTSUPP);
+	CHILD_EXPECT(abi == 0);
+	CHILD_EXPECT(strstr(err, "not supported by this kernel") != NULL);
+	_exit(0);
+}
+
+AL_TEST(sandbox_landlock_unavailable_is_a_distinct_error)
+{
+	int status = 0;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	AL_ASSERT(pid >= 0);
+	if (pid == 0)
+		unavailable_child();
+	AL_ASSERT_INT_EQ(waitpid(pid, &status, 0), pid);
+	AL_ASSERT_INT_EQ(status, 0);
 }
