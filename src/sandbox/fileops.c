@@ -978,8 +978,9 @@ static bool match_segs(char *const *pat, size_t np, char *const *seg, size_t ns)
 static size_t split_segs(char *s, char **segs, size_t max)
 {
 	size_t n = 0;
+	char *save = NULL;
 
-	for (char *tok = strtok(s, "/"); tok; tok = strtok(NULL, "/")) {
+	for (char *tok = strtok_r(s, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
 		if (strcmp(tok, ".") == 0)
 			continue;
 		if (n == max)

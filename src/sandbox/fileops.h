@@ -36,7 +36,11 @@
  * docs/SECURITY.md). Only regular files are opened for content (O_NONBLOCK,
  * so a FIFO never blocks, then refused).
  *
- * Not thread-safe per root; one root per session.
+ * Operations may run concurrently on one root (it is only read);
+ * al_fileops_add_root and al_fileops_close_root must not race with them.
+ * Known limit: grep uses the C library's regexec, whose backtracking on
+ * back-references can be slow on hostile patterns; lines over
+ * grep_line_max are skipped, which bounds each call.
  */
 #ifndef AL_SANDBOX_FILEOPS_H
 #define AL_SANDBOX_FILEOPS_H
