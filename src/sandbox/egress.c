@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define HEAD_MAX	(16u * 1024u)
@@ -930,9 +931,20 @@ int al_egress_start(uv_loop_t *loop, const struct al_egress_config *cfg, al_egre
 	struct stat st;
 	int rc;
 
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
 	if (loop == NULL || cfg == NULL || out == NULL || cfg->socket_path == NULL ||
 	    cfg->policy == NULL) {
 		rc = -EINVAL;
+		goto fail;
+	}
+	/* libuv before 1.46 silently truncates a long path in uv_pipe_bind:
+	 * we would listen somewhere nobody checked. */
+	if (strlen(cfg->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		rc = -ENAMETOOLONG;
+		if (err && errlen)
+			snprintf(err, errlen, "egress socket path too long (max %zu bytes)",
+				 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		goto fail;
 	}
 	rc = check_private_dir(cfg->socket_path, err, errlen);
@@ -992,7 +1004,7 @@ fail:
 		al_free(e->path);
 		al_free(e);
 	}
-	if (rc == -EINVAL && err && errlen)
+	if (rc == -EINVAL && err && errlen && !*err)
 		snprintf(err, errlen, "egress: invalid configuration");
 	if (out)
 		*out = NULL;

@@ -48,6 +48,21 @@ AL_TEST(egress_socket_is_private)
 	al_netpolicy_free(fx->policy);
 	free(fx);
 
+	/* A path libuv would truncate is refused, not shortened. */
+	{
+		char longpath[200];
+		struct al_egress_config cfg = {.policy = (const al_netpolicy *)&loop,
+					       .socket_uid = (uid_t)-1};
+		memset(longpath, 'a', sizeof(longpath) - 1);
+		longpath[0] = '/';
+		longpath[sizeof(longpath) - 1] = '\0';
+		cfg.socket_path = longpath;
+		uv_loop_init(&loop);
+		AL_ASSERT_INT_EQ(al_egress_start(&loop, &cfg, &e, err, sizeof(err)), -ENAMETOOLONG);
+		AL_ASSERT_NULL(e);
+		AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+	}
+
 	/* al_egress_private_dir makes a fresh 0700 directory. */
 	AL_ASSERT_INT_EQ(al_egress_private_dir(al_test_tmpdir(), dir, sizeof(dir)), 0);
 	AL_ASSERT_INT_EQ(stat(dir, &st), 0);
