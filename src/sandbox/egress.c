@@ -85,6 +85,12 @@ struct al_egress {
 	struct conn *conns;
 	size_t nconns;
 	uint64_t next_id;
+	/* Out of memory at accept: the connection is accepted into this handle
+	 * and closed at once. libuv stops watching the listener until a pending
+	 * connection is accepted, so simply returning would wedge the proxy. */
+	uv_pipe_t reject;
+	int reject_busy;    /* reject is in use (closing) */
+	int reject_pending; /* another connection waits for it */
 };
 
 struct wreq {
@@ -134,7 +140,7 @@ static uv_stream_t *side(struct conn *c, int s)
 
 static void maybe_free_egress(al_egress *e)
 {
-	if (e->stopping && !e->listener_open && e->conns == NULL) {
+	if (e->stopping && !e->listener_open && e->conns == NULL && !e->reject_busy) {
 		al_free(e->path);
 		al_free(e);
 	}
@@ -840,6 +846,42 @@ static void read_client_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- listener ------------------------------------------------------------------------- */
 
+static void accept_cb(uv_stream_t *server, int status);
+
+static void reject_closed_cb(uv_handle_t *h)
+{
+	al_egress *e = h->data;
+
+	e->reject_busy = 0;
+	if (e->reject_pending && !e->stopping) {
+		e->reject_pending = 0;
+		accept_cb((uv_stream_t *)&e->listener, 0);
+	}
+	maybe_free_egress(e);
+}
+
+/* Accepts and drops the pending connection (the client sees EOF); audited. */
+static void reject_pending_conn(al_egress *e)
+{
+	struct al_egress_decision d = {.event = AL_EGRESS_DENIED,
+				       .proto = "unknown",
+				       .host = "",
+				       .reason = "proxy out of memory"};
+
+	if (e->reject_busy) {
+		e->reject_pending = 1;
+		return;
+	}
+	if (uv_pipe_init(e->loop, &e->reject, 0) != 0)
+		return;
+	e->reject.data = e;
+	e->reject_busy = 1;
+	(void)uv_accept((uv_stream_t *)&e->listener, (uv_stream_t *)&e->reject);
+	uv_close((uv_handle_t *)&e->reject, reject_closed_cb);
+	if (e->cb)
+		e->cb(&d, e->cb_data);
+}
+
 static void accept_cb(uv_stream_t *server, int status)
 {
 	al_egress *e = server->data;
@@ -848,12 +890,15 @@ static void accept_cb(uv_stream_t *server, int status)
 	if (status < 0 || e->stopping)
 		return;
 	c = al_calloc(1, sizeof(*c));
-	if (c == NULL)
-		return; /* the pending connection stays queued; the next accept retries */
+	if (c == NULL) {
+		reject_pending_conn(e);
+		return;
+	}
 	c->e = e;
 	c->id = ++e->next_id;
 	if (uv_pipe_init(e->loop, &c->client, 0) != 0) {
 		al_free(c);
+		reject_pending_conn(e);
 		return;
 	}
 	c->client.data = c;

@@ -315,7 +315,8 @@ static inline void fx_connect_req(int fd, const char *authority, char *head, siz
 
 /* ---- upstreams ------------------------------------------------------------------------ */
 
-enum up_mode { UP_ECHO, UP_HTTP, UP_SOURCE };
+/* UP_ECHO_MANY serves connections one after another until up_free. */
+enum up_mode { UP_ECHO, UP_HTTP, UP_SOURCE, UP_ECHO_MANY };
 
 struct upstream {
 	int lfd;
@@ -331,14 +332,16 @@ struct upstream {
 static inline void *up_thread(void *arg)
 {
 	struct upstream *u = arg;
-	int fd = accept(u->lfd, NULL, NULL);
+	int fd;
 	char *buf;
 
+again:
+	fd = accept(u->lfd, NULL, NULL);
 	if (fd < 0)
 		goto out;
 	atomic_fetch_add(&u->accepted, 1);
 	buf = malloc(65536);
-	if (u->mode == UP_ECHO) {
+	if (u->mode == UP_ECHO || u->mode == UP_ECHO_MANY) {
 		ssize_t r;
 		while ((r = recv(fd, buf, 65536, 0)) > 0) {
 			ssize_t off = 0;
@@ -366,6 +369,8 @@ static inline void *up_thread(void *arg)
 done:
 	free(buf);
 	close(fd);
+	if (u->mode == UP_ECHO_MANY)
+		goto again;
 out:
 	atomic_store(&u->done, 1);
 	return NULL;
