@@ -85,6 +85,7 @@ struct al_egress {
 	struct conn *conns;
 	size_t nconns;
 	uint64_t next_id;
+	size_t peak_queued; /* largest write queue seen while splicing */
 	/* Out of memory at accept: the connection is accepted into this handle
 	 * and closed at once. libuv stops watching the listener until a pending
 	 * connection is accepted, so simply returning would wedge the proxy. */
@@ -372,6 +373,8 @@ static void splice_read(struct conn *c, int from, ssize_t nread, const uv_buf_t 
 		conn_close(c);
 		return;
 	}
+	if (uv_stream_get_write_queue_size(side(c, to)) > c->e->peak_queued)
+		c->e->peak_queued = uv_stream_get_write_queue_size(side(c, to));
 	if (uv_stream_get_write_queue_size(side(c, to)) > HIGH_WATER) {
 		c->paused[from] = 1;
 		uv_read_stop(side(c, from));
@@ -1074,6 +1077,11 @@ void al_egress_stop(al_egress *e)
 size_t al_egress_active(const al_egress *e)
 {
 	return e ? e->nconns : 0;
+}
+
+size_t al_egress_peak_queued(const al_egress *e)
+{
+	return e ? e->peak_queued : 0;
 }
 
 int al_egress_private_dir(const char *parent, char *out, size_t outlen)

@@ -106,6 +106,12 @@ int al_egress_start(uv_loop_t *loop, const struct al_egress_config *cfg, al_egre
 void al_egress_stop(al_egress *e);
 /* Client connections currently open. */
 size_t al_egress_active(const al_egress *e);
+/*
+ * The largest write queue (bytes not yet taken by the kernel) seen on any
+ * side of any connection since start: backpressure keeps it near the
+ * high-water mark (256 KiB + one 64 KiB read) however fast one side sends.
+ */
+size_t al_egress_peak_queued(const al_egress *e);
 
 /*
  * Creates a fresh private directory (0700) "PARENT/airlock-egress-XXXXXX"

@@ -52,6 +52,9 @@ struct fx {
 	char path[256];
 	uv_loop_t loop;
 	uv_async_t stop;
+	uv_async_t query; /* reads loop-thread-only stats into the fields below */
+	size_t peak_queued, active;
+	int queried;
 	al_egress *proxy;
 	pthread_t th;
 	pthread_mutex_t mu;
@@ -92,6 +95,32 @@ static inline void fx_stop_cb(uv_async_t *a)
 	al_egress_stop(fx->proxy);
 	fx->proxy = NULL;
 	uv_close((uv_handle_t *)a, NULL);
+	uv_close((uv_handle_t *)&fx->query, NULL);
+}
+
+static inline void fx_query_cb(uv_async_t *a)
+{
+	struct fx *fx = a->data;
+
+	pthread_mutex_lock(&fx->mu);
+	fx->peak_queued = al_egress_peak_queued(fx->proxy);
+	fx->active = al_egress_active(fx->proxy);
+	fx->queried = 1;
+	pthread_cond_broadcast(&fx->cv);
+	pthread_mutex_unlock(&fx->mu);
+}
+
+/* Fetches the proxy's stats from its loop thread. */
+static inline void fx_query(struct fx *fx)
+{
+	pthread_mutex_lock(&fx->mu);
+	fx->queried = 0;
+	pthread_mutex_unlock(&fx->mu);
+	uv_async_send(&fx->query);
+	pthread_mutex_lock(&fx->mu);
+	while (!fx->queried)
+		pthread_cond_wait(&fx->cv, &fx->mu);
+	pthread_mutex_unlock(&fx->mu);
 }
 
 static inline void *fx_thread(void *arg)
@@ -103,6 +132,8 @@ static inline void *fx_thread(void *arg)
 	uv_loop_init(&fx->loop);
 	uv_async_init(&fx->loop, &fx->stop, fx_stop_cb);
 	fx->stop.data = fx;
+	uv_async_init(&fx->loop, &fx->query, fx_query_cb);
+	fx->query.data = fx;
 	rc = al_egress_start(&fx->loop, &fx->cfg, &fx->proxy, err, sizeof(err));
 	if (rc != 0)
 		fprintf(stderr, "al_egress_start: %s\n", err);
@@ -111,8 +142,10 @@ static inline void *fx_thread(void *arg)
 	fx->start_rc = rc;
 	pthread_cond_broadcast(&fx->cv);
 	pthread_mutex_unlock(&fx->mu);
-	if (rc != 0)
+	if (rc != 0) {
 		uv_close((uv_handle_t *)&fx->stop, NULL);
+		uv_close((uv_handle_t *)&fx->query, NULL);
+	}
 	uv_run(&fx->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&fx->loop);
 	return NULL;

@@ -376,6 +376,13 @@ AL_TEST(egress_large_transfer_both_ways)
 	AL_ASSERT_INT_EQ(fx->d[1].event, AL_EGRESS_CLOSED);
 	AL_ASSERT_INT_EQ(fx->d[1].up, total);
 	AL_ASSERT_INT_EQ(fx->d[1].down, total);
+	/* Backpressure: the proxy never queued more than about its high-water
+	 * mark, although the client pushed 16 MiB nobody was reading. */
+	fx_query(fx);
+	AL_ASSERT_INT_GE(fx->peak_queued, 1);
+	if (fx->peak_queued > 1024 * 1024)
+		al_test_fail(__FILE__, __LINE__, "peak write queue %zu bytes", fx->peak_queued);
+	AL_ASSERT_INT_EQ(fx->active, 0);
 	fx_free(fx);
 	up_free(u);
 }
@@ -400,6 +407,8 @@ AL_TEST(egress_client_disconnect_midstream_cleans_up)
 	/* The upstream connection was closed too: its writes fail. */
 	AL_ASSERT_INT_EQ(up_wait_done(u), 1);
 	AL_ASSERT_INT_EQ(atomic_load(&u->write_err), 1);
+	fx_query(fx);
+	AL_ASSERT_INT_EQ(fx->active, 0);
 	fx_free(fx);
 	up_free(u);
 }
@@ -544,7 +553,8 @@ AL_TEST(egress_alloc_failures_unwind)
 		fx_read_head(fd, head, sizeof(head));
 		if (strncmp(head, "HTTP/1.1 200 ", 13) == 0) {
 			/* Later allocations may still fail: EOF or EPIPE is fine, a hang is not. */
-			if (send(fd, "ok", 2, MSG_NOSIGNAL) == 2 && recv(fd, echo, 2, MSG_WAITALL) == 2)
+			if (send(fd, "ok", 2, MSG_NOSIGNAL) == 2 &&
+			    recv(fd, echo, 2, MSG_WAITALL) == 2)
 				ok++;
 		} else {
 			AL_ASSERT(head[0] == '\0' || strncmp(head, "HTTP/1.1 50", 10) == 0);
