@@ -409,26 +409,38 @@ out:
 	return NULL;
 }
 
-/* One-connection server on 127.0.0.1 (ephemeral port), on its own thread. */
-static inline struct upstream *up_start(enum up_mode mode)
+/* One-connection server on 127.0.0.1 or ::1 (ephemeral port), on its own thread. */
+static inline struct upstream *up_start_family(enum up_mode mode, int family)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t sl = sizeof(sa);
+	struct sockaddr_storage ss = {0};
+	socklen_t sl =
+	    family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 	struct timeval tv = {.tv_sec = 10};
 
 	AL_ASSERT_NOT_NULL(u);
 	u->mode = mode;
-	u->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	AL_ASSERT_INT_EQ(bind(u->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	u->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	AL_ASSERT_INT_GE(u->lfd, 0);
+	ss.ss_family = (sa_family_t)family;
+	if (family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	else
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	AL_ASSERT_INT_EQ(bind(u->lfd, (struct sockaddr *)&ss, sl), 0);
 	AL_ASSERT_INT_EQ(listen(u->lfd, 8), 0);
-	AL_ASSERT_INT_EQ(getsockname(u->lfd, (struct sockaddr *)&sa, &sl), 0);
+	AL_ASSERT_INT_EQ(getsockname(u->lfd, (struct sockaddr *)&ss, &sl), 0);
 	/* accept() gives up after 10 s so a test that never connects still ends. */
 	setsockopt(u->lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	u->port = ntohs(sa.sin_port);
+	u->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					   : ((struct sockaddr_in *)&ss)->sin_port);
 	pthread_create(&u->th, NULL, up_thread, u);
 	return u;
+}
+
+static inline struct upstream *up_start(enum up_mode mode)
+{
+	return up_start_family(mode, AF_INET);
 }
 
 /* Waits up to 5 s for the serving thread to finish; 1 if it did. */

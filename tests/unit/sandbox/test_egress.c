@@ -575,3 +575,54 @@ AL_TEST(egress_alloc_failures_unwind)
 	fx_free(fx);
 	up_free(u);
 }
+
+AL_TEST(egress_ipv6_literal_allowed_explicitly)
+{
+	struct upstream *u = up_start_family(UP_ECHO, AF_INET6);
+	struct fx *fx = fx_new();
+	char auth[64], head[1024], echo[3] = {0};
+	int fd;
+
+	snprintf(auth, sizeof(auth), "[::1]:%u", (unsigned)u->port);
+	fx_allow_host(fx, auth);
+	fx_start(fx);
+	/* The literal rule alone is not enough: ::1 is loopback. */
+	expect_connect_denied(fx, auth, "address is loopback");
+	fx_free(fx);
+
+	fx = fx_new();
+	fx_allow_host(fx, auth);
+	fx_allow_cidr(fx, "::1/128");
+	fx_start(fx);
+	fd = fx_connect_unix(fx->path);
+	fx_connect_req(fd, auth, head, sizeof(head));
+	AL_ASSERT(strncmp(head, "HTTP/1.1 200 ", 13) == 0);
+	fx_send_str(fd, "v6");
+	fx_read_n(fd, echo, 2);
+	AL_ASSERT_STR_EQ(echo, "v6");
+	close(fd);
+	AL_ASSERT_INT_EQ(fx_wait_decisions(fx, 2), 2);
+	AL_ASSERT_STR_EQ(fx->d[0].host, "::1");
+	AL_ASSERT_STR_EQ(fx->d[0].addr, "::1");
+	fx_free(fx);
+	up_free(u);
+}
+
+AL_TEST(egress_head_timeout)
+{
+	struct fx *fx = fx_new();
+	char head[256];
+	int fd;
+
+	fx->cfg.connect_timeout_ms = 200;
+	fx_start(fx);
+	fd = fx_connect_unix(fx->path);
+	fx_send_str(fd, "CONNECT a.example:443 HTTP/1.1\r\n"); /* never finished */
+	fx_read_head(fd, head, sizeof(head));
+	AL_ASSERT(strncmp(head, "HTTP/1.1 408 ", 13) == 0);
+	close(fd);
+	AL_ASSERT_INT_EQ(fx_wait_decisions(fx, 1), 1);
+	AL_ASSERT_INT_EQ(fx->d[0].event, AL_EGRESS_DENIED);
+	AL_ASSERT_STR_EQ(fx->d[0].reason, "request head timeout");
+	fx_free(fx);
+}
