@@ -5,8 +5,8 @@
  * a CIDR against a fresh policy, the tail as a request host, an authority
  * and an absolute URL. Invariants: nothing crashes; an allowed host is
  * normalised (lower case, no trailing dot); a literal target carries the
- * requested port; no numeric form other than a dotted quad is allowed when
- * only name rules exist.
+ * requested port; an allowed name is never one that inet_aton (the
+ * permissive parser behind getaddrinfo) would read as an address.
  */
 #include "sandbox/netpolicy.h"
 
@@ -47,6 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < n; i++)
 			if (t.host[i] >= 'A' && t.host[i] <= 'Z')
 				abort();
+		struct in_addr ia;
+		if (!t.is_literal && inet_aton(t.host, &ia) != 0)
+			abort();
 		if (t.is_literal) {
 			uint16_t got = t.addr.ss_family == AF_INET
 					   ? ntohs(((struct sockaddr_in *)&t.addr)->sin_port)
