@@ -75,4 +75,21 @@ void al_agent_free(struct al_agent *ag);
  */
 void al_agent_on_work_lost(struct al_agent *ag, const char *session_id);
 
+/*
+ * Added. Each session's parsed event log is cached (a prefix of the stored
+ * log, extended by loading only the events after it) so a step does not
+ * reread and reparse the whole log. Caches of the least recently used
+ * sessions are evicted past cfg.agent_cache_bytes (0: 64 MiB); a session
+ * without a cache costs nothing and is rebuilt from the store on its next
+ * step. Counters for tests and benchmarks.
+ */
+struct al_agent_cache_stats {
+	size_t entries;		/* sessions with a cache */
+	size_t bytes;		/* estimated memory of all caches */
+	uint64_t full_loads;	/* loads that read a session's whole log */
+	uint64_t events_parsed; /* events read from the store and parsed */
+	uint64_t evictions;
+};
+void al_agent_cache_stats(const struct al_agent *ag, struct al_agent_cache_stats *out);
+
 #endif
