@@ -67,6 +67,8 @@ struct append_job {
 	char new_status[16];
 	al_bus_tx_hook tx_hook;
 	void *tx_hook_ud;
+	al_bus_check_fn check;
+	void *check_ud;
 	char wake_env[AL_ID_MAX]; /* "" if none */
 	al_bus_done_cb done;
 	void *ud;
@@ -343,6 +345,8 @@ static int append_fn(al_store_tx *tx, void *ud)
 	rc = al_store_doc_get(tx, "session", j->session_id, &session);
 	if (rc < 0)
 		goto done;
+	if (j->check && (rc = j->check(tx, &session, j->check_ud)) < 0)
+		goto done;
 	if ((rc = al_time_format(now, processed_at, sizeof(processed_at))) < 0)
 		goto done;
 	json_array_foreach(j->events, i, e)
@@ -468,6 +472,8 @@ int al_bus_append(al_bus *bus, const char *session_id, json_t *events,
 	if (opts) {
 		j->tx_hook = opts->tx_hook;
 		j->tx_hook_ud = opts->tx_hook_ud;
+		j->check = opts->check;
+		j->check_ud = opts->check_ud;
 	}
 	j->done = done;
 	j->ud = ud;

@@ -46,11 +46,23 @@ typedef int (*al_bus_tx_hook)(al_store_tx *tx, const char *session_id, json_t *e
  */
 typedef void (*al_bus_done_cb)(int rc, json_t *events, void *ud);
 
+/*
+ * Added: a precondition checked inside the append transaction (store
+ * thread), after the session document is read and before anything is
+ * written, so a caller that must refuse appends to some sessions (archived,
+ * terminated, out of an environment key's scope) needs no separate store
+ * round trip. session is borrowed for the call. Return < 0 to refuse:
+ * nothing is written and done gets that value.
+ */
+typedef int (*al_bus_check_fn)(al_store_tx *tx, const struct al_doc *session, void *ud);
+
 struct al_bus_append_opts {
 	const char *new_status; /* session status after these events, NULL: unchanged */
 	al_bus_tx_hook tx_hook; /* optional */
 	void *tx_hook_ud;
 	const char *wake_environment_id; /* non-NULL: wake work polls of this environment */
+	al_bus_check_fn check;		 /* optional (added) */
+	void *check_ud;
 };
 
 /* store is borrowed and must outlive the bus. */
