@@ -102,6 +102,14 @@ int al_bus_append(al_bus *bus, const char *session_id, json_t *events,
 int al_bus_subscribe(al_bus *bus, const char *session_id, al_bus_event_cb cb, void *ud,
 		     al_bus_sub **out);
 void al_bus_unsubscribe(al_bus_sub *sub);
+/*
+ * Added. Inside an al_bus_event_cb: the event being published as the
+ * compact JSON text the store holds (what json_dumps(event, JSON_COMPACT)
+ * gives), serialised once per event for all subscribers. Borrowed, valid
+ * during the callback; NULL (and *len 0) outside a publish or when the
+ * text is not available, so callers fall back to serialising the event.
+ */
+const char *al_bus_event_text(const al_bus *bus, size_t *len);
 /* The observer sees every committed event of every session (the agent loop). */
 void al_bus_set_observer(al_bus *bus, al_bus_event_cb cb, void *ud);
 

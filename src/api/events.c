@@ -495,6 +495,7 @@ oom:
 
 struct stream {
 	al_http_req *req;
+	al_bus *bus;
 	al_bus_sub *sub;
 	char session_id[AL_ID_MAX];
 	int ended;
@@ -516,7 +517,9 @@ static void stream_event_cb(const char *session_id, json_t *event, void *ud)
 {
 	struct stream *st = ud;
 	const char *type = json_string_value(json_object_get(event, "type"));
-	char *data;
+	const char *text;
+	char *data = NULL;
+	size_t len;
 
 	if (st->ended || al_http_req_closed(st->req))
 		return; /* the close callback ends it */
@@ -525,12 +528,17 @@ static void stream_event_cb(const char *session_id, json_t *event, void *ud)
 		stream_end(st);
 		return;
 	}
-	data = json_dumps(event, JSON_COMPACT);
-	if (data == NULL) {
-		stream_end(st);
-		return;
+	/* The bus hands every stream the same stored text: no dump per stream. */
+	text = al_bus_event_text(st->bus, &len);
+	if (text == NULL) {
+		text = data = json_dumps(event, JSON_COMPACT);
+		if (data == NULL) {
+			stream_end(st);
+			return;
+		}
+		len = strlen(data);
 	}
-	al_http_sse_send(st->req, type ? type : "message", data, strlen(data));
+	al_http_sse_send(st->req, type ? type : "message", text, len);
 	al_free(data);
 }
 
@@ -567,6 +575,7 @@ static void stream_checked(struct al_api_job *job, int rc)
 		goto done;
 	}
 	st->req = job->req;
+	st->bus = job->api->bus;
 	al_api_strlcpy(st->session_id, job->p[0], sizeof(st->session_id));
 	/* Subscribe before the headers go out: nothing committed after 200 is missed. */
 	rc = al_bus_subscribe(job->api->bus, job->p[0], stream_event_cb, st, &st->sub);

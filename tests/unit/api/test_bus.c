@@ -422,6 +422,49 @@ AL_TEST(bus_check_refuses_before_writing)
 	fx_close(&f);
 }
 
+/* Subscribers get the stored text of the event being published. */
+struct text_ctx {
+	al_bus *bus;
+	int n;
+};
+
+static void text_cb(const char *session_id, json_t *event, void *ud)
+{
+	size_t len = 0;
+	const char *text = al_bus_event_text(((struct text_ctx *)ud)->bus, &len);
+	char *dumped = json_dumps(event, JSON_COMPACT);
+
+	AL_ASSERT_NOT_NULL(text);
+	AL_ASSERT_STR_EQ(text, dumped);
+	AL_ASSERT_INT_EQ(len, strlen(dumped));
+	al_free(dumped);
+	((struct text_ctx *)ud)->n++;
+}
+
+AL_TEST(bus_event_text_is_the_stored_text)
+{
+	struct fx f;
+	struct done_log log = {.ids_ok = 1};
+	struct done_arg arg = {&log, 0};
+	struct text_ctx ctx = {0};
+	al_bus_sub *h = NULL;
+	size_t len = 7;
+	json_t *ev = two_events(3, 4);
+
+	fx_open(&f);
+	ctx.bus = f.bus;
+	AL_ASSERT_INT_EQ(al_bus_subscribe(f.bus, f.sid, text_cb, &ctx, &h), 0);
+	AL_ASSERT_INT_EQ(al_bus_append(f.bus, f.sid, ev, NULL, done_cb, &arg), 0);
+	AL_ASSERT_INT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+	AL_ASSERT_INT_EQ(log.count, 1);
+	AL_ASSERT_INT_EQ(ctx.n, 2);
+	AL_ASSERT_NULL(al_bus_event_text(f.bus, &len)); /* outside a publish */
+	AL_ASSERT_INT_EQ(len, 0);
+	json_decref(ev);
+	al_bus_unsubscribe(h);
+	fx_close(&f);
+}
+
 AL_TEST(bus_rejects_bad_input)
 {
 	struct fx f;
