@@ -2,13 +2,15 @@
  * loop.h - the agent loop: turns session events into model calls and back.
  *
  * The loop observes every committed event on the bus. When a user event
- * reaches a session it rereads that session's document and event log from
- * the store, asks agent/transcript.h what the log means and what comes next,
- * and acts: emits status events, calls the model through the provider,
- * appends the response as events, and waits for tool results, custom tool
- * results and confirmations. Everything it knows is in the store; the
- * in-memory per-session record only holds what cannot be there (the model
- * call in flight, a calibration factor) and is rebuilt on demand.
+ * reaches a session it rereads that session's document and the events
+ * appended since its last look from the store (the parsed log is cached
+ * per session, see al_agent_cache_stats), asks agent/transcript.h what the
+ * log means and what comes next, and acts: emits status events, calls the
+ * model through the provider, appends the response as events, and waits
+ * for tool results, custom tool results and confirmations. Everything it
+ * knows is in the store; the in-memory per-session record only holds what
+ * cannot be there (the model call in flight, a calibration factor) and is
+ * rebuilt on demand, and the cache is a prefix of the stored log.
  *
  * A turn, as events (all appended through al_bus_append):
  *   user.message on an idle session

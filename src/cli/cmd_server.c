@@ -33,6 +33,8 @@ static void usage(FILE *f)
 	    "  --model-url URL      base URL of the Messages API the agent loop calls\n"
 	    "  --log-format FMT     text (default) or json\n"
 	    "  --log-level LEVEL    debug, info (default), warn or error\n"
+	    "  --agent-cache-mb N   memory for the agent loop's parsed event logs, least\n"
+	    "                       recently used sessions evicted first (default 64)\n"
 	    "  --help               show this help\n\n"
 	    "Environment:\n"
 	    "  ANTHROPIC_API_KEY    key for the model API (never pass it on the command line)\n");
@@ -132,6 +134,15 @@ int al_cmd_server(int argc, char **argv)
 			cfg.tls_key_file = v;
 		} else if (strcmp(a, "--model-url") == 0) {
 			cfg.model_url = v;
+		} else if (strcmp(a, "--agent-cache-mb") == 0) {
+			char *end = NULL;
+			long mb = strtol(v, &end, 10);
+			if (end == v || *end != '\0' || mb < 1 || mb > 1048576) {
+				fprintf(stderr,
+					"airlock server: --agent-cache-mb must be 1..1048576\n");
+				return 2;
+			}
+			cfg.agent_cache_bytes = (size_t)mb << 20;
 		} else if (strcmp(a, "--log-format") == 0) {
 			enum al_log_format f;
 			if (al_log_parse_format(v, &f) < 0) {
