@@ -43,7 +43,7 @@ cat >"$T/script.json" <<'JSON'
 {"steps": [{"content": [{"type": "text", "text": "done"}], "stop_reason": "end_turn"}]}
 JSON
 MP=$(port); SP=$(port)
-"$BIN" model-stub --listen "127.0.0.1:$MP" --script "$T/script.json" 2>"$T/stub.log" &
+"$BIN" model-stub --listen "127.0.0.1:$MP" --script "$T/script.json" >"$T/stub.out" 2>"$T/stub.log" &
 PIDS="$PIDS $!"
 "$BIN" server --listen "127.0.0.1:$SP" --data "$T/data" --model-url "http://127.0.0.1:$MP" \
 	--log-level warn 2>"$T/server.log" &

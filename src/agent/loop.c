@@ -27,6 +27,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,15 +54,38 @@ struct sess {
 	struct stash *stash;	       /* response waiting for the step to end */
 };
 
+/*
+ * The parsed event log of one session, a prefix of the stored log: the log
+ * is append-only, so a prefix never goes stale, and each step loads only
+ * the events after last_id. The store stays the source of truth: an evicted
+ * (or, after a restart, absent) cache is rebuilt by one full load.
+ */
+struct cache {
+	struct cache *hnext;	   /* hash chain */
+	struct cache *prev, *next; /* LRU list, most recently used first */
+	char id[AL_ID_MAX];
+	char last_id[AL_ID_MAX]; /* the last event in `events`, "" when none */
+	json_t *events;		 /* owned reference: array of parsed events */
+	size_t bytes;		 /* estimate of the memory `events` holds */
+};
+
+#define CACHE_BUCKETS	    1024
+#define CACHE_EVENT_COST    256 /* per event: jansson objects beyond the JSON text */
+#define CACHE_DEFAULT_BYTES (64u << 20)
+
 struct al_agent {
 	al_api *api;
 	struct sess *sessions;
 	int stopping;
 	int freed;
 	unsigned pending; /* store jobs and bus appends whose callbacks have not fired */
+	struct cache *ctab[CACHE_BUCKETS];
+	struct cache *lru_head, *lru_tail;
+	struct al_agent_cache_stats cstats;
 };
 
 static void step(struct sess *s);
+static void cache_drop(struct al_agent *ag, struct cache *c);
 
 /* ---- memory ---- */
 
@@ -110,6 +134,9 @@ static void agent_destroy(struct al_agent *ag)
 {
 	struct sess *s = ag->sessions, *next;
 
+	while (ag->lru_head != NULL)
+		cache_drop(ag, ag->lru_head);
+
 	for (; s != NULL; s = next) {
 		next = s->next;
 		json_decref(s->call_agent);
@@ -131,11 +158,133 @@ static int release(struct al_agent *ag)
 	return 0;
 }
 
+/* ---- the per-session event cache ---- */
+
+static size_t cache_bucket(const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *id; id++)
+		h = (h ^ (uint8_t)*id) * 16777619u;
+	return h % CACHE_BUCKETS;
+}
+
+static struct cache *cache_find(struct al_agent *ag, const char *id)
+{
+	struct cache *c;
+
+	for (c = ag->ctab[cache_bucket(id)]; c != NULL; c = c->hnext)
+		if (strcmp(c->id, id) == 0)
+			return c;
+	return NULL;
+}
+
+static void lru_unlink(struct al_agent *ag, struct cache *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		ag->lru_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		ag->lru_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void lru_push_front(struct al_agent *ag, struct cache *c)
+{
+	c->prev = NULL;
+	c->next = ag->lru_head;
+	if (ag->lru_head)
+		ag->lru_head->prev = c;
+	ag->lru_head = c;
+	if (ag->lru_tail == NULL)
+		ag->lru_tail = c;
+}
+
+static void cache_drop(struct al_agent *ag, struct cache *c)
+{
+	struct cache **pp = &ag->ctab[cache_bucket(c->id)];
+
+	while (*pp != NULL && *pp != c)
+		pp = &(*pp)->hnext;
+	if (*pp == c)
+		*pp = c->hnext;
+	lru_unlink(ag, c);
+	ag->cstats.entries--;
+	ag->cstats.bytes -= c->bytes;
+	json_decref(c->events);
+	al_free(c);
+}
+
+static void cache_drop_id(struct al_agent *ag, const char *id)
+{
+	struct cache *c = cache_find(ag, id);
+
+	if (c != NULL)
+		cache_drop(ag, c);
+}
+
+static size_t cache_budget(const struct al_agent *ag)
+{
+	return ag->api->cfg.agent_cache_bytes ? ag->api->cfg.agent_cache_bytes
+					      : CACHE_DEFAULT_BYTES;
+}
+
+/*
+ * Makes `events` (a reference is taken) the cache of session id, ending at
+ * last_id, then evicts least recently used caches past the budget. The entry
+ * just stored is never evicted here even when it alone exceeds the budget:
+ * it is about to be used, and the next store of another session evicts it.
+ * Out of memory only loses the cache (the next step loads in full).
+ */
+static void cache_store(struct al_agent *ag, const char *id, json_t *events, const char *last_id,
+			size_t bytes)
+{
+	struct cache *c = cache_find(ag, id);
+
+	if (c == NULL) {
+		c = al_calloc(1, sizeof(*c));
+		if (c == NULL)
+			return;
+		snprintf(c->id, sizeof(c->id), "%s", id);
+		c->hnext = ag->ctab[cache_bucket(id)];
+		ag->ctab[cache_bucket(id)] = c;
+		ag->cstats.entries++;
+	} else {
+		lru_unlink(ag, c);
+	}
+	lru_push_front(ag, c);
+	if (c->events != events) {
+		json_decref(c->events);
+		c->events = json_incref(events);
+	}
+	snprintf(c->last_id, sizeof(c->last_id), "%s", last_id);
+	ag->cstats.bytes += bytes - c->bytes;
+	c->bytes = bytes;
+	while (ag->cstats.bytes > cache_budget(ag) && ag->lru_tail != NULL && ag->lru_tail != c) {
+		cache_drop(ag, ag->lru_tail);
+		ag->cstats.evictions++;
+	}
+}
+
+void al_agent_cache_stats(const struct al_agent *ag, struct al_agent_cache_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (ag != NULL)
+		*out = ag->cstats;
+}
+
 /* ---- loading a session ---- */
 
 struct load {
 	struct sess *s;
 	char id[AL_ID_MAX];
+	char after_id[AL_ID_MAX]; /* "": a full load */
+	json_t *prefix;		  /* owned reference: the cached events up to after_id */
+	size_t prefix_bytes;
+	int full; /* store thread: after_id had vanished, the whole log was read */
 	struct al_doc doc;
 	struct al_event *evs;
 	size_t n;
@@ -143,6 +292,7 @@ struct load {
 	void *ud;
 };
 
+/* Store thread: the session document and the events after the cached prefix. */
 static int load_fn(al_store_tx *tx, void *ud)
 {
 	struct load *l = ud;
@@ -152,19 +302,43 @@ static int load_fn(al_store_tx *tx, void *ud)
 	rc = al_store_doc_get(tx, "session", l->id, &l->doc);
 	if (rc < 0)
 		return rc;
+	l->full = l->after_id[0] == '\0';
+	if (!l->full) {
+		q.after_id = l->after_id;
+		rc = al_store_event_list(tx, &q, &l->evs, &l->n, &has_more);
+		if (rc != -ENOENT)
+			return rc;
+		/* The cached prefix is not in the log any more: read it all. */
+		q.after_id = NULL;
+		l->full = 1;
+	}
 	return al_store_event_list(tx, &q, &l->evs, &l->n, &has_more);
 }
 
 static void load_done(int rc, void *ud)
 {
 	struct load *l = ud;
+	struct al_agent *ag = l->s->ag;
 	json_t *body = NULL, *events = NULL;
+	size_t bytes = 0;
 
-	if (release(l->s->ag))
+	if (release(ag))
 		goto done;
+	if (rc == -ENOENT)
+		cache_drop_id(ag, l->id); /* the session is gone */
 	if (rc >= 0) {
 		body = json_loads(l->doc.body ? l->doc.body : "", 0, NULL);
-		events = json_array();
+		/*
+		 * Extend the prefix in place: steps of a session never overlap, so
+		 * nobody else is extending it, and callers only borrow the array.
+		 */
+		if (l->full || l->prefix == NULL) {
+			events = json_array();
+			ag->cstats.full_loads++;
+		} else {
+			events = json_incref(l->prefix);
+			bytes = l->prefix_bytes;
+		}
 		if (body == NULL || events == NULL)
 			rc = -EINVAL;
 		for (size_t i = 0; rc >= 0 && i < l->n; i++) {
@@ -174,13 +348,25 @@ static void load_done(int rc, void *ud)
 					l->id, l->evs[i].id);
 				continue;
 			}
-			json_array_append_new(events, e);
+			if (json_array_append_new(events, e) < 0) {
+				rc = -ENOMEM;
+				break;
+			}
+			bytes += strlen(l->evs[i].body) + CACHE_EVENT_COST;
 		}
+		ag->cstats.events_parsed += l->n;
+		if (rc >= 0)
+			cache_store(ag, l->id, events,
+				    l->n ? l->evs[l->n - 1].id : (l->full ? "" : l->after_id),
+				    bytes);
+		else
+			cache_drop_id(ag, l->id); /* a partly extended prefix is not trusted */
 	}
 	l->then(l->s, rc, body, events, l->ud);
 done:
 	json_decref(body);
 	json_decref(events);
+	json_decref(l->prefix);
 	al_doc_clear(&l->doc);
 	al_event_array_free(l->evs, l->n);
 	al_free(l);
@@ -190,6 +376,7 @@ static int load(struct sess *s, void (*then)(struct sess *, int, json_t *, json_
 		void *ud)
 {
 	struct load *l = al_calloc(1, sizeof(*l));
+	struct cache *c;
 	int rc;
 
 	if (l == NULL)
@@ -198,8 +385,15 @@ static int load(struct sess *s, void (*then)(struct sess *, int, json_t *, json_
 	l->then = then;
 	l->ud = ud;
 	snprintf(l->id, sizeof(l->id), "%s", s->id);
+	c = cache_find(s->ag, s->id);
+	if (c != NULL && c->last_id[0]) {
+		snprintf(l->after_id, sizeof(l->after_id), "%s", c->last_id);
+		l->prefix = json_incref(c->events);
+		l->prefix_bytes = c->bytes;
+	}
 	rc = al_store_submit(s->ag->api->store, load_fn, load_done, l);
 	if (rc < 0) {
+		json_decref(l->prefix);
 		al_free(l);
 		return rc;
 	}

@@ -2,13 +2,15 @@
  * loop.h - the agent loop: turns session events into model calls and back.
  *
  * The loop observes every committed event on the bus. When a user event
- * reaches a session it rereads that session's document and event log from
- * the store, asks agent/transcript.h what the log means and what comes next,
- * and acts: emits status events, calls the model through the provider,
- * appends the response as events, and waits for tool results, custom tool
- * results and confirmations. Everything it knows is in the store; the
- * in-memory per-session record only holds what cannot be there (the model
- * call in flight, a calibration factor) and is rebuilt on demand.
+ * reaches a session it rereads that session's document and the events
+ * appended since its last look from the store (the parsed log is cached
+ * per session, see al_agent_cache_stats), asks agent/transcript.h what the
+ * log means and what comes next, and acts: emits status events, calls the
+ * model through the provider, appends the response as events, and waits
+ * for tool results, custom tool results and confirmations. Everything it
+ * knows is in the store; the in-memory per-session record only holds what
+ * cannot be there (the model call in flight, a calibration factor) and is
+ * rebuilt on demand, and the cache is a prefix of the stored log.
  *
  * A turn, as events (all appended through al_bus_append):
  *   user.message on an idle session
@@ -80,5 +82,22 @@ void al_agent_free(struct al_agent *ag);
  * (status "rescheduling") while the turn is open.
  */
 void al_agent_on_work_lost(struct al_agent *ag, const char *session_id);
+
+/*
+ * Added. Each session's parsed event log is cached (a prefix of the stored
+ * log, extended by loading only the events after it) so a step does not
+ * reread and reparse the whole log. Caches of the least recently used
+ * sessions are evicted past cfg.agent_cache_bytes (0: 64 MiB); a session
+ * without a cache costs nothing and is rebuilt from the store on its next
+ * step. Counters for tests and benchmarks.
+ */
+struct al_agent_cache_stats {
+	size_t entries;		/* sessions with a cache */
+	size_t bytes;		/* estimated memory of all caches */
+	uint64_t full_loads;	/* loads that read a session's whole log */
+	uint64_t events_parsed; /* events read from the store and parsed */
+	uint64_t evictions;
+};
+void al_agent_cache_stats(const struct al_agent *ag, struct al_agent_cache_stats *out);
 
 #endif

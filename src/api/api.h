@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-struct al_agent;	/* agent/loop.h */
-struct al_provider;	/* agent/provider.h */
-struct al_http_client;	/* net/http_client.h */
+struct al_agent;       /* agent/loop.h */
+struct al_provider;    /* agent/provider.h */
+struct al_http_client; /* net/http_client.h */
 
 struct al_api_config {
 	const char *data_dir;
@@ -27,10 +27,11 @@ struct al_api_config {
 	int listen_port;
 	const char *tls_cert_file; /* NULL: plain HTTP */
 	const char *tls_key_file;
-	const char *model_url;	   /* base URL of the Messages API */
-	size_t max_body_bytes;	   /* 0: default */
-	size_t max_connections;	   /* 0: the HTTP server's default */
+	const char *model_url;	       /* base URL of the Messages API */
+	size_t max_body_bytes;	       /* 0: default */
+	size_t max_connections;	       /* 0: the HTTP server's default */
 	int64_t context_budget_tokens; /* 0: derived from the model's window */
+	size_t agent_cache_bytes;      /* added: agent/loop.h event caches; 0: 64 MiB */
 };
 
 typedef struct al_api {
@@ -80,7 +81,7 @@ struct al_api_route {
 	const char *method;
 	const char *pattern; /* "/v1/sessions/{}/events": {} matches one segment */
 	al_api_handler fn;
-	unsigned auth_mask;  /* al_auth_kind values allowed to call it */
+	unsigned auth_mask; /* al_auth_kind values allowed to call it */
 };
 
 /* Starts the control plane: store, bus, HTTP listener, provider, agent loop. */
@@ -97,7 +98,7 @@ void al_api_free(al_api *api);
  * never contain a credential.
  */
 void al_api_error(al_http_req *req, int status, const char *type, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* As al_api_error with error.details set (takes ownership of details). */
 void al_api_error_details(al_http_req *req, int status, const char *type, json_t *details,
 			  const char *fmt, ...) __attribute__((format(printf, 5, 6)));

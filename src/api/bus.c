@@ -56,6 +56,9 @@ struct al_bus {
 	void *observer_ud;
 	size_t pending; /* appends submitted, completion not yet run */
 	int freeing;	/* al_bus_free called while appends were pending */
+	/* the event being published, as stored (al_bus_event_text); NULL outside */
+	const char *cur_text;
+	size_t cur_len;
 };
 
 /* One al_bus_append, from submission to its done callback. */
@@ -64,9 +67,13 @@ struct append_job {
 	char session_id[AL_ID_MAX];
 	json_t *orig;	/* the caller's array (a reference we hold) */
 	json_t *events; /* our copy: owned by the store thread while the job runs */
+	char **texts;	/* owned: each event's stored JSON text, set by the store job */
+	size_t ntexts;
 	char new_status[16];
 	al_bus_tx_hook tx_hook;
 	void *tx_hook_ud;
+	al_bus_check_fn check;
+	void *check_ud;
 	char wake_env[AL_ID_MAX]; /* "" if none */
 	al_bus_done_cb done;
 	void *ud;
@@ -214,10 +221,14 @@ void al_bus_wake_work(al_bus *bus, const char *environment_id)
 	settle(bus);
 }
 
-static void publish(al_bus *bus, const char *session_id, json_t *event)
+static void publish(al_bus *bus, const char *session_id, json_t *event, const char *text)
 {
 	struct al_bus_sub *s;
+	const char *saved_text = bus->cur_text;
+	size_t saved_len = bus->cur_len;
 
+	bus->cur_text = text;
+	bus->cur_len = text ? strlen(text) : 0;
 	bus->depth++;
 	/* A callback may free the bus: then nothing more is published (bus.h). */
 	for (s = bus->subs[bucket_of(session_id)]; s && !bus->freeing; s = s->next)
@@ -227,6 +238,15 @@ static void publish(al_bus *bus, const char *session_id, json_t *event)
 	if (bus->observer)
 		bus->observer(session_id, event, bus->observer_ud);
 	bus->depth--;
+	bus->cur_text = saved_text;
+	bus->cur_len = saved_len;
+}
+
+const char *al_bus_event_text(const al_bus *bus, size_t *len)
+{
+	if (len != NULL)
+		*len = bus && bus->cur_text ? bus->cur_len : 0;
+	return bus ? bus->cur_text : NULL;
 }
 
 /* ---- lifetime ---- */
@@ -287,6 +307,9 @@ static void job_free(struct append_job *j)
 		return;
 	json_decref(j->orig);
 	json_decref(j->events);
+	for (size_t i = 0; i < j->ntexts; i++)
+		al_free(j->texts[i]);
+	al_free(j->texts);
 	al_free(j);
 }
 
@@ -342,8 +365,20 @@ static int append_fn(al_store_tx *tx, void *ud)
 
 	memset(&ev, 0, sizeof(ev));
 	memset(&session, 0, sizeof(session));
+	/*
+	 * Keep each event's text: it is exactly what a subscriber sends, so
+	 * the loop thread publishes it without serialising the event again
+	 * (once per event instead of once per event per stream).
+	 */
+	j->texts = al_calloc(json_array_size(j->events) + 1, sizeof(*j->texts));
+	if (j->texts == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	rc = al_store_doc_get(tx, "session", j->session_id, &session);
 	if (rc < 0)
+		goto done;
+	if (j->check && (rc = j->check(tx, &session, j->check_ud)) < 0)
 		goto done;
 	if ((rc = al_time_format(now, processed_at, sizeof(processed_at))) < 0)
 		goto done;
@@ -369,6 +404,8 @@ static int append_fn(al_store_tx *tx, void *ud)
 		}
 		if ((rc = al_store_event_append(tx, &ev)) < 0)
 			goto done;
+		j->texts[j->ntexts++] = ev.body;
+		ev.body = NULL;
 		al_event_clear(&ev);
 	}
 	if (j->new_status[0] &&
@@ -397,7 +434,7 @@ static void append_done_cb(int rc, void *ud)
 		{
 			if (bus->freeing)
 				break;
-			publish(bus, j->session_id, e);
+			publish(bus, j->session_id, e, i < j->ntexts ? j->texts[i] : NULL);
 		}
 		if (j->wake_env[0])
 			al_bus_wake_work(bus, j->wake_env);
@@ -470,6 +507,8 @@ int al_bus_append(al_bus *bus, const char *session_id, json_t *events,
 	if (opts) {
 		j->tx_hook = opts->tx_hook;
 		j->tx_hook_ud = opts->tx_hook_ud;
+		j->check = opts->check;
+		j->check_ud = opts->check_ud;
 	}
 	j->done = done;
 	j->ud = ud;

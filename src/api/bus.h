@@ -46,11 +46,23 @@ typedef int (*al_bus_tx_hook)(al_store_tx *tx, const char *session_id, json_t *e
  */
 typedef void (*al_bus_done_cb)(int rc, json_t *events, void *ud);
 
+/*
+ * Added: a precondition checked inside the append transaction (store
+ * thread), after the session document is read and before anything is
+ * written, so a caller that must refuse appends to some sessions (archived,
+ * terminated, out of an environment key's scope) needs no separate store
+ * round trip. session is borrowed for the call. Return < 0 to refuse:
+ * nothing is written and done gets that value.
+ */
+typedef int (*al_bus_check_fn)(al_store_tx *tx, const struct al_doc *session, void *ud);
+
 struct al_bus_append_opts {
 	const char *new_status; /* session status after these events, NULL: unchanged */
 	al_bus_tx_hook tx_hook; /* optional */
 	void *tx_hook_ud;
 	const char *wake_environment_id; /* non-NULL: wake work polls of this environment */
+	al_bus_check_fn check;		 /* optional (added) */
+	void *check_ud;
 };
 
 /* store is borrowed and must outlive the bus. */
@@ -90,6 +102,14 @@ int al_bus_append(al_bus *bus, const char *session_id, json_t *events,
 int al_bus_subscribe(al_bus *bus, const char *session_id, al_bus_event_cb cb, void *ud,
 		     al_bus_sub **out);
 void al_bus_unsubscribe(al_bus_sub *sub);
+/*
+ * Added. Inside an al_bus_event_cb: the event being published as the
+ * compact JSON text the store holds (what json_dumps(event, JSON_COMPACT)
+ * gives), serialised once per event for all subscribers. Borrowed, valid
+ * during the callback; NULL (and *len 0) outside a publish or when the
+ * text is not available, so callers fall back to serialising the event.
+ */
+const char *al_bus_event_text(const al_bus *bus, size_t *len);
 /* The observer sees every committed event of every session (the agent loop). */
 void al_bus_set_observer(al_bus *bus, al_bus_event_cb cb, void *ud);
 

@@ -222,25 +222,33 @@ static int load_session(al_store_tx *tx, struct al_api_job *job, struct al_doc *
 
 /* ---- send ---- */
 
-static int send_check_fn(al_store_tx *tx, struct al_api_job *job)
+/*
+ * Runs inside the bus's append transaction, on the session it has just
+ * read: one store round trip per send instead of a check job then the
+ * append. A missing session never gets here (the bus reports -ENOENT).
+ */
+static int send_check_cb(al_store_tx *tx, const struct al_doc *d, void *ud)
 {
-	struct al_doc d;
-	int rc = load_session(tx, job, &d);
+	struct al_api_job *job = ud;
 
-	if (rc < 0)
-		return rc;
-	if (d.archived_ms != 0)
-		rc = al_api_job_fail(job, 400, NULL, "session %s is archived", job->p[0]);
-	else if (strcmp(d.state, "terminated") == 0)
-		rc = al_api_job_fail(job, 400, NULL, "session %s is terminated", job->p[0]);
-	al_doc_clear(&d);
-	return rc;
+	if (job->auth.kind == AL_AUTH_ENVIRONMENT && strcmp(d->ref2, job->auth.environment_id) != 0)
+		return al_api_job_fail(job, 403, NULL,
+				       "this environment key may not access session %s", job->p[0]);
+	if (d->archived_ms != 0)
+		return al_api_job_fail(job, 400, NULL, "session %s is archived", job->p[0]);
+	if (strcmp(d->state, "terminated") == 0)
+		return al_api_job_fail(job, 400, NULL, "session %s is terminated", job->p[0]);
+	return 0;
 }
 
 static void send_appended_cb(int rc, json_t *events, void *ud)
 {
 	struct al_api_job *job = ud;
 
+	if (rc < 0 && job->err_status != 0) {
+		al_api_job_reply(job, rc); /* answers with the check's error, frees job */
+		return;
+	}
 	if (rc == -ENOENT)
 		al_api_error(job->req, 404, NULL, "session %s not found", job->p[0]);
 	else if (rc < 0)
@@ -250,28 +258,14 @@ static void send_appended_cb(int rc, json_t *events, void *ud)
 	al_api_job_free(job);
 }
 
-static void send_checked(struct al_api_job *job, int rc)
-{
-	json_t *evs;
-
-	if (rc < 0) {
-		al_api_job_reply(job, rc);
-		return;
-	}
-	evs = json_object_get(job->in, "events");
-	rc = al_bus_append(job->api->bus, job->p[0], evs, NULL, send_appended_cb, job);
-	if (rc < 0) {
-		al_api_error_errno(job->req, rc, "events");
-		al_api_job_free(job);
-	}
-}
-
 void al_api_events_send(struct al_api_ctx *ctx)
 {
 	static const struct al_field f[] = {{"events", AL_F_ARRAY, AL_F_REQUIRED}, {NULL, 0, 0}};
+	struct al_bus_append_opts opts = {0};
 	char err[ERRLEN];
 	const char *body;
 	size_t len, i;
+	int rc;
 	json_t *in = NULL, *ev;
 	struct al_api_job *job;
 
@@ -290,14 +284,21 @@ void al_api_events_send(struct al_api_ctx *ctx)
 		if (al_event_validate(ev, i, err, sizeof(err)) < 0)
 			goto bad;
 	}
-	if ((job = al_api_job_new(ctx, send_check_fn)) == NULL) {
+	/* The job is never submitted: it carries the request and the check's error. */
+	if ((job = al_api_job_new(ctx, NULL)) == NULL) {
 		json_decref(in);
 		al_api_error_errno(ctx->req, -ENOMEM, "events");
 		return;
 	}
 	job->in = in;
-	job->done = send_checked;
-	al_api_job_submit(job);
+	opts.check = send_check_cb;
+	opts.check_ud = job;
+	rc = al_bus_append(ctx->api->bus, job->p[0], json_object_get(in, "events"), &opts,
+			   send_appended_cb, job);
+	if (rc < 0) {
+		al_api_error_errno(ctx->req, rc, "events");
+		al_api_job_free(job);
+	}
 	return;
 bad:
 	al_api_error(ctx->req, 400, NULL, "%s", err);
@@ -494,6 +495,7 @@ oom:
 
 struct stream {
 	al_http_req *req;
+	al_bus *bus;
 	al_bus_sub *sub;
 	char session_id[AL_ID_MAX];
 	int ended;
@@ -515,7 +517,9 @@ static void stream_event_cb(const char *session_id, json_t *event, void *ud)
 {
 	struct stream *st = ud;
 	const char *type = json_string_value(json_object_get(event, "type"));
-	char *data;
+	const char *text;
+	char *data = NULL;
+	size_t len;
 
 	if (st->ended || al_http_req_closed(st->req))
 		return; /* the close callback ends it */
@@ -524,12 +528,17 @@ static void stream_event_cb(const char *session_id, json_t *event, void *ud)
 		stream_end(st);
 		return;
 	}
-	data = json_dumps(event, JSON_COMPACT);
-	if (data == NULL) {
-		stream_end(st);
-		return;
+	/* The bus hands every stream the same stored text: no dump per stream. */
+	text = al_bus_event_text(st->bus, &len);
+	if (text == NULL) {
+		text = data = json_dumps(event, JSON_COMPACT);
+		if (data == NULL) {
+			stream_end(st);
+			return;
+		}
+		len = strlen(data);
 	}
-	al_http_sse_send(st->req, type ? type : "message", data, strlen(data));
+	al_http_sse_send(st->req, type ? type : "message", text, len);
 	al_free(data);
 }
 
@@ -566,6 +575,7 @@ static void stream_checked(struct al_api_job *job, int rc)
 		goto done;
 	}
 	st->req = job->req;
+	st->bus = job->api->bus;
 	al_api_strlcpy(st->session_id, job->p[0], sizeof(st->session_id));
 	/* Subscribe before the headers go out: nothing committed after 200 is missed. */
 	rc = al_bus_subscribe(job->api->bus, job->p[0], stream_event_cb, st, &st->sub);

@@ -39,6 +39,8 @@ static void usage(FILE *f)
 	    "                       kernel's backlog (default 1024)\n"
 	    "  --log-format FMT     text (default) or json\n"
 	    "  --log-level LEVEL    debug, info (default), warn or error\n"
+	    "  --agent-cache-mb N   memory for the agent loop's parsed event logs, least\n"
+	    "                       recently used sessions evicted first (default 64)\n"
 	    "  --help               show this help\n\n"
 	    "Environment:\n"
 	    "  ANTHROPIC_API_KEY    key for the model API (never pass it on the command line)\n");
@@ -123,6 +125,7 @@ int al_cmd_server(int argc, char **argv)
 	    {"tls-key", required_argument, NULL, 'k'},
 	    {"model-url", required_argument, NULL, 'm'},
 	    {"max-connections", required_argument, NULL, 'n'},
+	    {"agent-cache-mb", required_argument, NULL, 'a'},
 	    {"log-format", required_argument, NULL, 'f'},
 	    {"log-level", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
@@ -158,6 +161,17 @@ int al_cmd_server(int argc, char **argv)
 				return 2;
 			}
 			cfg.max_connections = (size_t)n;
+			break;
+		}
+		case 'a': {
+			char *end = NULL;
+			long mb = strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || mb < 1 || mb > 1048576) {
+				fprintf(stderr,
+					"airlock server: --agent-cache-mb must be 1..1048576\n");
+				return 2;
+			}
+			cfg.agent_cache_bytes = (size_t)mb << 20;
 			break;
 		}
 		case 'f': {

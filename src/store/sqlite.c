@@ -7,6 +7,16 @@
  * text depends on the query (doc_list, doc_count, event_list) are kept in a
  * small cache keyed by their SQL text. Every value is a bound parameter:
  * no caller string is ever pasted into SQL.
+ *
+ * Checkpoints run on a second thread with its own connection. SQLite's
+ * automatic checkpoint runs inside the COMMIT that crosses 1000 WAL pages,
+ * on the committing thread, and with synchronous=NORMAL it fsyncs the WAL
+ * and the database: a stall of several milliseconds for whichever store
+ * job happens to commit then, and for every job queued behind it (the
+ * p90/p99 of event delivery). A PASSIVE checkpoint from another connection
+ * copies the same frames without taking the write lock, so commits go on
+ * meanwhile; the next writer restarts the WAL once it has all been copied.
+ * When the checkpointer cannot start, the automatic checkpoint stays on.
  */
 #include "store/store.h"
 
@@ -18,6 +28,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,11 +137,25 @@ struct qcache_entry {
 	sqlite3_stmt *st;
 };
 
+#define CKPT_PAGES 1000 /* SQLite's default automatic checkpoint threshold */
+
+/* The checkpoint thread (see the top). */
+struct ckpt {
+	sqlite3 *db; /* its own connection, used only by its thread */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int want; /* under mu: the WAL crossed CKPT_PAGES */
+	int stop; /* under mu */
+	int running;
+};
+
 struct sqlite_be {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	struct qcache_entry qc[QCACHE_SIZE];
 	unsigned qc_next; /* round-robin eviction */
+	struct ckpt ck;
 };
 
 /* ---- helpers ---- */
@@ -888,12 +914,104 @@ static int be_event_delete_session(void *p, const char *session_id)
 
 /* ---- open / close ---- */
 
+/* ---- checkpoints ---- */
+
+static void *ckpt_thread(void *arg)
+{
+	struct ckpt *ck = arg;
+
+	pthread_mutex_lock(&ck->mu);
+	for (;;) {
+		while (!ck->want && !ck->stop)
+			pthread_cond_wait(&ck->cv, &ck->mu);
+		if (ck->stop)
+			break;
+		ck->want = 0;
+		pthread_mutex_unlock(&ck->mu);
+		/* PASSIVE: never waits for, nor blocks, the writer. Busy is fine: next time. */
+		sqlite3_wal_checkpoint_v2(ck->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&ck->mu);
+	}
+	pthread_mutex_unlock(&ck->mu);
+	return NULL;
+}
+
+/* After each commit on the store connection (store thread): wake the checkpointer. */
+static int wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct ckpt *ck = arg;
+
+	if (pages >= CKPT_PAGES) {
+		pthread_mutex_lock(&ck->mu);
+		ck->want = 1;
+		pthread_cond_signal(&ck->cv);
+		pthread_mutex_unlock(&ck->mu);
+	}
+	return SQLITE_OK;
+}
+
+/* Starts the checkpointer; on any failure the automatic checkpoint stays in force. */
+static void ckpt_start(struct sqlite_be *be, const char *path, int timeout)
+{
+	struct ckpt *ck = &be->ck;
+	sigset_t all, old;
+	int rc;
+
+	if (sqlite3_open_v2(path, &ck->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(ck->db, timeout);
+	if (pthread_mutex_init(&ck->mu, NULL) != 0)
+		goto fail;
+	if (pthread_cond_init(&ck->cv, NULL) != 0) {
+		pthread_mutex_destroy(&ck->mu);
+		goto fail;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&ck->thread, NULL, ckpt_thread, ck);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		pthread_cond_destroy(&ck->cv);
+		pthread_mutex_destroy(&ck->mu);
+		goto fail;
+	}
+	ck->running = 1;
+	/* Replaces the automatic checkpoint (sqlite3_wal_autocheckpoint is a wal hook). */
+	sqlite3_wal_hook(be->db, wal_hook_cb, ck);
+	return;
+fail:
+	al_warn("store", "no checkpoint thread: checkpoints stay inside commits");
+	sqlite3_close(ck->db);
+	ck->db = NULL;
+}
+
+static void ckpt_stop(struct sqlite_be *be)
+{
+	struct ckpt *ck = &be->ck;
+
+	if (ck->running) {
+		pthread_mutex_lock(&ck->mu);
+		ck->stop = 1;
+		pthread_cond_signal(&ck->cv);
+		pthread_mutex_unlock(&ck->mu);
+		pthread_join(ck->thread, NULL);
+		pthread_cond_destroy(&ck->cv);
+		pthread_mutex_destroy(&ck->mu);
+		ck->running = 0;
+	}
+	sqlite3_close(ck->db);
+	ck->db = NULL;
+}
+
 static void be_close(void *p)
 {
 	struct sqlite_be *be = p;
 
 	if (be == NULL)
 		return;
+	/* First: the store connection's close below then checkpoints as the last one. */
+	ckpt_stop(be);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(be->st[i]);
 	for (int i = 0; i < QCACHE_SIZE; i++) {
@@ -1084,6 +1202,7 @@ int al_store_sqlite_open_opts(const char *dir, const struct al_store_sqlite_opts
 		goto fail;
 	if ((rc = migrate(be, err, errlen)) < 0)
 		goto fail;
+	ckpt_start(be, path, timeout);
 	*ops = &sqlite_ops;
 	*bep = be;
 	return 0;

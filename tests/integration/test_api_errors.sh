@@ -103,6 +103,9 @@ raw GET /v1/environments/$ENV/work/poll '' -H "$BETA" -H "Authorization: Bearer 
 expect 403 permission_error
 raw GET /v1/sessions/$SESS '' -H "$BETA" -H "Authorization: Bearer $EK2"
 expect 403 permission_error
+raw POST /v1/sessions/$SESS/events '{"events":[{"type":"user.interrupt"}]}' -H "$BETA" \
+	-H "Authorization: Bearer $EK2"
+expect 403 permission_error
 raw GET /v1/environments/$ENV2/work/poll?block_ms=5000 '' -H "$BETA" -H "Authorization: Bearer $EK2"
 expect 400 invalid_request_error
 raw POST /v1/environments/$ENV2/work/work_missing/heartbeat '' -H "$BETA" -H "Authorization: Bearer $EK2"
@@ -124,6 +127,19 @@ api GET "/v1/agents/./" "" --path-as-is
 expect 400 invalid_request_error
 api GET "//v1/agents" "" --path-as-is
 expect 400 invalid_request_error
+
+# ---- sending to an archived session: refused, nothing appended ----
+api POST /v1/sessions "{\"agent\":\"$AGENT\",\"environment_id\":\"$ENV\"}"
+expect 200
+SESS3=$(jq_ "j['id']")
+api POST /v1/sessions/$SESS3/archive
+expect 200
+api POST /v1/sessions/$SESS3/events '{"events":[{"type":"user.interrupt"}]}'
+expect 400 invalid_request_error
+eq "$(jq_ "j['error']['message']")" "session $SESS3 is archived" "archived session message"
+api GET /v1/sessions/$SESS3/events
+expect 200
+eq "$(jq_ "len(j['data'])")" 0 "no event appended to an archived session"
 
 grep -q "$KEY" "$T/server.log" && fail "a key appears in the log"
 echo ok

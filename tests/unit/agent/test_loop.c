@@ -836,3 +836,75 @@ AL_TEST(loop_without_provider_fails_the_turn)
 	f.api.provider = &f.sc.base;
 	fx_close(&f);
 }
+
+/*
+ * The event cache: a step loads only the events after the cached prefix, so
+ * across two full turns every stored event is read and parsed once, and the
+ * second turn's request still carries the first turn's whole transcript.
+ */
+AL_TEST(loop_cache_loads_each_event_once)
+{
+	struct fx f;
+	struct listing l = {0};
+	struct al_agent_cache_stats cs;
+	json_t *msgs;
+
+	fx_open(&f, TOOLSET_ALLOW);
+	script_push(&f.sc, "end_turn", FINAL);
+	post(&f, USER_MSG);
+	script_push(&f.sc, "end_turn", FINAL);
+	post(&f, USER_MSG);
+	list(&f, &l);
+	AL_ASSERT_STR_EQ(stop_reason(nth_of_type(l.events, "session.status_idle", 1)), "end_turn");
+	al_agent_cache_stats(f.ag, &cs);
+	AL_ASSERT_INT_EQ(cs.full_loads, 1);
+	AL_ASSERT_INT_EQ(cs.events_parsed, json_array_size(l.events));
+	AL_ASSERT_INT_EQ(cs.entries, 1);
+	AL_ASSERT(cs.bytes > 0);
+	/* user, assistant, user: the cached prefix is the whole log */
+	msgs = json_object_get(json_array_get(f.sc.requests, 1), "messages");
+	AL_ASSERT_INT_EQ(json_array_size(msgs), 3);
+	AL_ASSERT(json_equal(json_object_get(json_array_get(f.sc.requests, 0), "messages"),
+			     json_object_get(json_array_get(f.sc.requests, 1), "messages")) == 0);
+	listing_clear(&l);
+
+	/* after a restart the cache is rebuilt from the store: one full load */
+	restart(&f);
+	script_push(&f.sc, "end_turn", FINAL);
+	post(&f, USER_MSG);
+	al_agent_cache_stats(f.ag, &cs);
+	AL_ASSERT_INT_EQ(cs.full_loads, 1);
+	msgs = json_object_get(json_array_get(f.sc.requests, 2), "messages");
+	AL_ASSERT_INT_EQ(json_array_size(msgs), 5);
+	fx_close(&f);
+}
+
+/* Past the budget the least recently used caches go; turns stay correct. */
+AL_TEST(loop_cache_evicts_past_the_budget)
+{
+	struct fx f;
+	struct listing l = {0};
+	struct al_agent_cache_stats cs;
+	char other[AL_ID_MAX];
+	struct mk m;
+
+	fx_open(&f, TOOLSET_ALLOW);
+	f.api.cfg.agent_cache_bytes = 1; /* every other session's cache is evicted */
+	AL_ASSERT_INT_EQ(al_id_new("sesn", other, sizeof(other)), 0);
+	m = (struct mk){other, TOOLSET_ALLOW};
+	AL_ASSERT_INT_EQ(al_store_call(f.api.store, make_session_fn, &m), 0);
+
+	script_push(&f.sc, "end_turn", FINAL);
+	post(&f, USER_MSG);
+	snprintf(f.sid, sizeof(f.sid), "%s", other);
+	script_push(&f.sc, "end_turn", FINAL);
+	post(&f, USER_MSG);
+	al_agent_cache_stats(f.ag, &cs);
+	AL_ASSERT_INT_EQ(cs.entries, 1);
+	AL_ASSERT(cs.evictions >= 1);
+	AL_ASSERT_INT_EQ(cs.full_loads, 2);
+	list(&f, &l);
+	AL_ASSERT_STR_EQ(stop_reason(nth_of_type(l.events, "session.status_idle", 0)), "end_turn");
+	listing_clear(&l);
+	fx_close(&f);
+}

@@ -374,6 +374,97 @@ AL_TEST(bus_failed_hook_publishes_nothing)
 	fx_close(&f);
 }
 
+/* The check sees the session read in the transaction; refusing writes nothing. */
+static int check_refuses(al_store_tx *tx, const struct al_doc *session, void *ud)
+{
+	AL_ASSERT_STR_EQ(session->id, (const char *)ud);
+	AL_ASSERT_STR_EQ(session->state, "idle");
+	return -EPERM;
+}
+
+static int check_passes(al_store_tx *tx, const struct al_doc *session, void *ud)
+{
+	(*(int *)ud)++;
+	return 0;
+}
+
+AL_TEST(bus_check_refuses_before_writing)
+{
+	struct fx f;
+	struct done_log log = {.ids_ok = 1};
+	struct done_arg arg = {&log, 0};
+	struct al_bus_append_opts o = {.new_status = "running", .check = check_refuses};
+	struct nothing_ctx c;
+	int published = 0, checked = 0;
+	al_bus_sub *h = NULL;
+	json_t *ev = two_events(0, 1);
+
+	fx_open(&f);
+	o.check_ud = f.sid;
+	AL_ASSERT_INT_EQ(al_bus_subscribe(f.bus, f.sid, count_cb, &published, &h), 0);
+	AL_ASSERT_INT_EQ(al_bus_append(f.bus, f.sid, ev, &o, done_cb, &arg), 0);
+	AL_ASSERT_INT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+	AL_ASSERT_INT_EQ(log.count, 1);
+	AL_ASSERT_INT_EQ(log.rc[0], -EPERM);
+	AL_ASSERT_INT_EQ(published, 0);
+	c = (struct nothing_ctx){f.sid, "idle"};
+	AL_ASSERT_INT_EQ(al_store_call(f.store, nothing_stored_fn, &c), 0);
+
+	o = (struct al_bus_append_opts){.check = check_passes, .check_ud = &checked};
+	AL_ASSERT_INT_EQ(al_bus_append(f.bus, f.sid, ev, &o, done_cb, &arg), 0);
+	AL_ASSERT_INT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+	AL_ASSERT_INT_EQ(log.count, 2);
+	AL_ASSERT_INT_EQ(log.rc[1], 0);
+	AL_ASSERT_INT_EQ(checked, 1);
+	AL_ASSERT_INT_EQ(published, 2);
+	json_decref(ev);
+	al_bus_unsubscribe(h);
+	fx_close(&f);
+}
+
+/* Subscribers get the stored text of the event being published. */
+struct text_ctx {
+	al_bus *bus;
+	int n;
+};
+
+static void text_cb(const char *session_id, json_t *event, void *ud)
+{
+	size_t len = 0;
+	const char *text = al_bus_event_text(((struct text_ctx *)ud)->bus, &len);
+	char *dumped = json_dumps(event, JSON_COMPACT);
+
+	AL_ASSERT_NOT_NULL(text);
+	AL_ASSERT_STR_EQ(text, dumped);
+	AL_ASSERT_INT_EQ(len, strlen(dumped));
+	al_free(dumped);
+	((struct text_ctx *)ud)->n++;
+}
+
+AL_TEST(bus_event_text_is_the_stored_text)
+{
+	struct fx f;
+	struct done_log log = {.ids_ok = 1};
+	struct done_arg arg = {&log, 0};
+	struct text_ctx ctx = {0};
+	al_bus_sub *h = NULL;
+	size_t len = 7;
+	json_t *ev = two_events(3, 4);
+
+	fx_open(&f);
+	ctx.bus = f.bus;
+	AL_ASSERT_INT_EQ(al_bus_subscribe(f.bus, f.sid, text_cb, &ctx, &h), 0);
+	AL_ASSERT_INT_EQ(al_bus_append(f.bus, f.sid, ev, NULL, done_cb, &arg), 0);
+	AL_ASSERT_INT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+	AL_ASSERT_INT_EQ(log.count, 1);
+	AL_ASSERT_INT_EQ(ctx.n, 2);
+	AL_ASSERT_NULL(al_bus_event_text(f.bus, &len)); /* outside a publish */
+	AL_ASSERT_INT_EQ(len, 0);
+	json_decref(ev);
+	al_bus_unsubscribe(h);
+	fx_close(&f);
+}
+
 AL_TEST(bus_rejects_bad_input)
 {
 	struct fx f;
