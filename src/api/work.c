@@ -610,10 +610,21 @@ void al_work_state_free(al_api *api)
 {
 	struct al_api_priv *pv = al_api_priv(api);
 
-	while (pv->polls != NULL) {
-		struct al_api_poll *p = pv->polls;
-		p->closed = 1;
-		poll_null(p); /* unlinks p */
+	struct al_api_poll *p = pv->polls, *next;
+
+	/*
+	 * A poll whose claim is on the store thread is left alone: its
+	 * claim_done owns it and answers (the item it found, or null, since
+	 * api->draining is set) — finishing it here would free it under that
+	 * callback. Every other poll answers null now.
+	 */
+	while (p != NULL) {
+		next = p->next;
+		if (!p->claiming) {
+			p->closed = 1;
+			poll_null(p); /* unlinks p */
+		}
+		p = next;
 	}
 }
 
