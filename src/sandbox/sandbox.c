@@ -1,0 +1,353 @@
+/*
+ * sandbox.c - backend-independent parts: policy copies, the generic exec
+ * loop (spawn, drain, timeout, reap), results.
+ */
+#include "sandbox/sandbox.h"
+
+#include "core/alloc.h"
+#include "sandbox/output.h"
+#include "sandbox/shell.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double al_sandbox_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+void al_sandbox_policy_init(struct al_sandbox_policy *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->timeout_ms = AL_SANDBOX_DEFAULT_TIMEOUT_MS;
+	p->memory_mb = AL_SANDBOX_DEFAULT_MEMORY_MB;
+	p->pids = AL_SANDBOX_DEFAULT_PIDS;
+	p->output_limit = AL_SANDBOX_DEFAULT_OUTPUT;
+	p->fsize_max = AL_SANDBOX_DEFAULT_FSIZE;
+	p->tmp_mb = AL_SANDBOX_DEFAULT_TMP_MB;
+}
+
+int al_sandbox_env_allowed(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	size_t n;
+
+	if (eq == NULL || eq == kv)
+		return 0;
+	n = (size_t)(eq - kv);
+	if (strncmp(kv, "ANTHROPIC_", 10) == 0 || strncmp(kv, "AIRLOCK_", 8) == 0 ||
+	    strncmp(kv, "CLAUDE_", 7) == 0)
+		return 0;
+	if (n >= 8 && strncmp(eq - 8, "_API_KEY", 8) == 0)
+		return 0;
+	if (n >= 6 && strncmp(eq - 6, "_TOKEN", 6) == 0)
+		return 0;
+	return 1;
+}
+
+const struct al_sandbox_backend_ops *al_sandbox_backend_find(const char *name)
+{
+	if (name == NULL || strcmp(name, "native") == 0)
+		return &al_sandbox_native_ops;
+	if (strcmp(name, "bwrap") == 0)
+		return &al_sandbox_bwrap_ops;
+	return NULL;
+}
+
+static char **copy_list(const char *const *v, size_t n, int *rc)
+{
+	char **out = al_calloc(n + 1, sizeof(char *));
+
+	if (out == NULL) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((out[i] = al_strdup(v[i])) == NULL)
+			*rc = -ENOMEM;
+	return out;
+}
+
+static void free_list(char **v)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; v[i]; i++)
+		al_free(v[i]);
+	al_free(v);
+}
+
+/* Absolute, no "." or ".." components, not "/" itself. */
+static int path_ok(const char *p)
+{
+	if (p == NULL || p[0] != '/' || p[1] == '\0')
+		return 0;
+	for (const char *s = p; *s; s++)
+		if (s[0] == '/' && s[1] == '.' &&
+		    (s[2] == '/' || s[2] == '\0' || (s[2] == '.' && (s[3] == '/' || s[3] == '\0'))))
+			return 0;
+	return 1;
+}
+
+int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_ops *ops,
+			 const struct al_sandbox_policy *p, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	sb->ops = ops;
+	sb->policy = *p;
+	if (p->workspace && !path_ok(p->workspace)) {
+		snprintf(err, errlen, "workspace must be an absolute path without . or ..");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < p->n_ro; i++)
+		if (!path_ok(p->ro_paths[i])) {
+			snprintf(err, errlen,
+				 "read-only path %zu must be absolute, without . or ..", i);
+			return -EINVAL;
+		}
+	for (size_t i = 0; i < p->n_env; i++)
+		if (!al_sandbox_env_allowed(p->env[i])) {
+			/* Name only up to '=': the value may be a secret. */
+			const char *eq = strchr(p->env[i], '=');
+			int k = eq ? (int)(eq - p->env[i]) : 0;
+			snprintf(err, errlen, "environment variable %.*s may not enter a sandbox",
+				 k, p->env[i]);
+			return -EPERM;
+		}
+	if (p->workspace && (sb->workspace = al_strdup(p->workspace)) == NULL)
+		rc = -ENOMEM;
+	sb->ro_paths = copy_list(p->ro_paths, p->n_ro, &rc);
+	sb->env = copy_list(p->env, p->n_env, &rc);
+	sb->egress = copy_list(p->egress_allow, p->n_egress, &rc);
+	if (rc < 0) {
+		snprintf(err, errlen, "out of memory");
+		return rc;
+	}
+	sb->policy.workspace = sb->workspace;
+	sb->policy.ro_paths = (const char *const *)sb->ro_paths;
+	sb->policy.env = (const char *const *)sb->env;
+	sb->policy.egress_allow = (const char *const *)sb->egress;
+	for (size_t i = 0; i < p->n_env; i++)
+		if (strncmp(sb->env[i], "PATH=", 5) == 0)
+			sb->path_env = sb->env[i] + 5;
+	return 0;
+}
+
+void al_sandbox_base_clear(struct al_sandbox *sb)
+{
+	al_shell_free(sb->shell);
+	sb->shell = NULL;
+	al_free(sb->workspace);
+	free_list(sb->ro_paths);
+	/* Environment values may be credentials the operator chose to pass: wipe them. */
+	if (sb->env)
+		for (size_t i = 0; sb->env[i]; i++) {
+			al_free_secret_str(sb->env[i]);
+			sb->env[i] = NULL;
+		}
+	al_free(sb->env);
+	free_list(sb->egress);
+	sb->workspace = NULL;
+	sb->ro_paths = sb->env = sb->egress = NULL;
+}
+
+int al_sandbox_new(const struct al_sandbox_backend_ops *ops, const struct al_sandbox_policy *p,
+		   struct al_sandbox **out, char *err, size_t errlen)
+{
+	return ops->create(p, out, err, errlen);
+}
+
+int al_sandbox_exec(struct al_sandbox *sb, const char *const *argv,
+		    const struct al_sandbox_exec_opts *o, struct al_sandbox_result *res, char *err,
+		    size_t errlen)
+{
+	return sb->ops->exec(sb, argv, o, res, err, errlen);
+}
+
+int al_sandbox_shell(struct al_sandbox *sb, const char *command,
+		     const struct al_sandbox_exec_opts *o, struct al_sandbox_result *res, char *err,
+		     size_t errlen)
+{
+	return sb->ops->shell(sb, command, o, res, err, errlen);
+}
+
+void al_sandbox_free(struct al_sandbox *sb)
+{
+	if (sb)
+		sb->ops->destroy(sb);
+}
+
+static void stream_clear(struct al_sandbox_stream *s)
+{
+	al_free(s->head);
+	al_free(s->tail);
+	memset(s, 0, sizeof(*s));
+}
+
+void al_sandbox_result_clear(struct al_sandbox_result *r)
+{
+	stream_clear(&r->out);
+	stream_clear(&r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+int al_sandbox_result_status(const struct al_sandbox_result *r)
+{
+	if (r->timed_out)
+		return 124;
+	if (r->signal)
+		return 128 + r->signal;
+	return r->exit_code;
+}
+
+void al_sandbox_result_stamp(const struct al_sandbox *sb, struct al_sandbox_result *res)
+{
+	res->backend = sb->ops->name;
+	res->landlock_abi = sb->landlock_abi;
+	res->seccomp = sb->seccomp;
+	res->limits = sb->limits;
+}
+
+int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
+			    const struct al_sandbox_exec_opts *o, struct al_sandbox_result *res,
+			    char *err, size_t errlen)
+{
+	struct al_output cap[2];
+	struct al_sandbox_proc *proc = NULL;
+	struct al_sandbox_status st;
+	int po[2] = {-1, -1}, pe[2] = {-1, -1}, nul = -1, rc = 0, reaped = 0, killed = 0;
+	unsigned timeout = o && o->timeout_ms ? o->timeout_ms : sb->policy.timeout_ms;
+	size_t limit = o && o->output_limit ? o->output_limit : sb->policy.output_limit;
+	double t0 = al_sandbox_now_ms(), deadline, drain_until = 0;
+	char buf[65536];
+
+	memset(res, 0, sizeof(*res));
+	memset(cap, 0, sizeof(cap));
+	memset(&st, 0, sizeof(st));
+	if (argv == NULL || argv[0] == NULL) {
+		snprintf(err, errlen, "empty command");
+		return -EINVAL;
+	}
+	if ((rc = al_output_init(&cap[0], limit)) < 0 ||
+	    (rc = al_output_init(&cap[1], limit)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ||
+	    (nul = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto done;
+	}
+	struct al_sandbox_spawn s = {argv, o ? o->cwd : NULL, nul, po[1], pe[1]};
+	if ((rc = sb->ops->spawn(sb, &s, &proc, err, errlen)) < 0)
+		goto done;
+	close(po[1]);
+	close(pe[1]);
+	close(nul);
+	po[1] = pe[1] = nul = -1;
+	/* Our read ends never block: we always drain, so the child never waits on us. */
+	fcntl(po[0], F_SETFL, O_NONBLOCK);
+	fcntl(pe[0], F_SETFL, O_NONBLOCK);
+	deadline = timeout ? t0 + timeout : 0;
+	while (!reaped || po[0] >= 0 || pe[0] >= 0) {
+		struct pollfd pf[3];
+		int np = 0, ms = -1, ip[2] = {-1, -1}, iproc = -1;
+		double now = al_sandbox_now_ms();
+
+		if (reaped && drain_until && now >= drain_until)
+			break; /* a writer outlived the command (bwrap without pid ns kill): stop */
+		if (po[0] >= 0) {
+			ip[0] = np;
+			pf[np++] = (struct pollfd){po[0], POLLIN, 0};
+		}
+		if (pe[0] >= 0) {
+			ip[1] = np;
+			pf[np++] = (struct pollfd){pe[0], POLLIN, 0};
+		}
+		if (!reaped) {
+			iproc = np;
+			pf[np++] = (struct pollfd){sb->ops->proc_fd(proc), POLLIN, 0};
+		}
+		if (!reaped && !killed && deadline)
+			ms = deadline > now ? (int)(deadline - now) + 1 : 0;
+		if (reaped && drain_until)
+			ms = (int)(drain_until - now) + 1;
+		int k = poll(pf, (nfds_t)np, ms);
+		if (k < 0 && errno != EINTR) {
+			rc = -errno;
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			goto done;
+		}
+		for (int i = 0; i < 2; i++) {
+			int *fd = i == 0 ? &po[0] : &pe[0];
+			if (ip[i] < 0 || !(pf[ip[i]].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(*fd, buf, sizeof(buf));
+			if (n > 0) {
+				if ((rc = al_output_feed(&cap[i], buf, (size_t)n)) < 0)
+					goto done;
+			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				close(*fd);
+				*fd = -1;
+			}
+		}
+		if (iproc >= 0 && (pf[iproc].revents & (POLLIN | POLLHUP | POLLERR))) {
+			rc = sb->ops->proc_reap(proc, &st);
+			proc = NULL;
+			reaped = 1;
+			drain_until = al_sandbox_now_ms() + 2000;
+			if (rc < 0 && !killed) {
+				snprintf(err, errlen,
+					 "the sandbox went away while the command ran");
+				goto done;
+			}
+			rc = 0;
+		}
+		if (!reaped && !killed && deadline && al_sandbox_now_ms() >= deadline) {
+			/* Wall clock exceeded: the backend kills the whole tree, setsid'd ones too.
+			 */
+			sb->ops->proc_kill(proc);
+			killed = 1;
+			res->timed_out = 1;
+		}
+	}
+	res->exit_code = st.exit_code;
+	res->signal = st.signal;
+	res->rusage = st.rusage;
+	if ((rc = al_output_finish(&cap[0], &res->out)) < 0 ||
+	    (rc = al_output_finish(&cap[1], &res->err)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	res->truncated = res->out.truncated || res->err.truncated;
+	res->run_ms = al_sandbox_now_ms() - t0;
+	al_sandbox_result_stamp(sb, res);
+done:
+	if (proc) {
+		sb->ops->proc_kill(proc);
+		sb->ops->proc_reap(proc, &st);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (po[i] >= 0)
+			close(po[i]);
+		if (pe[i] >= 0)
+			close(pe[i]);
+	}
+	if (nul >= 0)
+		close(nul);
+	al_output_clear(&cap[0]);
+	al_output_clear(&cap[1]);
+	if (rc < 0)
+		al_sandbox_result_clear(res);
+	return rc;
+}

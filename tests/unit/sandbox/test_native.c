@@ -1,0 +1,5 @@
+/* test_native.c - the functional cases (cases.h) against the native backend. */
+#define BACKEND_OPS	    al_sandbox_native_ops
+#define BACKEND_TAG	    native
+#define BACKEND_ENOENT_EXIT 127
+#include "cases.h"
