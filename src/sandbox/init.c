@@ -619,6 +619,13 @@ static _Noreturn void command_child(const struct al_init_config *c, char *const 
 	errno = exec_path(c->sb, argv);
 fail:
 	e = errno;
+	{
+		/* As a shell would say it, on the command's own stderr. */
+		char m[512];
+		int k = snprintf(m, sizeof(m), "airlock: %s: %s\n", argv[0], strerror(e));
+		if (k > 0)
+			(void)!write(2, m, (size_t)k < sizeof(m) ? (size_t)k : sizeof(m) - 1);
+	}
 	(void)!write(errfd, &e, sizeof(e));
 	_exit(127);
 }

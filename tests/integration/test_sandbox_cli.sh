@@ -1,0 +1,67 @@
+#!/bin/sh
+# airlock sandbox run: exit statuses 0/N/128+N/124/125 and the --json object,
+# on both backends.
+. "$(dirname "$0")/lib.sh"
+
+command -v python3 >/dev/null || { echo "python3 needed to read --json"; exit 77; }
+WS="$T/ws"
+mkdir -p "$WS"
+chmod 755 "$T"
+[ "$(id -u)" = 0 ] && chown 65534:65534 "$WS"
+# Until al/confine lands, seccomp/Landlock are missing: degraded mode must be explicit.
+RUN="$AIRLOCK_BIN sandbox run --workspace $WS --allow-degraded"
+
+# Without --allow-degraded a sandbox missing a mechanism refuses with 125.
+rc=0; "$AIRLOCK_BIN" sandbox run --workspace "$WS" -- true 2>"$T/err" || rc=$?
+if [ $rc -ne 0 ]; then
+	[ $rc -eq 125 ] || fail "refusal exit $rc, want 125"
+	grep -Eq "seccomp|Landlock" "$T/err" || fail "refusal does not name what is missing: $(cat "$T/err")"
+fi
+
+for b in native bwrap; do
+	$RUN --backend $b -- true || fail "$b: true exited $?"
+	rc=0; $RUN --backend $b -- sh -c 'exit 7' 2>/dev/null || rc=$?
+	[ $rc -eq 7 ] || fail "$b: exit 7 gave $rc"
+	rc=0; $RUN --backend $b -- sh -c 'kill -KILL $$' 2>/dev/null || rc=$?
+	[ $rc -eq 137 ] || fail "$b: SIGKILL gave $rc"
+	rc=0; $RUN --backend $b --timeout 1 -- sleep 30 2>/dev/null || rc=$?
+	[ $rc -eq 124 ] || fail "$b: timeout gave $rc"
+	rc=0; $RUN --backend $b --env ANTHROPIC_API_KEY=sk-ant-x -- true 2>"$T/err" || rc=$?
+	[ $rc -eq 125 ] || fail "$b: forbidden env gave $rc"
+	grep -q "sk-ant-x" "$T/err" && fail "$b: a secret value reached an error message"
+	rc=0; $RUN --backend $b --workspace /nonexistent/x -- true 2>/dev/null || rc=$?
+	[ $rc -eq 125 ] || fail "$b: bad workspace gave $rc"
+
+	out=$($RUN --backend $b -- sh -c 'echo hello; hostname; pwd' 2>/dev/null)
+	[ "$out" = "hello
+sandbox
+$WS" ] || fail "$b: output '$out'"
+
+	# The host environment never enters.
+	out=$(SECRET_HOST_VAR=leak $RUN --backend $b -- env 2>/dev/null)
+	echo "$out" | grep -q SECRET_HOST_VAR && fail "$b: host environment leaked"
+
+	# --json: the documented fields.
+	$RUN --backend $b --json --output-limit 100 -- sh -c 'head -c 5000 /dev/zero | tr "\0" y; exit 3' \
+		>"$T/j" 2>/dev/null && fail "$b: --json run should exit 3"
+	python3 - "$T/j" "$b" <<'PY' || fail "$b: json fields"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["exit_code"] == 3 and o["signal"] == 0 and o["status"] == 3, o
+assert o["timed_out"] is False and o["truncated"] is True, o
+assert o["stdout"]["total"] == 5000 and len(o["stdout"]["head"]) == 50, o
+assert len(o["stdout"]["tail"]) == 50 and len(o["stdout"]["sha256"]) == 64, o
+assert o["backend"] == sys.argv[2], o
+assert o["limits"] in ("cgroup2", "cgroup1", "rlimit"), o
+assert o["seccomp"] is False and o["landlock_abi"] == 0, o   # degraded, and says so
+assert "utime_ms" in o["rusage"] and "run" in o["durations_ms"], o
+PY
+done
+
+# Usage errors are 2, not 125.
+rc=0; "$AIRLOCK_BIN" sandbox run --backend nope -- true 2>/dev/null || rc=$?
+[ $rc -eq 2 ] || fail "unknown backend gave $rc"
+# Unenforceable requests refuse rather than run unaudited / unfiltered.
+rc=0; $RUN --audit "$T/audit.jsonl" -- true 2>/dev/null || rc=$?
+[ $rc -eq 125 ] || fail "--audit without the audit log gave $rc"
+echo "sandbox cli ok"
