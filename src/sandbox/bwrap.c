@@ -10,9 +10,9 @@
  * before running bwrap so it builds an unprivileged user namespace (bwrap as
  * root would otherwise keep host uid 0 inside).
  */
-#include "sandbox/init.h"
 #include "sandbox/limits.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/seccomp.h"
 
 #include "core/alloc.h"
 
@@ -31,10 +31,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BWRAP	  "/usr/bin/bwrap"
-#define NOBODY	  65534
-#define FD_PASSWD 10
-#define FD_GROUP  11
+#define BWRAP	   "/usr/bin/bwrap"
+#define NOBODY	   65534
+#define FD_PASSWD  10
+#define FD_GROUP   11
+#define FD_SECCOMP 12
 
 struct bw {
 	struct al_sandbox base;
@@ -44,6 +45,7 @@ struct bw {
 	uid_t uid;
 	gid_t gid;
 	int host_root;
+	struct al_seccomp_prog prog; /* handed to bwrap as BPF on every spawn */
 };
 
 struct al_sandbox_proc {
@@ -91,6 +93,7 @@ static void bw_destroy(struct al_sandbox *sb)
 	if (b == NULL)
 		return;
 	al_limits_cgroup_free(b->cg);
+	al_seccomp_prog_free(&b->prog);
 	al_sandbox_base_clear(&b->base);
 	al_free(b);
 }
@@ -122,17 +125,8 @@ static int bw_create(const struct al_sandbox_policy *p, struct al_sandbox **out,
 		snprintf(err, errlen, "the bwrap backend needs a workspace directory");
 		goto fail;
 	}
-	{
-		char e[256];
-		b->base.seccomp = al_init_seccomp_available(e, sizeof(e)) == 0;
-		b->base.landlock_abi = 0; /* bwrap has no Landlock support */
-		if (!b->base.seccomp && !(p->flags & AL_SANDBOX_ALLOW_DEGRADED)) {
-			rc = -ENOSYS;
-			snprintf(err, errlen,
-				 "%s; refusing to run without it (degraded mode not allowed)", e);
-			goto fail;
-		}
-	}
+	if ((rc = al_sandbox_confine_prepare(&b->base, &b->prog, err, errlen)) < 0)
+		goto fail;
 	b->disable_userns = help_has("--disable-userns");
 	if (!b->disable_userns && !(p->flags & AL_SANDBOX_ALLOW_DEGRADED)) {
 		rc = -ENOSYS;
@@ -229,7 +223,7 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 	struct al_sandbox_proc *p = NULL;
 	char links[16][256], tmpsize[32], hooks[4096], config[4096], pw[512], gr[256];
 	char **envbufs = NULL;
-	int fpw = -1, fgr = -1, rc = 0, pidfd = -1;
+	int fpw = -1, fgr = -1, fsc = -1, rc = 0, pidfd = -1;
 	size_t nl = 0;
 	const char *cwd = s->cwd ? s->cwd : sb->workspace;
 
@@ -321,7 +315,19 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 		add(&a, envbufs[i]);
 		add(&a, eq + 1);
 	}
-	/* AL_CONFINE_MERGE: "--seccomp", fd of al_seccomp_export_bpf(). */
+	if (b->prog.filter) {
+		/* The same filter as native, as classic BPF (8 bytes per instruction). */
+		fsc = memfd_create("seccomp", MFD_CLOEXEC);
+		size_t blen = (size_t)b->prog.len * 8;
+		if (fsc < 0 || write(fsc, b->prog.filter, blen) != (ssize_t)blen ||
+		    lseek(fsc, 0, SEEK_SET) < 0) {
+			rc = -EIO;
+			snprintf(err, errlen, "cannot pass the seccomp filter to bwrap");
+			goto fail;
+		}
+		add(&a, "--seccomp");
+		add(&a, "12");
+	}
 	add(&a, "--chdir");
 	add(&a, cwd);
 	add(&a, "--");
@@ -350,12 +356,17 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 		if (al_limits_apply_rlimits(&b->limits, b->base.limits) < 0)
 			_exit(125);
-		if (dup2(s->stdin_fd, 0) < 0 || dup2(s->stdout_fd, 1) < 0 ||
-		    dup2(s->stderr_fd, 2) < 0 || dup2(fpw, FD_PASSWD) < 0 ||
-		    dup2(fgr, FD_GROUP) < 0)
-			_exit(125);
+		/* Out of the way first: a source fd may sit on another's target number. */
+		int src[6] = {s->stdin_fd, s->stdout_fd, s->stderr_fd, fpw, fgr, fsc};
+		static const int dst[6] = {0, 1, 2, FD_PASSWD, FD_GROUP, FD_SECCOMP};
+		for (int i = 0; i < 6; i++)
+			if (src[i] >= 0 && (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 100)) < 0)
+				_exit(125);
+		for (int i = 0; i < 6; i++)
+			if (src[i] >= 0 && dup2(src[i], dst[i]) < 0)
+				_exit(125);
 		syscall(SYS_close_range, 3, FD_PASSWD - 1, 0);
-		syscall(SYS_close_range, FD_GROUP + 1, ~0U, 0);
+		syscall(SYS_close_range, fsc >= 0 ? FD_SECCOMP + 1 : FD_GROUP + 1, ~0U, 0);
 		execve(BWRAP, (char *const *)a.v, noenv);
 		_exit(125);
 	}
@@ -372,6 +383,8 @@ done:
 		close(fpw);
 	if (fgr >= 0)
 		close(fgr);
+	if (fsc >= 0)
+		close(fsc);
 	if (envbufs) {
 		for (size_t i = 0; i < sb->policy.n_env; i++)
 			al_free(envbufs[i]);

@@ -6,6 +6,8 @@
  */
 #include "sandbox/init.h"
 
+#include "sandbox/landlock.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,36 +39,39 @@
 #define MAX_USER_PATHS 64
 
 /* ------------------------------------------------------------------ */
-/* Confinement call sites (replaced when al/confine is merged).         */
+/* Confinement, last before execve.                                    */
 
-int al_init_seccomp_available(char *err, size_t errlen)
-{
-	/* AL_CONFINE_MERGE: return 0 once al_seccomp_install exists. */
-	snprintf(err, errlen,
-		 "seccomp filter unavailable: this build lacks src/sandbox/seccomp.c "
-		 "(branch al/confine not merged)");
-	return -ENOSYS;
-}
-
-int al_init_landlock_abi(void)
-{
-	/* AL_CONFINE_MERGE: al_landlock_apply negotiates the ABI; 0 = not in force. */
-	return 0;
-}
-
-/* Applies Landlock then seccomp in the command child. Returns 0 or -errno. */
+/*
+ * Landlock then seccomp in the command child. Paths are as seen inside the
+ * new root. Reads are allowed from "/" down (the new root holds only what we
+ * put there; the mounts make it read-only), writes only to the workspace,
+ * /tmp, /dev and /proc; TCP is left to the network namespace (loopback only)
+ * so local servers work; signals and abstract sockets are scoped (ABI >= 6).
+ * Returns 0 or a negative errno (the command is then not run).
+ */
 static int confine_child(const struct al_init_config *c)
 {
-	(void)c;
-	/*
-	 * AL_CONFINE_MERGE:
-	 *   struct al_landlock_rules r = {ro: /usr /etc /dev /proc + ro_paths,
-	 *                                 rw: workspace /tmp /dev/null...};
-	 *   al_landlock_apply(&r, &abi, err, sizeof(err));
-	 *   al_seccomp_install(0, err, sizeof(err));
-	 * Until then create() has already refused unless degraded mode was allowed,
-	 * and every result records seccomp=0, landlock_abi=0.
-	 */
+	static const char *ro[MAX_USER_PATHS + 2];
+	static const char *rw[8];
+	size_t nro = 0, nrw = 0;
+	char err[256];
+	int rc;
+
+	if (c->landlock_abi > 0) {
+		ro[nro++] = "/";
+		for (size_t i = 0; i < c->sb->policy.n_ro && nro < MAX_USER_PATHS + 1; i++)
+			ro[nro++] = c->sb->ro_paths[i];
+		rw[nrw++] = c->sb->workspace;
+		rw[nrw++] = "/tmp";
+		rw[nrw++] = "/dev";
+		rw[nrw++] = "/proc";
+		struct al_landlock_rules r = {
+		    ro, nro, rw, nrw, NULL, 0, NULL, 0, AL_LANDLOCK_NET_UNHANDLED};
+		if ((rc = al_landlock_apply(&r, NULL, err, sizeof(err))) < 0)
+			return rc;
+	}
+	if (c->seccomp && (rc = al_seccomp_load_prepared(c->seccomp)) < 0)
+		return rc;
 	return 0;
 }
 
@@ -614,8 +619,13 @@ static _Noreturn void command_child(const struct al_init_config *c, char *const 
 		goto fail;
 	if (al_limits_apply_rlimits(&c->limits, c->mode) < 0)
 		goto fail;
-	if (confine_child(c) < 0)
-		goto fail;
+	{
+		int crc = confine_child(c);
+		if (crc < 0) {
+			errno = -crc;
+			goto fail;
+		}
+	}
 	errno = exec_path(c->sb, argv);
 fail:
 	e = errno;
@@ -776,9 +786,8 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 	if (nul > 2)
 		close(nul);
 	if (setup(&cc) == 0) {
-		char e[256];
-		hello.seccomp = al_init_seccomp_available(e, sizeof(e)) == 0;
-		hello.landlock_abi = al_init_landlock_abi();
+		hello.seccomp = cc.seccomp != NULL;
+		hello.landlock_abi = cc.landlock_abi;
 	}
 	if (send(ctl, &hello, sizeof(hello), MSG_NOSIGNAL) != sizeof(hello) || hello.status != 0)
 		_exit(1);

@@ -23,6 +23,7 @@
 
 #include "sandbox/limits.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/seccomp.h"
 
 #include <stdint.h>
 #include <sys/resource.h>
@@ -39,6 +40,8 @@ struct al_init_config {
 	int sync_fd;   /* read end: one byte once the host has written the id maps */
 	struct al_limits limits;
 	enum al_limits_mode mode;
+	const struct al_seccomp_prog *seccomp; /* prepared by the host; NULL: degraded */
+	int landlock_abi;		       /* 0: degraded (not applied) */
 };
 
 /* Sent by init once, after setup: status 0, or a negative errno and a message. */
@@ -59,14 +62,5 @@ struct al_init_result {
 
 /* The cloned child's body; never returns. */
 _Noreturn void al_init_main(const struct al_init_config *c);
-
-/*
- * Confinement, applied in every command child just before execve. Until the
- * al/confine branch (src/sandbox/seccomp.c, landlock.c) is merged these report
- * the mechanism as unavailable (-ENOSYS) and the sandbox records that; create()
- * refuses unless the policy allows degraded mode.
- */
-int al_init_seccomp_available(char *err, size_t errlen);
-int al_init_landlock_abi(void);
 
 #endif

@@ -30,6 +30,7 @@ struct native {
 	pid_t pid;		/* our PID 1, as the host sees it */
 	int pidfd, ctl;
 	struct al_cgroup *cg;
+	struct al_seccomp_prog prog; /* compiled once, loaded by every command child */
 };
 
 struct al_sandbox_proc {
@@ -133,17 +134,10 @@ static int native_create(const struct al_sandbox_policy *p, struct al_sandbox **
 	if ((rc = al_limits_cgroup_new(&cfg.limits, &n->cg, &cfg.mode, err, errlen)) < 0)
 		goto fail;
 	n->base.limits = cfg.mode;
-	{
-		char e[256];
-		n->base.seccomp = al_init_seccomp_available(e, sizeof(e)) == 0;
-		n->base.landlock_abi = al_init_landlock_abi();
-		if (!n->base.seccomp && !(p->flags & AL_SANDBOX_ALLOW_DEGRADED)) {
-			rc = -ENOSYS;
-			snprintf(err, errlen,
-				 "%s; refusing to run without it (degraded mode not allowed)", e);
-			goto fail;
-		}
-	}
+	if ((rc = al_sandbox_confine_prepare(&n->base, &n->prog, err, errlen)) < 0)
+		goto fail;
+	cfg.seccomp = n->prog.filter ? &n->prog : NULL;
+	cfg.landlock_abi = n->base.landlock_abi;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    pipe2(sync, O_CLOEXEC) < 0) {
 		rc = -errno;
@@ -263,6 +257,7 @@ static void native_destroy(struct al_sandbox *sb)
 	if (n->pidfd >= 0)
 		close(n->pidfd);
 	al_limits_cgroup_free(n->cg);
+	al_seccomp_prog_free(&n->prog);
 	al_sandbox_base_clear(&n->base);
 	al_free(n);
 }

@@ -5,7 +5,9 @@
 #include "sandbox/sandbox.h"
 
 #include "core/alloc.h"
+#include "sandbox/landlock.h"
 #include "sandbox/output.h"
+#include "sandbox/seccomp.h"
 #include "sandbox/shell.h"
 
 #include <errno.h>
@@ -350,4 +352,27 @@ done:
 	if (rc < 0)
 		al_sandbox_result_clear(res);
 	return rc;
+}
+
+int al_sandbox_confine_prepare(struct al_sandbox *sb, struct al_seccomp_prog *prog, char *err,
+			       size_t errlen)
+{
+	char e1[256] = "", e2[256] = "";
+	int rc, abi;
+
+	memset(prog, 0, sizeof(*prog));
+	rc = al_seccomp_prepare(0, prog, e1, sizeof(e1));
+	sb->seccomp = rc == 0;
+	abi = sb->ops == &al_sandbox_bwrap_ops ? -EOPNOTSUPP : al_landlock_abi(e2, sizeof(e2));
+	if (abi == -EOPNOTSUPP && e2[0] == '\0')
+		snprintf(e2, sizeof(e2), "the %s backend cannot apply Landlock", sb->ops->name);
+	sb->landlock_abi = abi > 0 ? abi : 0;
+	if ((sb->seccomp && sb->landlock_abi) || (sb->policy.flags & AL_SANDBOX_ALLOW_DEGRADED))
+		return 0;
+	snprintf(err, errlen, "%s%s%s%s%s; refusing to run without it (degraded mode not allowed)",
+		 sb->seccomp ? "" : "seccomp filter unavailable: ", sb->seccomp ? "" : e1,
+		 !sb->seccomp && !sb->landlock_abi ? "; " : "",
+		 sb->landlock_abi ? "" : "Landlock unavailable: ", sb->landlock_abi ? "" : e2);
+	al_seccomp_prog_free(prog);
+	return -ENOSYS;
 }

@@ -216,5 +216,14 @@ int al_sandbox_generic_shell(struct al_sandbox *sb, const char *command,
 /* Fills the result's mechanism fields from the sandbox. */
 void al_sandbox_result_stamp(const struct al_sandbox *sb, struct al_sandbox_result *res);
 double al_sandbox_now_ms(void);
+/*
+ * Compiles the seccomp filter into *prog (owned: al_seccomp_prog_free) and
+ * negotiates the Landlock ABI, recording both in sb. Refuses (-ENOSYS, a
+ * message naming what is missing) when either is unavailable and the policy
+ * does not allow degraded mode.
+ */
+struct al_seccomp_prog;
+int al_sandbox_confine_prepare(struct al_sandbox *sb, struct al_seccomp_prog *prog, char *err,
+			       size_t errlen);
 
 #endif

@@ -2,8 +2,9 @@
  * cases.h - the functional cases both backends must pass (included by
  * test_native.c and test_bwrap.c with BACKEND_OPS and BACKEND_TAG defined).
  *
- * Until al/confine is merged the sandboxes run in degraded mode (no seccomp,
- * no Landlock) and the tests assert that this is recorded in the result.
+ * BACKEND_DEGRADED: the backend cannot apply every mechanism (bwrap has no
+ * Landlock), so it runs only with AL_SANDBOX_ALLOW_DEGRADED, and the result
+ * must say so.
  */
 #include "unit/unit.h"
 
@@ -48,7 +49,8 @@ static struct al_sandbox *make_sb_with(struct al_sandbox_policy *p)
 		p->workspace = make_ws();
 	p->env = env;
 	p->n_env = 4;
-	p->flags |= AL_SANDBOX_ALLOW_DEGRADED;
+	if (BACKEND_DEGRADED)
+		p->flags |= AL_SANDBOX_ALLOW_DEGRADED;
 	int rc = al_sandbox_new(&BACKEND_OPS, p, &sb, err, sizeof(err));
 	if (rc < 0)
 		al_test_fail(__FILE__, __LINE__, "create: %d %s", rc, err);
@@ -84,9 +86,12 @@ CASE(exit_codes)
 	AL_ASSERT_INT_EQ(r.exit_code, 0);
 	AL_ASSERT_INT_EQ(r.signal, 0);
 	AL_ASSERT_STR_EQ(r.backend, BACKEND_OPS.name);
-	/* Degraded mode is recorded, never hidden. */
-	AL_ASSERT_INT_EQ(r.seccomp, 0);
-	AL_ASSERT_INT_EQ(r.landlock_abi, 0);
+	/* The mechanisms in force are recorded; a missing one is never hidden. */
+	AL_ASSERT_INT_EQ(r.seccomp, 1);
+	if (BACKEND_DEGRADED)
+		AL_ASSERT_INT_EQ(r.landlock_abi, 0);
+	else
+		AL_ASSERT_INT_GE(r.landlock_abi, 1);
 	al_sandbox_result_clear(&r);
 	run_sh(sb, "exit 42", &r);
 	AL_ASSERT_INT_EQ(r.exit_code, 42);
@@ -351,6 +356,31 @@ CASE(shell_persists_cwd_env)
 			 0);
 	AL_ASSERT_STR_EQ(r.out.head, "bar sub\nerr\n");
 	AL_ASSERT_INT_EQ(r.exit_code, 7);
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+}
+
+CASE(confinement)
+{
+	struct al_sandbox *sb = make_sb();
+	struct al_sandbox_result r;
+
+	/* Nested user namespaces, mounts and io_uring-free clone3 fallbacks. */
+	run_sh(sb,
+	       "unshare -Ur true 2>/dev/null; echo userns=$?; "
+	       "unshare -m true 2>/dev/null; echo mountns=$?; "
+	       "mount -t tmpfs none /tmp 2>/dev/null; echo mount=$?; "
+	       "cat /proc/self/status | grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' | tr -s "
+	       "'\t' ' '",
+	       &r);
+	AL_ASSERT_INT_EQ(r.exit_code, 0);
+	AL_ASSERT(strstr(r.out.head, "userns=0") == NULL);
+	AL_ASSERT(strstr(r.out.head, "mountns=0") == NULL);
+	AL_ASSERT(strstr(r.out.head, "mount=0") == NULL);
+	AL_ASSERT(strstr(r.out.head, "CapEff: 0000000000000000") != NULL);
+	AL_ASSERT(strstr(r.out.head, "CapBnd: 0000000000000000") != NULL);
+	AL_ASSERT(strstr(r.out.head, "NoNewPrivs: 1") != NULL);
+	AL_ASSERT(strstr(r.out.head, "Seccomp: 2") != NULL);
 	al_sandbox_result_clear(&r);
 	al_sandbox_free(sb);
 }

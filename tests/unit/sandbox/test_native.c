@@ -2,4 +2,5 @@
 #define BACKEND_OPS	    al_sandbox_native_ops
 #define BACKEND_TAG	    native
 #define BACKEND_ENOENT_EXIT 127
+#define BACKEND_DEGRADED    0
 #include "cases.h"
