@@ -18,5 +18,6 @@ struct al_command {
 int al_cmd_server(int argc, char **argv);
 int al_cmd_model_stub(int argc, char **argv);
 int al_cmd_sandbox(int argc, char **argv);
+int al_cmd_audit(int argc, char **argv);
 
 #endif
