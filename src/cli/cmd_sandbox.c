@@ -6,7 +6,10 @@
  */
 #include "cli/cli.h"
 
+#include "audit/log.h"
+#include "audit/record.h"
 #include "core/alloc.h"
+#include "core/rand.h"
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
@@ -107,6 +110,84 @@ static int print_json(const struct al_sandbox_result *r)
 	return 0;
 }
 
+/* What the exit record needs from the launch. */
+struct audit {
+	al_audit_log *log;
+	struct al_audit_ctx ctx;
+	char id[AL_ID_MAX];
+	char features[128];
+	const char *const *argv;
+	const char *cwd;
+	const char *const *env;
+};
+
+static int audit_launch(const char *path, const struct al_sandbox *sb, const char *const *argv,
+			struct audit *au, char *err, size_t errlen)
+{
+	struct al_audit_opts o = {0};
+	struct al_audit_proc pr = {0};
+	json_t *rec = NULL;
+	int rc;
+
+	o.component = "sandbox";
+	if ((rc = al_audit_open(path, &o, &au->log, err, errlen)) < 0)
+		return rc;
+	if (al_id_new("sbx", au->id, sizeof(au->id)) < 0)
+		snprintf(au->id, sizeof(au->id), "sbx_unknown");
+	snprintf(
+	    au->features, sizeof(au->features),
+	    "backend=%s,userns,mountns,pidns,netns,ipcns,utsns,cgroupns,seccomp=%d,landlock=%d,"
+	    "limits=%s",
+	    sb->ops->name, sb->seccomp, sb->landlock_abi, al_limits_mode_name(sb->limits));
+	au->ctx.sandbox_id = au->id;
+	au->ctx.features = au->features;
+	au->argv = argv;
+	au->cwd = sb->workspace;
+	au->env = sb->policy.env;
+	pr.argv = argv;
+	pr.cwd = sb->workspace;
+	pr.env = sb->policy.env; /* names only are recorded */
+	rec = al_audit_rec_process_launch(&au->ctx, &pr);
+	rc = rec ? al_audit_write(au->log, rec) : -ENOMEM;
+	json_decref(rec);
+	if (rc < 0)
+		snprintf(err, errlen, "cannot write the launch record: %s", strerror(-rc));
+	return rc;
+}
+
+static int audit_exit(struct audit *au, const struct al_sandbox_result *r)
+{
+	struct al_audit_proc pr = {0};
+	struct al_audit_rusage ru = {0};
+	json_t *rec;
+	int rc;
+
+	ru.utime_us = (int64_t)r->rusage.ru_utime.tv_sec * 1000000 + r->rusage.ru_utime.tv_usec;
+	ru.stime_us = (int64_t)r->rusage.ru_stime.tv_sec * 1000000 + r->rusage.ru_stime.tv_usec;
+	ru.maxrss_kb = r->rusage.ru_maxrss;
+	ru.minflt = r->rusage.ru_minflt;
+	ru.majflt = r->rusage.ru_majflt;
+	ru.nvcsw = r->rusage.ru_nvcsw;
+	ru.nivcsw = r->rusage.ru_nivcsw;
+	pr.argv = au->argv;
+	pr.cwd = au->cwd;
+	pr.env = au->env;
+	pr.exit_code = r->exit_code;
+	pr.signal = r->signal;
+	pr.timed_out = r->timed_out;
+	pr.duration_us = (int64_t)(r->run_ms * 1000.0);
+	pr.rusage = &ru;
+	pr.stdout_bytes = r->out.total;
+	pr.stderr_bytes = r->err.total;
+	pr.truncated = r->truncated;
+	pr.stdout_sha256 = r->out.sha256;
+	pr.stderr_sha256 = r->err.sha256;
+	rec = al_audit_rec_process_exit(&au->ctx, &pr);
+	rc = rec ? al_audit_write(au->log, rec) : -ENOMEM;
+	json_decref(rec);
+	return rc;
+}
+
 static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -133,6 +214,7 @@ static int run(int argc, char **argv)
 	char *ro[MAX_LIST], *hosts[MAX_LIST], *env[MAX_LIST + 2], *ws = NULL;
 	size_t nro = 0, nhosts = 0, nenv = 0;
 	const char *audit = NULL;
+	struct audit au = {0};
 	char err[1024] = "";
 	int json = 0, c, status = EXIT_SETUP;
 	unsigned long long v;
@@ -233,15 +315,9 @@ static int run(int argc, char **argv)
 			goto done;
 		}
 	/*
-	 * AL_AUDIT_MERGE / AL_EGRESS_MERGE: the audit log (al/audit) and the egress
-	 * proxy (al/egress) are not in this build. Nothing may run unaudited when an
-	 * audit trail was asked for, nor with an allowlist we cannot enforce.
+	 * AL_EGRESS_MERGE: the egress proxy (al/egress) is not wired into the
+	 * sandbox yet; an allowlist we cannot enforce is refused, not ignored.
 	 */
-	if (audit) {
-		fprintf(stderr, "airlock sandbox: --audit: the audit log is not available in this "
-				"build (branch al/audit not merged); refusing to run\n");
-		goto done;
-	}
 	if (nhosts) {
 		fprintf(stderr,
 			"airlock sandbox: --allow-host: the egress proxy is not available in "
@@ -288,6 +364,12 @@ static int run(int argc, char **argv)
 		fprintf(stderr,
 			"airlock sandbox: warning: degraded mode: seccomp %s, Landlock %s\n",
 			sb->seccomp ? "on" : "OFF", sb->landlock_abi ? "on" : "OFF");
+	/* If the launch record cannot be written, the command does not run. */
+	if (audit && audit_launch(audit, sb, (const char *const *)argv + optind, &au, err,
+				  sizeof(err)) < 0) {
+		fprintf(stderr, "airlock sandbox: audit: %s; not running\n", err);
+		goto done;
+	}
 	if (al_sandbox_exec(sb, (const char *const *)argv + optind, NULL, &res, err, sizeof(err)) <
 	    0) {
 		fprintf(stderr, "airlock sandbox: %s\n", err);
@@ -295,6 +377,10 @@ static int run(int argc, char **argv)
 	}
 	res.setup_ms = sb->setup_ms;
 	status = al_sandbox_result_status(&res);
+	if (au.log && audit_exit(&au, &res) < 0) {
+		fprintf(stderr, "airlock sandbox: audit: cannot write the exit record\n");
+		status = EXIT_SETUP;
+	}
 	if (json) {
 		if (print_json(&res) < 0) {
 			fprintf(stderr, "airlock sandbox: out of memory\n");
@@ -308,6 +394,10 @@ static int run(int argc, char **argv)
 				p.timeout_ms / 1000);
 	}
 done:
+	if (au.log && al_audit_close(au.log) < 0 && status != EXIT_SETUP) {
+		fprintf(stderr, "airlock sandbox: audit: closing the log failed\n");
+		status = EXIT_SETUP;
+	}
 	al_sandbox_free(sb);
 	al_sandbox_result_clear(&res);
 	for (size_t i = 0; i < nro; i++)

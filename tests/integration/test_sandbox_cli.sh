@@ -63,7 +63,20 @@ done
 # Usage errors are 2, not 125.
 rc=0; "$AIRLOCK_BIN" sandbox run --backend nope -- true 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "unknown backend gave $rc"
-# Unenforceable requests refuse rather than run unaudited / unfiltered.
-rc=0; $RUN --audit "$T/audit.jsonl" -- true 2>/dev/null || rc=$?
-[ $rc -eq 125 ] || fail "--audit without the audit log gave $rc"
+# --audit: launch and exit records, chained; env names only, never values.
+RUN="$AIRLOCK_BIN sandbox run --workspace $WS"
+rc=0; $RUN --audit "$T/audit.jsonl" --env MYTOKEN_VALUE=hunter2 -- sh -c 'echo x; exit 4' \
+	>/dev/null 2>&1 || rc=$?
+[ $rc -eq 4 ] || fail "audited run gave $rc"
+"$AIRLOCK_BIN" audit verify "$T/audit.jsonl" >/dev/null || fail "audit log does not verify"
+grep -q '"class_uid":1007' "$T/audit.jsonl" || fail "no process records"
+grep -q 'MYTOKEN_VALUE' "$T/audit.jsonl" || fail "env name not recorded"
+grep -q 'hunter2' "$T/audit.jsonl" && fail "env value reached the audit log"
+# An audit log that cannot be written: nothing runs.
+rc=0; $RUN --audit /nonexistent/dir/a.jsonl -- sh -c "touch $WS/ran" 2>/dev/null || rc=$?
+[ $rc -eq 125 ] || fail "unwritable audit log gave $rc"
+[ -e "$WS/ran" ] && fail "the command ran without its audit record"
+# An allowlist we cannot enforce yet is refused, not ignored.
+rc=0; $RUN --allow-host example.com -- true 2>/dev/null || rc=$?
+[ $rc -eq 125 ] || fail "--allow-host gave $rc"
 echo "sandbox cli ok"
