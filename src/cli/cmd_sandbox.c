@@ -10,6 +10,7 @@
 #include "audit/record.h"
 #include "core/alloc.h"
 #include "core/rand.h"
+#include "sandbox/egress.h"
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
@@ -119,14 +120,13 @@ struct audit {
 	const char *const *argv;
 	const char *cwd;
 	const char *const *env;
+	int net_failures;
 };
 
-static int audit_launch(const char *path, const struct al_sandbox *sb, const char *const *argv,
-			struct audit *au, char *err, size_t errlen)
+/* Opened before the sandbox exists, so every egress decision has a log to go to. */
+static int audit_open(const char *path, struct audit *au, char *err, size_t errlen)
 {
 	struct al_audit_opts o = {0};
-	struct al_audit_proc pr = {0};
-	json_t *rec = NULL;
 	int rc;
 
 	o.component = "sandbox";
@@ -134,6 +134,47 @@ static int audit_launch(const char *path, const struct al_sandbox *sb, const cha
 		return rc;
 	if (al_id_new("sbx", au->id, sizeof(au->id)) < 0)
 		snprintf(au->id, sizeof(au->id), "sbx_unknown");
+	au->ctx.sandbox_id = au->id;
+	return 0;
+}
+
+/*
+ * Egress decisions, on the proxy's thread (al_audit_write is thread-safe).
+ * A failed write cannot un-make a decision already taken; it is counted and
+ * turns the run's status into 125.
+ */
+static void egress_cb(const struct al_egress_decision *d, void *data)
+{
+	struct audit *au = data;
+	struct al_audit_net n = {0};
+	json_t *rec;
+
+	if (au->log == NULL)
+		return;
+	/* FAILED (allowed, but DNS/connect failed) ended without a byte: a close. */
+	n.activity = d->event == AL_EGRESS_DENIED      ? AL_AUDIT_NET_REFUSE
+		     : d->event == AL_EGRESS_CONNECTED ? AL_AUDIT_NET_OPEN
+						       : AL_AUDIT_NET_CLOSE;
+	n.host = d->host;
+	n.port = d->port;
+	n.addr = d->addr;
+	n.reason = d->reason;
+	n.protocol = d->proto;
+	n.bytes_in = d->bytes_down;
+	n.bytes_out = d->bytes_up;
+	rec = al_audit_rec_network(&au->ctx, &n);
+	if (rec == NULL || al_audit_write(au->log, rec) < 0)
+		__atomic_add_fetch(&au->net_failures, 1, __ATOMIC_RELAXED);
+	json_decref(rec);
+}
+
+static int audit_launch(const struct al_sandbox *sb, const char *const *argv, struct audit *au,
+			char *err, size_t errlen)
+{
+	struct al_audit_proc pr = {0};
+	json_t *rec = NULL;
+	int rc;
+
 	snprintf(
 	    au->features, sizeof(au->features),
 	    "backend=%s,userns,mountns,pidns,netns,ipcns,utsns,cgroupns,seccomp=%d,landlock=%d,"
@@ -314,14 +355,8 @@ static int run(int argc, char **argv)
 			fprintf(stderr, "airlock sandbox: out of memory\n");
 			goto done;
 		}
-	/*
-	 * AL_EGRESS_MERGE: the egress proxy (al/egress) is not wired into the
-	 * sandbox yet; an allowlist we cannot enforce is refused, not ignored.
-	 */
-	if (nhosts) {
-		fprintf(stderr,
-			"airlock sandbox: --allow-host: the egress proxy is not available in "
-			"this build (branch al/egress not merged); refusing to run\n");
+	if (audit && audit_open(audit, &au, err, sizeof(err)) < 0) {
+		fprintf(stderr, "airlock sandbox: audit: %s; not running\n", err);
 		goto done;
 	}
 	{
@@ -356,6 +391,10 @@ static int run(int argc, char **argv)
 	p.n_ro = nro;
 	p.env = (const char *const *)env;
 	p.n_env = nenv;
+	p.egress_allow = (const char *const *)hosts;
+	p.n_egress = nhosts;
+	p.egress_cb = egress_cb;
+	p.egress_cb_data = &au;
 	if (al_sandbox_new(ops, &p, &sb, err, sizeof(err)) < 0) {
 		fprintf(stderr, "airlock sandbox: %s\n", err);
 		goto done;
@@ -365,8 +404,8 @@ static int run(int argc, char **argv)
 			"airlock sandbox: warning: degraded mode: seccomp %s, Landlock %s\n",
 			sb->seccomp ? "on" : "OFF", sb->landlock_abi ? "on" : "OFF");
 	/* If the launch record cannot be written, the command does not run. */
-	if (audit && audit_launch(audit, sb, (const char *const *)argv + optind, &au, err,
-				  sizeof(err)) < 0) {
+	if (audit &&
+	    audit_launch(sb, (const char *const *)argv + optind, &au, err, sizeof(err)) < 0) {
 		fprintf(stderr, "airlock sandbox: audit: %s; not running\n", err);
 		goto done;
 	}
@@ -377,7 +416,9 @@ static int run(int argc, char **argv)
 	}
 	res.setup_ms = sb->setup_ms;
 	status = al_sandbox_result_status(&res);
-	if (au.log && audit_exit(&au, &res) < 0) {
+	/* The proxy thread is joined here: no decision callback runs after this. */
+	al_sandbox_egress_stop(sb);
+	if (au.log && (audit_exit(&au, &res) < 0 || au.net_failures)) {
 		fprintf(stderr, "airlock sandbox: audit: cannot write the exit record\n");
 		status = EXIT_SETUP;
 	}

@@ -125,6 +125,13 @@ static int bw_create(const struct al_sandbox_policy *p, struct al_sandbox **out,
 		snprintf(err, errlen, "the bwrap backend needs a workspace directory");
 		goto fail;
 	}
+	if (p->n_egress > 0) {
+		/* bwrap runs one command: there is no place for the in-sandbox forwarder. */
+		rc = -ENOTSUP;
+		snprintf(err, errlen,
+			 "the bwrap backend has no egress support (use --backend native)");
+		goto fail;
+	}
 	if ((rc = al_sandbox_confine_prepare(&b->base, &b->prog, err, errlen)) < 0)
 		goto fail;
 	b->disable_userns = help_has("--disable-userns");

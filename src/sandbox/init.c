@@ -6,6 +6,7 @@
  */
 #include "sandbox/init.h"
 
+#include "sandbox/forwarder.h"
 #include "sandbox/landlock.h"
 
 #include <dirent.h>
@@ -443,6 +444,65 @@ static int drop_caps(void)
 	return 0;
 }
 
+static int egress_fd = -1;
+
+/* The proxy's socket, bound (as a file) at the fixed path inside. */
+static int setup_egress(void)
+{
+	char src[64];
+	int rc;
+
+	if (egress_fd < 0)
+		return 0;
+	if (mkdir(NEWROOT "/run", 0755) < 0 || mkdir(NEWROOT "/run/airlock", 0755) < 0)
+		return fail(errno, "mkdir", "/run/airlock");
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", egress_fd);
+	/* Read-only mount: connect() on a socket is still allowed, replacing it is not. */
+	if ((rc = bind_path(src, NEWROOT AL_SANDBOX_EGRESS_SOCK, 1, MS_NODEV | MS_NOEXEC)) < 0)
+		return rc;
+	close(egress_fd);
+	egress_fd = -1;
+	return 0;
+}
+
+/*
+ * The in-sandbox end of egress: a child of PID 1 listening on
+ * 127.0.0.1:AL_SANDBOX_PROXY_PORT, relaying to the bound socket. Started after
+ * the capabilities are gone, under the same seccomp filter. Waits until it
+ * listens so the first command can use it.
+ */
+static int start_forwarder(const struct al_init_config *c)
+{
+	int p[2];
+	char b[16];
+	pid_t pid;
+
+	if (c->egress_sock == NULL)
+		return 0;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return fail(errno, "pipe", NULL);
+	pid = fork();
+	if (pid < 0)
+		return fail(errno, "fork forwarder", NULL);
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		close(p[0]);
+		close(3); /* the control socket */
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (c->seccomp && al_seccomp_load_prepared(c->seccomp) < 0)
+			_exit(1);
+		_exit(al_forwarder_main(AL_SANDBOX_PROXY_PORT, AL_SANDBOX_EGRESS_SOCK, p[1], -1));
+	}
+	close(p[1]);
+	ssize_t n = read(p[0], b, sizeof(b));
+	close(p[0]);
+	if (n <= 0)
+		return fail(EIO, "the egress forwarder did not start", NULL);
+	return 0;
+}
+
 static int setup(const struct al_init_config *c)
 {
 	int ufd[MAX_USER_PATHS], nufd = 0, rc;
@@ -459,6 +519,8 @@ static int setup(const struct al_init_config *c)
 		return fail(errno, "make / private", NULL);
 	if ((rc = open_user_paths(c, ufd, &nufd)) < 0)
 		return rc;
+	if (c->egress_sock && (egress_fd = open(c->egress_sock, O_PATH | O_CLOEXEC)) < 0)
+		return fail(errno, "open egress socket", NULL);
 	if (c->host_root) {
 		/*
 		 * We still carry host uid 0 (unmapped here). Become the unprivileged id;
@@ -483,7 +545,7 @@ static int setup(const struct al_init_config *c)
 		return fail(errno, "sethostname", NULL);
 	if ((rc = loopback_up()) < 0)
 		return rc;
-	if ((rc = setup_root(c, ufd, nufd)) < 0)
+	if ((rc = setup_root(c, ufd, nufd)) < 0 || (rc = setup_egress()) < 0)
 		return rc;
 	for (int i = 0; i < nufd; i++)
 		if (ufd[i] >= 0)
@@ -785,7 +847,7 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 			dup2(nul, i);
 	if (nul > 2)
 		close(nul);
-	if (setup(&cc) == 0) {
+	if (setup(&cc) == 0 && start_forwarder(&cc) == 0) {
 		hello.seccomp = cc.seccomp != NULL;
 		hello.landlock_abi = cc.landlock_abi;
 	}

@@ -42,6 +42,7 @@ struct al_init_config {
 	enum al_limits_mode mode;
 	const struct al_seccomp_prog *seccomp; /* prepared by the host; NULL: degraded */
 	int landlock_abi;		       /* 0: degraded (not applied) */
+	const char *egress_sock;	       /* host path of the proxy socket; NULL: no egress */
 };
 
 /* Sent by init once, after setup: status 0, or a negative errno and a message. */

@@ -137,6 +137,10 @@ static int native_create(const struct al_sandbox_policy *p, struct al_sandbox **
 	if ((rc = al_sandbox_confine_prepare(&n->base, &n->prog, err, errlen)) < 0)
 		goto fail;
 	cfg.seccomp = n->prog.filter ? &n->prog : NULL;
+	/* Before clone: the egress thread must not exist yet when we fork (see init.h). */
+	if ((rc = al_sandbox_egress_prepare(&n->base, err, errlen)) < 0)
+		goto fail;
+	cfg.egress_sock = al_sandbox_egress_socket(&n->base);
 	cfg.landlock_abi = n->base.landlock_abi;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    pipe2(sync, O_CLOEXEC) < 0) {
@@ -190,6 +194,8 @@ static int native_create(const struct al_sandbox_policy *p, struct al_sandbox **
 		snprintf(err, errlen, "write gid_map: %s", strerror(-rc));
 		goto fail;
 	}
+	if ((rc = al_sandbox_egress_start(&n->base, cfg.uid, cfg.gid, err, errlen)) < 0)
+		goto fail;
 	if ((rc = al_limits_cgroup_attach(n->cg, n->pid)) < 0) {
 		snprintf(err, errlen, "join cgroup: %s", strerror(-rc));
 		goto fail;

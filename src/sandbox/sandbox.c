@@ -5,7 +5,9 @@
 #include "sandbox/sandbox.h"
 
 #include "core/alloc.h"
+#include "sandbox/egress.h"
 #include "sandbox/landlock.h"
+#include "sandbox/netpolicy.h"
 #include "sandbox/output.h"
 #include "sandbox/seccomp.h"
 #include "sandbox/shell.h"
@@ -15,9 +17,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 double al_sandbox_now_ms(void)
 {
@@ -99,6 +104,32 @@ static int path_ok(const char *p)
 	return 1;
 }
 
+/* Points every common proxy variable at the in-sandbox forwarder. */
+static int add_proxy_env(struct al_sandbox *sb, size_t n)
+{
+	static const char *const names[] = {"HTTP_PROXY",  "HTTPS_PROXY", "http_proxy",
+					    "https_proxy", "ALL_PROXY",	  "all_proxy"};
+	size_t k = sizeof(names) / sizeof(names[0]);
+	char **env = al_realloc(sb->env, (n + k + 3) * sizeof(char *));
+	char v[128];
+
+	if (env == NULL)
+		return -ENOMEM;
+	sb->env = env;
+	for (size_t i = 0; i < k; i++) {
+		snprintf(v, sizeof(v), "%s=http://127.0.0.1:%d", names[i], AL_SANDBOX_PROXY_PORT);
+		env[n++] = al_strdup(v);
+	}
+	env[n++] = al_strdup("NO_PROXY=localhost,127.0.0.1,::1");
+	env[n++] = al_strdup("no_proxy=localhost,127.0.0.1,::1");
+	env[n] = NULL;
+	sb->policy.n_env = n;
+	for (size_t i = 0; i < n; i++)
+		if (env[i] == NULL)
+			return -ENOMEM;
+	return 0;
+}
+
 int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_ops *ops,
 			 const struct al_sandbox_policy *p, char *err, size_t errlen)
 {
@@ -129,6 +160,8 @@ int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_
 		rc = -ENOMEM;
 	sb->ro_paths = copy_list(p->ro_paths, p->n_ro, &rc);
 	sb->env = copy_list(p->env, p->n_env, &rc);
+	if (rc == 0 && p->n_egress > 0)
+		rc = add_proxy_env(sb, p->n_env);
 	sb->egress = copy_list(p->egress_allow, p->n_egress, &rc);
 	if (rc < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -137,8 +170,10 @@ int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_
 	sb->policy.workspace = sb->workspace;
 	sb->policy.ro_paths = (const char *const *)sb->ro_paths;
 	sb->policy.env = (const char *const *)sb->env;
+	if (p->n_egress == 0)
+		sb->policy.n_env = p->n_env;
 	sb->policy.egress_allow = (const char *const *)sb->egress;
-	for (size_t i = 0; i < p->n_env; i++)
+	for (size_t i = 0; i < sb->policy.n_env; i++)
 		if (strncmp(sb->env[i], "PATH=", 5) == 0)
 			sb->path_env = sb->env[i] + 5;
 	return 0;
@@ -146,6 +181,7 @@ int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_
 
 void al_sandbox_base_clear(struct al_sandbox *sb)
 {
+	al_sandbox_egress_stop(sb);
 	al_shell_free(sb->shell);
 	sb->shell = NULL;
 	al_free(sb->workspace);
@@ -375,4 +411,151 @@ int al_sandbox_confine_prepare(struct al_sandbox *sb, struct al_seccomp_prog *pr
 		 sb->landlock_abi ? "" : "Landlock unavailable: ", sb->landlock_abi ? "" : e2);
 	al_seccomp_prog_free(prog);
 	return -ENOSYS;
+}
+
+/* ------------------------------------------------------------------ */
+/* Egress: the host proxy on its own libuv thread.                     */
+
+struct al_sandbox_egress {
+	struct al_sandbox *sb;
+	al_netpolicy *policy;
+	char dir[512], sock[600];
+	uv_thread_t tid;
+	uv_loop_t loop;
+	uv_async_t stop;
+	uv_sem_t ready;
+	al_egress *proxy;
+	uid_t uid;
+	gid_t gid;
+	int started, rc;
+	char err[256];
+};
+
+static void egress_decision_cb(const struct al_egress_decision *d, void *data)
+{
+	struct al_sandbox_egress *eg = data;
+	if (eg->sb->policy.egress_cb)
+		eg->sb->policy.egress_cb(d, eg->sb->policy.egress_cb_data);
+}
+
+static void egress_stop_cb(uv_async_t *a)
+{
+	struct al_sandbox_egress *eg = a->data;
+	if (eg->proxy)
+		al_egress_stop(eg->proxy);
+	eg->proxy = NULL;
+	uv_close((uv_handle_t *)a, NULL);
+}
+
+static void egress_thread(void *arg)
+{
+	struct al_sandbox_egress *eg = arg;
+	struct al_egress_config cfg = {0};
+
+	cfg.socket_path = eg->sock;
+	cfg.policy = eg->policy;
+	cfg.decision_cb = egress_decision_cb;
+	cfg.cb_data = eg;
+	cfg.socks5 = 1;
+	cfg.socket_uid = eg->uid;
+	cfg.socket_gid = eg->gid;
+	eg->rc = al_egress_start(&eg->loop, &cfg, &eg->proxy, eg->err, sizeof(eg->err));
+	uv_sem_post(&eg->ready);
+	if (eg->rc < 0)
+		uv_close((uv_handle_t *)&eg->stop, NULL);
+	uv_run(&eg->loop, UV_RUN_DEFAULT);
+}
+
+int al_sandbox_egress_prepare(struct al_sandbox *sb, char *err, size_t errlen)
+{
+	struct al_sandbox_egress *eg;
+	int rc;
+
+	if (sb->policy.n_egress == 0)
+		return 0;
+	eg = al_calloc(1, sizeof(*eg));
+	if (eg == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	eg->sb = sb;
+	sb->egress_proxy = eg;
+	if ((eg->policy = al_netpolicy_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < sb->policy.n_egress; i++) {
+		char e[200] = "";
+		if ((rc = al_netpolicy_allow_host(eg->policy, sb->egress[i], e, sizeof(e))) < 0) {
+			snprintf(err, errlen, "egress rule %zu: %s", i + 1, e);
+			return rc;
+		}
+	}
+	const char *tmp = getenv("TMPDIR");
+	if ((rc = al_egress_private_dir(tmp && tmp[0] == '/' ? tmp : "/tmp", eg->dir,
+					sizeof(eg->dir))) < 0) {
+		snprintf(err, errlen, "egress socket directory: %s", strerror(-rc));
+		return rc;
+	}
+	snprintf(eg->sock, sizeof(eg->sock), "%s/egress.sock", eg->dir);
+	return 0;
+}
+
+int al_sandbox_egress_start(struct al_sandbox *sb, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	struct al_sandbox_egress *eg = sb->egress_proxy;
+	int rc;
+
+	if (eg == NULL)
+		return 0;
+	eg->uid = uid;
+	eg->gid = gid;
+	if ((rc = uv_loop_init(&eg->loop)) < 0 || (rc = uv_sem_init(&eg->ready, 0)) < 0) {
+		snprintf(err, errlen, "egress: %s", uv_strerror(rc));
+		return -EIO;
+	}
+	uv_async_init(&eg->loop, &eg->stop, egress_stop_cb);
+	eg->stop.data = eg;
+	if ((rc = uv_thread_create(&eg->tid, egress_thread, eg)) < 0) {
+		snprintf(err, errlen, "egress thread: %s", uv_strerror(rc));
+		uv_close((uv_handle_t *)&eg->stop, NULL);
+		uv_run(&eg->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&eg->loop);
+		uv_sem_destroy(&eg->ready);
+		return -EIO;
+	}
+	eg->started = 1;
+	uv_sem_wait(&eg->ready);
+	if (eg->rc < 0) {
+		snprintf(err, errlen, "egress proxy: %s", eg->err);
+		return eg->rc;
+	}
+	return 0;
+}
+
+const char *al_sandbox_egress_socket(const struct al_sandbox *sb)
+{
+	return sb->egress_proxy ? sb->egress_proxy->sock : NULL;
+}
+
+void al_sandbox_egress_stop(struct al_sandbox *sb)
+{
+	struct al_sandbox_egress *eg = sb->egress_proxy;
+
+	if (eg == NULL)
+		return;
+	if (eg->started) {
+		if (eg->rc == 0)
+			uv_async_send(&eg->stop);
+		uv_thread_join(&eg->tid);
+		uv_loop_close(&eg->loop);
+		uv_sem_destroy(&eg->ready);
+	}
+	if (eg->dir[0]) {
+		unlink(eg->sock);
+		rmdir(eg->dir);
+	}
+	al_netpolicy_free(eg->policy);
+	al_free(eg);
+	sb->egress_proxy = NULL;
 }

@@ -39,6 +39,18 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+struct al_egress_decision; /* sandbox/egress.h */
+
+/*
+ * Egress: with a non-empty allowlist the sandbox gets a host-side proxy
+ * (sandbox/egress.h) on a private Unix socket, bind-mounted at
+ * AL_SANDBOX_EGRESS_SOCK, and a forwarder inside on 127.0.0.1:AL_SANDBOX_PROXY_PORT;
+ * HTTP_PROXY/HTTPS_PROXY (and the lower-case forms) point at it. Without an
+ * allowlist there is no route out at all (loopback only).
+ */
+#define AL_SANDBOX_EGRESS_SOCK "/run/airlock/egress.sock"
+#define AL_SANDBOX_PROXY_PORT  3128
+
 /* Policy flags. */
 #define AL_SANDBOX_ALLOW_DEGRADED 0x1u /* run even if seccomp/Landlock are unavailable */
 
@@ -65,6 +77,13 @@ struct al_sandbox_policy {
 	const char *const
 	    *egress_allow; /* "host[:port]" / "*.suffix[:port]" for the egress proxy */
 	size_t n_egress;
+	/*
+	 * Every egress decision (allowed, denied, closed with byte counts), called
+	 * on the egress proxy's own thread; d is valid during the call only. May
+	 * be NULL. Used by the caller to audit network activity.
+	 */
+	void (*egress_cb)(const struct al_egress_decision *d, void *data);
+	void *egress_cb_data;
 	unsigned timeout_ms;	      /* per command wall clock; 0 = none */
 	unsigned memory_mb;	      /* 0 = none */
 	unsigned pids;		      /* max tasks in the sandbox; 0 = none */
@@ -186,6 +205,7 @@ struct al_sandbox {
 	char *workspace;		 /* owned copies behind policy's pointers */
 	char **ro_paths, **env, **egress;
 	char *path_env; /* the PATH used to look up argv[0] (points into env) */
+	struct al_sandbox_egress *egress_proxy; /* the proxy thread, when egress is allowed */
 	double setup_ms;
 	int landlock_abi, seccomp;
 	enum al_limits_mode limits;
@@ -213,6 +233,17 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 int al_sandbox_generic_shell(struct al_sandbox *sb, const char *command,
 			     const struct al_sandbox_exec_opts *o, struct al_sandbox_result *res,
 			     char *err, size_t errlen);
+/*
+ * Egress for backends: prepare (policy + private socket directory; before
+ * clone, so the host is still single-threaded then), start (the proxy on its
+ * own libuv thread; the socket is handed to uid/gid), the host socket path,
+ * and stop (joins the thread, removes the directory; NULL-safe, idempotent).
+ */
+struct al_sandbox_egress;
+int al_sandbox_egress_prepare(struct al_sandbox *sb, char *err, size_t errlen);
+int al_sandbox_egress_start(struct al_sandbox *sb, uid_t uid, gid_t gid, char *err, size_t errlen);
+const char *al_sandbox_egress_socket(const struct al_sandbox *sb);
+void al_sandbox_egress_stop(struct al_sandbox *sb);
 /* Fills the result's mechanism fields from the sandbox. */
 void al_sandbox_result_stamp(const struct al_sandbox *sb, struct al_sandbox_result *res);
 double al_sandbox_now_ms(void);

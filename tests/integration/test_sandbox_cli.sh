@@ -76,7 +76,21 @@ grep -q 'hunter2' "$T/audit.jsonl" && fail "env value reached the audit log"
 rc=0; $RUN --audit /nonexistent/dir/a.jsonl -- sh -c "touch $WS/ran" 2>/dev/null || rc=$?
 [ $rc -eq 125 ] || fail "unwritable audit log gave $rc"
 [ -e "$WS/ran" ] && fail "the command ran without its audit record"
-# An allowlist we cannot enforce yet is refused, not ignored.
-rc=0; $RUN --allow-host example.com -- true 2>/dev/null || rc=$?
-[ $rc -eq 125 ] || fail "--allow-host gave $rc"
+# Egress: only through the host proxy, every decision audited.
+if command -v curl >/dev/null; then
+	out=$($RUN --audit "$T/net.jsonl" --allow-host example.com -- sh -c '
+		echo "$HTTPS_PROXY"
+		curl -s -m 5 -o /dev/null -w "%{http_code}\n" http://not-allowed.test/
+		curl -s -m 5 -o /dev/null -w "%{http_code}\n" --noproxy "" http://169.254.169.254/
+		curl -s -m 3 -o /dev/null -w "%{http_code}\n" --noproxy "*" http://1.1.1.1/ || true
+		ls /run/airlock' 2>/dev/null)
+	[ "$(echo "$out" | sed -n 1p)" = "http://127.0.0.1:3128" ] || fail "proxy env: $out"
+	[ "$(echo "$out" | sed -n 2p)" = "403" ] || fail "non-allowlisted host: $out"
+	[ "$(echo "$out" | sed -n 3p)" = "403" ] || fail "metadata address: $out"
+	[ "$(echo "$out" | sed -n 4p)" = "000" ] || fail "direct connection got through: $out"
+	"$AIRLOCK_BIN" audit verify "$T/net.jsonl" >/dev/null || fail "egress audit log does not verify"
+	[ "$(grep -c '"class_uid":4001' "$T/net.jsonl")" -ge 2 ] || fail "egress decisions not audited"
+fi
+rc=0; $RUN --backend bwrap --allow-degraded --allow-host example.com -- true 2>/dev/null || rc=$?
+[ $rc -eq 125 ] || fail "bwrap with --allow-host gave $rc (it cannot enforce egress)"
 echo "sandbox cli ok"
