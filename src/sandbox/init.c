@@ -40,17 +40,20 @@
 #define MAX_USER_PATHS 64
 
 /* ------------------------------------------------------------------ */
-/* Confinement, last before execve.                                    */
+/* Confinement: Landlock then seccomp, in PID 1 once setup is done.    */
 
 /*
- * Landlock then seccomp in the command child. Paths are as seen inside the
- * new root. Reads are allowed from "/" down (the new root holds only what we
- * put there; the mounts make it read-only), writes only to the workspace,
- * /tmp, /dev and /proc; TCP is left to the network namespace (loopback only)
- * so local servers work; signals and abstract sockets are scoped (ABI >= 6).
- * Returns 0 or a negative errno (the command is then not run).
+ * Landlock then seccomp, applied by PID 1 after pivot_root and after every
+ * capability is gone; everything started later inherits both before its
+ * execve. Paths are as seen inside the new root. Reads are allowed from "/" down (the new root
+ * holds only what we put there; the mounts make it read-only), writes only to the workspace, /tmp,
+ * /dev and /proc; TCP is left to the network namespace (loopback only) so local servers work;
+ * signals and abstract sockets are scoped (ABI >= 6). Returns 0 or a negative errno (the sandbox
+ * then refuses to start).
  */
-static int confine_child(const struct al_init_config *c)
+static int fail(int err, const char *what, const char *arg);
+
+static int confine(const struct al_init_config *c)
 {
 	static const char *ro[MAX_USER_PATHS + 2];
 	static const char *rw[8];
@@ -69,10 +72,10 @@ static int confine_child(const struct al_init_config *c)
 		struct al_landlock_rules r = {
 		    ro, nro, rw, nrw, NULL, 0, NULL, 0, AL_LANDLOCK_NET_UNHANDLED};
 		if ((rc = al_landlock_apply(&r, NULL, err, sizeof(err))) < 0)
-			return rc;
+			return fail(-rc, "Landlock", err);
 	}
 	if (c->seccomp && (rc = al_seccomp_load_prepared(c->seccomp)) < 0)
-		return rc;
+		return fail(-rc, "seccomp", NULL);
 	return 0;
 }
 
@@ -468,7 +471,7 @@ static int setup_egress(void)
 /*
  * The in-sandbox end of egress: a child of PID 1 listening on
  * 127.0.0.1:AL_SANDBOX_PROXY_PORT, relaying to the bound socket. Started after
- * the capabilities are gone, under the same seccomp filter. Waits until it
+ * the capabilities are gone, under PID 1's Landlock domain and seccomp filter. Waits until it
  * listens so the first command can use it.
  */
 static int start_forwarder(const struct al_init_config *c)
@@ -491,8 +494,6 @@ static int start_forwarder(const struct al_init_config *c)
 		close(p[0]);
 		close(3); /* the control socket */
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		if (c->seccomp && al_seccomp_load_prepared(c->seccomp) < 0)
-			_exit(1);
 		_exit(al_forwarder_main(AL_SANDBOX_PROXY_PORT, AL_SANDBOX_EGRESS_SOCK, p[1], -1));
 	}
 	close(p[1]);
@@ -681,13 +682,6 @@ static _Noreturn void command_child(const struct al_init_config *c, char *const 
 		goto fail;
 	if (al_limits_apply_rlimits(&c->limits, c->mode) < 0)
 		goto fail;
-	{
-		int crc = confine_child(c);
-		if (crc < 0) {
-			errno = -crc;
-			goto fail;
-		}
-	}
 	errno = exec_path(c->sb, argv);
 fail:
 	e = errno;
@@ -847,7 +841,12 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 			dup2(nul, i);
 	if (nul > 2)
 		close(nul);
-	if (setup(&cc) == 0 && start_forwarder(&cc) == 0) {
+	/*
+	 * Landlock and seccomp once, in PID 1 itself, after the root is built:
+	 * every runner, command and the forwarder inherit both (and PID 1 is
+	 * confined too), and no command pays for loading the filter again.
+	 */
+	if (setup(&cc) == 0 && confine(&cc) == 0 && start_forwarder(&cc) == 0) {
 		hello.seccomp = cc.seccomp != NULL;
 		hello.landlock_abi = cc.landlock_abi;
 	}

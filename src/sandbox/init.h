@@ -6,8 +6,9 @@
  * capability and then serves requests from the host on a SOCK_SEQPACKET
  * control socket. Each request carries cwd + argv and four fds (stdin,
  * stdout, stderr, a result socket); init forks a "runner" per request, a child
- * subreaper that starts the command (setsid, rlimits, no_new_privs, Landlock,
- * seccomp, execve), forwards signals to it, and when it ends (or when the host
+ * subreaper that starts the command (setsid, rlimits, execve; Landlock,
+ * seccomp and no_new_privs are already in force, applied by PID 1 after the
+ * setup), forwards signals to it, and when it ends (or when the host
  * writes 'K' on the result socket) kills every remaining descendant, then
  * writes a struct al_init_result to the result socket.
  *
