@@ -822,6 +822,15 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 	fill_mask(&mask);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	memset(&hello, 0, sizeof(hello));
+	/*
+	 * We are a copy of the host process: its environment (API keys among it)
+	 * is in our memory and would show in /proc/1/environ. Wipe the strings in
+	 * place. What else the host held stays behind non-dumpability, the
+	 * dropped capabilities and seccomp's ptrace/process_vm_* denial.
+	 */
+	for (char **e = environ; e && *e; e++)
+		memset(*e, 0, strlen(*e));
+	environ = NULL;
 	/* Move the control socket to fd 3 and close everything else we inherited. */
 	{
 		/* Out of the way first, so the dup2s below cannot clobber each other. */

@@ -384,3 +384,47 @@ CASE(confinement)
 	al_sandbox_result_clear(&r);
 	al_sandbox_free(sb);
 }
+
+CASE(host_process_memory_unreachable)
+{
+	struct al_sandbox *sb;
+	struct al_sandbox_result r;
+
+	/* Set before the sandbox exists: PID 1 starts as a copy of this process. */
+	setenv("AL_TEST_HOST_SECRET", "sk-ant-host-secret-123", 1);
+	sb = make_sb();
+	run_sh(sb,
+	       "for p in /proc/[0-9]*; do cat $p/environ $p/cmdline 2>/dev/null | tr '\\0' '\\n'; "
+	       "done; dd if=/proc/1/mem bs=1 count=1 skip=4096 2>&1 | head -1",
+	       &r);
+	AL_ASSERT(strstr(r.out.head, "sk-ant-host-secret") == NULL);
+	AL_ASSERT(strstr(r.out.head, "AL_TEST_HOST_SECRET") == NULL);
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+}
+
+CASE(disk_fill_capped)
+{
+	struct al_sandbox_policy p;
+	struct al_sandbox_result r;
+	char path[600];
+	struct stat st;
+
+	al_sandbox_policy_init(&p);
+	p.tmp_mb = 8;
+	p.fsize_max = 1 << 20;
+	struct al_sandbox *sb = make_sb_with(&p);
+	run_sh(sb,
+	       "head -c 2097152 /dev/zero > big 2>/dev/null; echo ws=$?; "
+	       "i=0; while [ $i -lt 12 ]; do head -c 1000000 /dev/zero > /tmp/f$i || break; "
+	       "i=$((i+1)); done 2>/dev/null; echo tmpfiles=$i",
+	       &r);
+	/* RLIMIT_FSIZE stops the write at 1 MiB; the 8 MiB /tmp fills after 8 files. */
+	AL_ASSERT(strstr(r.out.head, "ws=0") == NULL);
+	AL_ASSERT(strstr(r.out.head, "tmpfiles=12") == NULL);
+	al_sandbox_result_clear(&r);
+	snprintf(path, sizeof(path), "%s/big", sb->workspace);
+	AL_ASSERT_INT_EQ(stat(path, &st), 0);
+	AL_ASSERT(st.st_size <= (1 << 20));
+	al_sandbox_free(sb);
+}
