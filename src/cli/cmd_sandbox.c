@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,14 @@ static int audit_exit(struct audit *au, const struct al_sandbox_result *r)
 	return rc;
 }
 
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+	al_sandbox_cancel_all();
+}
+
 static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -409,6 +418,15 @@ static int run(int argc, char **argv)
 		fprintf(stderr, "airlock sandbox: audit: %s; not running\n", err);
 		goto done;
 	}
+	{
+		/* Interrupted: kill the command tree and tear down (cgroups, sockets) properly. */
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+	}
 	if (al_sandbox_exec(sb, (const char *const *)argv + optind, NULL, &res, err, sizeof(err)) <
 	    0) {
 		fprintf(stderr, "airlock sandbox: %s\n", err);
@@ -416,6 +434,8 @@ static int run(int argc, char **argv)
 	}
 	res.setup_ms = sb->setup_ms;
 	status = al_sandbox_result_status(&res);
+	if (got_signal)
+		status = 128 + got_signal;
 	/* The proxy thread is joined here: no decision callback runs after this. */
 	al_sandbox_egress_stop(sb);
 	if (au.log && (audit_exit(&au, &res) < 0 || au.net_failures)) {

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
+
+static volatile sig_atomic_t cancelled;
+
+void al_sandbox_cancel_all(void)
+{
+	cancelled = 1;
+}
 
 double al_sandbox_now_ms(void)
 {
@@ -351,6 +359,10 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 			}
 			rc = 0;
 		}
+		if (!reaped && !killed && cancelled) {
+			sb->ops->proc_kill(proc);
+			killed = 1;
+		}
 		if (!reaped && !killed && deadline && al_sandbox_now_ms() >= deadline) {
 			/* Wall clock exceeded: the backend kills the whole tree, setsid'd ones too.
 			 */
@@ -390,6 +402,42 @@ done:
 	return rc;
 }
 
+/*
+ * The filter never changes within a process: compile it once (libseccomp
+ * takes about a millisecond) and hand every sandbox its own copy. The cached
+ * program lives until exit.
+ */
+static pthread_once_t seccomp_once = PTHREAD_ONCE_INIT;
+static struct al_seccomp_prog seccomp_cache;
+static int seccomp_cache_rc;
+static char seccomp_cache_err[256];
+
+static void seccomp_compile(void)
+{
+	seccomp_cache_rc =
+	    al_seccomp_prepare(0, &seccomp_cache, seccomp_cache_err, sizeof(seccomp_cache_err));
+}
+
+static int seccomp_cached(struct al_seccomp_prog *out, char *err, size_t errlen)
+{
+	size_t n;
+
+	pthread_once(&seccomp_once, seccomp_compile);
+	if (seccomp_cache_rc < 0) {
+		snprintf(err, errlen, "%s", seccomp_cache_err);
+		return seccomp_cache_rc;
+	}
+	n = (size_t)seccomp_cache.len * 8; /* sizeof(struct sock_filter) */
+	out->filter = al_malloc(n);
+	if (out->filter == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(out->filter, seccomp_cache.filter, n);
+	out->len = seccomp_cache.len;
+	return 0;
+}
+
 int al_sandbox_confine_prepare(struct al_sandbox *sb, struct al_seccomp_prog *prog, char *err,
 			       size_t errlen)
 {
@@ -397,7 +445,7 @@ int al_sandbox_confine_prepare(struct al_sandbox *sb, struct al_seccomp_prog *pr
 	int rc, abi;
 
 	memset(prog, 0, sizeof(*prog));
-	rc = al_seccomp_prepare(0, prog, e1, sizeof(e1));
+	rc = seccomp_cached(prog, e1, sizeof(e1));
 	sb->seccomp = rc == 0;
 	abi = sb->ops == &al_sandbox_bwrap_ops ? -EOPNOTSUPP : al_landlock_abi(e2, sizeof(e2));
 	if (abi == -EOPNOTSUPP && e2[0] == '\0')

@@ -222,6 +222,12 @@ int al_sandbox_shell(struct al_sandbox *sb, const char *command,
 		     const struct al_sandbox_exec_opts *o, struct al_sandbox_result *res, char *err,
 		     size_t errlen);
 void al_sandbox_free(struct al_sandbox *sb);
+/*
+ * Async-signal-safe: makes every running exec in this process kill its
+ * command tree and return (a CLI's SIGINT/SIGTERM handler calls it, so the
+ * sandbox is torn down properly rather than the process dying mid-run).
+ */
+void al_sandbox_cancel_all(void);
 
 /* For backends: copy the policy into sb (validated); free the copies. */
 int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_ops *ops,

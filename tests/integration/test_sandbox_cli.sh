@@ -60,6 +60,18 @@ assert "utime_ms" in o["rusage"] and "run" in o["durations_ms"], o
 PY
 done
 
+# SIGINT to the CLI: the command tree dies (setsid'd grandchild too), exit 130.
+RUN="$AIRLOCK_BIN sandbox run --workspace $WS"
+$RUN -- sh -c "setsid sh -c 'sleep 2; touch $WS/late' </dev/null >/dev/null 2>&1 & sleep 30" \
+	2>/dev/null &
+P=$!
+sleep 0.5
+kill -INT $P
+rc=0; wait $P || rc=$?
+[ $rc -eq 130 ] || fail "SIGINT gave $rc"
+sleep 2.5
+[ -e "$WS/late" ] && fail "a grandchild outlived the interrupted run"
+
 # Usage errors are 2, not 125.
 rc=0; "$AIRLOCK_BIN" sandbox run --backend nope -- true 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "unknown backend gave $rc"
