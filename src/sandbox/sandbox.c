@@ -138,6 +138,21 @@ static int add_proxy_env(struct al_sandbox *sb, size_t n)
 	return 0;
 }
 
+static int system_dir(const char *p)
+{
+	static const char *const dirs[] = {"/usr",  "/etc", "/dev",   "/proc",	"/sys",	   "/bin",
+					   "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/tmp",
+					   "/run",  "/var", "/boot",  "/root",	"/home"};
+	size_t n = strlen(p);
+
+	while (n > 1 && p[n - 1] == '/')
+		n--;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (strlen(dirs[i]) == n && strncmp(dirs[i], p, n) == 0)
+			return 1;
+	return 0;
+}
+
 int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_ops *ops,
 			 const struct al_sandbox_policy *p, char *err, size_t errlen)
 {
@@ -147,6 +162,13 @@ int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_
 	sb->policy = *p;
 	if (p->workspace && !path_ok(p->workspace)) {
 		snprintf(err, errlen, "workspace must be an absolute path without . or ..");
+		return -EINVAL;
+	}
+	if (p->workspace && system_dir(p->workspace)) {
+		/* It would replace the sandbox's own view (or expose all of /tmp, /run...). */
+		snprintf(err, errlen,
+			 "workspace %s is a system directory; use a directory of its own",
+			 p->workspace);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < p->n_ro; i++)

@@ -72,6 +72,12 @@ rc=0; wait $P || rc=$?
 sleep 2.5
 [ -e "$WS/late" ] && fail "a grandchild outlived the interrupted run"
 
+# A system directory as the workspace would replace the sandbox's own view.
+for d in / /etc /tmp /usr; do
+	rc=0; "$AIRLOCK_BIN" sandbox run --workspace $d -- true 2>/dev/null || rc=$?
+	[ $rc -eq 125 ] || fail "workspace $d gave $rc"
+done
+
 # Usage errors are 2, not 125.
 rc=0; "$AIRLOCK_BIN" sandbox run --backend nope -- true 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "unknown backend gave $rc"
