@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,6 +396,17 @@ static int run(int argc, char **argv)
 			fprintf(stderr, "airlock sandbox: out of memory\n");
 			goto done;
 		}
+	{
+		/* As root the sandbox runs as nobody (65534): say so when it cannot write. */
+		struct stat st;
+		if (geteuid() == 0 && stat(ws, &st) == 0 && st.st_uid != 65534 &&
+		    !(st.st_mode & S_IWOTH) && !(st.st_gid == 65534 && (st.st_mode & S_IWGRP)))
+			fprintf(stderr,
+				"airlock sandbox: note: run as root, the sandbox is uid 65534 "
+				"(nobody); "
+				"%s is not writable by it (chown 65534 to allow writes)\n",
+				ws);
+	}
 	p.workspace = ws;
 	p.ro_paths = (const char *const *)ro;
 	p.n_ro = nro;
