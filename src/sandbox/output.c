@@ -14,14 +14,32 @@ int al_output_init(struct al_output *o, size_t limit)
 	memset(o, 0, sizeof(*o));
 	o->head_cap = limit / 2;
 	o->tail_cap = limit - o->head_cap;
-	o->head = al_malloc(o->head_cap + 1);
-	o->ring = al_malloc(o->tail_cap + 1);
+	/* Buffers grow with the output: most commands print little. */
 	o->md = EVP_MD_CTX_new();
-	if (o->head == NULL || o->ring == NULL || o->md == NULL ||
-	    EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1) {
+	if (o->md == NULL || EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1) {
 		al_output_clear(o);
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+/* Makes room for `need` head bytes (+1 for a NUL), doubling up to head_cap. */
+static int head_reserve(struct al_output *o, size_t need)
+{
+	size_t cap = o->head_alloc ? o->head_alloc : 256;
+	char *p;
+
+	if (need + 1 <= o->head_alloc)
+		return 0;
+	while (cap < need + 1)
+		cap *= 2;
+	if (cap > o->head_cap + 1)
+		cap = o->head_cap + 1;
+	p = al_realloc(o->head, cap);
+	if (p == NULL)
+		return -ENOMEM;
+	o->head = p;
+	o->head_alloc = cap;
 	return 0;
 }
 
@@ -38,13 +56,17 @@ int al_output_feed(struct al_output *o, const void *p, size_t n)
 		size_t k = o->head_cap - o->head_len;
 		if (k > n)
 			k = n;
+		if (head_reserve(o, o->head_len + k) < 0)
+			return -ENOMEM;
 		memcpy(o->head + o->head_len, s, k);
 		o->head_len += k;
 		s += k;
 		n -= k;
 	}
-	if (o->tail_cap == 0)
+	if (o->tail_cap == 0 || n == 0)
 		return 0;
+	if (o->ring == NULL && (o->ring = al_malloc(o->tail_cap)) == NULL)
+		return -ENOMEM;
 	/* Only the last tail_cap bytes of this chunk can survive. */
 	if (n > o->tail_cap) {
 		s += n - o->tail_cap;
@@ -88,8 +110,10 @@ int al_output_finish(struct al_output *o, struct al_sandbox_stream *st)
 			rc = -ENOMEM;
 			goto done;
 		}
-		memcpy(all, o->head, o->head_len);
-		memcpy(all + o->head_len, o->ring, o->ring_len);
+		if (o->head_len)
+			memcpy(all, o->head, o->head_len);
+		if (o->ring_len)
+			memcpy(all + o->head_len, o->ring, o->ring_len);
 		st->head_len = o->head_len + o->ring_len;
 		all[st->head_len] = '\0';
 		st->head = all;
@@ -101,10 +125,18 @@ int al_output_finish(struct al_output *o, struct al_sandbox_stream *st)
 		rc = -ENOMEM;
 		goto done;
 	}
-	memcpy(st->tail, o->ring + o->ring_pos, o->tail_cap - o->ring_pos);
-	memcpy(st->tail + (o->tail_cap - o->ring_pos), o->ring, o->ring_pos);
-	st->tail_len = o->tail_cap;
+	if (o->ring) {
+		memcpy(st->tail, o->ring + o->ring_pos, o->tail_cap - o->ring_pos);
+		memcpy(st->tail + (o->tail_cap - o->ring_pos), o->ring, o->ring_pos);
+		st->tail_len = o->tail_cap;
+	}
 	st->tail[st->tail_len] = '\0';
+	if (o->head == NULL && (o->head = al_malloc(1)) == NULL) {
+		al_free(st->tail);
+		st->tail = NULL;
+		rc = -ENOMEM;
+		goto done;
+	}
 	st->head = o->head;
 	st->head_len = o->head_len;
 	st->head[st->head_len] = '\0';

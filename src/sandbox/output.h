@@ -15,9 +15,9 @@
 
 struct al_output {
 	size_t head_cap, tail_cap;
-	char *head; /* owned */
-	size_t head_len;
-	char *ring; /* owned; tail_cap bytes */
+	char *head; /* owned; grows up to head_cap (+1) as output arrives */
+	size_t head_len, head_alloc;
+	char *ring; /* owned; tail_cap bytes, allocated once the head is full */
 	size_t ring_pos, ring_len;
 	unsigned long long total;
 	void *md; /* EVP_MD_CTX, owned */

@@ -129,3 +129,18 @@ AL_TEST(output_allocation_failures_unwind)
 	AL_ASSERT_INT_EQ(rc, -ENOMEM);
 	AL_ASSERT_NULL(s.head);
 }
+
+AL_TEST(output_feed_allocation_failure_reported)
+{
+	struct al_output o;
+	char big[3000];
+
+	memset(big, 'z', sizeof(big));
+	AL_ASSERT_INT_EQ(al_output_init(&o, 1000), 0);
+	al_alloc_fail_after(0);
+	/* The head buffer grows on demand; its allocation failing is an error, not a drop. */
+	int rc = al_output_feed(&o, big, sizeof(big));
+	al_alloc_fail_after(-1);
+	AL_ASSERT_INT_EQ(rc, -ENOMEM);
+	al_output_clear(&o);
+}
