@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,21 @@ static int help_has(const char *opt)
 	return found;
 }
 
+/* Asked once per process: running `bwrap --help` costs a fork and an exec. */
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static int probe_disable_userns;
+
+static void probe_bwrap(void)
+{
+	probe_disable_userns = help_has("--disable-userns");
+}
+
+static int disable_userns_supported(void)
+{
+	pthread_once(&probe_once, probe_bwrap);
+	return probe_disable_userns;
+}
+
 static void bw_destroy(struct al_sandbox *sb)
 {
 	struct bw *b = (struct bw *)sb;
@@ -134,7 +150,7 @@ static int bw_create(const struct al_sandbox_policy *p, struct al_sandbox **out,
 	}
 	if ((rc = al_sandbox_confine_prepare(&b->base, &b->prog, err, errlen)) < 0)
 		goto fail;
-	b->disable_userns = help_has("--disable-userns");
+	b->disable_userns = disable_userns_supported();
 	if (!b->disable_userns && !(p->flags & AL_SANDBOX_ALLOW_DEGRADED)) {
 		rc = -ENOSYS;
 		snprintf(err, errlen, "this bubblewrap lacks --disable-userns (needs >= 0.8)");
