@@ -190,7 +190,7 @@ int main(int argc, char **argv)
 	static const char *const env[] = {"PATH=/usr/bin:/bin"};
 	struct al_sandbox_policy p;
 	char err[512];
-	int n = argc > 2 ? atoi(argv[2]) : 200;
+	int n = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 200;
 	struct variant v[] = {
 	    {"fork+exec", fork_exec, NULL},
 	    {"bwrap --unshare-all --die-with-parent (same ro binds)", bwrap_raw, NULL},
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
 	double med[6], mean[6]; /* one per variant */
 
 	al_alloc_init();
-	if (argc < 2) {
+	if (argc < 2 || n < 1 || n > 100000) {
 		fprintf(stderr, "usage: bench-sandbox WORKSPACE [ITERATIONS]\n");
 		return 2;
 	}

@@ -72,6 +72,17 @@ rc=0; wait $P || rc=$?
 sleep 2.5
 [ -e "$WS/late" ] && fail "a grandchild outlived the interrupted run"
 
+# --ro: visible at the same path, not writable; a sibling not granted is absent.
+mkdir -p "$T/data" "$T/other"
+echo payload > "$T/data/f"
+echo secret > "$T/other/f"
+chmod -R a+rX "$T/data" "$T/other"
+out=$($RUN --ro "$T/data" -- sh -c "cat $T/data/f; echo x >> $T/data/f 2>/dev/null || echo ro; \
+	cat $T/other/f 2>/dev/null || echo absent" 2>/dev/null)
+[ "$out" = "payload
+ro
+absent" ] || fail "--ro: $out"
+
 # A system directory as the workspace would replace the sandbox's own view.
 for d in / /etc /tmp /usr; do
 	rc=0; "$AIRLOCK_BIN" sandbox run --workspace $d -- true 2>/dev/null || rc=$?
