@@ -657,6 +657,31 @@ static void kill_descendants(void)
 	}
 }
 
+/*
+ * A nested Landlock domain per command, scoping signals (ABI >= 6): the command
+ * and its descendants can signal each other but not PID 1's domain, so
+ * `kill -9 -1` cannot take out its own runner, the persistent shell of the
+ * session or the egress forwarder. With an older ABI the runner stays
+ * killable by the command (the exec then reports the sandbox gone).
+ */
+static int scope_signals(const struct al_init_config *c)
+{
+	struct {
+		uint64_t fs, net, scoped;
+	} a = {0, 0, 1ULL << 1 /* LANDLOCK_SCOPE_SIGNAL */};
+	int fd, rc = 0;
+
+	if (c->landlock_abi < 6)
+		return 0;
+	fd = (int)syscall(SYS_landlock_create_ruleset, &a, sizeof(a), 0);
+	if (fd < 0)
+		return -errno;
+	if (syscall(SYS_landlock_restrict_self, fd, 0) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static _Noreturn void command_child(const struct al_init_config *c, char *const *argv,
 				    const char *cwd, const int *fds, int errfd)
 {
@@ -682,6 +707,13 @@ static _Noreturn void command_child(const struct al_init_config *c, char *const 
 		goto fail;
 	if (al_limits_apply_rlimits(&c->limits, c->mode) < 0)
 		goto fail;
+	{
+		int src = scope_signals(c);
+		if (src < 0) {
+			errno = -src;
+			goto fail;
+		}
+	}
 	errno = exec_path(c->sb, argv);
 fail:
 	e = errno;

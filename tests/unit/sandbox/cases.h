@@ -428,3 +428,21 @@ CASE(disk_fill_capped)
 	AL_ASSERT(st.st_size <= (1 << 20));
 	al_sandbox_free(sb);
 }
+
+CASE(pid1_cannot_be_killed_from_inside)
+{
+	struct al_sandbox *sb = make_sb();
+	struct al_sandbox_result r;
+
+	run_sh(sb,
+	       "kill -KILL 1 2>/dev/null; kill -TERM 1 2>/dev/null; kill -KILL -1 2>/dev/null; "
+	       "echo tried",
+	       &r);
+	al_sandbox_result_clear(&r);
+	/* The sandbox still serves commands afterwards. */
+	run_sh(sb, "echo alive", &r);
+	AL_ASSERT_INT_EQ(r.exit_code, 0);
+	AL_ASSERT_STR_EQ(r.out.head, "alive\n");
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+}
