@@ -902,10 +902,9 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 			continue;
 		if (pf[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
+			/* A signal from the host: forward it to every process in the sandbox. */
 			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD)
-				kill(-1,
-				     (int)si
-					 .ssi_signo); /* forward to every process in the sandbox */
+				kill(-1, (int)si.ssi_signo);
 			while (waitpid(-1, NULL, WNOHANG) > 0)
 				;
 		}
