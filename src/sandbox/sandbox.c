@@ -85,9 +85,12 @@ static char **copy_list(const char *const *v, size_t n, int *rc)
 		*rc = -ENOMEM;
 		return NULL;
 	}
+	/* Stops at the first failure so the list stays NULL-terminated for free_list. */
 	for (size_t i = 0; i < n; i++)
-		if ((out[i] = al_strdup(v[i])) == NULL)
+		if ((out[i] = al_strdup(v[i])) == NULL) {
 			*rc = -ENOMEM;
+			break;
+		}
 	return out;
 }
 
@@ -124,17 +127,19 @@ static int add_proxy_env(struct al_sandbox *sb, size_t n)
 	if (env == NULL)
 		return -ENOMEM;
 	sb->env = env;
-	for (size_t i = 0; i < k; i++) {
-		snprintf(v, sizeof(v), "%s=http://127.0.0.1:%d", names[i], AL_SANDBOX_PROXY_PORT);
-		env[n++] = al_strdup(v);
+	for (size_t i = 0; i < k + 2; i++) {
+		if (i < k)
+			snprintf(v, sizeof(v), "%s=http://127.0.0.1:%d", names[i],
+				 AL_SANDBOX_PROXY_PORT);
+		else
+			snprintf(v, sizeof(v), "%s=localhost,127.0.0.1,::1",
+				 i == k ? "NO_PROXY" : "no_proxy");
+		env[n] = al_strdup(v);
+		if (env[n] == NULL)
+			return -ENOMEM; /* env[n] NULL: still terminated for the cleanup */
+		env[++n] = NULL;
 	}
-	env[n++] = al_strdup("NO_PROXY=localhost,127.0.0.1,::1");
-	env[n++] = al_strdup("no_proxy=localhost,127.0.0.1,::1");
-	env[n] = NULL;
 	sb->policy.n_env = n;
-	for (size_t i = 0; i < n; i++)
-		if (env[i] == NULL)
-			return -ENOMEM;
 	return 0;
 }
 
@@ -427,37 +432,32 @@ done:
 /*
  * The filter never changes within a process: compile it once (libseccomp
  * takes about a millisecond) and hand every sandbox its own copy. The cached
- * program lives until exit.
+ * program lives until exit. A failed compile (out of memory) is not cached.
  */
-static pthread_once_t seccomp_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t seccomp_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct al_seccomp_prog seccomp_cache;
-static int seccomp_cache_rc;
-static char seccomp_cache_err[256];
-
-static void seccomp_compile(void)
-{
-	seccomp_cache_rc =
-	    al_seccomp_prepare(0, &seccomp_cache, seccomp_cache_err, sizeof(seccomp_cache_err));
-}
 
 static int seccomp_cached(struct al_seccomp_prog *out, char *err, size_t errlen)
 {
+	int rc = 0;
 	size_t n;
 
-	pthread_once(&seccomp_once, seccomp_compile);
-	if (seccomp_cache_rc < 0) {
-		snprintf(err, errlen, "%s", seccomp_cache_err);
-		return seccomp_cache_rc;
-	}
+	pthread_mutex_lock(&seccomp_lock);
+	if (seccomp_cache.filter == NULL &&
+	    (rc = al_seccomp_prepare(0, &seccomp_cache, err, errlen)) < 0)
+		goto done;
 	n = (size_t)seccomp_cache.len * 8; /* sizeof(struct sock_filter) */
 	out->filter = al_malloc(n);
 	if (out->filter == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto done;
 	}
 	memcpy(out->filter, seccomp_cache.filter, n);
 	out->len = seccomp_cache.len;
-	return 0;
+done:
+	pthread_mutex_unlock(&seccomp_lock);
+	return rc;
 }
 
 int al_sandbox_confine_prepare(struct al_sandbox *sb, struct al_seccomp_prog *prog, char *err,
@@ -468,6 +468,11 @@ int al_sandbox_confine_prepare(struct al_sandbox *sb, struct al_seccomp_prog *pr
 
 	memset(prog, 0, sizeof(*prog));
 	rc = seccomp_cached(prog, e1, sizeof(e1));
+	if (rc == -ENOMEM) {
+		/* Out of memory is not "seccomp unavailable": never degrade because of it. */
+		snprintf(err, errlen, "out of memory");
+		return rc;
+	}
 	sb->seccomp = rc == 0;
 	abi = sb->ops == &al_sandbox_bwrap_ops ? -EOPNOTSUPP : al_landlock_abi(e2, sizeof(e2));
 	if (abi == -EOPNOTSUPP && e2[0] == '\0')
