@@ -12,6 +12,8 @@ pkg-config --exists libuv openssl libcurl jansson sqlite3 libseccomp 2>/dev/null
 for t in pkg-config cc clang openssl curl python3; do
 	command -v "$t" >/dev/null 2>&1 || need="$need $PKGS_TOOL"
 done
+# The sandbox's second backend drives the system bubblewrap.
+[ -x /usr/bin/bwrap ] || need="$need bubblewrap"
 # ASan/UBSan and libFuzzer runtimes for clang come from libclang-rt-14-dev.
 [ -d /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux ] || need="$need libclang-rt-14-dev"
 

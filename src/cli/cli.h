@@ -17,6 +17,7 @@ struct al_command {
 /* Defined in cmd_*.c */
 int al_cmd_server(int argc, char **argv);
 int al_cmd_model_stub(int argc, char **argv);
+int al_cmd_sandbox(int argc, char **argv);
 int al_cmd_audit(int argc, char **argv);
 
 #endif

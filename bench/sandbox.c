@@ -1,0 +1,234 @@
+/*
+ * sandbox.c - start-to-exit of /bin/true: plain fork+exec, full native
+ * isolation (create + exec + destroy), the same without cgroup limits, the
+ * bwrap backend, bwrap itself with the same read-only binds, and a command in
+ * an already-created session sandbox. Prints a Markdown table: mean and
+ * median ms, interleaved round-robin so a noisy neighbour hits all alike.
+ * Variants that create a network namespace leave the kernel asynchronous
+ * teardown work, which the next variant pays for: expect +-20% noise.
+ *
+ *   bench-sandbox WORKSPACE [ITERATIONS]
+ *
+ * Built against libairlock.a (cc ... bench/sandbox.c build/libairlock.a).
+ */
+#include "core/alloc.h"
+#include "sandbox/sandbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *ws;
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int run_argv(char *const *argv)
+{
+	pid_t p = fork();
+	int st = 0;
+
+	if (p == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	waitpid(p, &st, 0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int fork_exec(void)
+{
+	char *const argv[] = {"/bin/true", NULL};
+	return run_argv(argv);
+}
+
+static int bwrap_raw(void)
+{
+	/* What the issue compares against: --unshare-all --die-with-parent, the same ro binds. */
+	char *const argv[] = {"/usr/bin/bwrap",
+			      "--unshare-all",
+			      "--die-with-parent",
+			      "--ro-bind",
+			      "/usr",
+			      "/usr",
+			      "--symlink",
+			      "usr/bin",
+			      "/bin",
+			      "--symlink",
+			      "usr/lib",
+			      "/lib",
+			      "--symlink",
+			      "usr/lib64",
+			      "/lib64",
+			      "--ro-bind",
+			      "/etc/ld.so.cache",
+			      "/etc/ld.so.cache",
+			      "--proc",
+			      "/proc",
+			      "--dev",
+			      "/dev",
+			      "--tmpfs",
+			      "/tmp",
+			      "--bind",
+			      (char *)ws,
+			      (char *)ws,
+			      "/bin/true",
+			      NULL};
+	return run_argv(argv);
+}
+
+static int no_limits;
+
+static int backend_once(const struct al_sandbox_backend_ops *ops)
+{
+	static const char *const env[] = {"PATH=/usr/bin:/bin"};
+	static const char *const argv[] = {"/bin/true", NULL};
+	struct al_sandbox_policy p;
+	struct al_sandbox *sb;
+	struct al_sandbox_result r;
+	char err[512];
+	int rc;
+
+	al_sandbox_policy_init(&p);
+	p.workspace = ws;
+	p.env = env;
+	p.n_env = 1;
+	if (no_limits)
+		p.memory_mb = p.pids = 0;
+	if (ops == &al_sandbox_bwrap_ops)
+		p.flags |= AL_SANDBOX_ALLOW_DEGRADED; /* bwrap has no Landlock */
+	if (al_sandbox_new(ops, &p, &sb, err, sizeof(err)) < 0) {
+		fprintf(stderr, "create: %s\n", err);
+		return -1;
+	}
+	rc = al_sandbox_exec(sb, argv, NULL, &r, err, sizeof(err));
+	if (rc == 0 && r.exit_code != 0)
+		rc = -1;
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+	return rc;
+}
+
+static int native_once(void)
+{
+	return backend_once(&al_sandbox_native_ops);
+}
+
+static int native_nolimits_once(void)
+{
+	no_limits = 1;
+	int rc = backend_once(&al_sandbox_native_ops);
+	no_limits = 0;
+	return rc;
+}
+
+static int bwrap_backend_once(void)
+{
+	return backend_once(&al_sandbox_bwrap_ops);
+}
+
+static struct al_sandbox *session;
+
+static int session_once(void)
+{
+	static const char *const argv[] = {"/bin/true", NULL};
+	struct al_sandbox_result r;
+	char err[512];
+	int rc = al_sandbox_exec(session, argv, NULL, &r, err, sizeof(err));
+
+	if (rc == 0 && r.exit_code != 0)
+		rc = -1;
+	al_sandbox_result_clear(&r);
+	return rc;
+}
+
+struct variant {
+	const char *name;
+	int (*fn)(void);
+	double *t;
+};
+
+/*
+ * Round-robin: every iteration runs each variant once, so a noisy
+ * neighbour (this machine kind is shared) slows them all alike.
+ */
+static void measure_all(struct variant *v, int nv, int n)
+{
+	for (int k = 0; k < nv; k++) {
+		v[k].t = calloc((size_t)n, sizeof(double));
+		for (int i = 0; i < 3; i++) /* warm-up */
+			v[k].fn();
+	}
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < nv; k++) {
+			double a = al_sandbox_now_ms();
+			if (v[k].fn() < 0) {
+				fprintf(stderr, "%s failed\n", v[k].name);
+				exit(1);
+			}
+			v[k].t[i] = al_sandbox_now_ms() - a;
+		}
+}
+
+static double median(struct variant *v, int n, double *mean)
+{
+	double sum = 0;
+	for (int i = 0; i < n; i++)
+		sum += v->t[i];
+	*mean = sum / n;
+	qsort(v->t, (size_t)n, sizeof(double), cmp);
+	return v->t[n / 2];
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const env[] = {"PATH=/usr/bin:/bin"};
+	struct al_sandbox_policy p;
+	char err[512];
+	int n = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 200;
+	struct variant v[] = {
+	    {"fork+exec", fork_exec, NULL},
+	    {"bwrap --unshare-all --die-with-parent (same ro binds)", bwrap_raw, NULL},
+	    {"native backend without memory/pids cgroups", native_nolimits_once, NULL},
+	    {"bwrap backend: create + exec + destroy", bwrap_backend_once, NULL},
+	    {"native backend: create + exec + destroy (full isolation)", native_once, NULL},
+	    {"native: exec in an existing session sandbox", session_once, NULL},
+	};
+	int nv = (int)(sizeof(v) / sizeof(v[0]));
+	double med[6], mean[6]; /* one per variant */
+
+	al_alloc_init();
+	if (argc < 2 || n < 1 || n > 100000) {
+		fprintf(stderr, "usage: bench-sandbox WORKSPACE [ITERATIONS]\n");
+		return 2;
+	}
+	ws = argv[1];
+	al_sandbox_policy_init(&p);
+	p.workspace = ws;
+	p.env = env;
+	p.n_env = 1;
+	if (al_sandbox_new(&al_sandbox_native_ops, &p, &session, err, sizeof(err)) < 0) {
+		fprintf(stderr, "create: %s\n", err);
+		return 1;
+	}
+	measure_all(v, nv, n);
+	al_sandbox_free(session);
+	printf("| /bin/true, %d runs each, interleaved | mean ms | median ms | vs fork+exec |\n",
+	       n);
+	printf("| --- | --- | --- | --- |\n");
+	for (int k = 0; k < nv; k++) {
+		med[k] = median(&v[k], n, &mean[k]);
+		printf("| %s | %.2f | %.2f | %.1fx |\n", v[k].name, mean[k], med[k],
+		       med[k] / med[0]);
+		free(v[k].t);
+	}
+	/* Indexes follow the table above. */
+	printf("\nnative full isolation / bwrap (median): %.2fx; session exec / fork+exec: %.2fx\n",
+	       med[4] / med[1], med[5] / med[0]);
+	return 0;
+}
