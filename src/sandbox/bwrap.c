@@ -244,7 +244,7 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 	struct bw *b = (struct bw *)sb;
 	struct argv_b a = {0};
 	struct al_sandbox_proc *p = NULL;
-	char links[16][256], tmpsize[32], hooks[4096], config[4096], pw[512], gr[256];
+	char links[16][256], tmpsize[32], gitdir[4096], hooks[4096], config[4096], pw[512], gr[256];
 	char **envbufs = NULL;
 	int fpw = -1, fgr = -1, fsc = -1, rc = 0, pidfd = -1;
 	size_t nl = 0;
@@ -303,6 +303,11 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 	add(&a, "/proc");
 	snprintf(tmpsize, sizeof(tmpsize), "%llu",
 		 (unsigned long long)(sb->policy.tmp_mb ? sb->policy.tmp_mb : 64) << 20);
+	/* bwrap's --dev leaves /dev/shm on the uncapped /dev tmpfs: cap it like /tmp. */
+	add(&a, "--size");
+	add(&a, tmpsize);
+	add(&a, "--tmpfs");
+	add(&a, "/dev/shm");
 	add(&a, "--size");
 	add(&a, tmpsize);
 	add(&a, "--tmpfs");
@@ -310,6 +315,23 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 	add(&a, "--bind");
 	add(&a, sb->workspace);
 	add(&a, sb->workspace);
+	/*
+	 * `.git` bound onto itself so it is a mount point: it cannot be renamed
+	 * away and replaced by a `.git` with hooks of the sandbox's making.
+	 */
+	snprintf(gitdir, sizeof(gitdir), "%s/.git", sb->workspace);
+	add(&a, "--bind-try");
+	add(&a, gitdir);
+	add(&a, gitdir);
+	{
+		/* A repository without hooks gets an empty hooks directory to protect. */
+		struct stat gs;
+		char hk[4096];
+		if (lstat(gitdir, &gs) == 0 && S_ISDIR(gs.st_mode) &&
+		    (size_t)snprintf(hk, sizeof(hk), "%s/hooks", gitdir) < sizeof(hk) &&
+		    mkdir(hk, 0755) == 0)
+			(void)!lchown(hk, gs.st_uid, gs.st_gid);
+	}
 	snprintf(hooks, sizeof(hooks), "%s/.git/hooks", sb->workspace);
 	snprintf(config, sizeof(config), "%s/.git/config", sb->workspace);
 	add(&a, "--ro-bind-try");

@@ -322,12 +322,28 @@ static int setup_proc(void)
 	return 0;
 }
 
-/* .git/hooks and .git/config run code later outside the sandbox: read-only. */
+/*
+ * .git/hooks and .git/config run code later outside the sandbox: read-only.
+ * `.git` itself is bound onto itself (still writable) so that it is a mount
+ * point: renaming it away and planting a fresh `.git` with hooks of our own
+ * then fails with EBUSY (tests/escape, case "write"). A repository without a
+ * hooks directory gets an empty one, so there is something to protect.
+ */
 static int protect_git(const char *ws_dst)
 {
 	static const char *const names[] = {"/.git/hooks", "/.git/config"};
 	char p[4096];
+	struct stat gst;
 
+	if ((size_t)snprintf(p, sizeof(p), "%s/.git", ws_dst) >= sizeof(p))
+		return fail(ENAMETOOLONG, "path", ws_dst);
+	if (lstat(p, &gst) == 0 && S_ISDIR(gst.st_mode)) {
+		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
+			return fail(errno, "bind mount", p);
+		if ((size_t)snprintf(p, sizeof(p), "%s/.git/hooks", ws_dst) < sizeof(p) &&
+		    mkdir(p, 0755) < 0 && errno != EEXIST)
+			return fail(errno, "mkdir", p);
+	}
 	for (size_t i = 0; i < 2; i++) {
 		if ((size_t)snprintf(p, sizeof(p), "%s%s", ws_dst, names[i]) >= sizeof(p))
 			return fail(ENAMETOOLONG, "path", ws_dst);

@@ -273,6 +273,38 @@ CASE(git_hooks_readonly)
 	al_sandbox_free(sb);
 }
 
+/*
+ * Regression (tests/escape, case write-outside): `.git` renamed away and a
+ * fresh one planted with hooks of the sandbox's making, or a repository
+ * without a hooks directory given one. Both must fail.
+ */
+CASE(git_dir_cannot_be_replaced)
+{
+	struct al_sandbox_policy p;
+	struct al_sandbox_result r;
+	char d[600];
+	struct stat st;
+
+	al_sandbox_policy_init(&p);
+	p.workspace = make_ws();
+	snprintf(d, sizeof(d), "%s/.git", p.workspace);
+	AL_ASSERT_INT_EQ(mkdir(d, 0777), 0);
+	chmod(d, 0777);
+	struct al_sandbox *sb = make_sb_with(&p);
+	run_sh(sb,
+	       "mv .git .git-old 2>/dev/null; echo $?; "
+	       "mkdir -p .git/hooks 2>/dev/null; echo evil > .git/hooks/pre-commit 2>/dev/null; "
+	       "echo $?",
+	       &r);
+	AL_ASSERT_STR_EQ(r.out.head, "1\n2\n");
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+	snprintf(d, sizeof(d), "%s/.git/hooks/pre-commit", p.workspace);
+	AL_ASSERT_INT_EQ(stat(d, &st), -1);
+	snprintf(d, sizeof(d), "%s/.git-old", p.workspace);
+	AL_ASSERT_INT_EQ(stat(d, &st), -1);
+}
+
 CASE(network_loopback_only)
 {
 	struct al_sandbox *sb = make_sb();
