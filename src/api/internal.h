@@ -246,6 +246,14 @@ int al_environment_build(const json_t *body, int is_update, const json_t *curren
 			 char *err, size_t errlen);
 
 /* ---- sessions / events ---- */
+
+/*
+ * Loads the session named by job->p[0] into *d (caller clears it on
+ * success), enforcing the environment-key scope: such a key reaches only
+ * sessions of its own environment. Store thread only. 0, or < 0 with the
+ * 404/403 recorded on job (nothing in d to clear).
+ */
+int al_api_session_load(al_store_tx *tx, struct al_api_job *job, struct al_doc *d);
 int al_session_validate_create(const json_t *body, char *err, size_t errlen);
 /* Validates one event a client sends (user.* / system.message). */
 int al_event_validate(const json_t *ev, size_t index, char *err, size_t errlen);

@@ -293,11 +293,7 @@ void al_api_sessions_create(struct al_api_ctx *ctx)
 	al_api_job_submit(job);
 }
 
-/*
- * Loads the session named by p[0] for job, enforcing the environment-key
- * scope: such a key reaches only sessions of its own environment.
- */
-static int load_session(al_store_tx *tx, struct al_api_job *job, struct al_doc *d)
+int al_api_session_load(al_store_tx *tx, struct al_api_job *job, struct al_doc *d)
 {
 	int rc;
 
@@ -319,7 +315,7 @@ static int load_session(al_store_tx *tx, struct al_api_job *job, struct al_doc *
 static int get_fn(al_store_tx *tx, struct al_api_job *job)
 {
 	struct al_doc d;
-	int rc = load_session(tx, job, &d);
+	int rc = al_api_session_load(tx, job, &d);
 
 	if (rc < 0)
 		return rc;
@@ -473,7 +469,7 @@ static int update_fn(al_store_tx *tx, struct al_api_job *job)
 	char err[ERRLEN];
 	int rc;
 
-	if ((rc = load_session(tx, job, &d)) < 0)
+	if ((rc = al_api_session_load(tx, job, &d)) < 0)
 		return rc;
 	if (d.archived_ms != 0) {
 		rc = al_api_job_fail(job, 400, NULL, "session %s is archived", job->p[0]);
@@ -561,7 +557,7 @@ static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 	size_t n = 0;
 	int more = 0, rc;
 
-	if ((rc = load_session(tx, job, &d)) < 0)
+	if ((rc = al_api_session_load(tx, job, &d)) < 0)
 		return rc;
 	al_doc_clear(&d);
 	/* Everything of the session goes in one transaction: doc, events, work, tokens. */
@@ -603,7 +599,7 @@ static int archive_fn(al_store_tx *tx, struct al_api_job *job)
 	json_t *s = NULL;
 	int rc;
 
-	if ((rc = load_session(tx, job, &d)) < 0)
+	if ((rc = al_api_session_load(tx, job, &d)) < 0)
 		return rc;
 	if (d.archived_ms == 0) {
 		d.archived_ms = d.updated_ms = job->now_ms;
