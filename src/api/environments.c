@@ -343,25 +343,6 @@ void al_api_environments_archive(struct al_api_ctx *ctx)
 	al_api_job_submit(job);
 }
 
-/* Deletes every key doc of the given state bound (ref2) to owner. */
-static int revoke_keys(al_store_tx *tx, const char *state, const char *owner)
-{
-	const char *states[] = {state, NULL};
-	struct al_doc_query q = {0};
-	struct al_doc *docs = NULL;
-	size_t n = 0;
-	int more = 0, rc;
-
-	q.ref2 = owner;
-	q.states = states;
-	q.include_archived = 1;
-	rc = al_store_doc_list(tx, "key", &q, &docs, &n, &more);
-	for (size_t i = 0; rc >= 0 && i < n; i++)
-		rc = al_store_doc_delete(tx, "key", docs[i].id);
-	al_doc_array_free(docs, n);
-	return rc < 0 ? rc : 0;
-}
-
 static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 {
 	struct al_doc d;
@@ -375,17 +356,10 @@ static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 	if ((rc = al_store_doc_delete(tx, "environment", job->p[0])) < 0)
 		return rc;
 	/* Its keys die with it: a deleted environment must not be reachable. */
-	if ((rc = revoke_keys(tx, "environment", job->p[0])) < 0)
+	if ((rc = al_api_keys_delete_owned(tx, "environment", job->p[0])) < 0)
 		return rc;
 	job->out = json_pack("{s:s, s:s}", "id", job->p[0], "type", "environment_deleted");
 	return job->out ? 0 : -ENOMEM;
-}
-
-static void delete_done(struct al_api_job *job, int rc)
-{
-	if (rc >= 0)
-		al_api_auth_cache_clear(job->api);
-	al_api_job_reply(job, rc);
 }
 
 void al_api_environments_delete(struct al_api_ctx *ctx)
@@ -396,6 +370,6 @@ void al_api_environments_delete(struct al_api_ctx *ctx)
 		al_api_error_errno(ctx->req, -ENOMEM, "environment");
 		return;
 	}
-	job->done = delete_done;
+	job->done = al_api_keys_revoked_done;
 	al_api_job_submit(job);
 }

@@ -220,6 +220,16 @@ void al_api_key_ref(const char *hash_hex, char ref[AL_ID_MAX]);
 
 /* Drops every cached credential (call after any revocation). */
 void al_api_auth_cache_clear(al_api *api);
+/*
+ * Deletes every key doc of the given state ("environment", "session")
+ * bound (ref2) to owner, archived or not. Store thread only. 0 or < 0.
+ */
+int al_api_keys_delete_owned(al_store_tx *tx, const char *state, const char *owner);
+/*
+ * Job completion for anything that deleted keys: on success drops the
+ * credential cache, then answers as al_api_job_reply does.
+ */
+void al_api_keys_revoked_done(struct al_api_job *job, int rc);
 /* Frees the cache (al_api_free). */
 void al_api_auth_cache_free(al_api *api);
 

@@ -551,11 +551,8 @@ void al_api_sessions_update(struct al_api_ctx *ctx)
 
 static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 {
-	const char *states[] = {"session", NULL};
-	struct al_doc_query q = {0};
-	struct al_doc d, *keys = NULL;
-	size_t n = 0;
-	int more = 0, rc;
+	struct al_doc d;
+	int rc;
 
 	if ((rc = al_api_session_load(tx, job, &d)) < 0)
 		return rc;
@@ -567,30 +564,15 @@ static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 		return rc;
 	if ((rc = al_store_doc_delete(tx, "session", job->p[0])) < 0)
 		return rc;
-	q.ref2 = job->p[0];
-	q.states = states;
-	q.include_archived = 1;
-	if ((rc = al_store_doc_list(tx, "key", &q, &keys, &n, &more)) < 0)
-		return rc;
-	for (size_t i = 0; rc >= 0 && i < n; i++)
-		rc = al_store_doc_delete(tx, "key", keys[i].id);
-	al_doc_array_free(keys, n);
-	if (rc < 0)
+	if ((rc = al_api_keys_delete_owned(tx, "session", job->p[0])) < 0)
 		return rc;
 	job->out = json_pack("{s:s, s:s}", "id", job->p[0], "type", "session_deleted");
 	return job->out ? 0 : -ENOMEM;
 }
 
-static void delete_done(struct al_api_job *job, int rc)
-{
-	if (rc >= 0)
-		al_api_auth_cache_clear(job->api);
-	al_api_job_reply(job, rc);
-}
-
 void al_api_sessions_delete(struct al_api_ctx *ctx)
 {
-	submit_simple(ctx, delete_fn, delete_done);
+	submit_simple(ctx, delete_fn, al_api_keys_revoked_done);
 }
 
 static int archive_fn(al_store_tx *tx, struct al_api_job *job)
