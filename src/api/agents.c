@@ -854,15 +854,8 @@ static int archive_fn(al_store_tx *tx, struct al_api_job *job)
 		return al_api_job_fail(job, 404, NULL, "agent %s not found", job->p[0]);
 	if (rc < 0)
 		return rc;
-	if (d.archived_ms == 0) {
-		d.archived_ms = job->now_ms;
-		d.updated_ms = job->now_ms;
-		al_api_set_time(cur, "archived_at", job->now_ms);
-		al_api_set_time(cur, "updated_at", job->now_ms);
-		if ((rc = al_api_doc_set_body(&d, cur)) < 0 ||
-		    (rc = al_store_doc_update(tx, &d, d.version)) < 0)
-			goto done;
-	}
+	if ((rc = al_api_doc_archive(tx, &d, cur, job->now_ms, d.version)) < 0)
+		goto done;
 	job->out = cur;
 	cur = NULL;
 done:

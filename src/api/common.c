@@ -601,3 +601,18 @@ done:
 	json_decref(data);
 	return rc;
 }
+
+int al_api_doc_archive(al_store_tx *tx, struct al_doc *d, json_t *obj, int64_t now_ms,
+		       int64_t expected_version)
+{
+	int rc;
+
+	if (d->archived_ms != 0)
+		return 0;
+	d->archived_ms = d->updated_ms = now_ms;
+	al_api_set_time(obj, "archived_at", now_ms);
+	al_api_set_time(obj, "updated_at", now_ms);
+	if ((rc = al_api_doc_set_body(d, obj)) < 0)
+		return rc;
+	return al_store_doc_update(tx, d, expected_version);
+}

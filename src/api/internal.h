@@ -83,6 +83,13 @@ int al_api_load(al_store_tx *tx, const char *kind, const char *id, struct al_doc
 		json_t **obj);
 /* Serialises obj compactly into d->body (replacing it). */
 int al_api_doc_set_body(struct al_doc *d, const json_t *obj);
+/*
+ * Archives d (a no-op when it already is): stamps archived_at/updated_at in
+ * obj, its parsed body, makes obj the body and writes it with
+ * al_store_doc_update(tx, d, expected_version). Store thread only.
+ */
+int al_api_doc_archive(al_store_tx *tx, struct al_doc *d, json_t *obj, int64_t now_ms,
+		       int64_t expected_version);
 /* RFC 3339 string for ms, or JSON null when ms == 0. New reference. */
 json_t *al_api_time_json(int64_t ms);
 /* Sets obj[key] to al_api_time_json(ms). */

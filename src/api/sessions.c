@@ -584,15 +584,11 @@ static int archive_fn(al_store_tx *tx, struct al_api_job *job)
 	if ((rc = al_api_session_load(tx, job, &d)) < 0)
 		return rc;
 	if (d.archived_ms == 0) {
-		d.archived_ms = d.updated_ms = job->now_ms;
 		if ((s = al_api_doc_json(&d)) == NULL) {
 			rc = -EIO;
 			goto done;
 		}
-		al_api_set_time(s, "archived_at", job->now_ms);
-		al_api_set_time(s, "updated_at", job->now_ms);
-		if ((rc = al_api_doc_set_body(&d, s)) < 0 ||
-		    (rc = al_store_doc_update(tx, &d, 0)) < 0)
+		if ((rc = al_api_doc_archive(tx, &d, s, job->now_ms, 0)) < 0)
 			goto done;
 	}
 	job->out = render_session(&d);
