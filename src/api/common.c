@@ -616,3 +616,61 @@ int al_api_doc_archive(al_store_tx *tx, struct al_doc *d, json_t *obj, int64_t n
 		return rc;
 	return al_store_doc_update(tx, d, expected_version);
 }
+
+/* ---- plain lists ---- */
+
+struct plain_list_ud {
+	struct al_api_page pg;
+	int include_archived;
+	const char *kind; /* static string from the handler */
+};
+
+static json_t *render_stored_doc(const struct al_doc *d, void *ud, int *err)
+{
+	json_t *o = al_api_doc_json(d);
+
+	(void)ud;
+	if (o == NULL)
+		*err = -EIO;
+	return o;
+}
+
+static int plain_list_fn(al_store_tx *tx, struct al_api_job *job)
+{
+	struct plain_list_ud *l = job->ud;
+	struct al_doc_query q = {0};
+
+	q.include_archived = l->include_archived;
+	return al_api_list_docs(tx, l->kind, &q, &l->pg, 0, render_stored_doc, NULL, &job->out);
+}
+
+void al_api_list_plain(struct al_api_ctx *ctx, const char *kind, const char *prefix,
+		       const char *noun)
+{
+	struct plain_list_ud *l = al_calloc(1, sizeof(*l));
+	struct al_api_job *job = NULL;
+	char err[256];
+
+	if (l == NULL)
+		goto oom;
+	l->kind = kind;
+	if (al_api_page_parse(ctx->req, prefix, 20, 100, 1, 0, &l->pg, err, sizeof(err)) < 0) {
+		al_api_error(ctx->req, 400, NULL, "%s", err);
+		al_free(l);
+		return;
+	}
+	if (al_api_query_bool(ctx->req, "include_archived", 0, &l->include_archived) < 0) {
+		al_api_error(ctx->req, 400, NULL, "include_archived: must be true or false");
+		al_free(l);
+		return;
+	}
+	if ((job = al_api_job_new(ctx, plain_list_fn)) == NULL)
+		goto oom;
+	job->ud = l;
+	job->ud_free = al_free;
+	al_api_job_submit(job);
+	return;
+oom:
+	al_free(l);
+	al_api_error_errno(ctx->req, -ENOMEM, noun);
+}

@@ -188,54 +188,9 @@ void al_api_environments_get(struct al_api_ctx *ctx)
 	al_api_job_submit(job);
 }
 
-static json_t *render_doc(const struct al_doc *d, void *ud, int *err)
-{
-	json_t *o = al_api_doc_json(d);
-
-	if (o == NULL)
-		*err = -EIO;
-	return o;
-}
-
-struct list_ud {
-	struct al_api_page pg;
-	int include_archived;
-};
-
-static int list_fn(al_store_tx *tx, struct al_api_job *job)
-{
-	struct list_ud *l = job->ud;
-	struct al_doc_query q = {0};
-
-	q.include_archived = l->include_archived;
-	return al_api_list_docs(tx, "environment", &q, &l->pg, 0, render_doc, NULL, &job->out);
-}
-
 void al_api_environments_list(struct al_api_ctx *ctx)
 {
-	struct list_ud *l = al_calloc(1, sizeof(*l));
-	struct al_api_job *job;
-	char err[ERRLEN];
-
-	if (l == NULL) {
-		al_api_error_errno(ctx->req, -ENOMEM, "environments");
-		return;
-	}
-	if (al_api_page_parse(ctx->req, "env", 20, 100, 1, 0, &l->pg, err, sizeof(err)) < 0 ||
-	    (al_api_query_bool(ctx->req, "include_archived", 0, &l->include_archived) < 0 &&
-	     snprintf(err, sizeof(err), "include_archived: must be true or false") > 0)) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		al_free(l);
-		return;
-	}
-	if ((job = al_api_job_new(ctx, list_fn)) == NULL) {
-		al_free(l);
-		al_api_error_errno(ctx->req, -ENOMEM, "environments");
-		return;
-	}
-	job->ud = l;
-	job->ud_free = al_free;
-	al_api_job_submit(job);
+	al_api_list_plain(ctx, "environment", "env", "environments");
 }
 
 static int update_fn(al_store_tx *tx, struct al_api_job *job)

@@ -157,6 +157,14 @@ typedef json_t *(*al_api_render_fn)(const struct al_doc *d, void *ud, int *err);
 int al_api_list_docs(al_store_tx *tx, const char *kind, const struct al_doc_query *q,
 		     const struct al_api_page *pg, int bidirectional, al_api_render_fn render,
 		     void *ud, json_t **out);
+/*
+ * Handles GET /v1/<kind>s for a kind whose list has no filter beyond the
+ * page parameters (prefix: its id prefix) and ?include_archived: every doc
+ * is answered as stored, newest first. kind is a static string; noun names
+ * the list in an out-of-memory error.
+ */
+void al_api_list_plain(struct al_api_ctx *ctx, const char *kind, const char *prefix,
+		       const char *noun);
 
 /* ---- per-process state behind the public al_api ---- */
 
