@@ -768,17 +768,11 @@ done:
 
 void al_api_agents_update(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
 	json_t *in = NULL, *v;
 	struct al_api_job *job;
 
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
+	if (al_api_body(ctx, 0, NULL, &in) < 0)
 		return;
-	}
 	/* Validate the shape now so a bad body never costs a store round trip. */
 	v = json_object_get(in, "version");
 	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 1)) {

@@ -674,3 +674,20 @@ oom:
 	al_free(l);
 	al_api_error_errno(ctx->req, -ENOMEM, noun);
 }
+
+int al_api_body(struct al_api_ctx *ctx, int empty_ok, al_api_validate_fn validate, json_t **in)
+{
+	char err[256] = ""; /* al_decode_body's -ENOMEM leaves it unset */
+	const char *body;
+	size_t len;
+
+	body = al_http_req_body(ctx->req, &len);
+	if (al_decode_body(body, len, empty_ok, in, err, sizeof(err)) < 0 ||
+	    (validate != NULL && validate(*in, err, sizeof(err)) < 0)) {
+		al_api_error(ctx->req, 400, NULL, "%s", err);
+		json_decref(*in);
+		*in = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -229,17 +229,11 @@ done:
 
 void al_api_environments_update(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
 	json_t *in = NULL;
 	struct al_api_job *job;
 
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
+	if (al_api_body(ctx, 0, NULL, &in) < 0)
 		return;
-	}
 	/* A config of another type is its own documented error. */
 	{
 		json_t *c = json_object_get(in, "config");

@@ -71,6 +71,19 @@ int al_api_job_fail(struct al_api_job *job, int status, const char *type, const 
 int al_api_job_fail_code(struct al_api_job *job, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* ---- request bodies ---- */
+
+/* Checks a decoded body; -EINVAL with err set when it is not acceptable. */
+typedef int (*al_api_validate_fn)(const json_t *body, char *err, size_t errlen);
+
+/*
+ * Decodes the request body (al_decode_body: strict JSON object; empty_ok
+ * lets an empty body stand for {}), then runs validate on it when not NULL.
+ * 0 with *in owned by the caller, or -EINVAL with *in NULL after answering
+ * 400 with the reason, so the handler only returns.
+ */
+int al_api_body(struct al_api_ctx *ctx, int empty_ok, al_api_validate_fn validate, json_t **in);
+
 /* ---- documents and JSON ---- */
 
 /* Parses d->body; NULL if it is not a JSON object. New reference. */

@@ -270,19 +270,11 @@ static void create_done(struct al_api_job *job, int rc)
 
 void al_api_sessions_create(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
 	json_t *in = NULL;
 	struct al_api_job *job;
 
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0 ||
-	    al_session_validate_create(in, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		json_decref(in);
+	if (al_api_body(ctx, 0, al_session_validate_create, &in) < 0)
 		return;
-	}
 	if ((job = al_api_job_new(ctx, create_fn)) == NULL) {
 		json_decref(in);
 		al_api_error_errno(ctx->req, -ENOMEM, "session");
