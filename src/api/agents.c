@@ -599,28 +599,7 @@ done:
 
 void al_api_agents_create(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
-	json_t *in = NULL, *agent = NULL;
-	struct al_api_job *job;
-
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0 ||
-	    al_agent_build(in, 0, NULL, &agent, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		json_decref(in);
-		return;
-	}
-	json_decref(in);
-	job = al_api_job_new(ctx, create_fn);
-	if (job == NULL) {
-		json_decref(agent);
-		al_api_error_errno(ctx->req, -ENOMEM, "agent");
-		return;
-	}
-	job->out = agent;
-	al_api_job_submit(job);
+	al_api_create(ctx, al_agent_build, create_fn, "agent");
 }
 
 struct get_ud {

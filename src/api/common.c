@@ -691,3 +691,27 @@ int al_api_body(struct al_api_ctx *ctx, int empty_ok, al_api_validate_fn validat
 	}
 	return 0;
 }
+
+void al_api_create(struct al_api_ctx *ctx, al_api_build_fn build, al_api_job_fn fn,
+		   const char *noun)
+{
+	char err[256] = "";
+	json_t *in = NULL, *obj = NULL;
+	struct al_api_job *job;
+
+	if (al_api_body(ctx, 0, NULL, &in) < 0)
+		return;
+	if (build(in, 0, NULL, &obj, err, sizeof(err)) < 0) {
+		al_api_error(ctx->req, 400, NULL, "%s", err);
+		json_decref(in);
+		return;
+	}
+	json_decref(in);
+	if ((job = al_api_job_new(ctx, fn)) == NULL) {
+		json_decref(obj);
+		al_api_error_errno(ctx->req, -ENOMEM, noun);
+		return;
+	}
+	job->out = obj;
+	al_api_job_submit(job);
+}

@@ -134,27 +134,7 @@ done:
 
 void al_api_environments_create(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
-	json_t *in = NULL, *env = NULL;
-	struct al_api_job *job;
-
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0 ||
-	    al_environment_build(in, 0, NULL, &env, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		json_decref(in);
-		return;
-	}
-	json_decref(in);
-	if ((job = al_api_job_new(ctx, create_fn)) == NULL) {
-		json_decref(env);
-		al_api_error_errno(ctx->req, -ENOMEM, "environment");
-		return;
-	}
-	job->out = env;
-	al_api_job_submit(job);
+	al_api_create(ctx, al_environment_build, create_fn, "environment");
 }
 
 static int load_env(al_store_tx *tx, struct al_api_job *job, struct al_doc *d, json_t **obj)

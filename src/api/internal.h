@@ -84,6 +84,22 @@ typedef int (*al_api_validate_fn)(const json_t *body, char *err, size_t errlen);
  */
 int al_api_body(struct al_api_ctx *ctx, int empty_ok, al_api_validate_fn validate, json_t **in);
 
+/*
+ * Validates a create (is_update 0, current NULL) or update body and builds
+ * the object to store into *out (new reference). -EINVAL with err set.
+ */
+typedef int (*al_api_build_fn)(const json_t *body, int is_update, const json_t *current,
+			       json_t **out, char *err, size_t errlen);
+
+/*
+ * Handles a create: decodes the body, builds the object with build (a 400
+ * when it refuses), and submits fn with the built object already in
+ * job->out for fn to complete and insert. noun names the resource in an
+ * out-of-memory error.
+ */
+void al_api_create(struct al_api_ctx *ctx, al_api_build_fn build, al_api_job_fn fn,
+		   const char *noun);
+
 /* ---- documents and JSON ---- */
 
 /* Parses d->body; NULL if it is not a JSON object. New reference. */
