@@ -344,7 +344,7 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 	return 0;
 }
 
-/* Adapters so read_page can fill either array through one loop. */
+/* Adapters so read_page and read_one serve docs, events and plain integers. */
 static int read_doc_cb(sqlite3_stmt *st, void *elem)
 {
 	return row_to_doc(st, elem);
@@ -363,6 +363,33 @@ static int read_event_cb(sqlite3_stmt *st, void *elem)
 static void clear_event_cb(void *elem)
 {
 	al_event_clear(elem);
+}
+
+static int read_int64_cb(sqlite3_stmt *st, void *elem)
+{
+	*(int64_t *)elem = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+/*
+ * Steps a query that names one row: reads it into elem (a half-read one is
+ * cleared when clear is not NULL), -ENOENT when there is none.
+ */
+static int read_one(struct sqlite_be *be, sqlite3_stmt *st, int (*read)(sqlite3_stmt *, void *),
+		    void (*clear)(void *), void *elem, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		rc = read(st, elem);
+		if (rc < 0 && clear != NULL)
+			clear(elem);
+	} else if (rc == SQLITE_DONE) {
+		rc = -ENOENT;
+	} else {
+		rc = map_err(be, rc, what);
+	}
+	return rc;
 }
 
 /* Binds a page query's LIMIT: one row more than asked tells whether another page exists. */
@@ -573,16 +600,7 @@ static int be_doc_get(void *p, const char *kind, const char *id, struct al_doc *
 		return rc;
 	bind_text(st, 1, kind);
 	bind_text(st, 2, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		rc = row_to_doc(st, out);
-		if (rc < 0)
-			al_doc_clear(out);
-	} else if (rc == SQLITE_DONE) {
-		rc = -ENOENT;
-	} else {
-		rc = map_err(be, rc, "doc get");
-	}
+	rc = read_one(be, st, read_doc_cb, clear_doc_cb, out, "doc get");
 	stmt_done(st);
 	return rc;
 }
@@ -804,16 +822,7 @@ static int be_event_get(void *p, const char *session_id, const char *id, struct 
 	bind_text(st, 1, id);
 	if (session_id)
 		bind_text(st, 2, session_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		rc = row_to_event(st, out);
-		if (rc < 0)
-			al_event_clear(out);
-	} else if (rc == SQLITE_DONE) {
-		rc = -ENOENT;
-	} else {
-		rc = map_err(be, rc, "event get");
-	}
+	rc = read_one(be, st, read_event_cb, clear_event_cb, out, "event get");
 	stmt_done(st);
 	return rc;
 }
@@ -828,15 +837,7 @@ static int event_seq(struct sqlite_be *be, const char *session_id, const char *i
 		return rc;
 	bind_text(st, 1, id);
 	bind_text(st, 2, session_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*seq = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = -ENOENT;
-	} else {
-		rc = map_err(be, rc, "event seq");
-	}
+	rc = read_one(be, st, read_int64_cb, NULL, seq, "event seq");
 	stmt_done(st);
 	return rc;
 }
