@@ -116,7 +116,7 @@ fuzz: $(FUZZ_TARGETS)
 BENCH_BINS := $(B)/bench-append $(B)/bench-fanout $(B)/bench-turns
 $(B)/bench-append: bench/append.c $(B)/libairlock.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libairlock.a $(LDLIBS)
-$(B)/bench-%: bench/%.c
+$(B)/bench-%: bench/%.c bench/client.h
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 bench: $(B)/airlock $(BENCH_BINS)

@@ -16,104 +16,11 @@
  * Single-threaded poll(): what it measures includes its own reading cost,
  * so the figures are an upper bound.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "client.h"
+
 #include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #define MAXL 1024
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int dial(const char *host, int port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-	if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		perror("connect");
-		exit(1);
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
-static void send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			perror("write");
-			exit(1);
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-/* Sends one request on a fresh connection; returns the connection. */
-static int request_start(const char *host, int port, const char *key, const char *method,
-			 const char *path, const char *body)
-{
-	char req[4096];
-	int fd = dial(host, port);
-	int n = snprintf(req, sizeof(req),
-			 "%s %s HTTP/1.1\r\nHost: %s\r\nx-api-key: %s\r\n"
-			 "anthropic-beta: managed-agents-2026-04-01\r\nConnection: close\r\n"
-			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			 method, path, host, key, body ? strlen(body) : 0, body ? body : "");
-
-	send_all(fd, req, (size_t)n);
-	return fd;
-}
-
-/* One request on a fresh connection; returns the response (whole, until close). */
-static char *request(const char *host, int port, const char *key, const char *method,
-		     const char *path, const char *body)
-{
-	static char resp[1 << 20];
-	char req[4096];
-	size_t off = 0;
-	int fd = dial(host, port);
-	int n = snprintf(req, sizeof(req),
-			 "%s %s HTTP/1.1\r\nHost: %s\r\nx-api-key: %s\r\n"
-			 "anthropic-beta: managed-agents-2026-04-01\r\nConnection: close\r\n"
-			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			 method, path, host, key, body ? strlen(body) : 0, body ? body : "");
-
-	send_all(fd, req, (size_t)n);
-	for (;;) {
-		ssize_t r = read(fd, resp + off, sizeof(resp) - 1 - off);
-		if (r <= 0)
-			break;
-		off += (size_t)r;
-	}
-	resp[off] = '\0';
-	close(fd);
-	return resp;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -172,7 +79,8 @@ int main(int argc, char **argv)
 		 */
 		for (int i = 0; i < nl; i++) {
 			for (;;) {
-				ssize_t r = recv(fds[i], rbuf[i], sizeof(rbuf[i]) - 1, MSG_DONTWAIT);
+				ssize_t r =
+				    recv(fds[i], rbuf[i], sizeof(rbuf[i]) - 1, MSG_DONTWAIT);
 				if (r > 0)
 					continue;
 				if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -194,11 +102,12 @@ int main(int argc, char **argv)
 		pfd_post = request_start(host, port, key, "POST", path, body);
 		while (got < nl || pfd_post >= 0) {
 			for (int i = 0; i < nl; i++)
-				pfd[i] = (struct pollfd){.fd = seen[i] ? -1 : fds[i], .events = POLLIN};
+				pfd[i] =
+				    (struct pollfd){.fd = seen[i] ? -1 : fds[i], .events = POLLIN};
 			pfd[nl] = (struct pollfd){.fd = pfd_post, .events = POLLIN};
 			if (poll(pfd, (nfds_t)nl + 1, 5000) <= 0) {
-				fprintf(stderr, "timeout: %d of %d listeners saw round %d\n", got, nl,
-					round);
+				fprintf(stderr, "timeout: %d of %d listeners saw round %d\n", got,
+					nl, round);
 				return 1;
 			}
 			double t = now_us();
@@ -220,8 +129,8 @@ int main(int argc, char **argv)
 			for (int i = 0; i < nl; i++) {
 				if (!(pfd[i].revents & POLLIN))
 					continue;
-				ssize_t r = read(fds[i], rbuf[i] + rlen[i],
-						 sizeof(rbuf[i]) - 1 - rlen[i]);
+				ssize_t r =
+				    read(fds[i], rbuf[i] + rlen[i], sizeof(rbuf[i]) - 1 - rlen[i]);
 				if (r <= 0) {
 					fprintf(stderr, "listener %d closed\n", i);
 					return 1;
@@ -245,7 +154,7 @@ int main(int argc, char **argv)
 		for (int tries = 0; tries < 500; tries++) {
 			char spath[256];
 			snprintf(spath, sizeof(spath), "/v1/sessions/%s", sid);
-			if (strstr(request(host, port, key, "GET", spath, NULL),
+			if (strstr(read_all(request_start(host, port, key, "GET", spath, NULL)),
 				   "\"status\":\"idle\""))
 				break;
 			usleep(2000);

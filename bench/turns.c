@@ -10,93 +10,12 @@
  * agent loop, outbound model calls). Prints turns per second and the
  * per-session send-to-idle latency percentiles as one JSON line.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "client.h"
+
 #include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #define MAXN 2000
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int dial(const char *host, int port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-	if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		perror("connect");
-		exit(1);
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
-static void send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			perror("write");
-			exit(1);
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static int send_req(const char *host, int port, const char *key, const char *method,
-		    const char *path, const char *body)
-{
-	char req[4096];
-	int fd = dial(host, port);
-	int n = snprintf(req, sizeof(req),
-			 "%s %s HTTP/1.1\r\nHost: %s\r\nx-api-key: %s\r\n"
-			 "anthropic-beta: managed-agents-2026-04-01\r\nConnection: close\r\n"
-			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			 method, path, host, key, body ? strlen(body) : 0, body ? body : "");
-	send_all(fd, req, (size_t)n);
-	return fd;
-}
-
-static char *read_all(int fd)
-{
-	static char resp[1 << 16];
-	size_t off = 0;
-
-	for (;;) {
-		ssize_t r = read(fd, resp + off, sizeof(resp) - 1 - off);
-		if (r <= 0)
-			break;
-		off += (size_t)r;
-	}
-	resp[off] = '\0';
-	close(fd);
-	return resp;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -128,7 +47,7 @@ int main(int argc, char **argv)
 		char body[512], *r, *p;
 		snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"%s\"}", agent,
 			 env);
-		r = read_all(send_req(host, port, key, "POST", "/v1/sessions", body));
+		r = read_all(request_start(host, port, key, "POST", "/v1/sessions", body));
 		p = strstr(r, "\"id\":\"sesn_");
 		if (p == NULL) {
 			fprintf(stderr, "session create failed: %.300s\n", r);
@@ -139,7 +58,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		char path[256];
 		snprintf(path, sizeof(path), "/v1/sessions/%.60s/events/stream", sids[i]);
-		fds[i] = send_req(host, port, key, "GET", path, NULL);
+		fds[i] = request_start(host, port, key, "GET", path, NULL);
 	}
 	usleep(500000);
 	t0 = now_us();
@@ -149,7 +68,7 @@ int main(int argc, char **argv)
 				   "\"text\",\"text\":\"benchmark turn\"}]}]}";
 		snprintf(path, sizeof(path), "/v1/sessions/%.60s/events", sids[i]);
 		sent[i] = now_us();
-		close(send_req(host, port, key, "POST", path, body));
+		close(request_start(host, port, key, "POST", path, body));
 	}
 	while (ndone < n) {
 		for (int i = 0; i < n; i++)
@@ -185,7 +104,7 @@ int main(int argc, char **argv)
 	qsort(lat, (size_t)n, sizeof(double), cmp_double);
 	printf("{\"sessions\":%d,\"wall_ms\":%.0f,\"turns_per_s\":%.0f,\"p50_ms\":%.1f,"
 	       "\"p99_ms\":%.1f,\"max_ms\":%.1f}\n",
-	       n, (t1 - t0) / 1e3, n / ((t1 - t0) / 1e6), lat[n / 2] / 1e3,
-	       lat[n * 99 / 100] / 1e3, lat[n - 1] / 1e3);
+	       n, (t1 - t0) / 1e3, n / ((t1 - t0) / 1e6), lat[n / 2] / 1e3, lat[n * 99 / 100] / 1e3,
+	       lat[n - 1] / 1e3);
 	return 0;
 }

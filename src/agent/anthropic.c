@@ -108,7 +108,7 @@ static int64_t server_delay_ms(const struct al_http_client_resp *resp)
 	return -1;
 }
 
-static const char *status_error_type(int status)
+const char *al_anthropic_error_type(int status)
 {
 	switch (status) {
 	case 400:
@@ -214,7 +214,7 @@ static void fail_from_response(al_model_call *c, const struct al_http_client_res
 	type = json_string_value(json_object_get(err, "type"));
 	message = json_string_value(json_object_get(err, "message"));
 	snprintf(fallback, sizeof(fallback), "HTTP %d from the model API", resp->status);
-	fail_with(c, resp->status, type ? type : status_error_type(resp->status),
+	fail_with(c, resp->status, type ? type : al_anthropic_error_type(resp->status),
 		  message ? message : fallback);
 	json_decref(body);
 }

@@ -46,4 +46,12 @@ void al_anthropic_set_context_window(al_provider *p, int64_t tokens);
  */
 uint64_t al_anthropic_backoff_ms(const struct al_retry_policy *policy, int attempt);
 
+/*
+ * The Messages API's error type for an HTTP status ("rate_limit_error" for
+ * 429, "api_error" for anything unlisted): what the provider reports when a
+ * failed response's body names no type, and what the model stub answers
+ * with. A static string.
+ */
+const char *al_anthropic_error_type(int status);
+
 #endif

@@ -6,6 +6,7 @@
  * the fault counter, so the handler needs no lock and no per-session memory.
  */
 #include "agent/model_stub.h"
+#include "agent/anthropic.h"
 
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -347,34 +348,13 @@ static int reply_json(struct al_model_stub_reply *out, int status, json_t *body)
 	return out->body ? 0 : -ENOMEM;
 }
 
-static const char *default_error_type(int status)
-{
-	switch (status) {
-	case 400:
-		return "invalid_request_error";
-	case 401:
-		return "authentication_error";
-	case 403:
-		return "permission_error";
-	case 404:
-		return "not_found_error";
-	case 413:
-		return "request_too_large";
-	case 429:
-		return "rate_limit_error";
-	case 529:
-		return "overloaded_error";
-	default:
-		return "api_error";
-	}
-}
-
 static int reply_error(struct al_model_stub_reply *out, int status, const char *type,
 		       const char *message)
 {
 	return reply_json(out, status,
 			  json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-				    type ? type : default_error_type(status), "message", message));
+				    type ? type : al_anthropic_error_type(status), "message",
+				    message));
 }
 
 /* Concatenated text of a content value: a string, or the text of its text blocks. */

@@ -599,28 +599,7 @@ done:
 
 void al_api_agents_create(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
-	json_t *in = NULL, *agent = NULL;
-	struct al_api_job *job;
-
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0 ||
-	    al_agent_build(in, 0, NULL, &agent, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		json_decref(in);
-		return;
-	}
-	json_decref(in);
-	job = al_api_job_new(ctx, create_fn);
-	if (job == NULL) {
-		json_decref(agent);
-		al_api_error_errno(ctx->req, -ENOMEM, "agent");
-		return;
-	}
-	job->out = agent;
-	al_api_job_submit(job);
+	al_api_create(ctx, al_agent_build, create_fn, "agent");
 }
 
 struct get_ud {
@@ -689,56 +668,9 @@ void al_api_agents_get(struct al_api_ctx *ctx)
 	al_api_job_submit(job);
 }
 
-static json_t *render_doc(const struct al_doc *d, void *ud, int *err)
-{
-	json_t *o = al_api_doc_json(d);
-
-	if (o == NULL)
-		*err = -EIO;
-	return o;
-}
-
-struct list_ud {
-	struct al_api_page pg;
-	int include_archived;
-};
-
-static int list_fn(al_store_tx *tx, struct al_api_job *job)
-{
-	struct list_ud *l = job->ud;
-	struct al_doc_query q = {0};
-
-	q.include_archived = l->include_archived;
-	return al_api_list_docs(tx, "agent", &q, &l->pg, 0, render_doc, NULL, &job->out);
-}
-
 void al_api_agents_list(struct al_api_ctx *ctx)
 {
-	struct list_ud *l = al_calloc(1, sizeof(*l));
-	struct al_api_job *job = NULL;
-	char err[ERRLEN];
-
-	if (l == NULL)
-		goto oom;
-	if (al_api_page_parse(ctx->req, "agent", 20, 100, 1, 0, &l->pg, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		al_free(l);
-		return;
-	}
-	if (al_api_query_bool(ctx->req, "include_archived", 0, &l->include_archived) < 0) {
-		al_api_error(ctx->req, 400, NULL, "include_archived: must be true or false");
-		al_free(l);
-		return;
-	}
-	if ((job = al_api_job_new(ctx, list_fn)) == NULL)
-		goto oom;
-	job->ud = l;
-	job->ud_free = al_free;
-	al_api_job_submit(job);
-	return;
-oom:
-	al_free(l);
-	al_api_error_errno(ctx->req, -ENOMEM, "agents");
+	al_api_list_plain(ctx, "agent", "agent", "agents");
 }
 
 /* Fields that do not count as a change when comparing before/after an update. */
@@ -815,17 +747,11 @@ done:
 
 void al_api_agents_update(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
 	json_t *in = NULL, *v;
 	struct al_api_job *job;
 
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
+	if (al_api_body(ctx, 0, NULL, &in) < 0)
 		return;
-	}
 	/* Validate the shape now so a bad body never costs a store round trip. */
 	v = json_object_get(in, "version");
 	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 1)) {
@@ -854,15 +780,8 @@ static int archive_fn(al_store_tx *tx, struct al_api_job *job)
 		return al_api_job_fail(job, 404, NULL, "agent %s not found", job->p[0]);
 	if (rc < 0)
 		return rc;
-	if (d.archived_ms == 0) {
-		d.archived_ms = job->now_ms;
-		d.updated_ms = job->now_ms;
-		al_api_set_time(cur, "archived_at", job->now_ms);
-		al_api_set_time(cur, "updated_at", job->now_ms);
-		if ((rc = al_api_doc_set_body(&d, cur)) < 0 ||
-		    (rc = al_store_doc_update(tx, &d, d.version)) < 0)
-			goto done;
-	}
+	if ((rc = al_api_doc_archive(tx, &d, cur, job->now_ms, d.version)) < 0)
+		goto done;
 	job->out = cur;
 	cur = NULL;
 done:

@@ -13,6 +13,7 @@
 #include "api/internal.h"
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/fd.h"
 #include "core/hash.h"
 #include "core/log.h"
 
@@ -71,21 +72,6 @@ done:
 	return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Creates the admin key when the store has none. */
 static int bootstrap_admin(al_api *api, char *err, size_t errlen)
 {
@@ -113,8 +99,8 @@ static int bootstrap_admin(al_api *api, char *err, size_t errlen)
 			 path, strerror(errno));
 		goto done;
 	}
-	if ((rc = write_all(fd, key, strlen(key))) < 0 || (rc = write_all(fd, "\n", 1)) < 0 ||
-	    (fsync(fd) < 0 && (rc = -errno) < 0)) {
+	if ((rc = al_fd_write_all(fd, key, strlen(key))) < 0 ||
+	    (rc = al_fd_write_all(fd, "\n", 1)) < 0 || (fsync(fd) < 0 && (rc = -errno) < 0)) {
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
 		goto fail_unlink;
 	}

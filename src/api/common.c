@@ -601,3 +601,117 @@ done:
 	json_decref(data);
 	return rc;
 }
+
+int al_api_doc_archive(al_store_tx *tx, struct al_doc *d, json_t *obj, int64_t now_ms,
+		       int64_t expected_version)
+{
+	int rc;
+
+	if (d->archived_ms != 0)
+		return 0;
+	d->archived_ms = d->updated_ms = now_ms;
+	al_api_set_time(obj, "archived_at", now_ms);
+	al_api_set_time(obj, "updated_at", now_ms);
+	if ((rc = al_api_doc_set_body(d, obj)) < 0)
+		return rc;
+	return al_store_doc_update(tx, d, expected_version);
+}
+
+/* ---- plain lists ---- */
+
+struct plain_list_ud {
+	struct al_api_page pg;
+	int include_archived;
+	const char *kind; /* static string from the handler */
+};
+
+static json_t *render_stored_doc(const struct al_doc *d, void *ud, int *err)
+{
+	json_t *o = al_api_doc_json(d);
+
+	(void)ud;
+	if (o == NULL)
+		*err = -EIO;
+	return o;
+}
+
+static int plain_list_fn(al_store_tx *tx, struct al_api_job *job)
+{
+	struct plain_list_ud *l = job->ud;
+	struct al_doc_query q = {0};
+
+	q.include_archived = l->include_archived;
+	return al_api_list_docs(tx, l->kind, &q, &l->pg, 0, render_stored_doc, NULL, &job->out);
+}
+
+void al_api_list_plain(struct al_api_ctx *ctx, const char *kind, const char *prefix,
+		       const char *noun)
+{
+	struct plain_list_ud *l = al_calloc(1, sizeof(*l));
+	struct al_api_job *job = NULL;
+	char err[256];
+
+	if (l == NULL)
+		goto oom;
+	l->kind = kind;
+	if (al_api_page_parse(ctx->req, prefix, 20, 100, 1, 0, &l->pg, err, sizeof(err)) < 0) {
+		al_api_error(ctx->req, 400, NULL, "%s", err);
+		al_free(l);
+		return;
+	}
+	if (al_api_query_bool(ctx->req, "include_archived", 0, &l->include_archived) < 0) {
+		al_api_error(ctx->req, 400, NULL, "include_archived: must be true or false");
+		al_free(l);
+		return;
+	}
+	if ((job = al_api_job_new(ctx, plain_list_fn)) == NULL)
+		goto oom;
+	job->ud = l;
+	job->ud_free = al_free;
+	al_api_job_submit(job);
+	return;
+oom:
+	al_free(l);
+	al_api_error_errno(ctx->req, -ENOMEM, noun);
+}
+
+int al_api_body(struct al_api_ctx *ctx, int empty_ok, al_api_validate_fn validate, json_t **in)
+{
+	char err[256] = ""; /* al_decode_body's -ENOMEM leaves it unset */
+	const char *body;
+	size_t len;
+
+	body = al_http_req_body(ctx->req, &len);
+	if (al_decode_body(body, len, empty_ok, in, err, sizeof(err)) < 0 ||
+	    (validate != NULL && validate(*in, err, sizeof(err)) < 0)) {
+		al_api_error(ctx->req, 400, NULL, "%s", err);
+		json_decref(*in);
+		*in = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void al_api_create(struct al_api_ctx *ctx, al_api_build_fn build, al_api_job_fn fn,
+		   const char *noun)
+{
+	char err[256] = "";
+	json_t *in = NULL, *obj = NULL;
+	struct al_api_job *job;
+
+	if (al_api_body(ctx, 0, NULL, &in) < 0)
+		return;
+	if (build(in, 0, NULL, &obj, err, sizeof(err)) < 0) {
+		al_api_error(ctx->req, 400, NULL, "%s", err);
+		json_decref(in);
+		return;
+	}
+	json_decref(in);
+	if ((job = al_api_job_new(ctx, fn)) == NULL) {
+		json_decref(obj);
+		al_api_error_errno(ctx->req, -ENOMEM, noun);
+		return;
+	}
+	job->out = obj;
+	al_api_job_submit(job);
+}

@@ -134,27 +134,7 @@ done:
 
 void al_api_environments_create(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
-	json_t *in = NULL, *env = NULL;
-	struct al_api_job *job;
-
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0 ||
-	    al_environment_build(in, 0, NULL, &env, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		json_decref(in);
-		return;
-	}
-	json_decref(in);
-	if ((job = al_api_job_new(ctx, create_fn)) == NULL) {
-		json_decref(env);
-		al_api_error_errno(ctx->req, -ENOMEM, "environment");
-		return;
-	}
-	job->out = env;
-	al_api_job_submit(job);
+	al_api_create(ctx, al_environment_build, create_fn, "environment");
 }
 
 static int load_env(al_store_tx *tx, struct al_api_job *job, struct al_doc *d, json_t **obj)
@@ -188,54 +168,9 @@ void al_api_environments_get(struct al_api_ctx *ctx)
 	al_api_job_submit(job);
 }
 
-static json_t *render_doc(const struct al_doc *d, void *ud, int *err)
-{
-	json_t *o = al_api_doc_json(d);
-
-	if (o == NULL)
-		*err = -EIO;
-	return o;
-}
-
-struct list_ud {
-	struct al_api_page pg;
-	int include_archived;
-};
-
-static int list_fn(al_store_tx *tx, struct al_api_job *job)
-{
-	struct list_ud *l = job->ud;
-	struct al_doc_query q = {0};
-
-	q.include_archived = l->include_archived;
-	return al_api_list_docs(tx, "environment", &q, &l->pg, 0, render_doc, NULL, &job->out);
-}
-
 void al_api_environments_list(struct al_api_ctx *ctx)
 {
-	struct list_ud *l = al_calloc(1, sizeof(*l));
-	struct al_api_job *job;
-	char err[ERRLEN];
-
-	if (l == NULL) {
-		al_api_error_errno(ctx->req, -ENOMEM, "environments");
-		return;
-	}
-	if (al_api_page_parse(ctx->req, "env", 20, 100, 1, 0, &l->pg, err, sizeof(err)) < 0 ||
-	    (al_api_query_bool(ctx->req, "include_archived", 0, &l->include_archived) < 0 &&
-	     snprintf(err, sizeof(err), "include_archived: must be true or false") > 0)) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		al_free(l);
-		return;
-	}
-	if ((job = al_api_job_new(ctx, list_fn)) == NULL) {
-		al_free(l);
-		al_api_error_errno(ctx->req, -ENOMEM, "environments");
-		return;
-	}
-	job->ud = l;
-	job->ud_free = al_free;
-	al_api_job_submit(job);
+	al_api_list_plain(ctx, "environment", "env", "environments");
 }
 
 static int update_fn(al_store_tx *tx, struct al_api_job *job)
@@ -274,17 +209,11 @@ done:
 
 void al_api_environments_update(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
 	json_t *in = NULL;
 	struct al_api_job *job;
 
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
+	if (al_api_body(ctx, 0, NULL, &in) < 0)
 		return;
-	}
 	/* A config of another type is its own documented error. */
 	{
 		json_t *c = json_object_get(in, "config");
@@ -316,14 +245,8 @@ static int archive_fn(al_store_tx *tx, struct al_api_job *job)
 
 	if ((rc = load_env(tx, job, &d, &cur)) < 0)
 		return rc;
-	if (d.archived_ms == 0) {
-		d.archived_ms = d.updated_ms = job->now_ms;
-		al_api_set_time(cur, "archived_at", job->now_ms);
-		al_api_set_time(cur, "updated_at", job->now_ms);
-		if ((rc = al_api_doc_set_body(&d, cur)) < 0 ||
-		    (rc = al_store_doc_update(tx, &d, d.version)) < 0)
-			goto done;
-	}
+	if ((rc = al_api_doc_archive(tx, &d, cur, job->now_ms, d.version)) < 0)
+		goto done;
 	job->out = cur;
 	cur = NULL;
 done:
@@ -343,25 +266,6 @@ void al_api_environments_archive(struct al_api_ctx *ctx)
 	al_api_job_submit(job);
 }
 
-/* Deletes every key doc of the given state bound (ref2) to owner. */
-static int revoke_keys(al_store_tx *tx, const char *state, const char *owner)
-{
-	const char *states[] = {state, NULL};
-	struct al_doc_query q = {0};
-	struct al_doc *docs = NULL;
-	size_t n = 0;
-	int more = 0, rc;
-
-	q.ref2 = owner;
-	q.states = states;
-	q.include_archived = 1;
-	rc = al_store_doc_list(tx, "key", &q, &docs, &n, &more);
-	for (size_t i = 0; rc >= 0 && i < n; i++)
-		rc = al_store_doc_delete(tx, "key", docs[i].id);
-	al_doc_array_free(docs, n);
-	return rc < 0 ? rc : 0;
-}
-
 static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 {
 	struct al_doc d;
@@ -375,17 +279,10 @@ static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 	if ((rc = al_store_doc_delete(tx, "environment", job->p[0])) < 0)
 		return rc;
 	/* Its keys die with it: a deleted environment must not be reachable. */
-	if ((rc = revoke_keys(tx, "environment", job->p[0])) < 0)
+	if ((rc = al_api_keys_delete_owned(tx, "environment", job->p[0])) < 0)
 		return rc;
 	job->out = json_pack("{s:s, s:s}", "id", job->p[0], "type", "environment_deleted");
 	return job->out ? 0 : -ENOMEM;
-}
-
-static void delete_done(struct al_api_job *job, int rc)
-{
-	if (rc >= 0)
-		al_api_auth_cache_clear(job->api);
-	al_api_job_reply(job, rc);
 }
 
 void al_api_environments_delete(struct al_api_ctx *ctx)
@@ -396,6 +293,6 @@ void al_api_environments_delete(struct al_api_ctx *ctx)
 		al_api_error_errno(ctx->req, -ENOMEM, "environment");
 		return;
 	}
-	job->done = delete_done;
+	job->done = al_api_keys_revoked_done;
 	al_api_job_submit(job);
 }

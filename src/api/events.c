@@ -199,27 +199,6 @@ int al_event_validate(const json_t *ev, size_t index, char *err, size_t errlen)
 	return -EINVAL;
 }
 
-/* ---- shared: load the session with the environment-key scope rule ---- */
-
-static int load_session(al_store_tx *tx, struct al_api_job *job, struct al_doc *d)
-{
-	int rc;
-
-	memset(d, 0, sizeof(*d));
-	rc = al_store_doc_get(tx, "session", job->p[0], d);
-	if (rc == -ENOENT)
-		return al_api_job_fail(job, 404, NULL, "session %s not found", job->p[0]);
-	if (rc < 0)
-		return rc;
-	if (job->auth.kind == AL_AUTH_ENVIRONMENT &&
-	    strcmp(d->ref2, job->auth.environment_id) != 0) {
-		al_doc_clear(d);
-		return al_api_job_fail(job, 403, NULL,
-				       "this environment key may not access session %s", job->p[0]);
-	}
-	return 0;
-}
-
 /* ---- send ---- */
 
 /*
@@ -376,7 +355,7 @@ static int elist_fn(al_store_tx *tx, struct al_api_job *job)
 	int walk_desc = l->pg.backward ? !l->pg.descending : l->pg.descending;
 	int more = 0, rc;
 
-	if ((rc = load_session(tx, job, &d)) < 0)
+	if ((rc = al_api_session_load(tx, job, &d)) < 0)
 		return rc;
 	al_doc_clear(&d);
 	if ((data = json_array()) == NULL)
@@ -550,7 +529,7 @@ static void stream_close_cb(al_http_req *req, void *ud)
 static int stream_check_fn(al_store_tx *tx, struct al_api_job *job)
 {
 	struct al_doc d;
-	int rc = load_session(tx, job, &d);
+	int rc = al_api_session_load(tx, job, &d);
 
 	if (rc == 0)
 		al_doc_clear(&d);

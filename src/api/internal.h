@@ -71,6 +71,35 @@ int al_api_job_fail(struct al_api_job *job, int status, const char *type, const 
 int al_api_job_fail_code(struct al_api_job *job, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* ---- request bodies ---- */
+
+/* Checks a decoded body; -EINVAL with err set when it is not acceptable. */
+typedef int (*al_api_validate_fn)(const json_t *body, char *err, size_t errlen);
+
+/*
+ * Decodes the request body (al_decode_body: strict JSON object; empty_ok
+ * lets an empty body stand for {}), then runs validate on it when not NULL.
+ * 0 with *in owned by the caller, or -EINVAL with *in NULL after answering
+ * 400 with the reason, so the handler only returns.
+ */
+int al_api_body(struct al_api_ctx *ctx, int empty_ok, al_api_validate_fn validate, json_t **in);
+
+/*
+ * Validates a create (is_update 0, current NULL) or update body and builds
+ * the object to store into *out (new reference). -EINVAL with err set.
+ */
+typedef int (*al_api_build_fn)(const json_t *body, int is_update, const json_t *current,
+			       json_t **out, char *err, size_t errlen);
+
+/*
+ * Handles a create: decodes the body, builds the object with build (a 400
+ * when it refuses), and submits fn with the built object already in
+ * job->out for fn to complete and insert. noun names the resource in an
+ * out-of-memory error.
+ */
+void al_api_create(struct al_api_ctx *ctx, al_api_build_fn build, al_api_job_fn fn,
+		   const char *noun);
+
 /* ---- documents and JSON ---- */
 
 /* Parses d->body; NULL if it is not a JSON object. New reference. */
@@ -83,6 +112,13 @@ int al_api_load(al_store_tx *tx, const char *kind, const char *id, struct al_doc
 		json_t **obj);
 /* Serialises obj compactly into d->body (replacing it). */
 int al_api_doc_set_body(struct al_doc *d, const json_t *obj);
+/*
+ * Archives d (a no-op when it already is): stamps archived_at/updated_at in
+ * obj, its parsed body, makes obj the body and writes it with
+ * al_store_doc_update(tx, d, expected_version). Store thread only.
+ */
+int al_api_doc_archive(al_store_tx *tx, struct al_doc *d, json_t *obj, int64_t now_ms,
+		       int64_t expected_version);
 /* RFC 3339 string for ms, or JSON null when ms == 0. New reference. */
 json_t *al_api_time_json(int64_t ms);
 /* Sets obj[key] to al_api_time_json(ms). */
@@ -150,6 +186,14 @@ typedef json_t *(*al_api_render_fn)(const struct al_doc *d, void *ud, int *err);
 int al_api_list_docs(al_store_tx *tx, const char *kind, const struct al_doc_query *q,
 		     const struct al_api_page *pg, int bidirectional, al_api_render_fn render,
 		     void *ud, json_t **out);
+/*
+ * Handles GET /v1/<kind>s for a kind whose list has no filter beyond the
+ * page parameters (prefix: its id prefix) and ?include_archived: every doc
+ * is answered as stored, newest first. kind is a static string; noun names
+ * the list in an out-of-memory error.
+ */
+void al_api_list_plain(struct al_api_ctx *ctx, const char *kind, const char *prefix,
+		       const char *noun);
 
 /* ---- per-process state behind the public al_api ---- */
 
@@ -220,6 +264,16 @@ void al_api_key_ref(const char *hash_hex, char ref[AL_ID_MAX]);
 
 /* Drops every cached credential (call after any revocation). */
 void al_api_auth_cache_clear(al_api *api);
+/*
+ * Deletes every key doc of the given state ("environment", "session")
+ * bound (ref2) to owner, archived or not. Store thread only. 0 or < 0.
+ */
+int al_api_keys_delete_owned(al_store_tx *tx, const char *state, const char *owner);
+/*
+ * Job completion for anything that deleted keys: on success drops the
+ * credential cache, then answers as al_api_job_reply does.
+ */
+void al_api_keys_revoked_done(struct al_api_job *job, int rc);
 /* Frees the cache (al_api_free). */
 void al_api_auth_cache_free(al_api *api);
 
@@ -246,6 +300,14 @@ int al_environment_build(const json_t *body, int is_update, const json_t *curren
 			 char *err, size_t errlen);
 
 /* ---- sessions / events ---- */
+
+/*
+ * Loads the session named by job->p[0] into *d (caller clears it on
+ * success), enforcing the environment-key scope: such a key reaches only
+ * sessions of its own environment. Store thread only. 0, or < 0 with the
+ * 404/403 recorded on job (nothing in d to clear).
+ */
+int al_api_session_load(al_store_tx *tx, struct al_api_job *job, struct al_doc *d);
 int al_session_validate_create(const json_t *body, char *err, size_t errlen);
 /* Validates one event a client sends (user.* / system.message). */
 int al_event_validate(const json_t *ev, size_t index, char *err, size_t errlen);

@@ -171,8 +171,27 @@ static int revoke_fn(al_store_tx *tx, struct al_api_job *job)
 	return job->out ? 0 : -ENOMEM;
 }
 
-static void revoke_done(struct al_api_job *job, int rc)
+int al_api_keys_delete_owned(al_store_tx *tx, const char *state, const char *owner)
 {
+	const char *states[] = {state, NULL};
+	struct al_doc_query q = {0};
+	struct al_doc *docs = NULL;
+	size_t n = 0;
+	int more = 0, rc;
+
+	q.ref2 = owner;
+	q.states = states;
+	q.include_archived = 1;
+	rc = al_store_doc_list(tx, "key", &q, &docs, &n, &more);
+	for (size_t i = 0; rc >= 0 && i < n; i++)
+		rc = al_store_doc_delete(tx, "key", docs[i].id);
+	al_doc_array_free(docs, n);
+	return rc < 0 ? rc : 0;
+}
+
+void al_api_keys_revoked_done(struct al_api_job *job, int rc)
+{
+	/* A cached credential would outlive its deleted key until it expired. */
 	if (rc >= 0)
 		al_api_auth_cache_clear(job->api);
 	al_api_job_reply(job, rc);
@@ -186,6 +205,6 @@ void al_api_keys_revoke(struct al_api_ctx *ctx)
 		al_api_error_errno(ctx->req, -ENOMEM, "environment key");
 		return;
 	}
-	job->done = revoke_done;
+	job->done = al_api_keys_revoked_done;
 	al_api_job_submit(job);
 }

@@ -270,19 +270,11 @@ static void create_done(struct al_api_job *job, int rc)
 
 void al_api_sessions_create(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
 	json_t *in = NULL;
 	struct al_api_job *job;
 
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0 ||
-	    al_session_validate_create(in, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		json_decref(in);
+	if (al_api_body(ctx, 0, al_session_validate_create, &in) < 0)
 		return;
-	}
 	if ((job = al_api_job_new(ctx, create_fn)) == NULL) {
 		json_decref(in);
 		al_api_error_errno(ctx->req, -ENOMEM, "session");
@@ -293,11 +285,7 @@ void al_api_sessions_create(struct al_api_ctx *ctx)
 	al_api_job_submit(job);
 }
 
-/*
- * Loads the session named by p[0] for job, enforcing the environment-key
- * scope: such a key reaches only sessions of its own environment.
- */
-static int load_session(al_store_tx *tx, struct al_api_job *job, struct al_doc *d)
+int al_api_session_load(al_store_tx *tx, struct al_api_job *job, struct al_doc *d)
 {
 	int rc;
 
@@ -319,7 +307,7 @@ static int load_session(al_store_tx *tx, struct al_api_job *job, struct al_doc *
 static int get_fn(al_store_tx *tx, struct al_api_job *job)
 {
 	struct al_doc d;
-	int rc = load_session(tx, job, &d);
+	int rc = al_api_session_load(tx, job, &d);
 
 	if (rc < 0)
 		return rc;
@@ -473,7 +461,7 @@ static int update_fn(al_store_tx *tx, struct al_api_job *job)
 	char err[ERRLEN];
 	int rc;
 
-	if ((rc = load_session(tx, job, &d)) < 0)
+	if ((rc = al_api_session_load(tx, job, &d)) < 0)
 		return rc;
 	if (d.archived_ms != 0) {
 		rc = al_api_job_fail(job, 400, NULL, "session %s is archived", job->p[0]);
@@ -555,13 +543,10 @@ void al_api_sessions_update(struct al_api_ctx *ctx)
 
 static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 {
-	const char *states[] = {"session", NULL};
-	struct al_doc_query q = {0};
-	struct al_doc d, *keys = NULL;
-	size_t n = 0;
-	int more = 0, rc;
+	struct al_doc d;
+	int rc;
 
-	if ((rc = load_session(tx, job, &d)) < 0)
+	if ((rc = al_api_session_load(tx, job, &d)) < 0)
 		return rc;
 	al_doc_clear(&d);
 	/* Everything of the session goes in one transaction: doc, events, work, tokens. */
@@ -571,30 +556,15 @@ static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 		return rc;
 	if ((rc = al_store_doc_delete(tx, "session", job->p[0])) < 0)
 		return rc;
-	q.ref2 = job->p[0];
-	q.states = states;
-	q.include_archived = 1;
-	if ((rc = al_store_doc_list(tx, "key", &q, &keys, &n, &more)) < 0)
-		return rc;
-	for (size_t i = 0; rc >= 0 && i < n; i++)
-		rc = al_store_doc_delete(tx, "key", keys[i].id);
-	al_doc_array_free(keys, n);
-	if (rc < 0)
+	if ((rc = al_api_keys_delete_owned(tx, "session", job->p[0])) < 0)
 		return rc;
 	job->out = json_pack("{s:s, s:s}", "id", job->p[0], "type", "session_deleted");
 	return job->out ? 0 : -ENOMEM;
 }
 
-static void delete_done(struct al_api_job *job, int rc)
-{
-	if (rc >= 0)
-		al_api_auth_cache_clear(job->api);
-	al_api_job_reply(job, rc);
-}
-
 void al_api_sessions_delete(struct al_api_ctx *ctx)
 {
-	submit_simple(ctx, delete_fn, delete_done);
+	submit_simple(ctx, delete_fn, al_api_keys_revoked_done);
 }
 
 static int archive_fn(al_store_tx *tx, struct al_api_job *job)
@@ -603,18 +573,14 @@ static int archive_fn(al_store_tx *tx, struct al_api_job *job)
 	json_t *s = NULL;
 	int rc;
 
-	if ((rc = load_session(tx, job, &d)) < 0)
+	if ((rc = al_api_session_load(tx, job, &d)) < 0)
 		return rc;
 	if (d.archived_ms == 0) {
-		d.archived_ms = d.updated_ms = job->now_ms;
 		if ((s = al_api_doc_json(&d)) == NULL) {
 			rc = -EIO;
 			goto done;
 		}
-		al_api_set_time(s, "archived_at", job->now_ms);
-		al_api_set_time(s, "updated_at", job->now_ms);
-		if ((rc = al_api_doc_set_body(&d, s)) < 0 ||
-		    (rc = al_store_doc_update(tx, &d, 0)) < 0)
+		if ((rc = al_api_doc_archive(tx, &d, s, job->now_ms, 0)) < 0)
 			goto done;
 	}
 	job->out = render_session(&d);

@@ -896,18 +896,10 @@ int al_work_validate_update(const json_t *body, char *err, size_t errlen)
 
 void al_api_work_stop(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
 	json_t *in = NULL;
 
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 1, &in, err, sizeof(err)) < 0 ||
-	    al_work_validate_stop(in, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		json_decref(in);
+	if (al_api_body(ctx, 1, al_work_validate_stop, &in) < 0)
 		return;
-	}
 	submit(ctx, stop_fn, in, NULL, NULL, stop_done);
 }
 
@@ -963,18 +955,10 @@ done:
 
 void al_api_work_update(struct al_api_ctx *ctx)
 {
-	char err[ERRLEN];
-	const char *body;
-	size_t len;
 	json_t *in = NULL;
 
-	body = al_http_req_body(ctx->req, &len);
-	if (al_decode_body(body, len, 0, &in, err, sizeof(err)) < 0 ||
-	    al_work_validate_update(in, err, sizeof(err)) < 0) {
-		al_api_error(ctx->req, 400, NULL, "%s", err);
-		json_decref(in);
+	if (al_api_body(ctx, 0, al_work_validate_update, &in) < 0)
 		return;
-	}
 	submit(ctx, update_fn, in, NULL, NULL, NULL);
 }
 

@@ -344,6 +344,96 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 	return 0;
 }
 
+/* Adapters so read_page and read_one serve docs, events and plain integers. */
+static int read_doc_cb(sqlite3_stmt *st, void *elem)
+{
+	return row_to_doc(st, elem);
+}
+
+static void clear_doc_cb(void *elem)
+{
+	al_doc_clear(elem);
+}
+
+static int read_event_cb(sqlite3_stmt *st, void *elem)
+{
+	return row_to_event(st, elem);
+}
+
+static void clear_event_cb(void *elem)
+{
+	al_event_clear(elem);
+}
+
+static int read_int64_cb(sqlite3_stmt *st, void *elem)
+{
+	*(int64_t *)elem = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+/*
+ * Steps a query that names one row: reads it into elem (a half-read one is
+ * cleared when clear is not NULL), -ENOENT when there is none.
+ */
+static int read_one(struct sqlite_be *be, sqlite3_stmt *st, int (*read)(sqlite3_stmt *, void *),
+		    void (*clear)(void *), void *elem, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		rc = read(st, elem);
+		if (rc < 0 && clear != NULL)
+			clear(elem);
+	} else if (rc == SQLITE_DONE) {
+		rc = -ENOENT;
+	} else {
+		rc = map_err(be, rc, what);
+	}
+	return rc;
+}
+
+/* Binds a page query's LIMIT: one row more than asked tells whether another page exists. */
+static void bind_page_limit(sqlite3_stmt *st, int idx, size_t limit)
+{
+	sqlite3_bind_int64(st, idx, limit >= INT64_MAX ? INT64_MAX : (int64_t)limit + 1);
+}
+
+/*
+ * Steps a list query into *arr, a growing array of elem-sized structs that
+ * read fills one row at a time. With limit != 0 the query was bound through
+ * bind_page_limit: the extra row is not read, it only sets *more. On return,
+ * success or not, *arr holds *cnt read elements that the caller owns (and
+ * frees with its typed array free); a half-read element is cleared here.
+ */
+static int read_page(struct sqlite_be *be, sqlite3_stmt *st, size_t limit, size_t elem,
+		     int (*read)(sqlite3_stmt *, void *), void (*clear)(void *), const char *what,
+		     void **arr, size_t *cnt, int *more)
+{
+	size_t cap = 0;
+	int rc;
+
+	*more = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char *slot;
+
+		if (limit && *cnt == limit) {
+			*more = 1;
+			break;
+		}
+		if ((rc = grow(arr, &cap, *cnt, elem)) < 0)
+			return rc;
+		slot = (char *)*arr + *cnt * elem;
+		if ((rc = read(st, slot)) < 0) {
+			clear(slot);
+			return rc;
+		}
+		(*cnt)++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return map_err(be, rc, what);
+	return 0;
+}
+
 /* ---- transactions ---- */
 
 static int be_begin(void *p)
@@ -510,16 +600,7 @@ static int be_doc_get(void *p, const char *kind, const char *id, struct al_doc *
 		return rc;
 	bind_text(st, 1, kind);
 	bind_text(st, 2, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		rc = row_to_doc(st, out);
-		if (rc < 0)
-			al_doc_clear(out);
-	} else if (rc == SQLITE_DONE) {
-		rc = -ENOENT;
-	} else {
-		rc = map_err(be, rc, "doc get");
-	}
+	rc = read_one(be, st, read_doc_cb, clear_doc_cb, out, "doc get");
 	stmt_done(st);
 	return rc;
 }
@@ -617,7 +698,7 @@ static int be_doc_list(void *p, const char *kind, const struct al_doc_query *q, 
 	sqlite3_stmt *st = NULL;
 	struct al_doc *arr = NULL;
 	static const struct al_doc_query all = {0};
-	size_t cnt = 0, cap = 0, limit;
+	size_t cnt = 0, limit;
 	int rc, nstates, more = 0, idx;
 
 	q = q ? q : &all; /* NULL: the zero query (which still skips archived docs) */
@@ -641,27 +722,11 @@ static int be_doc_list(void *p, const char *kind, const struct al_doc_query *q, 
 	if (rc < 0 || (rc = stmt_dyn(be, sql.data, &st)) < 0)
 		goto done;
 	idx = bind_doc_query(st, kind, q, nstates);
-	/* One row more than asked tells whether another page exists. */
 	if (limit)
-		sqlite3_bind_int64(st, idx, limit >= INT64_MAX ? INT64_MAX : (int64_t)limit + 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (limit && cnt == limit) {
-			more = 1;
-			break;
-		}
-		if ((rc = grow((void **)&arr, &cap, cnt, sizeof(*arr))) < 0)
-			goto done;
-		if ((rc = row_to_doc(st, &arr[cnt])) < 0) {
-			al_doc_clear(&arr[cnt]);
-			goto done;
-		}
-		cnt++;
-	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		rc = map_err(be, rc, "doc list");
+		bind_page_limit(st, idx, limit);
+	if ((rc = read_page(be, st, limit, sizeof(*arr), read_doc_cb, clear_doc_cb, "doc list",
+			    (void **)&arr, &cnt, &more)) < 0)
 		goto done;
-	}
-	rc = 0;
 	*out = arr;
 	*n = cnt;
 	arr = NULL;
@@ -757,16 +822,7 @@ static int be_event_get(void *p, const char *session_id, const char *id, struct 
 	bind_text(st, 1, id);
 	if (session_id)
 		bind_text(st, 2, session_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		rc = row_to_event(st, out);
-		if (rc < 0)
-			al_event_clear(out);
-	} else if (rc == SQLITE_DONE) {
-		rc = -ENOENT;
-	} else {
-		rc = map_err(be, rc, "event get");
-	}
+	rc = read_one(be, st, read_event_cb, clear_event_cb, out, "event get");
 	stmt_done(st);
 	return rc;
 }
@@ -781,15 +837,7 @@ static int event_seq(struct sqlite_be *be, const char *session_id, const char *i
 		return rc;
 	bind_text(st, 1, id);
 	bind_text(st, 2, session_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*seq = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = -ENOENT;
-	} else {
-		rc = map_err(be, rc, "event seq");
-	}
+	rc = read_one(be, st, read_int64_cb, NULL, seq, "event seq");
 	stmt_done(st);
 	return rc;
 }
@@ -801,7 +849,7 @@ static int be_event_list(void *p, const struct al_event_query *q, struct al_even
 	al_buf sql = {0};
 	sqlite3_stmt *st = NULL;
 	struct al_event *arr = NULL;
-	size_t cnt = 0, cap = 0;
+	size_t cnt = 0;
 	int64_t after_seq = 0, before_seq = 0;
 	int rc, more = 0, i = 1;
 
@@ -839,26 +887,10 @@ static int be_event_list(void *p, const struct al_event_query *q, struct al_even
 	if (q->before_id)
 		sqlite3_bind_int64(st, i++, before_seq);
 	if (q->limit)
-		sqlite3_bind_int64(st, i++,
-				   q->limit >= INT64_MAX ? INT64_MAX : (int64_t)q->limit + 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (q->limit && cnt == q->limit) {
-			more = 1;
-			break;
-		}
-		if ((rc = grow((void **)&arr, &cap, cnt, sizeof(*arr))) < 0)
-			goto done;
-		if ((rc = row_to_event(st, &arr[cnt])) < 0) {
-			al_event_clear(&arr[cnt]);
-			goto done;
-		}
-		cnt++;
-	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		rc = map_err(be, rc, "event list");
+		bind_page_limit(st, i++, q->limit);
+	if ((rc = read_page(be, st, q->limit, sizeof(*arr), read_event_cb, clear_event_cb,
+			    "event list", (void **)&arr, &cnt, &more)) < 0)
 		goto done;
-	}
-	rc = 0;
 	*out = arr;
 	*n = cnt;
 	arr = NULL;

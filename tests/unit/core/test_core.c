@@ -1,8 +1,12 @@
-/* Unit tests for src/core: buffers, base64url, ids, tokens, time, hashing, log scrubbing. */
+/*
+ * Unit tests for src/core: buffers, base64url, ids, tokens, time, hashing, log
+ * scrubbing, fd writes.
+ */
 #include "core/alloc.h"
 #include "core/b64.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/fd.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/rand.h"
@@ -12,6 +16,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 AL_TEST(core_buf_append_and_format)
@@ -272,4 +278,40 @@ AL_TEST(core_buf_alloc_failures_leave_buffer_intact)
 	al_alloc_fail_after(0);
 	AL_ASSERT_NULL(al_buf_steal(&e, NULL));
 	al_alloc_fail_after(-1);
+}
+
+AL_TEST(core_fd_write_all_whole_and_errors)
+{
+	/* Larger than a pipe's 64 KiB buffer: the writer must keep going while we drain it. */
+	static char big[200000], back[sizeof(big)];
+	int p[2];
+	size_t got = 0;
+	pid_t pid;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 26);
+	AL_ASSERT_INT_EQ(pipe(p), 0);
+	pid = fork();
+	AL_ASSERT(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		_exit(al_fd_write_all(p[1], big, sizeof(big)) == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	while (got < sizeof(back)) {
+		ssize_t r = read(p[0], back + got, sizeof(back) - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(p[0]);
+	AL_ASSERT_INT_EQ(got, sizeof(big));
+	AL_ASSERT(memcmp(big, back, sizeof(big)) == 0);
+	{
+		int st = -1;
+		AL_ASSERT_INT_EQ(waitpid(pid, &st, 0), pid);
+		AL_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	AL_ASSERT_INT_EQ(al_fd_write_all(-1, "x", 1), -EBADF);
+	AL_ASSERT_INT_EQ(al_fd_write_all(-1, "x", 0), 0);
 }

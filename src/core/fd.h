@@ -1,0 +1,15 @@
+/* fd.h - small blocking file-descriptor helpers. */
+#ifndef AL_CORE_FD_H
+#define AL_CORE_FD_H
+
+#include <stddef.h>
+
+/*
+ * Writes all n bytes of buf to fd, continuing after short writes and
+ * EINTR. 0, or -errno from the write(2) that failed (what went before it
+ * may have been written). For blocking descriptors: on a non-blocking one
+ * EAGAIN is returned as -EAGAIN, not waited out.
+ */
+int al_fd_write_all(int fd, const void *buf, size_t n);
+
+#endif
