@@ -682,8 +682,16 @@ static int scope_signals(const struct al_init_config *c)
 	return rc;
 }
 
+/*
+ * The command, in a vfork child of the runner (see runner): it shares the
+ * runner's memory until execve, so it writes nothing but its own stack and
+ * *exec_errno, and calls nothing that allocates or takes a lock. Signals
+ * arrive blocked (the runner blocked them all before vfork) and are reset
+ * to their defaults before they are unblocked, so no inherited handler can
+ * run on the shared memory.
+ */
 static _Noreturn void command_child(const struct al_init_config *c, char *const *argv,
-				    const char *cwd, const int *fds, int errfd)
+				    const char *cwd, const int *fds, volatile int *exec_errno)
 {
 	sigset_t none;
 	int e;
@@ -697,12 +705,8 @@ static _Noreturn void command_child(const struct al_init_config *c, char *const 
 	for (int i = 0; i < 3; i++)
 		if (dup2(fds[i], i) < 0)
 			goto fail;
-	if (dup2(errfd, 3) < 0)
-		goto fail;
-	errfd = 3;
-	fcntl(errfd, F_SETFD, FD_CLOEXEC);
 	/* Nothing else crosses execve: every other fd is closed. */
-	syscall(SYS_close_range, 4, ~0U, 0);
+	syscall(SYS_close_range, 3, ~0U, 0);
 	if (chdir(cwd) < 0)
 		goto fail;
 	if (al_limits_apply_rlimits(&c->limits, c->mode) < 0)
@@ -724,15 +728,43 @@ fail:
 		if (k > 0)
 			(void)!write(2, m, (size_t)k < sizeof(m) ? (size_t)k : sizeof(m) - 1);
 	}
-	(void)!write(errfd, &e, sizeof(e));
+	*exec_errno = e ? e : EIO;
 	_exit(127);
+}
+
+/*
+ * Starts the command with vfork: it borrows our memory until its execve
+ * instead of copying the page tables of PID 1 (itself a copy of the whole
+ * host process), and we resume exactly when execve has succeeded or the
+ * child has given up, which is what an error pipe would tell us. Every
+ * signal is blocked across it, as posix_spawn does. Kept apart from runner
+ * so that no variable of the caller lives across vfork. Returns the pid, or
+ * -1 with *exec_errno set; *exec_errno is the child's errno when execve failed.
+ */
+static pid_t spawn_command(const struct al_init_config *c, char *const *argv, const char *cwd,
+			   const int *fds, int32_t *exec_errno)
+{
+	volatile int err = 0;
+	sigset_t all, saved;
+	pid_t pid;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &saved);
+	pid = vfork();
+	if (pid == 0)
+		command_child(c, argv, cwd, fds, &err);
+	if (pid < 0)
+		err = errno;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	*exec_errno = err;
+	return pid;
 }
 
 static _Noreturn void runner(const struct al_init_config *c, char *msg, size_t len, int *fds)
 {
 	static char *argv[4096];
 	struct al_init_result res;
-	int argc = 0, ep[2], sfd, done = 0, st = 0;
+	int argc = 0, sfd, done = 0, st = 0;
 	sigset_t mask;
 	pid_t cmd;
 	const char *cwd = msg;
@@ -749,23 +781,15 @@ static _Noreturn void runner(const struct al_init_config *c, char *msg, size_t l
 	}
 	fill_mask(&mask);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (sfd < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+	if (sfd < 0) {
 		res.exec_errno = errno;
 		goto report;
 	}
-	cmd = fork();
-	if (cmd < 0) {
-		res.exec_errno = errno;
+	cmd = spawn_command(c, argv, cwd, fds, &res.exec_errno);
+	if (cmd < 0)
 		goto report;
-	}
-	if (cmd == 0)
-		command_child(c, argv, cwd, fds, ep[1]);
-	close(ep[1]);
 	for (int i = 0; i < 3; i++)
 		close(fds[i]);
-	if (read(ep[0], &res.exec_errno, sizeof(res.exec_errno)) != sizeof(res.exec_errno))
-		res.exec_errno = 0;
-	close(ep[0]);
 	while (!done) {
 		struct pollfd pf[2] = {{sfd, POLLIN, 0}, {fds[3], POLLIN, 0}};
 		if (poll(pf, 2, -1) < 0)
