@@ -160,7 +160,52 @@ static unsigned long locked_flags(const char *path)
 	return f;
 }
 
-/* Binds src onto dst (created inside the new root) and remounts with flags. */
+/*
+ * Makes the mount at path, and every mount under it, carry the MS_RDONLY /
+ * MS_NOSUID / MS_NODEV / MS_NOEXEC bits in flags. One mount_setattr call
+ * (AT_RECURSIVE: a submount of a read-only bind is read-only too) instead of
+ * statvfs + remount: it only sets bits, so the flags the kernel locks in a
+ * user namespace need not be restated. Kernels before 5.12 get the remount,
+ * which restates them and covers the top mount only.
+ */
+static int restrict_mount(const char *path, unsigned long flags)
+{
+	struct mount_attr a;
+
+	memset(&a, 0, sizeof(a));
+	if (flags & MS_RDONLY)
+		a.attr_set |= MOUNT_ATTR_RDONLY;
+	if (flags & MS_NOSUID)
+		a.attr_set |= MOUNT_ATTR_NOSUID;
+	if (flags & MS_NODEV)
+		a.attr_set |= MOUNT_ATTR_NODEV;
+	if (flags & MS_NOEXEC)
+		a.attr_set |= MOUNT_ATTR_NOEXEC;
+	if (mount_setattr(AT_FDCWD, path, AT_RECURSIVE, &a, sizeof(a)) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -errno;
+	if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | flags | locked_flags(path), NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Creates the mount point dst for a source of mode st_mode; its parent exists. */
+static int make_mount_point(const char *dst, mode_t st_mode)
+{
+	if (S_ISDIR(st_mode)) {
+		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		return 0;
+	}
+	int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/* Binds src onto dst (created inside the new root) with flags (MS_RDONLY when ro). */
 static int bind_path(const char *src, const char *dst, int ro, unsigned long extra)
 {
 	struct stat st;
@@ -172,11 +217,8 @@ static int bind_path(const char *src, const char *dst, int ro, unsigned long ext
 		return fail(-rc, "mkdir", dst);
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return fail(errno, "bind mount", dst);
-	unsigned long f = MS_BIND | MS_REMOUNT | MS_NOSUID | extra | locked_flags(dst);
-	if (ro)
-		f |= MS_RDONLY;
-	if (mount(NULL, dst, NULL, f, NULL) < 0)
-		return fail(errno, "remount", dst);
+	if ((rc = restrict_mount(dst, MS_NOSUID | extra | (ro ? MS_RDONLY : 0))) < 0)
+		return fail(-rc, "remount", dst);
 	return 0;
 }
 
@@ -194,18 +236,29 @@ static int copy_link(const char *src, const char *dst)
 	return 0;
 }
 
-/* Binds a host path read-only if it exists; copies it if it is a symlink. */
+/*
+ * Binds a host path read-only if it exists; copies it if it is a symlink. The
+ * parent of the mount point already exists in the new root (/ or /etc), and
+ * lstat of a non-link is its stat: no mkdir -p, no second stat.
+ */
 static int ro_system(const char *host)
 {
 	char dst[4096];
 	struct stat st;
+	int rc;
 
 	if (lstat(host, &st) < 0)
 		return 0; /* absent on this host: fine */
 	snprintf(dst, sizeof(dst), NEWROOT "%s", host);
 	if (S_ISLNK(st.st_mode))
 		return copy_link(host, dst) < 0 && hello.status ? hello.status : 0;
-	return bind_path(host, dst, 1, MS_NODEV);
+	if ((rc = make_mount_point(dst, st.st_mode)) < 0)
+		return fail(-rc, "mkdir", dst);
+	if (mount(host, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return fail(errno, "bind mount", dst);
+	if ((rc = restrict_mount(dst, MS_RDONLY | MS_NOSUID | MS_NODEV)) < 0)
+		return fail(-rc, "remount", dst);
+	return 0;
 }
 
 static int write_new(const char *path, const char *content)
@@ -315,9 +368,9 @@ static int setup_proc(void)
 			continue;
 		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
 			return fail(errno, "bind mount", p);
-		if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(p), NULL) <
-		    0)
-			return fail(errno, "remount", p);
+		int rc = restrict_mount(p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+		if (rc < 0)
+			return fail(-rc, "remount", p);
 	}
 	return 0;
 }
@@ -336,10 +389,9 @@ static int protect_git(const char *ws_dst)
 			continue;
 		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
 			return fail(errno, "bind mount", p);
-		if (mount(NULL, p, NULL,
-			  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | locked_flags(p),
-			  NULL) < 0)
-			return fail(errno, "remount", p);
+		int rc = restrict_mount(p, MS_RDONLY | MS_NOSUID | MS_NODEV);
+		if (rc < 0)
+			return fail(-rc, "remount", p);
 	}
 	return 0;
 }
