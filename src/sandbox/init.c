@@ -556,18 +556,37 @@ static int start_forwarder(const struct al_init_config *c)
 	return 0;
 }
 
-static int setup(const struct al_init_config *c)
+/*
+ * The host makes our cgroup while we build the root, moves us in, then
+ * writes the limits mode: only then is our cgroup namespace rooted (at the
+ * sandbox's cgroup) and only then may anything of the sandbox's run. Still
+ * with CAP_SYS_ADMIN (unshare needs it).
+ */
+static int join_cgroup(struct al_init_config *c)
+{
+	unsigned char m;
+
+	if (read(c->sync_fd, &m, 1) != 1)
+		return fail(EPIPE, "host went away", NULL);
+	close(c->sync_fd);
+	c->sync_fd = -1;
+	if (m != AL_LIMITS_NONE && m != AL_LIMITS_CGROUP2 && m != AL_LIMITS_CGROUP1 &&
+	    m != AL_LIMITS_RLIMIT)
+		return fail(EPROTO, "limits mode from the host", NULL);
+	c->mode = (enum al_limits_mode)m;
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		return fail(errno, "unshare(CLONE_NEWCGROUP)", NULL);
+	return 0;
+}
+
+static int setup(struct al_init_config *c)
 {
 	int ufd[MAX_USER_PATHS], nufd = 0, rc;
 	char b;
 
-	/* Wait for the host to write our uid/gid maps (and join the cgroups). */
+	/* Wait for the host to write our uid/gid maps. */
 	if (read(c->sync_fd, &b, 1) != 1)
 		return fail(EPIPE, "host went away", NULL);
-	close(c->sync_fd);
-	/* Our cgroup namespace is rooted at the sandbox cgroup the host just moved us into. */
-	if (unshare(CLONE_NEWCGROUP) < 0)
-		return fail(errno, "unshare(CLONE_NEWCGROUP)", NULL);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return fail(errno, "make / private", NULL);
 	if ((rc = open_user_paths(c, ufd, &nufd)) < 0)
@@ -615,6 +634,8 @@ static int setup(const struct al_init_config *c)
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
 	    0)
 		return fail(errno, "remount / read-only", NULL);
+	if ((rc = join_cgroup(c)) < 0)
+		return rc;
 	if (setsid() < 0)
 		return fail(errno, "setsid", NULL);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

@@ -44,3 +44,50 @@ AL_TEST(sandbox_native_allocation_failures)
 	}
 	AL_ASSERT(completed);
 }
+
+/*
+ * PID 1 is moved into the sandbox's cgroup while it builds the root, and
+ * roots its cgroup namespace only after that: a command then sees itself at
+ * the namespace root ("/") for every limiting controller. Had the namespace
+ * been rooted before the move, it would see the sandbox cgroup's name.
+ */
+AL_TEST(sandbox_native_cgroup_namespace_rooted_after_join)
+{
+	static const char *const env[] = {"PATH=/usr/bin:/bin"};
+	static const char *const argv[] = {"/bin/cat", "/proc/self/cgroup", NULL};
+	struct al_sandbox_policy p;
+	struct al_sandbox *sb = NULL;
+	struct al_sandbox_result r;
+	char err[512];
+	int checked = 0;
+
+	al_sandbox_policy_init(&p);
+	p.workspace = make_ws();
+	p.env = env;
+	p.n_env = 1;
+	AL_ASSERT_INT_EQ(al_sandbox_new(&al_sandbox_native_ops, &p, &sb, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_sandbox_exec(sb, argv, NULL, &r, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(r.exit_code, 0);
+	for (char *line = r.out.head, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		AL_ASSERT(c2 != NULL);
+		*c2 = '\0';
+		int limiting = r.limits == AL_LIMITS_CGROUP2   ? c1[1] == '\0'
+			       : r.limits == AL_LIMITS_CGROUP1 ? strstr(c1 + 1, "memory") != NULL ||
+								     strstr(c1 + 1, "pids") != NULL
+							       : 0;
+		if (limiting) {
+			AL_ASSERT_STR_EQ(c2 + 1, "/");
+			checked++;
+		}
+	}
+	if (r.limits == AL_LIMITS_CGROUP1)
+		AL_ASSERT_INT_EQ(checked, 2);
+	else if (r.limits == AL_LIMITS_CGROUP2)
+		AL_ASSERT_INT_EQ(checked, 1);
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+}
