@@ -557,6 +557,47 @@ static int start_forwarder(const struct al_init_config *c)
 }
 
 /*
+ * Detaching the old root waits for an (expedited) RCU grace period after the
+ * mounts are gone, 0.1 ms to several ms on a busy VM. A helper sharing our
+ * memory (CLONE_VM: no page tables copied) makes that call while PID 1 goes
+ * on with its capabilities and confinement; detach_old_root_wait reaps it
+ * and fails unless the detach succeeded, before the hello, so nothing of
+ * the sandbox's ever runs with the host's root mounted. The helper touches
+ * nothing but its own static stack (and errno, on failure only).
+ */
+#define OLDROOT "/dev/shm"
+static pid_t detach_pid = -1;
+static char detach_stack[16384] __attribute__((aligned(16)));
+
+static int detach_fn(void *arg)
+{
+	(void)arg;
+	return umount2(OLDROOT, MNT_DETACH) == 0 ? 0 : 1;
+}
+
+static int detach_old_root(void)
+{
+	detach_pid =
+	    clone(detach_fn, detach_stack + sizeof(detach_stack), CLONE_VM | SIGCHLD, NULL);
+	if (detach_pid < 0)
+		return fail(errno, "clone", "(detach the old root)");
+	return 0;
+}
+
+static int detach_old_root_wait(void)
+{
+	int st = 0;
+	pid_t r;
+
+	while ((r = waitpid(detach_pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	detach_pid = -1;
+	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return fail(EBUSY, "umount old root", NULL);
+	return 0;
+}
+
+/*
  * The host makes our cgroup while we build the root, moves us in, then
  * writes the limits mode: only then is our cgroup namespace rooted (at the
  * sandbox's cgroup) and only then may anything of the sandbox's run. Still
@@ -624,13 +665,17 @@ static int setup(struct al_init_config *c)
 			close(ufd[i]);
 	if (chdir(NEWROOT) < 0)
 		return fail(errno, "chdir", "(new root)");
-	/* pivot_root(".", ".") stacks the old root under the new one; then detach it. */
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
+	/*
+	 * The old root goes on top of our /dev/shm (put_old may be a mount point,
+	 * as with pivot_root(".", ".")), where nothing of the rest of the setup
+	 * looks, and a helper detaches it while we go on (detach_old_root).
+	 */
+	if (syscall(SYS_pivot_root, ".", &OLDROOT[1]) < 0) /* relative: cwd is the new root */
 		return fail(errno, "pivot_root", NULL);
-	if (umount2(".", MNT_DETACH) < 0)
-		return fail(errno, "umount old root", NULL);
 	if (chdir("/") < 0)
 		return fail(errno, "chdir", "/");
+	if ((rc = detach_old_root()) < 0)
+		return rc;
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
 	    0)
 		return fail(errno, "remount / read-only", NULL);
@@ -984,7 +1029,8 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 	 * every runner, command and the forwarder inherit both (and PID 1 is
 	 * confined too), and no command pays for loading the filter again.
 	 */
-	if (setup(&cc) == 0 && confine(&cc) == 0 && start_forwarder(&cc) == 0) {
+	if (setup(&cc) == 0 && confine(&cc) == 0 && detach_old_root_wait() == 0 &&
+	    start_forwarder(&cc) == 0) {
 		hello.seccomp = cc.seccomp != NULL;
 		hello.landlock_abi = cc.landlock_abi;
 	}

@@ -91,3 +91,36 @@ AL_TEST(sandbox_native_cgroup_namespace_rooted_after_join)
 	al_sandbox_result_clear(&r);
 	al_sandbox_free(sb);
 }
+
+/*
+ * The old root is stacked on /dev/shm by pivot_root and detached by a helper
+ * before the sandbox reports ready: commands find only the /dev/shm tmpfs
+ * there (empty), and nothing of the host's mounts in their mount table.
+ */
+AL_TEST(sandbox_native_old_root_detached)
+{
+	static const char *const env[] = {"PATH=/usr/bin:/bin"};
+	static const char *const argv[] = {
+	    "/bin/sh", "-c",
+	    "grep -c ' /dev/shm ' /proc/self/mountinfo; ls -A /dev/shm | wc -l; "
+	    "grep ' /dev/shm ' /proc/self/mountinfo | grep -c ' - tmpfs '; "
+	    "wc -l < /proc/self/mountinfo",
+	    NULL};
+	struct al_sandbox_policy p;
+	struct al_sandbox *sb = NULL;
+	struct al_sandbox_result r;
+	char err[512];
+
+	al_sandbox_policy_init(&p);
+	p.workspace = make_ws();
+	p.env = env;
+	p.n_env = 1;
+	AL_ASSERT_INT_EQ(al_sandbox_new(&al_sandbox_native_ops, &p, &sb, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_sandbox_exec(sb, argv, NULL, &r, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(r.exit_code, 0);
+	/* One mount at /dev/shm, a tmpfs, empty; the table is ours alone (< 40 mounts). */
+	AL_ASSERT(strncmp(r.out.head, "1\n0\n1\n", 6) == 0);
+	AL_ASSERT(strtol(r.out.head + 6, NULL, 10) < 40);
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+}
