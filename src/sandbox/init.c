@@ -488,9 +488,17 @@ static int drop_caps(void)
 	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct d[2];
 
+	/*
+	 * Capabilities are numbered 0..CAP_LAST_CAP without gaps: the first
+	 * EINVAL is past the last one this kernel knows, and there is nothing
+	 * left to drop.
+	 */
 	for (int cap = 0; cap <= 63; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			if (errno == EINVAL && cap > 0)
+				break;
 			return fail(errno, "PR_CAPBSET_DROP", NULL);
+		}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return fail(errno, "PR_CAP_AMBIENT_CLEAR_ALL", NULL);
 	memset(d, 0, sizeof(d));
