@@ -461,22 +461,23 @@ static int open_user_paths(const struct al_init_config *c, int *ufd, int *nufd)
 	return 0;
 }
 
+/* 0 or a negative errno; no fail(): it runs in the detach helper (shared memory). */
 static int loopback_up(void)
 {
 	struct ifreq ifr;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
 
 	if (s < 0)
-		return fail(errno, "socket", NULL);
+		return errno ? -errno : -EIO;
 	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	memcpy(ifr.ifr_name, "lo", 3);
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
-		rc = fail(errno, "SIOCGIFFLAGS", "lo");
+		rc = errno ? -errno : -EIO;
 		goto done;
 	}
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-		rc = fail(errno, "SIOCSIFFLAGS", "lo");
+		rc = errno ? -errno : -EIO;
 done:
 	close(s);
 	return rc;
@@ -566,25 +567,35 @@ static int start_forwarder(const struct al_init_config *c)
 
 /*
  * Detaching the old root waits for an (expedited) RCU grace period after the
- * mounts are gone, 0.1 ms to several ms on a busy VM. A helper sharing our
- * memory (CLONE_VM: no page tables copied) makes that call while PID 1 goes
- * on with its capabilities and confinement; detach_old_root_wait reaps it
- * and fails unless the detach succeeded, before the hello, so nothing of
- * the sandbox's ever runs with the host's root mounted. The helper touches
- * nothing but its own static stack (and errno, on failure only).
+ * mounts are gone, 0.1 ms to several ms on a busy VM, and bringing up the
+ * loopback interface takes ~0.1 ms. A helper sharing our memory (CLONE_VM:
+ * no page tables copied) does both, with the capabilities PID 1 had when it
+ * was cloned, while PID 1 drops its own and applies Landlock and seccomp.
+ * detach_old_root_wait reaps it and fails unless both succeeded, before the
+ * hello: nothing of the sandbox's ever runs with the host's root mounted or
+ * without loopback. The helper writes only its static stack and
+ * helper_err (read after waitpid), and errno on failure, which it does not
+ * trust to say whether it failed.
  */
 #define OLDROOT "/dev/shm"
 static pid_t detach_pid = -1;
+static volatile int helper_err[2]; /* umount, loopback: -1 until done, then 0 or an errno */
 static char detach_stack[16384] __attribute__((aligned(16)));
 
 static int detach_fn(void *arg)
 {
 	(void)arg;
-	return umount2(OLDROOT, MNT_DETACH) == 0 ? 0 : 1;
+	if (umount2(OLDROOT, MNT_DETACH) < 0)
+		helper_err[0] = errno ? errno : EIO;
+	else
+		helper_err[0] = 0;
+	helper_err[1] = -loopback_up();
+	return 0;
 }
 
 static int detach_old_root(void)
 {
+	helper_err[0] = helper_err[1] = -1;
 	detach_pid =
 	    clone(detach_fn, detach_stack + sizeof(detach_stack), CLONE_VM | SIGCHLD, NULL);
 	if (detach_pid < 0)
@@ -600,8 +611,13 @@ static int detach_old_root_wait(void)
 	while ((r = waitpid(detach_pid, &st, 0)) < 0 && errno == EINTR)
 		;
 	detach_pid = -1;
-	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return fail(EBUSY, "umount old root", NULL);
+	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || helper_err[0] < 0 ||
+	    helper_err[1] < 0)
+		return fail(EBUSY, "umount old root", "(helper)");
+	if (helper_err[0])
+		return fail(helper_err[0], "umount old root", NULL);
+	if (helper_err[1])
+		return fail(helper_err[1], "SIOCSIFFLAGS", "lo");
 	return 0;
 }
 
@@ -664,8 +680,6 @@ static int setup(struct al_init_config *c)
 		return fail(-rc, "disable nested user namespaces", NULL);
 	if (sethostname("sandbox", 7) < 0)
 		return fail(errno, "sethostname", NULL);
-	if ((rc = loopback_up()) < 0)
-		return rc;
 	if ((rc = setup_root(c, ufd, nufd)) < 0 || (rc = setup_egress()) < 0)
 		return rc;
 	for (int i = 0; i < nufd; i++)

@@ -124,3 +124,30 @@ AL_TEST(sandbox_native_old_root_detached)
 	al_sandbox_result_clear(&r);
 	al_sandbox_free(sb);
 }
+
+/*
+ * The loopback interface is brought up by the detach helper, off PID 1's
+ * path: a connection to a closed port on 127.0.0.1 is refused (lo up),
+ * not unreachable (lo down).
+ */
+AL_TEST(sandbox_native_loopback_up)
+{
+	static const char *const env[] = {"PATH=/usr/bin:/bin"};
+	static const char *const argv[] = {"/bin/bash", "-c", ": <>/dev/tcp/127.0.0.1/1 || exit 3",
+					   NULL};
+	struct al_sandbox_policy p;
+	struct al_sandbox *sb = NULL;
+	struct al_sandbox_result r;
+	char err[512];
+
+	al_sandbox_policy_init(&p);
+	p.workspace = make_ws();
+	p.env = env;
+	p.n_env = 1;
+	AL_ASSERT_INT_EQ(al_sandbox_new(&al_sandbox_native_ops, &p, &sb, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_sandbox_exec(sb, argv, NULL, &r, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(r.exit_code, 3);
+	AL_ASSERT(strstr(r.err.head, "Connection refused") != NULL);
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+}
