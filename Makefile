@@ -113,8 +113,8 @@ fuzz: $(FUZZ_TARGETS)
 			|| { tail -50 build-fuzz/$$n.log; exit 1; }; \
 	done
 
-BENCH_BINS := $(B)/bench-append $(B)/bench-fanout $(B)/bench-turns
-$(B)/bench-append: bench/append.c $(B)/libairlock.a
+BENCH_BINS := $(B)/bench-append $(B)/bench-fanout $(B)/bench-turns $(B)/bench-sandbox
+$(B)/bench-append $(B)/bench-sandbox: $(B)/bench-%: bench/%.c $(B)/libairlock.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libairlock.a $(LDLIBS)
 $(B)/bench-%: bench/%.c bench/client.h
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<

@@ -2,8 +2,9 @@
 # Runs the control-plane benchmarks on loopback and prints a Markdown block
 # with the figures, the commands and the machine, for docs/BENCHMARKS.md.
 #   B=build ./bench/run.sh            (make bench)
+#   B=build ./bench/run.sh sandbox    (only the sandbox start-up benchmark)
 # Knobs: BENCH_EVENTS (20000), BENCH_LISTENERS (100), BENCH_ROUNDS (200),
-#        BENCH_SESSIONS (500), BENCH_IDLE (2000).
+#        BENCH_SESSIONS (500), BENCH_IDLE (2000), BENCH_SANDBOX_RUNS (150).
 set -eu
 B=${B:-build}
 BIN="$(pwd)/$B/airlock"
@@ -12,6 +13,8 @@ LISTENERS=${BENCH_LISTENERS:-100}
 ROUNDS=${BENCH_ROUNDS:-200}
 SESSIONS=${BENCH_SESSIONS:-500}
 IDLE=${BENCH_IDLE:-2000}
+SBRUNS=${BENCH_SANDBOX_RUNS:-150}
+ONLY=${1:-all}
 T=$(mktemp -d "${TMPDIR:-/tmp}/al-bench-XXXXXX")
 PIDS=""
 cleanup() {
@@ -30,8 +33,24 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(. /etc/os-release; echo "$PRETTY_NAME")."
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(. /etc/os-release; echo "$PRETTY_NAME"); load average $(cut -d' ' -f1-3 /proc/loadavg) at start; running as uid $(id -u)."
 echo
+
+# 0. sandbox start-to-exit of /bin/true: native vs bwrap vs fork+exec, before the
+# server starts so it competes with nothing of ours. Needs user namespaces and bwrap.
+if [ -x /usr/bin/bwrap ]; then
+	# As root the sandboxes run as uid 65534: the path must be traversable, the workspace writable.
+	chmod 0711 "$T" && mkdir -p "$T/ws" && chmod 0777 "$T/ws"
+	echo "- Sandbox start-to-exit of /bin/true (\`$B/bench-sandbox WORKSPACE $SBRUNS\`, medians and p90 of interleaved runs):"
+	echo
+	if ! "$B/bench-sandbox" "$T/ws" "$SBRUNS" 2>"$T/sandbox.err"; then
+		echo "  skipped: $(tail -n 1 "$T/sandbox.err")"
+	fi
+	echo
+else
+	echo "- Sandbox start-up: skipped (no /usr/bin/bwrap to compare against)"
+fi
+[ "$ONLY" = sandbox ] && exit 0
 
 # 1. events appended per second (store + bus, in process) vs raw SQLite
 mkdir -p "$T/append"

@@ -160,7 +160,52 @@ static unsigned long locked_flags(const char *path)
 	return f;
 }
 
-/* Binds src onto dst (created inside the new root) and remounts with flags. */
+/*
+ * Makes the mount at path, and every mount under it, carry the MS_RDONLY /
+ * MS_NOSUID / MS_NODEV / MS_NOEXEC bits in flags. One mount_setattr call
+ * (AT_RECURSIVE: a submount of a read-only bind is read-only too) instead of
+ * statvfs + remount: it only sets bits, so the flags the kernel locks in a
+ * user namespace need not be restated. Kernels before 5.12 get the remount,
+ * which restates them and covers the top mount only.
+ */
+static int restrict_mount(const char *path, unsigned long flags)
+{
+	struct mount_attr a;
+
+	memset(&a, 0, sizeof(a));
+	if (flags & MS_RDONLY)
+		a.attr_set |= MOUNT_ATTR_RDONLY;
+	if (flags & MS_NOSUID)
+		a.attr_set |= MOUNT_ATTR_NOSUID;
+	if (flags & MS_NODEV)
+		a.attr_set |= MOUNT_ATTR_NODEV;
+	if (flags & MS_NOEXEC)
+		a.attr_set |= MOUNT_ATTR_NOEXEC;
+	if (mount_setattr(AT_FDCWD, path, AT_RECURSIVE, &a, sizeof(a)) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -errno;
+	if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | flags | locked_flags(path), NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Creates the mount point dst for a source of mode st_mode; its parent exists. */
+static int make_mount_point(const char *dst, mode_t st_mode)
+{
+	if (S_ISDIR(st_mode)) {
+		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		return 0;
+	}
+	int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/* Binds src onto dst (created inside the new root) with flags (MS_RDONLY when ro). */
 static int bind_path(const char *src, const char *dst, int ro, unsigned long extra)
 {
 	struct stat st;
@@ -172,11 +217,8 @@ static int bind_path(const char *src, const char *dst, int ro, unsigned long ext
 		return fail(-rc, "mkdir", dst);
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return fail(errno, "bind mount", dst);
-	unsigned long f = MS_BIND | MS_REMOUNT | MS_NOSUID | extra | locked_flags(dst);
-	if (ro)
-		f |= MS_RDONLY;
-	if (mount(NULL, dst, NULL, f, NULL) < 0)
-		return fail(errno, "remount", dst);
+	if ((rc = restrict_mount(dst, MS_NOSUID | extra | (ro ? MS_RDONLY : 0))) < 0)
+		return fail(-rc, "remount", dst);
 	return 0;
 }
 
@@ -194,18 +236,29 @@ static int copy_link(const char *src, const char *dst)
 	return 0;
 }
 
-/* Binds a host path read-only if it exists; copies it if it is a symlink. */
+/*
+ * Binds a host path read-only if it exists; copies it if it is a symlink. The
+ * parent of the mount point already exists in the new root (/ or /etc), and
+ * lstat of a non-link is its stat: no mkdir -p, no second stat.
+ */
 static int ro_system(const char *host)
 {
 	char dst[4096];
 	struct stat st;
+	int rc;
 
 	if (lstat(host, &st) < 0)
 		return 0; /* absent on this host: fine */
 	snprintf(dst, sizeof(dst), NEWROOT "%s", host);
 	if (S_ISLNK(st.st_mode))
 		return copy_link(host, dst) < 0 && hello.status ? hello.status : 0;
-	return bind_path(host, dst, 1, MS_NODEV);
+	if ((rc = make_mount_point(dst, st.st_mode)) < 0)
+		return fail(-rc, "mkdir", dst);
+	if (mount(host, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return fail(errno, "bind mount", dst);
+	if ((rc = restrict_mount(dst, MS_RDONLY | MS_NOSUID | MS_NODEV)) < 0)
+		return fail(-rc, "remount", dst);
+	return 0;
 }
 
 static int write_new(const char *path, const char *content)
@@ -315,9 +368,9 @@ static int setup_proc(void)
 			continue;
 		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
 			return fail(errno, "bind mount", p);
-		if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(p), NULL) <
-		    0)
-			return fail(errno, "remount", p);
+		int rc = restrict_mount(p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+		if (rc < 0)
+			return fail(-rc, "remount", p);
 	}
 	return 0;
 }
@@ -352,10 +405,9 @@ static int protect_git(const char *ws_dst)
 			continue;
 		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
 			return fail(errno, "bind mount", p);
-		if (mount(NULL, p, NULL,
-			  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | locked_flags(p),
-			  NULL) < 0)
-			return fail(errno, "remount", p);
+		int rc = restrict_mount(p, MS_RDONLY | MS_NOSUID | MS_NODEV);
+		if (rc < 0)
+			return fail(-rc, "remount", p);
 	}
 	return 0;
 }
@@ -425,22 +477,23 @@ static int open_user_paths(const struct al_init_config *c, int *ufd, int *nufd)
 	return 0;
 }
 
+/* 0 or a negative errno; no fail(): it runs in the detach helper (shared memory). */
 static int loopback_up(void)
 {
 	struct ifreq ifr;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
 
 	if (s < 0)
-		return fail(errno, "socket", NULL);
+		return errno ? -errno : -EIO;
 	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	memcpy(ifr.ifr_name, "lo", 3);
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
-		rc = fail(errno, "SIOCGIFFLAGS", "lo");
+		rc = errno ? -errno : -EIO;
 		goto done;
 	}
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-		rc = fail(errno, "SIOCSIFFLAGS", "lo");
+		rc = errno ? -errno : -EIO;
 done:
 	close(s);
 	return rc;
@@ -452,9 +505,17 @@ static int drop_caps(void)
 	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct d[2];
 
+	/*
+	 * Capabilities are numbered 0..CAP_LAST_CAP without gaps: the first
+	 * EINVAL is past the last one this kernel knows, and there is nothing
+	 * left to drop.
+	 */
 	for (int cap = 0; cap <= 63; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			if (errno == EINVAL && cap > 0)
+				break;
 			return fail(errno, "PR_CAPBSET_DROP", NULL);
+		}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return fail(errno, "PR_CAP_AMBIENT_CLEAR_ALL", NULL);
 	memset(d, 0, sizeof(d));
@@ -520,18 +581,93 @@ static int start_forwarder(const struct al_init_config *c)
 	return 0;
 }
 
-static int setup(const struct al_init_config *c)
+/*
+ * Detaching the old root waits for an (expedited) RCU grace period after the
+ * mounts are gone, 0.1 ms to several ms on a busy VM, and bringing up the
+ * loopback interface takes ~0.1 ms. A helper sharing our memory (CLONE_VM:
+ * no page tables copied) does both, with the capabilities PID 1 had when it
+ * was cloned, while PID 1 drops its own and applies Landlock and seccomp.
+ * detach_old_root_wait reaps it and fails unless both succeeded, before the
+ * hello: nothing of the sandbox's ever runs with the host's root mounted or
+ * without loopback. The helper writes only its static stack and
+ * helper_err (read after waitpid), and errno on failure, which it does not
+ * trust to say whether it failed.
+ */
+#define OLDROOT "/dev/shm"
+static pid_t detach_pid = -1;
+static volatile int helper_err[2]; /* umount, loopback: -1 until done, then 0 or an errno */
+static char detach_stack[16384] __attribute__((aligned(16)));
+
+static int detach_fn(void *arg)
+{
+	(void)arg;
+	if (umount2(OLDROOT, MNT_DETACH) < 0)
+		helper_err[0] = errno ? errno : EIO;
+	else
+		helper_err[0] = 0;
+	helper_err[1] = -loopback_up();
+	return 0;
+}
+
+static int detach_old_root(void)
+{
+	helper_err[0] = helper_err[1] = -1;
+	detach_pid =
+	    clone(detach_fn, detach_stack + sizeof(detach_stack), CLONE_VM | SIGCHLD, NULL);
+	if (detach_pid < 0)
+		return fail(errno, "clone", "(detach the old root)");
+	return 0;
+}
+
+static int detach_old_root_wait(void)
+{
+	int st = 0;
+	pid_t r;
+
+	while ((r = waitpid(detach_pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	detach_pid = -1;
+	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || helper_err[0] < 0 ||
+	    helper_err[1] < 0)
+		return fail(EBUSY, "umount old root", "(helper)");
+	if (helper_err[0])
+		return fail(helper_err[0], "umount old root", NULL);
+	if (helper_err[1])
+		return fail(helper_err[1], "SIOCSIFFLAGS", "lo");
+	return 0;
+}
+
+/*
+ * The host makes our cgroup while we build the root, moves us in, then
+ * writes the limits mode: only then is our cgroup namespace rooted (at the
+ * sandbox's cgroup) and only then may anything of the sandbox's run. Still
+ * with CAP_SYS_ADMIN (unshare needs it).
+ */
+static int join_cgroup(struct al_init_config *c)
+{
+	unsigned char m;
+
+	if (read(c->sync_fd, &m, 1) != 1)
+		return fail(EPIPE, "host went away", NULL);
+	close(c->sync_fd);
+	c->sync_fd = -1;
+	if (m != AL_LIMITS_NONE && m != AL_LIMITS_CGROUP2 && m != AL_LIMITS_CGROUP1 &&
+	    m != AL_LIMITS_RLIMIT)
+		return fail(EPROTO, "limits mode from the host", NULL);
+	c->mode = (enum al_limits_mode)m;
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		return fail(errno, "unshare(CLONE_NEWCGROUP)", NULL);
+	return 0;
+}
+
+static int setup(struct al_init_config *c)
 {
 	int ufd[MAX_USER_PATHS], nufd = 0, rc;
 	char b;
 
-	/* Wait for the host to write our uid/gid maps (and join the cgroups). */
+	/* Wait for the host to write our uid/gid maps. */
 	if (read(c->sync_fd, &b, 1) != 1)
 		return fail(EPIPE, "host went away", NULL);
-	close(c->sync_fd);
-	/* Our cgroup namespace is rooted at the sandbox cgroup the host just moved us into. */
-	if (unshare(CLONE_NEWCGROUP) < 0)
-		return fail(errno, "unshare(CLONE_NEWCGROUP)", NULL);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return fail(errno, "make / private", NULL);
 	if ((rc = open_user_paths(c, ufd, &nufd)) < 0)
@@ -560,8 +696,6 @@ static int setup(const struct al_init_config *c)
 		return fail(-rc, "disable nested user namespaces", NULL);
 	if (sethostname("sandbox", 7) < 0)
 		return fail(errno, "sethostname", NULL);
-	if ((rc = loopback_up()) < 0)
-		return rc;
 	if ((rc = setup_root(c, ufd, nufd)) < 0 || (rc = setup_egress()) < 0)
 		return rc;
 	for (int i = 0; i < nufd; i++)
@@ -569,16 +703,22 @@ static int setup(const struct al_init_config *c)
 			close(ufd[i]);
 	if (chdir(NEWROOT) < 0)
 		return fail(errno, "chdir", "(new root)");
-	/* pivot_root(".", ".") stacks the old root under the new one; then detach it. */
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
+	/*
+	 * The old root goes on top of our /dev/shm (put_old may be a mount point,
+	 * as with pivot_root(".", ".")), where nothing of the rest of the setup
+	 * looks, and a helper detaches it while we go on (detach_old_root).
+	 */
+	if (syscall(SYS_pivot_root, ".", &OLDROOT[1]) < 0) /* relative: cwd is the new root */
 		return fail(errno, "pivot_root", NULL);
-	if (umount2(".", MNT_DETACH) < 0)
-		return fail(errno, "umount old root", NULL);
 	if (chdir("/") < 0)
 		return fail(errno, "chdir", "/");
+	if ((rc = detach_old_root()) < 0)
+		return rc;
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
 	    0)
 		return fail(errno, "remount / read-only", NULL);
+	if ((rc = join_cgroup(c)) < 0)
+		return rc;
 	if (setsid() < 0)
 		return fail(errno, "setsid", NULL);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -698,8 +838,16 @@ static int scope_signals(const struct al_init_config *c)
 	return rc;
 }
 
+/*
+ * The command, in a vfork child of the runner (see runner): it shares the
+ * runner's memory until execve, so it writes nothing but its own stack and
+ * *exec_errno, and calls nothing that allocates or takes a lock. Signals
+ * arrive blocked (the runner blocked them all before vfork) and are reset
+ * to their defaults before they are unblocked, so no inherited handler can
+ * run on the shared memory.
+ */
 static _Noreturn void command_child(const struct al_init_config *c, char *const *argv,
-				    const char *cwd, const int *fds, int errfd)
+				    const char *cwd, const int *fds, volatile int *exec_errno)
 {
 	sigset_t none;
 	int e;
@@ -713,12 +861,8 @@ static _Noreturn void command_child(const struct al_init_config *c, char *const 
 	for (int i = 0; i < 3; i++)
 		if (dup2(fds[i], i) < 0)
 			goto fail;
-	if (dup2(errfd, 3) < 0)
-		goto fail;
-	errfd = 3;
-	fcntl(errfd, F_SETFD, FD_CLOEXEC);
 	/* Nothing else crosses execve: every other fd is closed. */
-	syscall(SYS_close_range, 4, ~0U, 0);
+	syscall(SYS_close_range, 3, ~0U, 0);
 	if (chdir(cwd) < 0)
 		goto fail;
 	if (al_limits_apply_rlimits(&c->limits, c->mode) < 0)
@@ -740,15 +884,43 @@ fail:
 		if (k > 0)
 			(void)!write(2, m, (size_t)k < sizeof(m) ? (size_t)k : sizeof(m) - 1);
 	}
-	(void)!write(errfd, &e, sizeof(e));
+	*exec_errno = e ? e : EIO;
 	_exit(127);
+}
+
+/*
+ * Starts the command with vfork: it borrows our memory until its execve
+ * instead of copying the page tables of PID 1 (itself a copy of the whole
+ * host process), and we resume exactly when execve has succeeded or the
+ * child has given up, which is what an error pipe would tell us. Every
+ * signal is blocked across it, as posix_spawn does. Kept apart from runner
+ * so that no variable of the caller lives across vfork. Returns the pid, or
+ * -1 with *exec_errno set; *exec_errno is the child's errno when execve failed.
+ */
+static pid_t spawn_command(const struct al_init_config *c, char *const *argv, const char *cwd,
+			   const int *fds, int32_t *exec_errno)
+{
+	volatile int err = 0;
+	sigset_t all, saved;
+	pid_t pid;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &saved);
+	pid = vfork();
+	if (pid == 0)
+		command_child(c, argv, cwd, fds, &err);
+	if (pid < 0)
+		err = errno;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	*exec_errno = err;
+	return pid;
 }
 
 static _Noreturn void runner(const struct al_init_config *c, char *msg, size_t len, int *fds)
 {
 	static char *argv[4096];
 	struct al_init_result res;
-	int argc = 0, ep[2], sfd, done = 0, st = 0;
+	int argc = 0, sfd, done = 0, st = 0;
 	sigset_t mask;
 	pid_t cmd;
 	const char *cwd = msg;
@@ -765,23 +937,15 @@ static _Noreturn void runner(const struct al_init_config *c, char *msg, size_t l
 	}
 	fill_mask(&mask);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (sfd < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+	if (sfd < 0) {
 		res.exec_errno = errno;
 		goto report;
 	}
-	cmd = fork();
-	if (cmd < 0) {
-		res.exec_errno = errno;
+	cmd = spawn_command(c, argv, cwd, fds, &res.exec_errno);
+	if (cmd < 0)
 		goto report;
-	}
-	if (cmd == 0)
-		command_child(c, argv, cwd, fds, ep[1]);
-	close(ep[1]);
 	for (int i = 0; i < 3; i++)
 		close(fds[i]);
-	if (read(ep[0], &res.exec_errno, sizeof(res.exec_errno)) != sizeof(res.exec_errno))
-		res.exec_errno = 0;
-	close(ep[0]);
 	while (!done) {
 		struct pollfd pf[2] = {{sfd, POLLIN, 0}, {fds[3], POLLIN, 0}};
 		if (poll(pf, 2, -1) < 0)
@@ -903,7 +1067,8 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 	 * every runner, command and the forwarder inherit both (and PID 1 is
 	 * confined too), and no command pays for loading the filter again.
 	 */
-	if (setup(&cc) == 0 && confine(&cc) == 0 && start_forwarder(&cc) == 0) {
+	if (setup(&cc) == 0 && confine(&cc) == 0 && detach_old_root_wait() == 0 &&
+	    start_forwarder(&cc) == 0) {
 		hello.seccomp = cc.seccomp != NULL;
 		hello.landlock_abi = cc.landlock_abi;
 	}

@@ -38,9 +38,14 @@ struct al_init_config {
 	gid_t gid;
 	int host_root; /* the host side runs as root: setgroups + setresuid to uid/gid */
 	int ctl_fd;    /* the init end of the control socket */
-	int sync_fd;   /* read end: one byte once the host has written the id maps */
+	/*
+	 * Read end from the host: one byte once it has written the id maps (PID 1
+	 * then builds the root), then one byte, the limits mode, once PID 1 sits
+	 * in its cgroup (PID 1 then roots its cgroup namespace and starts things).
+	 */
+	int sync_fd;
 	struct al_limits limits;
-	enum al_limits_mode mode;
+	enum al_limits_mode mode;	       /* set by PID 1 from the host's second byte */
 	const struct al_seccomp_prog *seccomp; /* prepared by the host; NULL: degraded */
 	int landlock_abi;		       /* 0: degraded (not applied) */
 	const char *egress_sock;	       /* host path of the proxy socket; NULL: no egress */

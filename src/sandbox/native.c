@@ -131,9 +131,6 @@ static int native_create(const struct al_sandbox_policy *p, struct al_sandbox **
 	cfg.limits.pids = p->pids;
 	cfg.limits.cpu_pct = p->cpu_pct;
 	cfg.limits.fsize_max = p->fsize_max;
-	if ((rc = al_limits_cgroup_new(&cfg.limits, &n->cg, &cfg.mode, err, errlen)) < 0)
-		goto fail;
-	n->base.limits = cfg.mode;
 	if ((rc = al_sandbox_confine_prepare(&n->base, &n->prog, err, errlen)) < 0)
 		goto fail;
 	cfg.seccomp = n->prog.filter ? &n->prog : NULL;
@@ -196,14 +193,31 @@ static int native_create(const struct al_sandbox_policy *p, struct al_sandbox **
 	}
 	if ((rc = al_sandbox_egress_start(&n->base, cfg.uid, cfg.gid, err, errlen)) < 0)
 		goto fail;
-	if ((rc = al_limits_cgroup_attach(n->cg, n->pid)) < 0) {
-		snprintf(err, errlen, "join cgroup: %s", strerror(-rc));
-		goto fail;
-	}
 	if (write(sync[1], "g", 1) != 1) {
 		rc = -errno;
 		snprintf(err, errlen, "sandbox init vanished");
 		goto fail;
+	}
+	/*
+	 * The cgroup is made while our PID 1 builds its root (it runs nothing
+	 * of the sandbox's yet), then PID 1 is moved in and told the mode; it
+	 * waits for that byte before it roots its cgroup namespace there, drops
+	 * its capabilities and starts anything (init.c, join_cgroup).
+	 */
+	if ((rc = al_limits_cgroup_new(&cfg.limits, &n->cg, &cfg.mode, err, errlen)) < 0)
+		goto fail;
+	n->base.limits = cfg.mode;
+	if ((rc = al_limits_cgroup_attach(n->cg, n->pid)) < 0) {
+		snprintf(err, errlen, "join cgroup: %s", strerror(-rc));
+		goto fail;
+	}
+	{
+		unsigned char m = (unsigned char)cfg.mode;
+		if (write(sync[1], &m, 1) != 1) {
+			rc = -errno;
+			snprintf(err, errlen, "sandbox init vanished");
+			goto fail;
+		}
 	}
 	close(sync[1]);
 	sync[1] = -1;
