@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/rand.h"
 #include "sandbox/egress.h"
+#include "sandbox/inner.h"
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
@@ -491,6 +492,13 @@ int al_cmd_sandbox(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return run(argc - 1, argv + 1);
+	/*
+	 * Hidden, not in usage(): the bwrap backend's helper (sandbox/inner.h).
+	 * Inside a bwrap sandbox a constructor in inner.c runs it before main;
+	 * reaching it here means the marker is missing, and it refuses.
+	 */
+	if (strcmp(argv[1], "inner") == 0)
+		return al_sandbox_inner_main(argc - 1, argv + 1);
 	fprintf(stderr, "airlock sandbox: unknown subcommand '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -2,14 +2,22 @@
  * bwrap.c - the bubblewrap backend: every spawn is one /usr/bin/bwrap run
  * with the same view of the filesystem as the native backend.
  *
+ * bwrap builds the namespaces and mounts and loads our seccomp filter; it
+ * then runs airlock's own executable, bound read-only at AL_INNER_EXE, as
+ * `sandbox inner` (inner.h), which applies Landlock, starts the egress
+ * forwarder, reports the mechanisms in force on a pipe (spawn waits for that
+ * report) and execs the command. The host side of egress is the same proxy
+ * thread as native's.
+ *
  * Differences from native, all recorded in docs: one pid namespace per
  * command (not per session), so background processes never outlive their
  * command; bwrap reports a signalled child as exit 128+N, so a command that
- * itself exits with 129..192 is read as a signal; a command that cannot be
- * executed is bwrap's exit 1 (native: 127/126); as root we drop to uid 65534
- * before running bwrap so it builds an unprivileged user namespace (bwrap as
- * root would otherwise keep host uid 0 inside).
+ * itself exits with 129..192 is read as a signal; as root we drop to uid
+ * 65534 before running bwrap so it builds an unprivileged user namespace
+ * (bwrap as root would otherwise keep host uid 0 inside), so every path bwrap
+ * binds (workspace, executable, egress socket) must be reachable by 65534.
  */
+#include "sandbox/inner.h"
 #include "sandbox/limits.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp.h"
@@ -19,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +46,9 @@
 #define FD_PASSWD  10
 #define FD_GROUP   11
 #define FD_SECCOMP 12
+#define FD_REPORT  13
+/* Generous: bwrap's setup is milliseconds, but a loaded host may stall it. */
+#define REPORT_TIMEOUT_MS 30000
 
 struct bw {
 	struct al_sandbox base;
@@ -47,6 +59,8 @@ struct bw {
 	gid_t gid;
 	int host_root;
 	struct al_seccomp_prog prog; /* handed to bwrap as BPF on every spawn */
+	char *exe;		     /* owned: our executable on the host, bound at AL_INNER_EXE */
+	int landlock_want;	     /* the ABI negotiated at create; 0: degraded, no rules */
 };
 
 struct al_sandbox_proc {
@@ -110,8 +124,105 @@ static void bw_destroy(struct al_sandbox *sb)
 		return;
 	al_limits_cgroup_free(b->cg);
 	al_seccomp_prog_free(&b->prog);
+	al_free(b->exe);
 	al_sandbox_base_clear(&b->base);
 	al_free(b);
+}
+
+/*
+ * 1 when uid/gid can reach path (X_OK, or F_OK when !exec): as root, bwrap
+ * runs as 65534 and resolves every bind source as that id. A fork so that
+ * our own ids never change (other threads may run); async-signal-safe only.
+ */
+static int reachable_as(uid_t uid, gid_t gid, const char *path, int exec)
+{
+	int st = 0;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return 0;
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+		    setresuid(uid, uid, uid) < 0)
+			_exit(1);
+		_exit(access(path, exec ? X_OK : F_OK) == 0 ? 0 : 1);
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Our own executable, as the host sees it: bwrap binds it as the inner helper. */
+static int resolve_exe(struct bw *b, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+	if (n <= 0) {
+		snprintf(err, errlen, "cannot resolve /proc/self/exe: %s", strerror(errno));
+		return -EIO;
+	}
+	path[n] = '\0';
+	if (n > 10 && strcmp(path + n - 10, " (deleted)") == 0) {
+		snprintf(err, errlen,
+			 "the running executable was replaced on disk (%s); restart it so the "
+			 "bwrap backend can bind it into the sandbox",
+			 path);
+		return -ESTALE;
+	}
+	if (b->host_root && !reachable_as(b->uid, b->gid, path, 1)) {
+		snprintf(err, errlen,
+			 "%s is not executable by uid %u, which bwrap runs as; make its "
+			 "directories traversable (o+x)",
+			 path, (unsigned)b->uid);
+		return -EACCES;
+	}
+	if ((b->exe = al_strdup(path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * The host proxy, as native starts it. As root, bwrap (uid 65534) must reach
+ * the socket through its private directory: the directory becomes 0711
+ * (traversable, not listable, not writable), so no host process can replace
+ * the socket; the socket itself already belongs to 65534 with mode 0600.
+ */
+static int start_egress(struct bw *b, char *err, size_t errlen)
+{
+	const char *sock;
+	char dir[PATH_MAX];
+	int rc;
+
+	if (b->base.policy.n_egress == 0)
+		return 0;
+	if ((rc = al_sandbox_egress_prepare(&b->base, err, errlen)) < 0 ||
+	    (rc = al_sandbox_egress_start(&b->base, b->uid, b->gid, err, errlen)) < 0)
+		return rc;
+	sock = al_sandbox_egress_socket(&b->base);
+	if (b->host_root) {
+		const char *slash = strrchr(sock, '/');
+		size_t k = slash ? (size_t)(slash - sock) : 0;
+		if (k == 0 || k >= sizeof(dir)) {
+			snprintf(err, errlen, "egress socket path %s", sock);
+			return -EINVAL;
+		}
+		memcpy(dir, sock, k);
+		dir[k] = '\0';
+		if (chmod(dir, 0711) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "chmod %s: %s", dir, strerror(errno));
+			return rc;
+		}
+		if (!reachable_as(b->uid, b->gid, sock, 0)) {
+			snprintf(err, errlen, "the egress socket %s is not reachable by uid %u",
+				 sock, (unsigned)b->uid);
+			return -EACCES;
+		}
+	}
+	return 0;
 }
 
 static int bw_create(const struct al_sandbox_policy *p, struct al_sandbox **out, char *err,
@@ -141,14 +252,13 @@ static int bw_create(const struct al_sandbox_policy *p, struct al_sandbox **out,
 		snprintf(err, errlen, "the bwrap backend needs a workspace directory");
 		goto fail;
 	}
-	if (p->n_egress > 0) {
-		/* bwrap runs one command: there is no place for the in-sandbox forwarder. */
-		rc = -ENOTSUP;
-		snprintf(err, errlen,
-			 "the bwrap backend has no egress support (use --backend native)");
-		goto fail;
-	}
+	b->host_root = geteuid() == 0;
+	b->uid = b->host_root ? NOBODY : geteuid();
+	b->gid = b->host_root ? NOBODY : getegid();
 	if ((rc = al_sandbox_confine_prepare(&b->base, &b->prog, err, errlen)) < 0)
+		goto fail;
+	b->landlock_want = b->base.landlock_abi;
+	if ((rc = resolve_exe(b, err, errlen)) < 0)
 		goto fail;
 	b->disable_userns = disable_userns_supported();
 	if (!b->disable_userns && !(p->flags & AL_SANDBOX_ALLOW_DEGRADED)) {
@@ -162,9 +272,8 @@ static int bw_create(const struct al_sandbox_policy *p, struct al_sandbox **out,
 	b->limits.fsize_max = p->fsize_max;
 	if ((rc = al_limits_cgroup_new(&b->limits, &b->cg, &b->base.limits, err, errlen)) < 0)
 		goto fail;
-	b->host_root = geteuid() == 0;
-	b->uid = b->host_root ? NOBODY : geteuid();
-	b->gid = b->host_root ? NOBODY : getegid();
+	if ((rc = start_egress(b, err, errlen)) < 0)
+		goto fail;
 	b->base.setup_ms = al_sandbox_now_ms() - t0;
 	*out = &b->base;
 	return 0;
@@ -245,8 +354,10 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 	struct argv_b a = {0};
 	struct al_sandbox_proc *p = NULL;
 	char links[16][256], tmpsize[32], gitdir[4096], hooks[4096], config[4096], pw[512], gr[256];
-	char **envbufs = NULL;
-	int fpw = -1, fgr = -1, fsc = -1, rc = 0, pidfd = -1;
+	char **envbufs = NULL, asbuf[32], fwdbuf[64];
+	int fpw = -1, fgr = -1, fsc = -1, rc = 0, pidfd = -1, rp[2] = {-1, -1};
+	struct al_inner_report rep;
+	pid_t pid = -1;
 	size_t nl = 0;
 	const char *cwd = s->cwd ? s->cwd : sb->workspace;
 
@@ -345,6 +456,16 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 		add(&a, sb->ro_paths[i]);
 		add(&a, sb->ro_paths[i]);
 	}
+	/* The helper: our own executable, read-only, at a fixed path. */
+	add(&a, "--ro-bind");
+	add(&a, b->exe);
+	add(&a, AL_INNER_EXE);
+	if (al_sandbox_egress_socket(sb)) {
+		/* Read-only mount: connect() still works, replacing the socket does not. */
+		add(&a, "--ro-bind");
+		add(&a, al_sandbox_egress_socket(sb));
+		add(&a, AL_SANDBOX_EGRESS_SOCK);
+	}
 	/* The root tmpfs itself (and so /etc, /) read-only, as in the native backend. */
 	add(&a, "--remount-ro");
 	add(&a, "/");
@@ -360,6 +481,10 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 		add(&a, envbufs[i]);
 		add(&a, eq + 1);
 	}
+	/* Last, so no policy entry can override it; the helper removes it before the exec. */
+	add(&a, "--setenv");
+	add(&a, AL_INNER_ENV);
+	add(&a, "1");
 	if (b->prog.filter) {
 		/* The same filter as native, as classic BPF (8 bytes per instruction). */
 		fsc = memfd_create("seccomp", MFD_CLOEXEC);
@@ -376,14 +501,54 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 	add(&a, "--chdir");
 	add(&a, cwd);
 	add(&a, "--");
+	add(&a, AL_INNER_EXE);
+	add(&a, "sandbox");
+	add(&a, "inner");
+	add(&a, "--report-fd");
+	add(&a, "13");
+	if (b->landlock_want > 0) {
+		/* Native's rules (init.c confine): reads from /, writes to these four. */
+		add(&a, "--landlock-ro");
+		add(&a, "/");
+		for (size_t i = 0; i < sb->policy.n_ro; i++) {
+			add(&a, "--landlock-ro");
+			add(&a, sb->ro_paths[i]);
+		}
+		add(&a, "--landlock-rw");
+		add(&a, sb->workspace);
+		add(&a, "--landlock-rw");
+		add(&a, "/tmp");
+		add(&a, "--landlock-rw");
+		add(&a, "/dev");
+		add(&a, "--landlock-rw");
+		add(&a, "/proc");
+	}
+	if (al_sandbox_egress_socket(sb)) {
+		snprintf(fwdbuf, sizeof(fwdbuf), "%d:%s", AL_SANDBOX_PROXY_PORT,
+			 AL_SANDBOX_EGRESS_SOCK);
+		add(&a, "--forward");
+		add(&a, fwdbuf);
+	}
+	if (sb->limits == AL_LIMITS_RLIMIT && b->limits.memory_mb) {
+		snprintf(asbuf, sizeof(asbuf), "%llu",
+			 (unsigned long long)b->limits.memory_mb << 20);
+		add(&a, "--rlimit-as");
+		add(&a, asbuf);
+	}
+	add(&a, "--");
 	for (size_t i = 0; s->argv[i]; i++)
 		add(&a, s->argv[i]);
 	if (a.oom) {
 		rc = -ENOMEM;
 		goto oom;
 	}
-	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_PIDFD | SIGCHLD), NULL, &pidfd,
-				   NULL, 0);
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_PIDFD | SIGCHLD), NULL, &pidfd, NULL,
+			     0);
 	if (pid < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -399,31 +564,80 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 			_exit(125);
 		/* After the id change: a credential change clears the parent-death signal. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		if (al_limits_apply_rlimits(&b->limits, b->base.limits) < 0)
+		/* RLIMIT_AS is the helper's to set (--rlimit-as): bwrap needs none of it. */
+		struct al_limits lim = b->limits;
+		lim.memory_mb = 0;
+		if (al_limits_apply_rlimits(&lim, b->base.limits) < 0)
 			_exit(125);
 		/* Out of the way first: a source fd may sit on another's target number. */
-		int src[6] = {s->stdin_fd, s->stdout_fd, s->stderr_fd, fpw, fgr, fsc};
-		static const int dst[6] = {0, 1, 2, FD_PASSWD, FD_GROUP, FD_SECCOMP};
-		for (int i = 0; i < 6; i++)
+		int src[7] = {s->stdin_fd, s->stdout_fd, s->stderr_fd, fpw, fgr, fsc, rp[1]};
+		static const int dst[7] = {0, 1, 2, FD_PASSWD, FD_GROUP, FD_SECCOMP, FD_REPORT};
+		for (int i = 0; i < 7; i++)
 			if (src[i] >= 0 && (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 100)) < 0)
 				_exit(125);
-		for (int i = 0; i < 6; i++)
+		for (int i = 0; i < 7; i++)
 			if (src[i] >= 0 && dup2(src[i], dst[i]) < 0)
 				_exit(125);
 		syscall(SYS_close_range, 3, FD_PASSWD - 1, 0);
-		syscall(SYS_close_range, fsc >= 0 ? FD_SECCOMP + 1 : FD_GROUP + 1, ~0U, 0);
+		if (fsc < 0)
+			close(FD_SECCOMP);
+		syscall(SYS_close_range, FD_REPORT + 1, ~0U, 0);
 		execve(BWRAP, (char *const *)a.v, noenv);
 		_exit(125);
 	}
+	close(rp[1]);
+	rp[1] = -1;
+	/*
+	 * Wait for the helper's report: it comes just before the command's exec,
+	 * with the Landlock ABI and seccomp mode in force. No report means bwrap
+	 * or the helper failed first (their message is on the command's stderr).
+	 */
+	rc = al_sandbox_inner_read_report(rp[0], REPORT_TIMEOUT_MS, &rep);
+	if (rc == 0 && rep.status != 0) {
+		rc = rep.status < 0 ? rep.status : -EIO;
+		snprintf(err, errlen, "sandbox setup failed: %s", rep.msg);
+		goto fail;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "bwrap could not set up the sandbox (%s)",
+			 rc == -ETIMEDOUT ? "no report from the helper in time"
+					  : "it exited before the command started");
+		goto fail;
+	}
+	if ((b->prog.filter && !rep.seccomp) || (b->landlock_want > 0 && rep.landlock_abi < 1)) {
+		rc = -EIO;
+		snprintf(err, errlen, "sandbox setup failed: %s not in force inside bwrap",
+			 rep.seccomp ? "Landlock" : "seccomp");
+		goto fail;
+	}
+	/* What is actually in force, as the helper found it. */
+	sb->landlock_abi = rep.landlock_abi;
+	sb->seccomp = rep.seccomp;
 	p->pid = pid;
 	p->pidfd = pidfd;
+	pid = -1;
+	pidfd = -1;
 	*out = p;
 	p = NULL;
 	goto done;
 oom:
 	snprintf(err, errlen, "out of memory");
 fail:
+	if (pid > 0) {
+		/* bwrap's PID 1 dies with it (--die-with-parent): nothing is left behind. */
+		if (pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		else
+			kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
 done:
+	for (int i = 0; i < 2; i++)
+		if (rp[i] >= 0)
+			close(rp[i]);
 	if (fpw >= 0)
 		close(fpw);
 	if (fgr >= 0)

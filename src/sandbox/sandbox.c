@@ -474,7 +474,8 @@ int al_sandbox_confine_prepare(struct al_sandbox *sb, struct al_seccomp_prog *pr
 		return rc;
 	}
 	sb->seccomp = rc == 0;
-	abi = sb->ops == &al_sandbox_bwrap_ops ? -EOPNOTSUPP : al_landlock_abi(e2, sizeof(e2));
+	/* Both backends apply it: native in its PID 1, bwrap through its helper (inner.h). */
+	abi = al_landlock_abi(e2, sizeof(e2));
 	if (abi == -EOPNOTSUPP && e2[0] == '\0')
 		snprintf(e2, sizeof(e2), "the %s backend cannot apply Landlock", sb->ops->name);
 	sb->landlock_abi = abi > 0 ? abi : 0;

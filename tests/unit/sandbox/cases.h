@@ -2,13 +2,15 @@
  * cases.h - the functional cases both backends must pass (included by
  * test_native.c and test_bwrap.c with BACKEND_OPS and BACKEND_TAG defined).
  *
- * BACKEND_DEGRADED: the backend cannot apply every mechanism (bwrap has no
- * Landlock), so it runs only with AL_SANDBOX_ALLOW_DEGRADED, and the result
- * must say so.
+ * BACKEND_DEGRADED: the backend cannot apply every mechanism, so it runs
+ * only with AL_SANDBOX_ALLOW_DEGRADED, and the result must say so. Neither
+ * backend is degraded on this kernel (bwrap applies Landlock through its
+ * helper, sandbox/inner.h).
  */
 #include "unit/unit.h"
 
 #include "core/alloc.h"
+#include "sandbox/egress.h"
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
@@ -209,8 +211,12 @@ CASE(host_secrets_absent)
 	struct al_sandbox_result r;
 
 	run_sh(sb,
-	       "for p in /root /home /var /etc/shadow /etc/ssh /etc/sudoers /run /sys /boot; do "
-	       "[ -e $p ] && echo present $p; done; cat /etc/passwd",
+	       "for p in /root /home /var /etc/shadow /etc/ssh /etc/sudoers /sys /boot; do "
+	       "[ -e $p ] && echo present $p; done; "
+	       /* Of the host's /run nothing; bwrap's helper and egress live in /run/airlock. */
+	       "for p in /run/* /run/airlock/*; do case $p in /run/airlock|/run/airlock/airlock|"
+	       "/run/airlock/egress.sock|'/run/*'|'/run/airlock/*') ;; *) echo present $p;; esac; "
+	       "done; cat /etc/passwd",
 	       &r);
 	AL_ASSERT_INT_EQ(r.exit_code, 0);
 	AL_ASSERT(strstr(r.out.head, "present") == NULL);
@@ -477,4 +483,79 @@ CASE(pid1_cannot_be_killed_from_inside)
 	AL_ASSERT_STR_EQ(r.out.head, "alive\n");
 	al_sandbox_result_clear(&r);
 	al_sandbox_free(sb);
+}
+
+/*
+ * Landlock is in force in the command, not just negotiated: with signal
+ * scoping (ABI >= 6) the command cannot even probe PID 1 (native's init,
+ * bwrap's init), which is outside its domain; a write outside the writable
+ * paths is refused whatever the mounts say.
+ */
+CASE(landlock_in_force)
+{
+	struct al_sandbox *sb = make_sb();
+	struct al_sandbox_result r;
+
+	run_sh(sb, "kill -0 1 2>/dev/null; echo pid1=$?; kill -0 $$; echo self=$?", &r);
+	AL_ASSERT_INT_EQ(r.exit_code, 0);
+	if (BACKEND_DEGRADED)
+		AL_ASSERT_INT_EQ(r.landlock_abi, 0);
+	else
+		AL_ASSERT_INT_GE(r.landlock_abi, 1);
+	if (r.landlock_abi >= 6)
+		AL_ASSERT_STR_EQ(r.out.head, "pid1=1\nself=0\n");
+	else
+		AL_ASSERT(strstr(r.out.head, "self=0") != NULL);
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+}
+
+struct egress_seen {
+	int denied, denied_evil;
+};
+
+static void egress_seen_cb(const struct al_egress_decision *d, void *data)
+{
+	struct egress_seen *s = data;
+	if (d->event == AL_EGRESS_DENIED) {
+		__atomic_add_fetch(&s->denied, 1, __ATOMIC_SEQ_CST);
+		if (strcmp(d->host, "evil.example") == 0)
+			__atomic_add_fetch(&s->denied_evil, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+/*
+ * Egress: HTTPS_PROXY points at the in-sandbox forwarder, which relays to
+ * the host proxy; a non-allowlisted CONNECT is refused there (403, and the
+ * decision reaches the policy's callback); no direct route exists.
+ */
+CASE(egress_through_host_proxy)
+{
+	static const char *const allow[] = {"example.com"};
+	struct al_sandbox_policy p;
+	struct al_sandbox_result r;
+	struct egress_seen seen = {0, 0};
+
+	al_sandbox_policy_init(&p);
+	p.timeout_ms = 20000;
+	p.egress_allow = allow;
+	p.n_egress = 1;
+	p.egress_cb = egress_seen_cb;
+	p.egress_cb_data = &seen;
+	struct al_sandbox *sb = make_sb_with(&p);
+	const char *argv[] = {"/bin/bash", "-c",
+			      "echo \"$HTTPS_PROXY\"; "
+			      "exec 3<>/dev/tcp/127.0.0.1/3128 || exit 9; "
+			      "printf 'CONNECT evil.example:443 HTTP/1.1\\r\\nHost: "
+			      "evil.example:443\\r\\n\\r\\n' >&3; "
+			      "head -1 <&3 | cut -d' ' -f2; exec 3>&-; "
+			      "(exec 4<>/dev/tcp/1.1.1.1/80) 2>/dev/null; echo direct=$?",
+			      NULL};
+	char err[256];
+	AL_ASSERT_INT_EQ(al_sandbox_exec(sb, argv, NULL, &r, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(r.exit_code, 0);
+	AL_ASSERT_STR_EQ(r.out.head, "http://127.0.0.1:3128\n403\ndirect=1\n");
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb); /* joins the proxy thread: every decision has been reported */
+	AL_ASSERT_INT_GE(seen.denied_evil, 1);
 }
