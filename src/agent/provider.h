@@ -19,17 +19,17 @@ typedef struct al_provider al_provider;
 typedef struct al_model_call al_model_call;
 
 struct al_retry_policy {
-	int max_attempts;	  /* total tries, >= 1; default 6 */
-	uint64_t base_delay_ms;	  /* first backoff; default 500 */
-	uint64_t max_delay_ms;	  /* cap; default 30000 */
-	uint64_t timeout_ms;	  /* per attempt; default 600000 */
+	int max_attempts;	/* total tries, >= 1; default 6 */
+	uint64_t base_delay_ms; /* first backoff; default 500 */
+	uint64_t max_delay_ms;	/* cap; default 30000 */
+	uint64_t timeout_ms;	/* per attempt; default 600000 */
 };
 
 struct al_model_result {
-	int ok;			/* 1: message holds the response */
-	int http_status;	/* last HTTP status, 0 if none (connection error) */
-	int attempts;		/* how many tries were made */
-	json_t *message;	/* borrowed: the Messages API response object */
+	int ok;			   /* 1: message holds the response */
+	int http_status;	   /* last HTTP status, 0 if none (connection error) */
+	int attempts;		   /* how many tries were made */
+	json_t *message;	   /* borrowed: the Messages API response object */
 	const char *error_type;	   /* on failure: "rate_limit_error", "overloaded_error", ... */
 	const char *error_message; /* on failure: human text, never key material */
 };

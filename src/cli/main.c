@@ -9,10 +9,10 @@
 #include <string.h>
 
 static const struct al_command commands[] = {
-	{"server", "run the control plane (Managed Agents API and agent loop)", al_cmd_server},
-	{"audit", "tamper-evident audit log: keygen, verify, write", al_cmd_audit},
-	{"model-stub", "scripted Messages API server (a test double)", al_cmd_model_stub},
-	{"sandbox", "run a command in an isolated sandbox", al_cmd_sandbox},
+    {"server", "run the control plane (Managed Agents API and agent loop)", al_cmd_server},
+    {"audit", "tamper-evident audit log: keygen, verify, write", al_cmd_audit},
+    {"model-stub", "scripted Messages API server (a test double)", al_cmd_model_stub},
+    {"sandbox", "run a command in an isolated sandbox", al_cmd_sandbox},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

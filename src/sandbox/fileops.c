@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/fd.h"
 #include "core/alloc.h"
 
 #define RES (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
@@ -372,21 +373,6 @@ fail:
 
 /* ---- atomic replace ---- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Writes data to a fresh temp file in dirfd and renames it over `base`.
  * `old` is the file being replaced (mode and owner kept), or NULL. On
@@ -422,7 +408,7 @@ static int replace_file(int dirfd, const char *base, const void *data, size_t le
 		/* As root, a new file belongs to the directory's owner, not to root. */
 		(void)!fchown(fd, now.st_uid, now.st_gid);
 	}
-	rc = write_all(fd, data, len);
+	rc = al_fd_write_all(fd, data, len);
 	if (rc < 0)
 		goto fail;
 	if (fsync(fd) != 0) {

@@ -3,6 +3,7 @@
  */
 #include "sandbox/shell.h"
 
+#include "core/fd.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/rand.h"
@@ -116,20 +117,6 @@ static int frame(struct al_shell *sh, const char *cmd, struct al_buf *b)
 	return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 int al_sandbox_generic_shell(struct al_sandbox *sb, const char *command,
 			     const struct al_sandbox_exec_opts *o, struct al_sandbox_result *res,
 			     char *err, size_t errlen)
@@ -168,7 +155,7 @@ int al_sandbox_generic_shell(struct al_sandbox *sb, const char *command,
 		sh->started_before = 1;
 	}
 	if ((rc = frame(sh, command, &line)) < 0 ||
-	    (rc = write_all(sh->in_fd, line.data, line.len)) < 0) {
+	    (rc = al_fd_write_all(sh->in_fd, line.data, line.len)) < 0) {
 		snprintf(err, errlen, "cannot send the command to the shell: %s", strerror(-rc));
 		shell_stop(sh, NULL);
 		goto done;
