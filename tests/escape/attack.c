@@ -367,6 +367,9 @@ static void c_kernel(void)
 			OK("clone3: ENOSYS");
 	}
 	MUST_FAIL(syscall(SYS_setns, 0, 0), "setns");
+	/* Socket families the network namespace does not scope (vsock: the hypervisor). */
+	MUST_FAIL(socket(AF_VSOCK, SOCK_STREAM, 0), "socket(AF_VSOCK)");
+	MUST_FAIL(socket(AF_ALG, SOCK_SEQPACKET, 0), "socket(AF_ALG)");
 	MUST_FAIL(syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0),
 		  "keyctl(GET_KEYRING_ID session)");
 	MUST_FAIL(syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL), "keyctl(JOIN_SESSION)");

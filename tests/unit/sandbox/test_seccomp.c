@@ -278,6 +278,35 @@ static void deny_inet_child(void)
 	close(fd);
 }
 
+/*
+ * Families the network namespace does not scope (AF_VSOCK reaches the
+ * hypervisor and host vsock services) or that no tool needs are refused;
+ * Unix, IP and netlink still work.
+ */
+static void families_child(void)
+{
+	int fd;
+
+	install_or_die(0);
+	CHILD_ERRNO(EAFNOSUPPORT, SYS_socket, AF_VSOCK, SOCK_STREAM, 0);
+	CHILD_ERRNO(EAFNOSUPPORT, SYS_socket, (1UL << 32) | AF_VSOCK, SOCK_STREAM, 0);
+	CHILD_ERRNO(EAFNOSUPPORT, SYS_socket, AF_ALG, SOCK_SEQPACKET, 0);
+	CHILD_ERRNO(EAFNOSUPPORT, SYS_socket, AF_PACKET, SOCK_RAW, 0);
+	CHILD_ERRNO(EAFNOSUPPORT, SYS_socket, AF_CAN, SOCK_RAW, 1);
+	CHILD_ERRNO(EAFNOSUPPORT, SYS_socket, AF_TIPC, SOCK_RDM, 0);
+	fd = socket(AF_INET6, SOCK_DGRAM, 0);
+	CHILD_EXPECT(fd >= 0);
+	close(fd);
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */);
+	CHILD_EXPECT(fd >= 0);
+	close(fd);
+}
+
+AL_TEST(sandbox_seccomp_socket_families_outside_the_netns_refused)
+{
+	AL_ASSERT_INT_EQ(run_child(families_child), 0);
+}
+
 static void allow_ptrace_child(void)
 {
 	install_or_die(AL_SECCOMP_ALLOW_PTRACE);
