@@ -17,6 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Status, NUL, $PWD, NUL after the marker: a status and a path, never more. */
+#define SENTINEL_TAIL_MAX (32 + 4096 + 2)
+
 struct al_shell {
 	struct al_sandbox *sb;
 	struct al_sandbox_proc *proc; /* NULL when no shell is running */
@@ -200,8 +203,21 @@ int al_sandbox_generic_shell(struct al_sandbox *sb, const char *command,
 		const char *tail = m + sh->marker_len;
 		const char *z1 = memchr(tail, '\0', rest);
 		const char *z2 = z1 ? memchr(z1 + 1, '\0', rest - (size_t)(z1 + 1 - tail)) : NULL;
-		if (z2 == NULL)
+		if (z2 == NULL && rest <= SENTINEL_TAIL_MAX)
 			continue; /* the sentinel is still arriving */
+		if (z2 == NULL) {
+			/*
+			 * The command runs inside this bash, so it can learn the
+			 * marker (e.g. by redefining printf, which the sentinel
+			 * calls) and follow it with endless bytes and no NUL: stop
+			 * buffering them, end the shell as if it had exited.
+			 */
+			al_output_feed(&cap, pend.data, mo);
+			shell_stop(sh, &st);
+			res->exit_code = st.exit_code;
+			res->signal = st.signal;
+			break;
+		}
 		al_output_feed(&cap, pend.data, mo);
 		res->exit_code = (int)strtol(tail, NULL, 10);
 		char *cwd = al_strdup(z1 + 1);

@@ -87,6 +87,33 @@ AL_TEST(shell_stdin_is_devnull_and_forged_sentinel_is_output)
 	al_sandbox_free(sb);
 }
 
+/*
+ * The command controls the shell it runs in: a redefined printf sees the
+ * marker and can follow it with unbounded bytes and no NUL. The host must
+ * not buffer them until the timeout (memory exhaustion of the worker).
+ */
+AL_TEST(shell_forged_sentinel_without_end_is_bounded)
+{
+	struct al_sandbox *sb = shell_sb();
+	struct al_sandbox_result r;
+	double t0 = al_sandbox_now_ms();
+
+	sh(sb,
+	   "printf() { builtin printf \"$1\" 0 | head -c 40; "
+	   "while :; do builtin printf '%065536d' 0; done; }; echo before",
+	   20000, &r);
+	AL_ASSERT(al_sandbox_now_ms() - t0 < 15000);
+	AL_ASSERT_INT_EQ(r.timed_out, 0);
+	AL_ASSERT(strstr(r.out.head, "before") != NULL);
+	al_sandbox_result_clear(&r);
+	/* The shell was ended: the next call gets a fresh one. */
+	sh(sb, "echo fresh", 0, &r);
+	AL_ASSERT_STR_EQ(r.out.head, "fresh\n");
+	AL_ASSERT_INT_EQ(r.shell_restarted, 1);
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+}
+
 AL_TEST(shell_timeout_restarts_in_last_cwd)
 {
 	struct al_sandbox *sb = shell_sb();
