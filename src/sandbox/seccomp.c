@@ -29,6 +29,7 @@ static const char *const deny_eperm[] = {
     "bpf",
     "perf_event_open",
     "userfaultfd",
+    "memfd_secret", /* memory the kernel cannot reach: no tool needs it, it blocks hibernation */
     "keyctl",
     "add_key",
     "request_key",

@@ -370,6 +370,7 @@ static void c_kernel(void)
 	/* Socket families the network namespace does not scope (vsock: the hypervisor). */
 	MUST_FAIL(socket(AF_VSOCK, SOCK_STREAM, 0), "socket(AF_VSOCK)");
 	MUST_FAIL(socket(AF_ALG, SOCK_SEQPACKET, 0), "socket(AF_ALG)");
+	MUST_FAIL(syscall(447 /* memfd_secret */, 0), "memfd_secret");
 	MUST_FAIL(syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0),
 		  "keyctl(GET_KEYRING_ID session)");
 	MUST_FAIL(syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL), "keyctl(JOIN_SESSION)");

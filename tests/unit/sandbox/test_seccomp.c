@@ -86,6 +86,7 @@ static void denied_child(void)
 	CHILD_ERRNO(EPERM, SYS_bpf, 0, 0, 0);
 	CHILD_ERRNO(EPERM, SYS_perf_event_open, 0, 0, -1, -1, 0);
 	CHILD_ERRNO(EPERM, SYS_userfaultfd, 0);
+	CHILD_ERRNO(EPERM, 447 /* memfd_secret */, 0);
 	CHILD_ERRNO(EPERM, SYS_keyctl, 0, 0, 0, 0, 0);
 	CHILD_ERRNO(EPERM, SYS_add_key, 0, 0, 0, 0, 0);
 	CHILD_ERRNO(EPERM, SYS_request_key, 0, 0, 0, 0);
