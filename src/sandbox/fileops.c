@@ -657,6 +657,15 @@ int al_fileops_edit(struct al_fileops_root *root, const char *path, const char *
 	{
 		const char *p = text, *end = text + len, *hit;
 		while ((hit = memmem(p, (size_t)(end - p), old_string, olen)) != NULL) {
+			/*
+			 * Checked as it grows: replace_all of a 1-byte string by a
+			 * long one in a large file would otherwise need count * nlen
+			 * bytes (terabytes) before the final size check.
+			 */
+			if (next.len + (size_t)(hit - p) + nlen > lim.file_max) {
+				rc = -EFBIG;
+				goto fail;
+			}
 			if ((rc = al_buf_append(&next, p, (size_t)(hit - p))) < 0 ||
 			    (rc = al_buf_append(&next, new_string, nlen)) < 0)
 				goto fail;
@@ -945,19 +954,33 @@ struct glob_ctx {
 	size_t n, cap;
 };
 
+/*
+ * "**" matches any run of segments, every other pattern segment exactly one
+ * (fnmatch). Greedy with a single backtrack point, as for '*' in a string:
+ * O(np * ns). The recursive form tried every split for every "**" and a
+ * pattern of many "**" against a deep path ran for hours (host-side DoS).
+ */
 static bool match_segs(char *const *pat, size_t np, char *const *seg, size_t ns)
 {
-	if (np == 0)
-		return ns == 0;
-	if (strcmp(pat[0], "**") == 0) {
-		for (size_t k = 0; k <= ns; k++)
-			if (match_segs(pat + 1, np - 1, seg + k, ns - k))
-				return true;
-		return false;
+	size_t p = 0, s = 0, star = SIZE_MAX, star_s = 0;
+
+	while (s < ns) {
+		if (p < np && strcmp(pat[p], "**") == 0) {
+			star = p++;
+			star_s = s;
+		} else if (p < np && fnmatch(pat[p], seg[s], 0) == 0) {
+			p++;
+			s++;
+		} else if (star != SIZE_MAX) {
+			p = star + 1;
+			s = ++star_s;
+		} else {
+			return false;
+		}
 	}
-	if (ns == 0 || fnmatch(pat[0], seg[0], 0) != 0)
-		return false;
-	return match_segs(pat + 1, np - 1, seg + 1, ns - 1);
+	while (p < np && strcmp(pat[p], "**") == 0)
+		p++;
+	return p == np;
 }
 
 /* Splits s in place on '/', dropping empty and "." segments. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -539,6 +540,77 @@ AL_TEST(sandbox_fileops_glob_order_limits_and_rejections)
 			 -EINVAL);
 	AL_ASSERT_INT_EQ(al_fileops_glob(root, "*", "/etc", &out, NULL, err, sizeof(err)), -EXDEV);
 	AL_ASSERT_NULL(out.text.data);
+	al_fileops_close_root(root);
+}
+
+/*
+ * Many "**" against a deep tree: the matcher tried every split of the path
+ * for every "**" (C(depth + k, k) calls per file), so one pattern from the
+ * agent held the host thread for hours. Now linear: this returns at once.
+ */
+AL_TEST(sandbox_fileops_glob_many_double_stars_is_linear)
+{
+	struct al_fileops_root *root = setup();
+	struct al_fileops_out out = {0};
+	char err[256] = "", p[4096], pat[1024] = "";
+	size_t k = 0;
+	double t0;
+
+	snprintf(p, sizeof(p), "%s", ws);
+	for (int i = 0; i < 40; i++) {
+		strcat(p, "/d");
+		AL_ASSERT_INT_EQ(mkdir(p, 0755), 0);
+	}
+	strcat(p, "/f.c");
+	put("/", p + 1, "");
+	for (int i = 0; i < 40; i++)
+		k += (size_t)snprintf(pat + k, sizeof(pat) - k, "**/");
+	snprintf(pat + k, sizeof(pat) - k, "nomatch");
+	t0 = (double)clock() / CLOCKS_PER_SEC;
+	AL_ASSERT_INT_EQ(al_fileops_glob(root, pat, NULL, &out, NULL, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(out.count, 0);
+	AL_ASSERT((double)clock() / CLOCKS_PER_SEC - t0 < 2.0);
+	al_fileops_out_free(&out);
+	/* Still a matcher: "**" for zero or more segments, with literals between. */
+	AL_ASSERT_INT_EQ(
+	    al_fileops_glob(root, "**/d/**/d/d/**/*.c", NULL, &out, NULL, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(out.count, 1);
+	al_fileops_out_free(&out);
+	AL_ASSERT_INT_EQ(al_fileops_glob(root, "d/**/e/**/*.c", NULL, &out, NULL, err, sizeof(err)),
+			 0);
+	AL_ASSERT_INT_EQ(out.count, 0);
+	al_fileops_out_free(&out);
+	al_fileops_close_root(root);
+}
+
+/*
+ * replace_all of one byte by a long string in a big file: the result's size
+ * was checked only once built (count * len bytes first). Refused as it grows.
+ */
+AL_TEST(sandbox_fileops_edit_growth_is_bounded_while_building)
+{
+	struct al_fileops_root *root = setup();
+	struct al_fileops_limits lim = {.file_max = 1 << 20};
+	char err[256] = "", p[1024];
+	char *big = al_malloc((1 << 20) + 1), *repl = al_malloc(65537);
+	int fd;
+
+	AL_ASSERT(big != NULL && repl != NULL);
+	memset(big, 'a', 1 << 20);
+	big[1 << 20] = '\0';
+	memset(repl, 'b', 65536);
+	repl[65536] = '\0';
+	sub(p, sizeof(p), ws, "big");
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	AL_ASSERT(fd >= 0);
+	AL_ASSERT_INT_EQ(write(fd, big, 1 << 20), 1 << 20);
+	close(fd);
+	/* Built whole, this would take 64 GiB; refused after about 1 MiB. */
+	AL_ASSERT_INT_EQ(al_fileops_edit(root, "big", "a", repl, true, &lim, err, sizeof(err)),
+			 -EFBIG);
+	AL_ASSERT_STR_EQ(get(ws, "big") + 4090, "aaaaa");
+	al_free(big);
+	al_free(repl);
 	al_fileops_close_root(root);
 }
 
