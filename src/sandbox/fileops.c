@@ -1206,6 +1206,57 @@ static int grep_visit_cb(struct walk *w, int dirfd, const char *name, const char
 	return rc;
 }
 
+/*
+ * glibc's regex is a backtracking matcher once back-references appear
+ * ("(.*)(.*)\2\1x" takes more than 10 s on a 100-byte line) and regcomp
+ * copies a subexpression once per count of a {n,m}, multiplied through
+ * nesting ("((a{1,100}){1,100}){1,100}" took 1.2 GB). The pattern is the
+ * agent's and runs on the host, over every line of the workspace: refuse
+ * back-references, and intervals whose bounds multiply (over-approximating
+ * nesting) past REGEX_DUP_BUDGET. NULL when acceptable, else why not.
+ */
+#define REGEX_DUP_BUDGET 10000u
+
+static const char *regex_too_costly(const char *pat)
+{
+	unsigned long long product = 1;
+
+	for (const char *p = pat; *p; p++) {
+		if (*p == '\\') {
+			if (p[1] >= '1' && p[1] <= '9')
+				return "back-references are not supported";
+			if (p[1] == '\0')
+				break;
+			p++;
+			continue;
+		}
+		if (*p != '{')
+			continue;
+		unsigned long long lo = 0, hi;
+		const char *q = p + 1;
+		int digits = 0;
+		while (*q >= '0' && *q <= '9' && lo <= REGEX_DUP_BUDGET)
+			lo = lo * 10 + (unsigned)(*q++ - '0'), digits++;
+		hi = lo;
+		if (*q == ',') {
+			q++;
+			if (*q >= '0' && *q <= '9') {
+				hi = 0;
+				while (*q >= '0' && *q <= '9' && hi <= REGEX_DUP_BUDGET)
+					hi = hi * 10 + (unsigned)(*q++ - '0');
+			} else {
+				hi = lo + 1; /* {n,}: n copies and a star */
+			}
+		}
+		if (!digits && *q != '}')
+			continue;
+		product *= hi > 1 ? hi : 1;
+		if (product > REGEX_DUP_BUDGET)
+			return "repetition counts too large";
+	}
+	return NULL;
+}
+
 int al_fileops_grep(struct al_fileops_root *root, const char *pattern, const char *path,
 		    struct al_fileops_out *out, const struct al_fileops_limits *limits, char *err,
 		    size_t errlen)
@@ -1220,6 +1271,11 @@ int al_fileops_grep(struct al_fileops_root *root, const char *pattern, const cha
 	limits_init(&w.lim, limits);
 	if (pattern == NULL) {
 		snprintf(err, errlen, "grep: no pattern");
+		return -EINVAL;
+	}
+	const char *costly = regex_too_costly(pattern);
+	if (costly) {
+		snprintf(err, errlen, "grep: regular expression refused: %s", costly);
 		return -EINVAL;
 	}
 	rc = regcomp(&g.re, pattern, REG_EXTENDED | REG_NOSUB);

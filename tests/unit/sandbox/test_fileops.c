@@ -614,6 +614,43 @@ AL_TEST(sandbox_fileops_edit_growth_is_bounded_while_building)
 	al_fileops_close_root(root);
 }
 
+/*
+ * The agent's regex runs on the host over every line of the workspace:
+ * back-references make glibc backtrack exponentially, nested intervals make
+ * regcomp copy a subexpression a million times. Both refused up front.
+ */
+AL_TEST(sandbox_fileops_grep_refuses_costly_regex)
+{
+	struct al_fileops_root *root = setup();
+	struct al_fileops_out out = {0};
+	char err[256] = "", line[260];
+
+	memset(line, 'a', 200);
+	strcpy(line + 200, " 555-1234\n");
+	put(ws, "lines.txt", line);
+	AL_ASSERT_INT_EQ(al_fileops_grep(root, "(.*)(.*)(.*)(.*)(.*)\\5\\4\\3\\2\\1x", NULL, &out,
+					 NULL, err, sizeof(err)),
+			 -EINVAL);
+	AL_ASSERT(strstr(err, "back-references") != NULL);
+	AL_ASSERT_INT_EQ(al_fileops_grep(root, "((a{1,100}){1,100}){1,100}b", NULL, &out, NULL, err,
+					 sizeof(err)),
+			 -EINVAL);
+	AL_ASSERT(strstr(err, "repetition") != NULL);
+	AL_ASSERT_INT_EQ(
+	    al_fileops_grep(root, "a{99999999999999999999}", NULL, &out, NULL, err, sizeof(err)),
+	    -EINVAL);
+	AL_ASSERT_NULL(out.text.data);
+	/* Ordinary intervals and escapes still work. */
+	AL_ASSERT_INT_EQ(
+	    al_fileops_grep(root, "[0-9]{3}-[0-9]{4}$", NULL, &out, NULL, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(out.count, 1);
+	al_fileops_out_free(&out);
+	AL_ASSERT_INT_EQ(
+	    al_fileops_grep(root, "\\.txt|a{2,}\\{", NULL, &out, NULL, err, sizeof(err)), 0);
+	al_fileops_out_free(&out);
+	al_fileops_close_root(root);
+}
+
 AL_TEST(sandbox_fileops_grep_format_and_limits)
 {
 	struct al_fileops_root *root = setup();
