@@ -431,26 +431,37 @@ static int bw_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 	 * away and replaced by a `.git` with hooks of the sandbox's making.
 	 */
 	snprintf(gitdir, sizeof(gitdir), "%s/.git", sb->workspace);
-	add(&a, "--bind-try");
-	add(&a, gitdir);
-	add(&a, gitdir);
-	{
-		/* A repository without hooks gets an empty hooks directory to protect. */
-		struct stat gs;
-		char hk[4096];
-		if (lstat(gitdir, &gs) == 0 && S_ISDIR(gs.st_mode) &&
-		    (size_t)snprintf(hk, sizeof(hk), "%s/hooks", gitdir) < sizeof(hk) &&
-		    mkdir(hk, 0755) == 0)
-			(void)!lchown(hk, gs.st_uid, gs.st_gid);
-	}
 	snprintf(hooks, sizeof(hooks), "%s/.git/hooks", sb->workspace);
 	snprintf(config, sizeof(config), "%s/.git/config", sb->workspace);
-	add(&a, "--ro-bind-try");
-	add(&a, hooks);
-	add(&a, hooks);
-	add(&a, "--ro-bind-try");
-	add(&a, config);
-	add(&a, config);
+	{
+		/*
+		 * bwrap follows symlinks in bind sources and destinations, and the
+		 * workspace is the sandbox's: a command could plant `.git` (or,
+		 * in a `.git` it created, `hooks`/`config`) as a symlink that the
+		 * next command's bwrap would resolve on the host. As native's
+		 * protect_git: only real directories and files are bound.
+		 */
+		struct stat gs, hs, cs;
+		int gdir = lstat(gitdir, &gs) == 0 && S_ISDIR(gs.st_mode);
+		if (gdir) {
+			add(&a, "--bind-try");
+			add(&a, gitdir);
+			add(&a, gitdir);
+			/* A repository without hooks gets an empty hooks directory to protect. */
+			if (mkdir(hooks, 0755) == 0)
+				(void)!lchown(hooks, gs.st_uid, gs.st_gid);
+		}
+		if (gdir && lstat(hooks, &hs) == 0 && !S_ISLNK(hs.st_mode)) {
+			add(&a, "--ro-bind-try");
+			add(&a, hooks);
+			add(&a, hooks);
+		}
+		if (gdir && lstat(config, &cs) == 0 && !S_ISLNK(cs.st_mode)) {
+			add(&a, "--ro-bind-try");
+			add(&a, config);
+			add(&a, config);
+		}
+	}
 	for (size_t i = 0; i < sb->policy.n_ro; i++) {
 		add(&a, "--ro-bind");
 		add(&a, sb->ro_paths[i]);

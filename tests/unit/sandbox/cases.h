@@ -311,6 +311,31 @@ CASE(git_dir_cannot_be_replaced)
 	AL_ASSERT_INT_EQ(stat(d, &st), -1);
 }
 
+/*
+ * A `.git` planted as a symlink by one command (the workspace is the
+ * sandbox's) must not be followed when the next command's mounts are made:
+ * bwrap resolved it on the host (a bind of whatever it named, or every
+ * later command failing to start). Only a real `.git` directory is bound.
+ */
+CASE(planted_git_symlink_is_not_followed)
+{
+	struct al_sandbox_result r;
+	char d[700];
+
+	snprintf(d, sizeof(d), "%s/gitout", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(mkdir(d, 0755), 0);
+	struct al_sandbox *sb = make_sb();
+	run_sh(sb, "ln -s ../gitout .git; echo $?", &r);
+	AL_ASSERT_STR_EQ(r.out.head, "0\n");
+	al_sandbox_result_clear(&r);
+	/* The next command starts, and nothing of the host's is bound at the target. */
+	run_sh(sb, "test -d ../gitout; echo $?; test -L .git; echo $?", &r);
+	AL_ASSERT_INT_EQ(r.exit_code, 0);
+	AL_ASSERT_STR_EQ(r.out.head, "1\n0\n");
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(sb);
+}
+
 CASE(network_loopback_only)
 {
 	struct al_sandbox *sb = make_sb();
