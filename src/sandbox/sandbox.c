@@ -176,6 +176,12 @@ int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_
 			 p->workspace);
 		return -EINVAL;
 	}
+	if (p->cpu_pct > AL_SANDBOX_MAX_CPU_PCT) {
+		/* limits.c writes cpu_pct * 1000 as a quota in microseconds. */
+		snprintf(err, errlen, "cpu quota %u%% is over the %u%% maximum", p->cpu_pct,
+			 AL_SANDBOX_MAX_CPU_PCT);
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < p->n_ro; i++)
 		if (!path_ok(p->ro_paths[i])) {
 			snprintf(err, errlen,

@@ -68,6 +68,9 @@ struct al_egress_decision; /* sandbox/egress.h */
  * the strings alive for the duration of al_sandbox_new (the sandbox copies
  * what it needs).
  */
+/* Largest CPU quota a policy may ask for: 1024 CPUs' worth. */
+#define AL_SANDBOX_MAX_CPU_PCT (1024u * 100u)
+
 struct al_sandbox_policy {
 	const char *workspace;	     /* absolute dir, bound read-write at the same path; cwd */
 	const char *const *ro_paths; /* extra absolute paths bound read-only at the same path */

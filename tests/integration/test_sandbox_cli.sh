@@ -31,6 +31,8 @@ for b in native bwrap; do
 	grep -q "sk-ant-x" "$T/err" && fail "$b: a secret value reached an error message"
 	rc=0; $RUN --backend $b --workspace /nonexistent/x -- true 2>/dev/null || rc=$?
 	[ $rc -eq 125 ] || fail "$b: bad workspace gave $rc"
+	rc=0; $RUN --backend $b --cpu 5000000 -- true 2>"$T/err" || rc=$?
+	[ $rc -eq 125 ] && grep -q "cpu quota" "$T/err" || fail "$b: an overflowing --cpu gave $rc"
 
 	out=$($RUN --backend $b -- sh -c 'echo hello; hostname; pwd' 2>/dev/null)
 	[ "$out" = "hello
