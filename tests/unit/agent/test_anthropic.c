@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "http/server.h"
+#include "unit/support/raw_http.h"
 #include "unit/unit.h"
 
 #include <arpa/inet.h>
@@ -56,62 +57,22 @@ static void send_all(int fd, const char *p, size_t n)
 	}
 }
 
-static int header_value(const char *head, const char *name, char *out, size_t outlen)
-{
-	const char *p = head;
-	size_t nlen = strlen(name);
-
-	while ((p = strstr(p, "\r\n")) != NULL) {
-		p += 2;
-		if (strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
-			const char *v = p + nlen + 1, *e;
-			while (*v == ' ')
-				v++;
-			e = strstr(v, "\r\n");
-			if (e == NULL)
-				return 0;
-			snprintf(out, outlen, "%.*s", (int)(e - v), v);
-			return 1;
-		}
-	}
-	return 0;
-}
-
 static void *conn_main(void *arg)
 {
 	struct conn_arg *a = arg;
 	struct stub_srv *s = a->s;
 	int fd = a->fd;
 	static __thread char buf[256 * 1024];
-	char method[16] = "", path[256] = "", key[256], cl[32], head[512];
-	size_t len = 0, clen = 0, hlen;
-	char *end = NULL;
+	char method[16] = "", path[256] = "", key[256], head[512];
+	size_t len = 0, clen = 0, hlen = 0;
 	struct al_model_stub_reply r = {0};
 
 	free(a);
-	while (len < sizeof(buf) - 1) {
-		ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-		if (n <= 0)
-			goto done;
-		len += (size_t)n;
-		buf[len] = '\0';
-		if ((end = strstr(buf, "\r\n\r\n")) != NULL)
-			break;
-	}
-	if (end == NULL)
+	if (al_test_read_request(fd, buf, sizeof(buf), &len, &hlen, &clen) < 0)
 		goto done;
-	hlen = (size_t)(end - buf) + 4;
-	if (header_value(buf, "content-length", cl, sizeof(cl)))
-		clen = strtoul(cl, NULL, 10);
-	while (len < hlen + clen && len < sizeof(buf) - 1) {
-		ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-		if (n <= 0)
-			goto done;
-		len += (size_t)n;
-	}
 	sscanf(buf, "%15s %255s", method, path);
 	if (al_model_stub_handle(s->stub, method, path,
-				 header_value(buf, "x-api-key", key, sizeof(key)) ? key : NULL,
+				 al_test_header(buf, "x-api-key", key, sizeof(key)) ? key : NULL,
 				 buf + hlen, clen, &r) < 0)
 		goto done;
 	if (r.delay_ms) {

@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "http/server.h"
+#include "unit/support/raw_http.h"
 #include "unit/unit.h"
 
 #include <arpa/inet.h>
@@ -63,62 +64,21 @@ static void send_str(int fd, const char *s)
 	send_all(fd, s, strlen(s));
 }
 
-static const char *find_header(const char *head, const char *name, char *out, size_t outlen)
-{
-	const char *p = head;
-	size_t nlen = strlen(name);
-
-	while ((p = strstr(p, "\r\n")) != NULL) {
-		p += 2;
-		if (strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
-			const char *v = p + nlen + 1, *e;
-			while (*v == ' ')
-				v++;
-			e = strstr(v, "\r\n");
-			if (e == NULL)
-				return NULL;
-			snprintf(out, outlen, "%.*s", (int)(e - v), v);
-			return out;
-		}
-	}
-	return NULL;
-}
-
 static void *conn_main(void *arg)
 {
 	struct conn_arg *a = arg;
 	struct peer *p = a->p;
 	int fd = a->fd;
 	char buf[65536], method[16] = "", path[256] = "", hv[128];
-	size_t len = 0, clen = 0, hlen;
-	char *end = NULL;
+	size_t len = 0, clen = 0, hlen = 0;
 
 	free(a);
-	while (len < sizeof(buf) - 1) {
-		ssize_t r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-		if (r <= 0)
-			goto done;
-		len += (size_t)r;
-		buf[len] = '\0';
-		if ((end = strstr(buf, "\r\n\r\n")) != NULL)
-			break;
-	}
-	if (end == NULL)
+	if (al_test_read_request(fd, buf, sizeof(buf), &len, &hlen, &clen) < 0)
 		goto done;
-	hlen = (size_t)(end - buf) + 4;
-	if (find_header(buf, "Content-Length", hv, sizeof(hv)))
-		clen = strtoul(hv, NULL, 10);
-	while (len < hlen + clen && len < sizeof(buf) - 1) {
-		ssize_t r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-		if (r <= 0)
-			goto done;
-		len += (size_t)r;
-	}
-	buf[len] = '\0';
 	sscanf(buf, "%15s %255s", method, path);
-	if (find_header(buf, "x-api-key", hv, sizeof(hv)))
+	if (al_test_header(buf, "x-api-key", hv, sizeof(hv)))
 		snprintf(p->last_auth, sizeof(p->last_auth), "%s", hv);
-	if (find_header(buf, "Expect", hv, sizeof(hv)))
+	if (al_test_header(buf, "Expect", hv, sizeof(hv)))
 		atomic_fetch_add(&p->saw_expect, 1);
 	atomic_fetch_add(&p->requests, 1);
 
