@@ -282,6 +282,35 @@ static inline void fx_send_str(int fd, const char *s)
 }
 
 /* Reads until EOF (or error/timeout) into a malloc'd NUL-terminated string. */
+/* The byte at offset i of a large-transfer test stream: not periodic in 2^k. */
+static inline char fx_pattern(size_t i)
+{
+	return (char)(i * 7 % 251);
+}
+
+/* Sends n pattern bytes on fd from a thread, then shuts down writing. */
+struct fx_pusher {
+	int fd;
+	size_t n;
+};
+
+static inline void *fx_push_thread(void *arg)
+{
+	struct fx_pusher *p = arg;
+	char buf[65536];
+	size_t sent = 0;
+
+	while (sent < p->n) {
+		size_t k = p->n - sent < sizeof(buf) ? p->n - sent : sizeof(buf);
+		for (size_t i = 0; i < k; i++)
+			buf[i] = fx_pattern(sent + i);
+		fx_send(p->fd, buf, k);
+		sent += k;
+	}
+	shutdown(p->fd, SHUT_WR);
+	return NULL;
+}
+
 static inline char *fx_read_all(int fd, size_t *len)
 {
 	size_t cap = 4096, n = 0;

@@ -314,33 +314,11 @@ AL_TEST(egress_http_forward_denied)
 	up_free(u);
 }
 
-struct pusher {
-	int fd;
-	size_t n;
-};
-
-static void *push_thread(void *arg)
-{
-	struct pusher *p = arg;
-	char buf[65536];
-	size_t sent = 0;
-
-	while (sent < p->n) {
-		size_t k = p->n - sent < sizeof(buf) ? p->n - sent : sizeof(buf);
-		for (size_t i = 0; i < k; i++)
-			buf[i] = (char)((sent + i) * 7 % 251);
-		fx_send(p->fd, buf, k);
-		sent += k;
-	}
-	shutdown(p->fd, SHUT_WR);
-	return NULL;
-}
-
 AL_TEST(egress_large_transfer_both_ways)
 {
 	struct upstream *u = up_start(UP_ECHO);
 	struct fx *fx = fx_for_upstream(u->port);
-	struct pusher p;
+	struct fx_pusher p;
 	pthread_t th;
 	char auth[64], head[1024], *buf;
 	size_t total = 16u * 1024u * 1024u, got = 0;
@@ -353,7 +331,7 @@ AL_TEST(egress_large_transfer_both_ways)
 	AL_ASSERT(strncmp(head, "HTTP/1.1 200 ", 13) == 0);
 	p.fd = fd;
 	p.n = total;
-	pthread_create(&th, NULL, push_thread, &p);
+	pthread_create(&th, NULL, fx_push_thread, &p);
 	/* Read nothing for a while: the echo path fills up and every stage
 	 * must stop reading instead of buffering 16 MiB. */
 	usleep(300000);
@@ -363,7 +341,7 @@ AL_TEST(egress_large_transfer_both_ways)
 		if (r <= 0)
 			break;
 		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != (char)((got + (size_t)i) * 7 % 251))
+			if (buf[i] != fx_pattern(got + (size_t)i))
 				al_test_fail(__FILE__, __LINE__, "byte %zu differs",
 					     got + (size_t)i);
 		got += (size_t)r;

@@ -120,34 +120,12 @@ AL_TEST(forwarder_end_to_end)
 	up_free(http);
 }
 
-struct pusher {
-	int fd;
-	size_t n;
-};
-
-static void *push_thread(void *arg)
-{
-	struct pusher *p = arg;
-	char buf[65536];
-	size_t sent = 0;
-
-	while (sent < p->n) {
-		size_t k = p->n - sent < sizeof(buf) ? p->n - sent : sizeof(buf);
-		for (size_t i = 0; i < k; i++)
-			buf[i] = (char)((sent + i) * 13 % 253);
-		fx_send(p->fd, buf, k);
-		sent += k;
-	}
-	shutdown(p->fd, SHUT_WR);
-	return NULL;
-}
-
 AL_TEST(forwarder_large_transfer_both_ways)
 {
 	struct fwd f;
 	struct fx *fx = fx_new();
 	struct upstream *u;
-	struct pusher p;
+	struct fx_pusher p;
 	pthread_t th;
 	char auth[64], head[1024], *buf;
 	size_t total = 8u * 1024u * 1024u, got = 0;
@@ -165,7 +143,7 @@ AL_TEST(forwarder_large_transfer_both_ways)
 	AL_ASSERT(strncmp(head, "HTTP/1.1 200 ", 13) == 0);
 	p.fd = fd;
 	p.n = total;
-	pthread_create(&th, NULL, push_thread, &p);
+	pthread_create(&th, NULL, fx_push_thread, &p);
 	usleep(200000); /* let every buffer on the path fill */
 	buf = malloc(65536);
 	while (got < total) {
@@ -173,7 +151,7 @@ AL_TEST(forwarder_large_transfer_both_ways)
 		if (r <= 0)
 			break;
 		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != (char)((got + (size_t)i) * 13 % 253))
+			if (buf[i] != fx_pattern(got + (size_t)i))
 				al_test_fail(__FILE__, __LINE__, "byte %zu differs",
 					     got + (size_t)i);
 		got += (size_t)r;
