@@ -792,11 +792,5 @@ done:
 
 void al_api_agents_archive(struct al_api_ctx *ctx)
 {
-	struct al_api_job *job = al_api_job_new(ctx, archive_fn);
-
-	if (job == NULL) {
-		al_api_error_errno(ctx->req, -ENOMEM, "agent");
-		return;
-	}
-	al_api_job_submit(job);
+	al_api_submit(ctx, archive_fn, NULL, "agent");
 }

@@ -95,6 +95,19 @@ void al_api_job_submit(struct al_api_job *job)
 	}
 }
 
+void al_api_submit(struct al_api_ctx *ctx, al_api_job_fn fn, al_api_job_done_cb done,
+		   const char *what)
+{
+	struct al_api_job *job = al_api_job_new(ctx, fn);
+
+	if (job == NULL) {
+		al_api_error_errno(ctx->req, -ENOMEM, what);
+		return;
+	}
+	job->done = done;
+	al_api_job_submit(job);
+}
+
 static int job_vfail(struct al_api_job *job, int status, const char *type, const char *fmt,
 		     va_list ap) __attribute__((format(printf, 4, 0)));
 

@@ -159,13 +159,7 @@ static int get_fn(al_store_tx *tx, struct al_api_job *job)
 
 void al_api_environments_get(struct al_api_ctx *ctx)
 {
-	struct al_api_job *job = al_api_job_new(ctx, get_fn);
-
-	if (job == NULL) {
-		al_api_error_errno(ctx->req, -ENOMEM, "environment");
-		return;
-	}
-	al_api_job_submit(job);
+	al_api_submit(ctx, get_fn, NULL, "environment");
 }
 
 void al_api_environments_list(struct al_api_ctx *ctx)
@@ -257,13 +251,7 @@ done:
 
 void al_api_environments_archive(struct al_api_ctx *ctx)
 {
-	struct al_api_job *job = al_api_job_new(ctx, archive_fn);
-
-	if (job == NULL) {
-		al_api_error_errno(ctx->req, -ENOMEM, "environment");
-		return;
-	}
-	al_api_job_submit(job);
+	al_api_submit(ctx, archive_fn, NULL, "environment");
 }
 
 static int delete_fn(al_store_tx *tx, struct al_api_job *job)
@@ -287,12 +275,5 @@ static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 
 void al_api_environments_delete(struct al_api_ctx *ctx)
 {
-	struct al_api_job *job = al_api_job_new(ctx, delete_fn);
-
-	if (job == NULL) {
-		al_api_error_errno(ctx->req, -ENOMEM, "environment");
-		return;
-	}
-	job->done = al_api_keys_revoked_done;
-	al_api_job_submit(job);
+	al_api_submit(ctx, delete_fn, al_api_keys_revoked_done, "environment");
 }

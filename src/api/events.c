@@ -576,12 +576,5 @@ done:
 
 void al_api_events_stream(struct al_api_ctx *ctx)
 {
-	struct al_api_job *job = al_api_job_new(ctx, stream_check_fn);
-
-	if (job == NULL) {
-		al_api_error_errno(ctx->req, -ENOMEM, "stream");
-		return;
-	}
-	job->done = stream_checked;
-	al_api_job_submit(job);
+	al_api_submit(ctx, stream_check_fn, stream_checked, "stream");
 }

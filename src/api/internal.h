@@ -58,6 +58,12 @@ struct al_api_job *al_api_job_new(struct al_api_ctx *ctx, al_api_job_fn fn);
  * never touches it again either way.
  */
 void al_api_job_submit(struct al_api_job *job);
+/*
+ * The common case: a job with no input of its own, finished by `done`
+ * (NULL: the default reply). Answers 529 overloaded if it cannot be made.
+ */
+void al_api_submit(struct al_api_ctx *ctx, al_api_job_fn fn, al_api_job_done_cb done,
+		   const char *what);
 void al_api_job_free(struct al_api_job *job);
 /* Default reply: out with status, or the recorded error. Frees the job. */
 void al_api_job_reply(struct al_api_job *job, int rc);

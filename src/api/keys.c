@@ -199,12 +199,5 @@ void al_api_keys_revoked_done(struct al_api_job *job, int rc)
 
 void al_api_keys_revoke(struct al_api_ctx *ctx)
 {
-	struct al_api_job *job = al_api_job_new(ctx, revoke_fn);
-
-	if (job == NULL) {
-		al_api_error_errno(ctx->req, -ENOMEM, "environment key");
-		return;
-	}
-	job->done = al_api_keys_revoked_done;
-	al_api_job_submit(job);
+	al_api_submit(ctx, revoke_fn, al_api_keys_revoked_done, "environment key");
 }

@@ -316,21 +316,9 @@ static int get_fn(al_store_tx *tx, struct al_api_job *job)
 	return job->out ? 0 : -EIO;
 }
 
-static void submit_simple(struct al_api_ctx *ctx, al_api_job_fn fn, al_api_job_done_cb done)
-{
-	struct al_api_job *job = al_api_job_new(ctx, fn);
-
-	if (job == NULL) {
-		al_api_error_errno(ctx->req, -ENOMEM, "session");
-		return;
-	}
-	job->done = done;
-	al_api_job_submit(job);
-}
-
 void al_api_sessions_get(struct al_api_ctx *ctx)
 {
-	submit_simple(ctx, get_fn, NULL);
+	al_api_submit(ctx, get_fn, NULL, "session");
 }
 
 struct list_ud {
@@ -564,7 +552,7 @@ static int delete_fn(al_store_tx *tx, struct al_api_job *job)
 
 void al_api_sessions_delete(struct al_api_ctx *ctx)
 {
-	submit_simple(ctx, delete_fn, al_api_keys_revoked_done);
+	al_api_submit(ctx, delete_fn, al_api_keys_revoked_done, "session");
 }
 
 static int archive_fn(al_store_tx *tx, struct al_api_job *job)
@@ -593,5 +581,5 @@ done:
 
 void al_api_sessions_archive(struct al_api_ctx *ctx)
 {
-	submit_simple(ctx, archive_fn, NULL);
+	al_api_submit(ctx, archive_fn, NULL, "session");
 }
