@@ -345,10 +345,21 @@ void al_limits_cgroup_free(struct al_cgroup *cg)
 	if (cg == NULL)
 		return;
 	al_limits_cgroup_kill(cg);
-	/* rmdir fails with EBUSY until the killed tasks are gone: retry briefly. */
-	for (int i = 0; i < cg->n; i++)
-		for (int t = 0; t < 200 && rmdir(cg->dirs[i]) < 0 && errno == EBUSY; t++)
-			usleep(1000);
+	/*
+	 * rmdir fails with EBUSY until the killed tasks are gone. That is
+	 * usually a millisecond, but a task killed mid-way through a large
+	 * write under load can take far longer to exit; give up only after
+	 * about 5 s (backing off to 50 ms) rather than leak the cgroup.
+	 */
+	for (int i = 0; i < cg->n; i++) {
+		useconds_t wait = 1000, waited = 0;
+		while (rmdir(cg->dirs[i]) < 0 && errno == EBUSY && waited < 5000000) {
+			usleep(wait);
+			waited += wait;
+			if (wait < 50000)
+				wait *= 2;
+		}
+	}
 	remove_dirs(cg);
 	al_free(cg);
 }
