@@ -51,6 +51,7 @@ static json_t *base(const struct al_audit_ctx *ctx, int class_uid, const char *c
 		rc |= set_str(a, "session_id", ctx->session_id);
 		rc |= set_str(a, "request_id", ctx->request_id);
 		rc |= set_str(a, "tool_call_id", ctx->tool_call_id);
+		rc |= set_str(a, "work_id", ctx->work_id);
 		rc |= set_str(a, "policy_hash", ctx->policy_hash);
 		rc |= set_str(a, "features", ctx->features);
 	}
@@ -238,6 +239,27 @@ json_t *al_audit_rec_network(const struct al_audit_ctx *ctx, const struct al_aud
 		goto fail;
 	return r;
 fail:
+	json_decref(r);
+	return NULL;
+}
+
+json_t *al_audit_rec_event(const struct al_audit_ctx *ctx, const char *event, int failed,
+			   json_t *fields)
+{
+	json_t *ours = NULL;
+	json_t *r = NULL;
+
+	if (event == NULL || (fields != NULL && !json_is_object(fields)))
+		goto fail;
+	r = base(ctx, 6003, "API Activity", 6, "Application Activity", 99, "Other", failed, &ours);
+	if (r == NULL || set_str(ours, "event", event) < 0)
+		goto fail;
+	if (fields != NULL && json_object_update(ours, fields) < 0)
+		goto fail;
+	json_decref(fields);
+	return r;
+fail:
+	json_decref(fields);
 	json_decref(r);
 	return NULL;
 }

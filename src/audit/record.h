@@ -23,6 +23,7 @@ struct al_audit_ctx {
 	const char *session_id;
 	const char *request_id;
 	const char *tool_call_id;
+	const char *work_id;	 /* the work item (worker) */
 	const char *policy_hash; /* SHA-256 of the policy in force */
 	const char *features;	 /* kernel features in force, e.g. "userns,landlock=7,seccomp" */
 };
@@ -95,5 +96,15 @@ struct al_audit_net {
 };
 
 json_t *al_audit_rec_network(const struct al_audit_ctx *ctx, const struct al_audit_net *n);
+
+/*
+ * An event with no closer OCSF class (work item claimed, lease lost, tool
+ * call answered...): class 6003 API Activity, activity 99 Other, with
+ * airlock.event = `event` ("work.claimed", "tool.result"...) and every member
+ * of `fields` (stolen, even on failure; may be NULL) merged into "airlock".
+ * `failed` sets status_id 2 Failure.
+ */
+json_t *al_audit_rec_event(const struct al_audit_ctx *ctx, const char *event, int failed,
+			   json_t *fields);
 
 #endif

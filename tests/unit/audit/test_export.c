@@ -326,3 +326,20 @@ AL_TEST(audit_syslog_bad_target_and_sd_escaping)
 	al_buf_free(&b);
 	json_decref(r);
 }
+
+AL_TEST(audit_rec_event_merges_fields)
+{
+	struct al_audit_ctx wctx = {.session_id = "sesn_1", .work_id = "work_1"};
+	json_t *r = al_audit_rec_event(&wctx, "work.claimed", 0, json_pack("{s:i}", "attempt", 2));
+
+	AL_ASSERT_NOT_NULL(r);
+	AL_ASSERT_INT_EQ(json_integer_value(json_object_get(r, "class_uid")), 6003);
+	AL_ASSERT_INT_EQ(json_integer_value(json_object_get(r, "type_uid")), 600399);
+	AL_ASSERT_INT_EQ(json_integer_value(json_object_get(r, "status_id")), 1);
+	AL_ASSERT_STR_EQ(json_string_value(path_get(r, "airlock", "event")), "work.claimed");
+	AL_ASSERT_STR_EQ(json_string_value(path_get(r, "airlock", "work_id")), "work_1");
+	AL_ASSERT_INT_EQ(json_integer_value(path_get(r, "airlock", "attempt")), 2);
+	json_decref(r);
+	/* a non-object is refused (and freed) */
+	AL_ASSERT_NULL(al_audit_rec_event(&wctx, "x", 1, json_string("no")));
+}

@@ -1,0 +1,73 @@
+/*
+ * journal.h - the worker's exactly-once journal of tool calls (SQLite).
+ *
+ * The rule (docs/WORKER.md, "Exactly once"):
+ *   begin     before a call runs, durably (fsync'd): state STARTED;
+ *   finish    after it ran, durably, with the result event to send: DONE;
+ *   answered  once the control plane acknowledged the result (2xx), or the
+ *             session's history already holds an answer: ANSWERED (need not
+ *             be synced: if it is lost, the history shows the answer).
+ * After a crash, a call found STARTED is never run again: it is answered with
+ * an error result saying the worker restarted during execution; a call found
+ * DONE has its stored result sent (it ran once and is answered once); a call
+ * found ANSWERED is left alone.
+ *
+ * Keyed by (session_id, tool_use_id), so it holds across work items of the
+ * same session and across restarts of the worker on the same state dir.
+ *
+ * Thread-safe (SQLite serialized mode plus one mutex): tool threads call
+ * begin/finish, the loop thread calls answered/get.
+ */
+#ifndef AL_WORKER_JOURNAL_H
+#define AL_WORKER_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum al_journal_state {
+	AL_JOURNAL_NONE = 0,	 /* never seen */
+	AL_JOURNAL_STARTED = 1,	 /* began, no result recorded */
+	AL_JOURNAL_DONE = 2,	 /* result recorded, not yet acknowledged */
+	AL_JOURNAL_ANSWERED = 3, /* answer acknowledged (or seen in history) */
+};
+
+struct al_journal;
+
+/*
+ * Opens (creating, mode 0600) the journal at path: WAL, synchronous=FULL,
+ * schema versioned (a newer schema is refused with -EPROTO). Returns 0 or a
+ * negative errno with a message in err.
+ */
+int al_journal_open(const char *path, struct al_journal **out, char *err, size_t errlen);
+void al_journal_close(struct al_journal *j); /* NULL ok */
+
+/*
+ * Records that the call is about to run. 0 when newly STARTED; -EEXIST when
+ * the call is already known (then *prev holds its state and nothing changed:
+ * do not run it). work_id, name and input_sha256 are kept for the operator.
+ */
+int al_journal_begin(struct al_journal *j, const char *session_id, const char *tool_use_id,
+		     const char *work_id, const char *name, const char *input_sha256,
+		     enum al_journal_state *prev);
+/*
+ * STARTED -> DONE with the result event to send (`result_json`, the whole
+ * user.tool_result event as compact JSON). -ENOENT if unknown, -EALREADY if
+ * already DONE or ANSWERED (unchanged).
+ */
+int al_journal_finish(struct al_journal *j, const char *session_id, const char *tool_use_id,
+		      const char *result_json);
+/*
+ * Any state -> ANSWERED (an unknown call is inserted as ANSWERED: an answer
+ * seen in history for a call we never ran). Idempotent.
+ */
+int al_journal_answered(struct al_journal *j, const char *session_id, const char *tool_use_id);
+/*
+ * The state of a call; with result_json non-NULL and state DONE or ANSWERED,
+ * *result_json receives the stored result (owned: al_free), else NULL.
+ */
+int al_journal_get(struct al_journal *j, const char *session_id, const char *tool_use_id,
+		   enum al_journal_state *state, char **result_json);
+/* Deletes ANSWERED entries last changed more than max_age_ms ago. Returns the count. */
+int al_journal_prune(struct al_journal *j, int64_t max_age_ms);
+
+#endif

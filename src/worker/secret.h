@@ -1,0 +1,30 @@
+/*
+ * secret.h - a work item's `secret`: base64url (padding optional) of the
+ * JSON {"sessions_token": "...", "api_base_url"?: "..."}. The sessions token
+ * is the Bearer for every per-session call of that item.
+ *
+ * The decoded buffers are wiped before they are freed; nothing here logs or
+ * echoes the input in an error message.
+ */
+#ifndef AL_WORKER_SECRET_H
+#define AL_WORKER_SECRET_H
+
+#include <stddef.h>
+
+struct al_work_secret {
+	char *sessions_token; /* owned, secret */
+	char *api_base_url;   /* owned, NULL when absent */
+};
+
+/*
+ * Decodes `secret` (len bytes, need not be NUL-terminated). Returns 0, or
+ * -EINVAL (not base64url, not a JSON object, sessions_token missing/empty or
+ * not a string, api_base_url not an http(s) URL) with a reason in err that
+ * never quotes the input, or -ENOMEM.
+ */
+int al_work_secret_decode(const char *secret, size_t len, struct al_work_secret *out, char *err,
+			  size_t errlen);
+/* Wipes and frees the members; NULL-safe; leaves *s zeroed. */
+void al_work_secret_clear(struct al_work_secret *s);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * tools.h - the built-in tools a self-hosted worker executes (bash, read,
+ * write, edit, glob, grep), for one session, inside that session's sandbox.
+ *
+ * A tool session owns the session's workspace (<workdir>/<session_id>,
+ * created mode 0700, owned by the uid commands run as inside the sandbox),
+ * its sandbox (created on the first bash call: file tools do not need one)
+ * with a persistent shell, and a confined fileops root on the workspace plus
+ * the configured read-only roots. File tools run in the worker process
+ * through sandbox/fileops.h (openat2 RESOLVE_BENEATH), never through the
+ * shell; bash runs only in the sandbox, whose environment never holds an
+ * ANTHROPIC_* variable, a key or a token.
+ *
+ * Results follow the SDK's agent toolset (tools/agent-toolset/node.js in
+ * @anthropic-ai/sdk 1.14.0): the same limits, error texts where they matter
+ * to the model, and content as an array of {type:"text", text} blocks.
+ *
+ * Audit: every call writes a "tool.call" record (al_audit_rec_event) with
+ * the tool name, input SHA-256, result SHA-256, is_error, exit status (bash),
+ * duration in microseconds, plus the engine's process launch/exit records for
+ * bash and file activity records for write/edit; the sandbox's creation is a
+ * "sandbox.launch" record (backend, mechanisms in force, policy hash); every
+ * egress decision is a network record. If an audit write fails, the call does
+ * not run and its result is an error ("audit log unavailable").
+ *
+ * Threads: al_tool_session_run blocks (up to the call's timeout) and is
+ * called from a thread-pool thread, one call at a time per session;
+ * al_tool_session_cancel may be called from any thread meanwhile.
+ */
+#ifndef AL_WORKER_TOOLS_H
+#define AL_WORKER_TOOLS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "audit/log.h"
+#include "worker/worker.h"
+
+/* 1 for bash, read, write, edit, glob, grep: the tools this worker owns. */
+int al_tool_is_owned(const char *name);
+
+struct al_tool_result {
+	int is_error;
+	json_t *content; /* owned: [{type:"text", text}] */
+	int exit_code;	 /* bash: the status (128+N signal, 124 timeout); else -1 */
+	int64_t duration_us;
+	char input_sha256[65];	/* hex SHA-256 of the canonical input JSON */
+	char result_sha256[65]; /* hex SHA-256 of the canonical content JSON */
+};
+void al_tool_result_clear(struct al_tool_result *r);
+
+struct al_tool_session;
+
+/*
+ * Opens the tool session of `session_id` under cfg->workdir (reusing the
+ * workspace if it exists: a later work item of the same session continues
+ * where the last left off). cfg and audit are borrowed and must outlive the
+ * session; audit may be NULL only in unit tests. Returns 0 or a negative
+ * errno with a message in err (e.g. an unsafe session id: only [A-Za-z0-9_-]).
+ */
+int al_tool_session_open(const struct al_worker_config *cfg, const char *session_id,
+			 al_audit_log *audit, struct al_tool_session **out, char *err,
+			 size_t errlen);
+/*
+ * Runs one call to completion. Never fails for the tool's own reasons (a
+ * missing file, a non-zero exit, a timeout, a refused path): those are
+ * results with is_error set and a message for the model. Returns 0, or
+ * -ENOMEM / -ECANCELED (cancelled before or while running: *out holds an
+ * error result saying so). work_id and tool_use_id go into the audit records.
+ */
+int al_tool_session_run(struct al_tool_session *ts, const char *work_id, const char *tool_use_id,
+			const char *name, const json_t *input, struct al_tool_result *out);
+/* Kills the running command (if any) and makes later runs return -ECANCELED. Any thread. */
+void al_tool_session_cancel(struct al_tool_session *ts);
+/* Destroys the sandbox (killing everything in it) and frees; the workspace stays. NULL ok. */
+void al_tool_session_close(struct al_tool_session *ts);
+
+#endif
