@@ -30,6 +30,7 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 #define JOURNAL_SCHEMA_VERSION 1
@@ -43,6 +44,8 @@ static const char schema_v1[] = "CREATE TABLE calls ("
 				" name TEXT,"
 				" input_sha256 TEXT,"
 				" result_json TEXT,"
+				/* SHA-256 of result_json: SQLite has no page checksums */
+				" result_sha256 BLOB,"
 				" started_ms INTEGER,"	/* NULL: answered without our running it */
 				" finished_ms INTEGER," /* DONE */
 				" answered_ms INTEGER," /* ANSWERED */
@@ -65,13 +68,15 @@ enum stmt_id {
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "INSERT OR IGNORE INTO calls (session_id, tool_use_id, state, work_id, name,"
 		 " input_sha256, started_ms, updated_ms) VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?6)",
-    [ST_FINISH] = "UPDATE calls SET state = 2, result_json = ?3, finished_ms = ?4,"
+    [ST_FINISH] = "UPDATE calls SET state = 2, result_json = ?3, result_sha256 = ?5,"
+		  " finished_ms = ?4,"
 		  " updated_ms = ?4 WHERE session_id = ?1 AND tool_use_id = ?2 AND state = 1",
     [ST_ANSWERED] = "INSERT INTO calls (session_id, tool_use_id, state, answered_ms, updated_ms)"
 		    " VALUES (?1, ?2, 3, ?3, ?3) ON CONFLICT (session_id, tool_use_id)"
 		    " DO UPDATE SET state = 3, answered_ms = excluded.answered_ms,"
 		    " updated_ms = excluded.updated_ms WHERE state <> 3",
-    [ST_GET] = "SELECT state, result_json FROM calls WHERE session_id = ?1 AND tool_use_id = ?2",
+    [ST_GET] = "SELECT state, result_json, result_sha256 FROM calls"
+	       " WHERE session_id = ?1 AND tool_use_id = ?2",
     [ST_PRUNE] = "DELETE FROM calls WHERE state = 3 AND updated_ms < ?1",
     [ST_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
     [ST_SYNC_FULL] = "PRAGMA synchronous=FULL",
@@ -208,6 +213,39 @@ fail:
 	return rc;
 }
 
+/*
+ * A damaged b-tree can hide a row, and a hidden STARTED row means a call
+ * runs twice: check the structure once at open (linear in the file, which
+ * prune keeps small; a few ms for thousands of calls) and refuse a damaged
+ * journal instead of trusting it. Damage inside a row is caught per read by
+ * the result checksum (get_locked).
+ */
+static int quick_check(struct al_journal *j, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *t;
+	int rc = sqlite3_prepare_v2(j->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		open_reason(j, rc, err, errlen);
+		rc = map_err(j, rc, "quick_check");
+		goto done;
+	}
+	t = sqlite3_column_text(st, 0);
+	if (t == NULL || strcmp((const char *)t, "ok") != 0) {
+		al_error("journal", "%s: quick_check: %s", j->path, t ? (const char *)t : "?");
+		open_reason(j, SQLITE_CORRUPT, err, errlen);
+		rc = -EBADMSG;
+		goto done;
+	}
+	rc = 0;
+done:
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* Makes the new file's directory entry durable: a journal that vanishes
  * with the directory after a power loss would let calls run again. */
 static void sync_dir_of(const char *path)
@@ -305,7 +343,16 @@ int al_journal_open(const char *path, struct al_journal **out, char *err, size_t
 	 */
 	if ((rc = exec_sql(j, "PRAGMA synchronous=FULL", err, errlen)) < 0)
 		goto fail;
+	/*
+	 * A checkpoint rewinds the WAL but leaves the file at its high-water
+	 * mark; cap what it keeps (a burst of large results would otherwise
+	 * leave a large -wal file for good).
+	 */
+	if ((rc = exec_sql(j, "PRAGMA journal_size_limit=4194304", err, errlen)) < 0)
+		goto fail;
 	if ((rc = migrate(j, err, errlen)) < 0)
+		goto fail;
+	if ((rc = quick_check(j, err, errlen)) < 0)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
 		rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -376,7 +423,7 @@ static int get_locked(struct al_journal *j, const char *session_id, const char *
 		      enum al_journal_state *state, char **result_json)
 {
 	sqlite3_stmt *st = j->st[ST_GET];
-	int rc;
+	int rc, v;
 
 	*state = AL_JOURNAL_NONE;
 	if (result_json != NULL)
@@ -392,20 +439,44 @@ static int get_locked(struct al_journal *j, const char *session_id, const char *
 		rc = map_err(j, rc, "get");
 		goto done;
 	}
-	*state = (enum al_journal_state)sqlite3_column_int(st, 0);
-	if (result_json != NULL && sqlite3_column_type(st, 1) != SQLITE_NULL) {
+	/*
+	 * SQLite does not checksum its pages: a damaged page can read back as
+	 * plausible data. Check what we would act on (a state out of range,
+	 * a result whose hash differs) and report corruption rather than run
+	 * a call again or send a damaged result.
+	 */
+	v = sqlite3_column_int(st, 0);
+	if (v < AL_JOURNAL_STARTED || v > AL_JOURNAL_ANSWERED) {
+		rc = -EBADMSG;
+		al_error("journal", "%s: a call has an invalid state %d (corrupt journal?)",
+			 j->path, v);
+		goto done;
+	}
+	if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
 		const unsigned char *t = sqlite3_column_text(st, 1);
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		const void *want = sqlite3_column_blob(st, 2);
+		unsigned char got[32];
 
 		if (t == NULL) { /* SQLite's own allocation failed */
 			rc = -ENOMEM;
 			goto done;
 		}
-		if ((*result_json = al_strndup((const char *)t, sqlite3_column_bytes(st, 1))) ==
-		    NULL) {
+		if (want == NULL || sqlite3_column_bytes(st, 2) != 32 || al_sha256(t, n, got) < 0 ||
+		    memcmp(got, want, 32) != 0) {
+			rc = -EBADMSG;
+			al_error("journal",
+				 "%s: a stored result fails its checksum (corrupt journal?)",
+				 j->path);
+			goto done;
+		}
+		if (result_json != NULL &&
+		    (*result_json = al_strndup((const char *)t, n)) == NULL) {
 			rc = -ENOMEM;
 			goto done;
 		}
 	}
+	*state = (enum al_journal_state)v;
 	rc = 0;
 done:
 	if (rc < 0)
@@ -483,6 +554,7 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 {
 	sqlite3_stmt *st = j->st[ST_FINISH];
 	enum al_journal_state state;
+	unsigned char sum[32];
 	int rc;
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0 || result_json == NULL)
@@ -490,9 +562,14 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 	pthread_mutex_lock(&j->mu);
 	if ((rc = ensure_full(j)) < 0)
 		goto done;
+	if (al_sha256(result_json, strlen(result_json), sum) < 0) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	if ((rc = bind_key(st, session_id, tool_use_id)) < 0 ||
 	    sqlite3_bind_text(st, 3, result_json, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 4, al_now_ms()) != SQLITE_OK) {
+	    sqlite3_bind_int64(st, 4, al_now_ms()) != SQLITE_OK ||
+	    sqlite3_bind_blob(st, 5, sum, sizeof(sum), SQLITE_STATIC) != SQLITE_OK) {
 		rc = -ENOMEM;
 		stmt_done(st);
 		goto done;
