@@ -36,6 +36,11 @@
 #define JOURNAL_SCHEMA_VERSION 1
 #define JOURNAL_BUSY_MS	       5000
 
+/*
+ * A rowid table with a unique key rather than WITHOUT ROWID: results can be
+ * tens of kilobytes, and WITHOUT ROWID keeps whole rows in the key's b-tree,
+ * which more than doubled the file for 2 KB results.
+ */
 static const char schema_v1[] = "CREATE TABLE calls ("
 				" session_id TEXT NOT NULL,"
 				" tool_use_id TEXT NOT NULL,"
@@ -50,8 +55,8 @@ static const char schema_v1[] = "CREATE TABLE calls ("
 				" finished_ms INTEGER," /* DONE */
 				" answered_ms INTEGER," /* ANSWERED */
 				" updated_ms INTEGER NOT NULL,"
-				" PRIMARY KEY (session_id, tool_use_id)"
-				") WITHOUT ROWID;"
+				" UNIQUE (session_id, tool_use_id)"
+				");"
 				"CREATE INDEX calls_by_state ON calls (state, updated_ms);";
 
 enum stmt_id {
