@@ -65,8 +65,6 @@ enum stmt_id {
 	ST_ANSWERED,
 	ST_GET,
 	ST_PRUNE,
-	ST_SYNC_NORMAL,
-	ST_SYNC_FULL,
 	ST_COUNT,
 };
 
@@ -83,8 +81,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET] = "SELECT state, result_json, result_sha256 FROM calls"
 	       " WHERE session_id = ?1 AND tool_use_id = ?2",
     [ST_PRUNE] = "DELETE FROM calls WHERE state = 3 AND updated_ms < ?1",
-    [ST_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
-    [ST_SYNC_FULL] = "PRAGMA synchronous=FULL",
 };
 
 struct al_journal {
@@ -388,14 +384,32 @@ void al_journal_close(struct al_journal *j)
 	al_free(j);
 }
 
-/* Switches the connection's synchronous mode (a prepared PRAGMA: no I/O). */
-static int set_sync(struct al_journal *j, enum stmt_id id)
+/*
+ * Switches the connection's synchronous level. Not a kept prepared
+ * statement: PRAGMA synchronous takes effect when it is compiled, not when
+ * it is stepped, so it is compiled each time (microseconds, no I/O).
+ */
+static int set_sync(struct al_journal *j, int full)
 {
-	sqlite3_stmt *st = j->st[id];
-	int rc = sqlite3_step(st);
+	int rc = sqlite3_exec(j->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+			      NULL, NULL, NULL);
 
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_err(j, rc, "synchronous");
+	return rc == SQLITE_OK ? 0 : map_err(j, rc, "synchronous");
+}
+
+int al_journal_synchronous(struct al_journal *j)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&j->mu);
+	rc = sqlite3_prepare_v2(j->db, "PRAGMA synchronous", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : map_err(j, rc, "synchronous");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->mu);
+	return rc;
 }
 
 /* Resets a statement after use, dropping its bindings (they point at the caller's strings). */
@@ -498,7 +512,7 @@ static int ensure_full(struct al_journal *j)
 {
 	if (!j->broken)
 		return 0;
-	if (set_sync(j, ST_SYNC_FULL) < 0)
+	if (set_sync(j, 1) < 0)
 		return -EIO;
 	j->broken = 0;
 	return 0;
@@ -617,7 +631,7 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 	 * synchronous is a connection flag, no I/O; the mutex keeps a begin on
 	 * another thread from committing in between with NORMAL.
 	 */
-	if ((rc = set_sync(j, ST_SYNC_NORMAL)) < 0) {
+	if ((rc = set_sync(j, 0)) < 0) {
 		stmt_done(st);
 		goto done;
 	}
@@ -626,7 +640,7 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 	if (rc > 0)
 		rc = 0;
 	{
-		int src = set_sync(j, ST_SYNC_FULL);
+		int src = set_sync(j, 1);
 
 		/* Failing to restore FULL would make later begins non-durable: fail closed. */
 		if (src < 0) {

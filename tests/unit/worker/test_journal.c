@@ -129,6 +129,27 @@ AL_TEST(journal_state_transitions)
 	al_journal_close(NULL);
 }
 
+/*
+ * begin and finish must run under synchronous=FULL; answered drops to
+ * NORMAL for its own commit only. (A PRAGMA kept as a prepared statement
+ * would not do this: it takes effect when compiled.)
+ */
+AL_TEST(journal_stays_full_sync_around_answered)
+{
+	struct al_journal *j = open_ok(jpath("j.db"));
+
+	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "t", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	for (int i = 0; i < 3; i++) {
+		AL_ASSERT_INT_EQ(al_journal_answered(j, "s", "t"), 0);
+		AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+		AL_ASSERT_INT_EQ(al_journal_answered(j, "s", "other"), 0);
+		AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	}
+	al_journal_close(j);
+}
+
 AL_TEST(journal_persists_across_reopen)
 {
 	const char *p = jpath("j.db");
