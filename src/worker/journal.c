@@ -35,6 +35,8 @@
 
 #define JOURNAL_SCHEMA_VERSION 1
 #define JOURNAL_BUSY_MS	       5000
+/* SQLite's default auto-checkpoint threshold, in WAL frames (pages). */
+#define JOURNAL_CKPT_FRAMES 1000
 
 /*
  * A rowid table with a unique key rather than WITHOUT ROWID: results can be
@@ -87,7 +89,8 @@ struct al_journal {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	pthread_mutex_t mu;
-	int broken; /* synchronous=FULL could not be restored: refuse begin/finish */
+	int broken;	/* synchronous=FULL could not be restored: refuse begin/finish */
+	int wal_frames; /* frames in the WAL after the last commit (wal_hook_cb) */
 	char path[4096];
 };
 
@@ -262,6 +265,37 @@ static void sync_dir_of(const char *path)
 	}
 }
 
+/*
+ * Checkpoints are ours to place. SQLite's auto-checkpoint runs inside
+ * whichever commit crosses the threshold, which could be an answered on the
+ * loop thread, stalling all protocol I/O for the page copy and its fsyncs.
+ * Instead the hook only counts, and begin/finish (tool threads, already
+ * paying an fsync) run a passive checkpoint when the WAL is long.
+ */
+static int wal_hook_cb(void *ud, sqlite3 *db, const char *name, int frames)
+{
+	struct al_journal *j = ud;
+
+	(void)db;
+	(void)name;
+	j->wal_frames = frames; /* under j->mu: every commit is made with it held */
+	return SQLITE_OK;
+}
+
+static void maybe_checkpoint(struct al_journal *j)
+{
+	int rc;
+
+	if (j->wal_frames < JOURNAL_CKPT_FRAMES)
+		return;
+	/* PASSIVE: never waits for readers in other processes; retried next time. */
+	rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc == SQLITE_OK)
+		j->wal_frames = 0;
+	else if ((rc & 0xff) != SQLITE_BUSY)
+		al_warn("journal", "%s: checkpoint: %s (%d)", j->path, sqlite3_errmsg(j->db), rc);
+}
+
 int al_journal_open(const char *path, struct al_journal **out, char *err, size_t errlen)
 {
 	struct al_journal *j = NULL;
@@ -355,6 +389,8 @@ int al_journal_open(const char *path, struct al_journal **out, char *err, size_t
 		goto fail;
 	if ((rc = quick_check(j, err, errlen)) < 0)
 		goto fail;
+	/* Replaces SQLite's auto-checkpoint: see maybe_checkpoint. */
+	sqlite3_wal_hook(j->db, wal_hook_cb, j);
 	for (int i = 0; i < ST_COUNT; i++) {
 		rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					&j->st[i], NULL);
@@ -554,6 +590,7 @@ int al_journal_begin(struct al_journal *j, const char *session_id, const char *t
 	stmt_done(st);
 	if (rc < 0)
 		goto done;
+	maybe_checkpoint(j);
 	if (rc == 0) {
 		/* Known already: report how far it got, change nothing. */
 		if ((rc = get_locked(j, session_id, tool_use_id, prev, NULL)) < 0)
@@ -597,6 +634,7 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 	stmt_done(st);
 	if (rc < 0)
 		goto done;
+	maybe_checkpoint(j);
 	if (rc == 0) {
 		if ((rc = get_locked(j, session_id, tool_use_id, &state, NULL)) < 0)
 			goto done;
