@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -245,10 +246,30 @@ static int quick_check(struct al_journal *j, char *err, size_t errlen)
 		goto done;
 	}
 	t = sqlite3_column_text(st, 0);
-	if (t == NULL || strcmp((const char *)t, "ok") != 0) {
-		al_error("journal", "%s: quick_check: %s", j->path, t ? (const char *)t : "?");
-		open_reason(j, SQLITE_CORRUPT, err, errlen);
-		rc = -EBADMSG;
+	if (t == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "journal %s: out of memory", j->path);
+		goto done;
+	}
+	if (strcmp((const char *)t, "ok") != 0) {
+		/*
+		 * A page it could not read for want of memory or I/O comes back
+		 * as a row ("unable to get the page. error code=7"), not as an
+		 * error: that is not damage, and calling it corruption would
+		 * send an operator to move a good journal aside.
+		 */
+		const char *ec = strstr((const char *)t, "error code=");
+		int code = ec ? (int)strtol(ec + 11, NULL, 10) & 0xff : SQLITE_CORRUPT;
+
+		al_error("journal", "%s: quick_check: %s", j->path, (const char *)t);
+		if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+			open_reason(j, SQLITE_CORRUPT, err, errlen);
+			rc = -EBADMSG;
+		} else {
+			snprintf(err, errlen, "journal %s: cannot check: %s", j->path,
+				 sqlite3_errstr(code));
+			rc = code == SQLITE_NOMEM ? -ENOMEM : code == SQLITE_BUSY ? -EBUSY : -EIO;
+		}
 		goto done;
 	}
 	rc = 0;

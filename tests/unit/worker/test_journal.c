@@ -683,3 +683,34 @@ AL_TEST(journal_survives_sqlite_heap_exhaustion)
 	AL_ASSERT(ok_finish[63]); /* the limit was lifted far enough to work */
 	al_journal_close(j);
 }
+
+/* Open under SQLite heap limits from tiny to ample: a clean error or a working journal. */
+AL_TEST(journal_open_survives_sqlite_heap_exhaustion)
+{
+	const char *p = jpath("j.db");
+	struct al_journal *j = open_ok(p);
+	sqlite3_int64 base;
+	int opened = 0;
+
+	al_journal_close(j);
+	base = sqlite3_memory_used();
+	for (int i = 0; i < 80; i++) {
+		char err[512];
+		int rc;
+
+		sqlite3_hard_heap_limit64(base + 1 + (sqlite3_int64)i * 4096);
+		rc = al_journal_open(p, &j, err, sizeof(err));
+		sqlite3_hard_heap_limit64(0);
+		if (rc == 0) {
+			opened++;
+			AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "t", NULL, NULL, NULL, NULL),
+					 opened == 1 ? 0 : -EEXIST);
+			al_journal_close(j);
+		} else {
+			AL_ASSERT_NULL(j);
+			AL_ASSERT(err[0] != '\0');
+			AL_ASSERT(rc == -ENOMEM || rc == -EIO);
+		}
+	}
+	AL_ASSERT(opened > 0);
+}
