@@ -643,13 +643,12 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0 || result_json == NULL)
 		return -EINVAL;
+	/* Outside the lock: a result can be large. */
+	if (al_sha256(result_json, strlen(result_json), sum) < 0)
+		return -ENOMEM;
 	pthread_mutex_lock(&j->mu);
 	if ((rc = ensure_full(j)) < 0)
 		goto done;
-	if (al_sha256(result_json, strlen(result_json), sum) < 0) {
-		rc = -ENOMEM;
-		goto done;
-	}
 	if ((rc = bind_key(st, session_id, tool_use_id)) < 0 ||
 	    sqlite3_bind_text(st, 3, result_json, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 4, al_now_ms()) != SQLITE_OK ||
