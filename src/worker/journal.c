@@ -677,7 +677,7 @@ done:
 int al_journal_answered(struct al_journal *j, const char *session_id, const char *tool_use_id)
 {
 	sqlite3_stmt *st = j->st[ST_ANSWERED];
-	int rc;
+	int rc, nosync;
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0)
 		return rc;
@@ -696,23 +696,15 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 	 * synchronous is a connection flag, no I/O; the mutex keeps a begin on
 	 * another thread from committing in between with NORMAL.
 	 */
-	if ((rc = set_sync(j, 0)) < 0) {
-		stmt_done(st);
-		goto done;
-	}
+	nosync = set_sync(j, 0) == 0; /* if not, commit under FULL: slower, never wrong */
 	rc = step_write(j, st, "answered");
 	stmt_done(st);
 	if (rc > 0)
 		rc = 0;
-	{
-		int src = set_sync(j, 1);
-
-		/* Failing to restore FULL would make later begins non-durable: fail closed. */
-		if (src < 0) {
-			al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
-			rc = src;
-			j->broken = 1;
-		}
+	if (nosync && set_sync(j, 1) < 0) {
+		/* This write stands; begin/finish retry (ensure_full) or refuse. */
+		al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
+		j->broken = 1;
 	}
 done:
 	pthread_mutex_unlock(&j->mu);
