@@ -11,6 +11,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "unit/support/raw_http.h"
 #include "unit/unit.h"
 
@@ -684,6 +685,7 @@ struct sres {
 	struct res list; /* a history call made from open_cb */
 	int list_from_open;
 	unsigned long ignored; /* al_wc_stream_ignored at the last event */
+	uint64_t last_rx, now; /* al_wc_stream_last_rx_ms and al_mono_ms at the last event */
 };
 
 static void s_open_cb(void *ud)
@@ -773,6 +775,8 @@ static void count_event_cb(json_t *ev, void *ud)
 	(void)ev;
 	x->nev++;
 	x->ignored = al_wc_stream_ignored(x->s);
+	x->last_rx = al_wc_stream_last_rx_ms(x->s);
+	x->now = al_mono_ms();
 }
 
 AL_TEST(wc_stream_counts_ignored)
@@ -781,16 +785,21 @@ AL_TEST(wc_stream_counts_ignored)
 	struct sres x = {0};
 	static const char *const pieces[] = {
 	    "event: ping\ndata: {}\n\ndata: [1]\n\ndata: nope\n\ndata: {\"id\":\"a\"}\n\n", NULL};
+	uint64_t t0;
 
 	fx_start(&f);
 	f.peer.pieces = pieces;
 	x.f = &f;
+	t0 = al_mono_ms();
 	/* open_cb may be NULL. */
 	AL_ASSERT_INT_EQ(
 	    al_wc_stream_open(f.wc, "ses_1", "t", NULL, count_event_cb, s_end_cb, &x, &x.s), 0);
 	uv_run(&f.loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(x.nev, 1);
 	AL_ASSERT_INT_EQ(x.ignored, 3); /* the ping, the array, the non-JSON */
+	/* The peer sends its piece 30 ms after the head: last_rx moved past the open. */
+	AL_ASSERT_INT_GE(x.last_rx, t0 + 25);
+	AL_ASSERT(x.last_rx <= x.now);
 	AL_ASSERT_INT_EQ(x.end.n, 1);
 	AL_ASSERT_INT_EQ(x.end.err, 0);
 	fx_stop(&f);
