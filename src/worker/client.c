@@ -604,6 +604,7 @@ static void stream_free(struct al_wc_stream *s)
 static int sse_event_cb(const struct al_sse_event *ev, void *ud)
 {
 	struct al_wc_stream *s = ud;
+	json_error_t jerr;
 	json_t *j;
 
 	if (s->closed)
@@ -612,7 +613,13 @@ static int sse_event_cb(const struct al_sse_event *ev, void *ud)
 		s->ignored++;
 		return 0;
 	}
-	j = json_loadb(ev->data, ev->data_len, 0, NULL);
+	j = json_loadb(ev->data, ev->data_len, 0, &jerr);
+	/*
+	 * Out of memory is not "not JSON": dropping a tool call silently would
+	 * leave it unanswered, so the stream ends and the caller reconciles.
+	 */
+	if (j == NULL && json_error_code(&jerr) == json_error_out_of_memory)
+		return -ENOMEM;
 	if (strcmp(ev->type, "error") == 0) {
 		/* The SDK's decoder throws an APIError on `event: error`. */
 		s->err_event = j ? j : json_object();
@@ -662,7 +669,11 @@ static int stream_data_cb(al_http_call *h, const char *data, size_t len, void *u
 		size_t room = MAX_ERROR_BODY - s->errbody.len;
 		if (len > room)
 			len = room;
-		return al_buf_append(&s->errbody, data, len) < 0 ? -1 : 0;
+		if (al_buf_append(&s->errbody, data, len) < 0) {
+			s->feed_err = -ENOMEM;
+			return -1;
+		}
+		return 0;
 	}
 	s->busy++;
 	rc = al_sse_parser_feed(s->sse, data, len);
@@ -694,8 +705,10 @@ static void stream_done(al_http_call *h, const struct al_http_client_resp *hr, v
 		r.error_type = json_string_value(json_object_get(e, "type"));
 		r.error_message = json_string_value(json_object_get(e, "message"));
 		if (r.error_message == NULL)
-			r.error_message = s->feed_err == -E2BIG ? "an event exceeds 8 MiB"
-								: "the server sent an error event";
+			r.error_message = s->feed_err == -E2BIG	   ? "an event exceeds 8 MiB"
+					  : s->feed_err == -ENOMEM ? "out of memory"
+					  : s->feed_err		   ? "the event stream broke off"
+							: "the server sent an error event";
 		r.details = json_object_get(e, "details");
 	} else {
 		resp_fill(&r, hr, s->errbody.data, s->errbody.len);
