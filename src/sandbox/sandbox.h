@@ -233,6 +233,12 @@ int al_sandbox_shell(struct al_sandbox *sb, const char *command,
 		     size_t errlen);
 void al_sandbox_free(struct al_sandbox *sb);
 /*
+ * Kills the persistent shell (its whole tree) if one runs; the next
+ * al_sandbox_shell starts a fresh one in the workspace, with nothing of the
+ * old one's cwd or variables. Not concurrently with al_sandbox_shell.
+ */
+void al_sandbox_shell_reset(struct al_sandbox *sb);
+/*
  * Async-signal-safe: makes every running exec in this process kill its
  * command tree and return (a CLI's SIGINT/SIGTERM handler calls it, so the
  * sandbox is torn down properly rather than the process dying mid-run).

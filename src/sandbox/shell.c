@@ -55,6 +55,12 @@ void al_shell_free(struct al_shell *sh)
 	al_free(sh);
 }
 
+void al_sandbox_shell_reset(struct al_sandbox *sb)
+{
+	al_shell_free(sb->shell);
+	sb->shell = NULL;
+}
+
 static int shell_start(struct al_shell *sh, char *err, size_t errlen)
 {
 	static const char *const argv[] = {"/bin/bash", "--noprofile", "--norc", NULL};
