@@ -512,3 +512,35 @@ AL_TEST(tools_egress_denial_is_audited)
 	AL_ASSERT(strstr(buf, "denied.example") != NULL);
 	free(buf);
 }
+
+/* A later work item of the same session continues in the same workspace. */
+AL_TEST(tools_workspace_is_reused_by_the_next_open)
+{
+	struct al_tool_session *ts;
+
+	test_cfg();
+	ts = open_session("sesn_again", NULL);
+	EXPECT(ts, "bash", "{\"command\":\"echo kept > k.txt\"}", 0, "(no output)");
+	al_tool_session_close(ts);
+	ts = open_session("sesn_again", NULL);
+	EXPECT(ts, "read", "{\"file_path\":\"k.txt\"}", 0, "kept\n");
+	EXPECT(ts, "bash", "{\"command\":\"cat k.txt\"}", 0, "kept");
+	al_tool_session_close(ts);
+}
+
+/* The same tools on the bwrap backend, when bubblewrap is installed. */
+AL_TEST(tools_on_the_bwrap_backend)
+{
+	struct al_tool_session *ts;
+
+	if (access("/usr/bin/bwrap", X_OK) != 0)
+		return;
+	test_cfg();
+	cfg.backend = &al_sandbox_bwrap_ops;
+	ts = open_session("sesn_bwrap", NULL);
+	EXPECT(ts, "write", "{\"file_path\":\"d/f.txt\",\"content\":\"a\\n\"}", 0,
+	       "wrote 2 bytes to d/f.txt");
+	EXPECT(ts, "bash", "{\"command\":\"cd d && echo b >> f.txt && cat f.txt\"}", 0, "a\nb");
+	EXPECT(ts, "bash", "{\"command\":\"basename $PWD; env | grep -c ANTHROPIC\"}", 1, "d\n0");
+	al_tool_session_close(ts);
+}
