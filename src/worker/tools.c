@@ -5,7 +5,16 @@
  *
  * Texts follow the SDK's agent toolset (tools/agent-toolset/node.js) so that
  * a model sees the same words whichever worker ran its call; where our
- * engine knows more (fileops' reasons) its words are kept.
+ * engine knows more (fileops' reasons) its words are kept. Known differences:
+ *   - grep patterns are POSIX extended regular expressions (regcomp), not
+ *     JavaScript ones, and costly constructs are refused (fileops.h);
+ *   - glob lists directories as well as files (fileops' glob);
+ *   - read of a file over 256 KiB without view_range names the limit but
+ *     not the file's size; non-UTF-8 and binary files are refused, not
+ *     decoded with replacement characters;
+ *   - edit refuses old_string == new_string (the SDK rewrites the file);
+ *   - after a timeout the next command's shell starts in the last cwd (the
+ *     engine's restart), not in the workspace; `restart` does start afresh.
  */
 #include "worker/tools.h"
 
