@@ -785,6 +785,7 @@ int al_fileops_read(struct al_fileops_root *root, const char *path,
 		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 		goto fail;
 	}
+	out->size = (unsigned long long)st.st_size;
 	while (!stop) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 		size_t from = 0;

@@ -80,6 +80,7 @@ struct al_fileops_out {
 	al_buf text;
 	bool truncated;
 	size_t count;
+	unsigned long long size; /* read: the file's size in bytes when opened */
 };
 
 /*

@@ -9,12 +9,9 @@
  *   - grep patterns are POSIX extended regular expressions (regcomp), not
  *     JavaScript ones, and costly constructs are refused (fileops.h);
  *   - glob lists directories as well as files (fileops' glob);
- *   - read of a file over 256 KiB without view_range names the limit but
- *     not the file's size; non-UTF-8 and binary files are refused, not
- *     decoded with replacement characters;
- *   - edit refuses old_string == new_string (the SDK rewrites the file);
- *   - after a timeout the next command's shell starts in the last cwd (the
- *     engine's restart), not in the workspace; `restart` does start afresh.
+ *   - non-UTF-8 and binary files are refused by read, not decoded with
+ *     replacement characters;
+ *   - edit refuses old_string == new_string (the SDK rewrites the file).
  */
 #include "worker/tools.h"
 
@@ -593,6 +590,8 @@ static int tool_bash(struct call *c, const json_t *in)
 		goto done;
 	}
 	if (res.timed_out) {
+		/* As the SDK: the next command gets a fresh shell in the workspace. */
+		al_sandbox_shell_reset(ts->sb);
 		rc = set_textf(c->out, 1, "bash: bash command timed out after %ums", timeout);
 		goto done;
 	}
@@ -645,10 +644,10 @@ static int tool_read(struct call *c, const json_t *in)
 	if (o.truncated) {
 		if (!ranged)
 			rc = set_textf(c->out, 1,
-				       "read: %s exceeds the %u-byte limit. Use the view_range "
-				       "parameter to read specific line ranges, e.g. view_range: "
-				       "[1, 500].",
-				       path, READ_MAX);
+				       "read: %s is %llu bytes, exceeds %u-byte limit. Use the "
+				       "view_range parameter to read specific line ranges, e.g. "
+				       "view_range: [1, 500].",
+				       path, o.size, READ_MAX);
 		else
 			rc = set_textf(c->out, 1,
 				       "read: view_range [%ld, %ld] of %s exceeds %u-byte limit. "

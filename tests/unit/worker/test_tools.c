@@ -173,8 +173,10 @@ AL_TEST(tools_bash_timeout_cap_output_cap_and_restart)
 	AL_ASSERT_INT_EQ(r.is_error, 1);
 	AL_ASSERT_INT_EQ(r.exit_code, 124);
 	al_tool_result_clear(&r);
-	EXPECT(ts, "bash", "{\"command\":\"sleep 20\",\"timeout_ms\":200}", 1,
+	EXPECT(ts, "bash", "{\"command\":\"mkdir -p t && cd t && sleep 20\",\"timeout_ms\":200}", 1,
 	       "bash: bash command timed out after 200ms");
+	/* As the SDK: after a timeout, a fresh shell in the workspace. */
+	EXPECT(ts, "bash", "{\"command\":\"basename $PWD\"}", 0, "sesn_limits");
 	/* 300 KB of output: the last 100 KiB are kept, marked as the SDK marks them. */
 	AL_ASSERT_INT_EQ(call(ts, "bash",
 			      "{\"command\":\"head -c 300000 /dev/zero | tr '\\\\0' a; echo; "
@@ -235,6 +237,12 @@ AL_TEST(tools_read_write_edit)
 	       "read: view_range must be [start_line, end_line]");
 	snprintf(abs_in, sizeof(abs_in), "{\"file_path\":\"%s/sesn_files/a.txt\"}", workdir);
 	EXPECT(ts, "read", abs_in, 0, "one\ntwo\nthree\n");
+	EXPECT(ts, "bash", "{\"command\":\"seq 1 60000 > big.txt; wc -c < big.txt\"}", 0, "348894");
+	EXPECT(ts, "read", "{\"file_path\":\"big.txt\"}", 1,
+	       "read: big.txt is 348894 bytes, exceeds 262144-byte limit. Use the view_range "
+	       "parameter to read specific line ranges, e.g. view_range: [1, 500].");
+	EXPECT(ts, "read", "{\"file_path\":\"big.txt\",\"view_range\":[59999,0]}", 0,
+	       "59999\n60000\n");
 	EXPECT(ts, "read", "{\"file_path\":\"nope.txt\"}", 1,
 	       "read: nope.txt: no such file or directory");
 	EXPECT(ts, "read", "{}", 1, "read: file_path is required");
