@@ -1026,6 +1026,8 @@ static int glob_visit_cb(struct walk *w, int dirfd, const char *name, const char
 	ns = split_segs(copy, segs, MAX_SEGS);
 	if (ns > MAX_SEGS || !match_segs(g->segs, g->nsegs, segs, ns))
 		return 0;
+	if (w->lim.glob_files_only && !S_ISREG(st->st_mode))
+		return 0;
 	if (g->n == g->cap) {
 		size_t ncap = g->cap ? g->cap * 2 : 64;
 		struct glob_hit *nh = al_realloc(g->hits, ncap * sizeof(*nh));

@@ -8,7 +8,6 @@
  * engine knows more (fileops' reasons) its words are kept. Known differences:
  *   - grep patterns are POSIX extended regular expressions (regcomp), not
  *     JavaScript ones, and costly constructs are refused (fileops.h);
- *   - glob lists directories as well as files (fileops' glob);
  *   - non-UTF-8 and binary files are refused by read, not decoded with
  *     replacement characters;
  *   - edit refuses old_string == new_string (the SDK rewrites the file).
@@ -757,7 +756,7 @@ static void chomp(struct al_fileops_out *o)
 
 static int tool_glob(struct call *c, const json_t *in)
 {
-	struct al_fileops_limits lim = {.glob_max = GLOB_MAX};
+	struct al_fileops_limits lim = {.glob_max = GLOB_MAX, .glob_files_only = true};
 	struct al_fileops_out o = {0};
 	const char *pat, *dir;
 	char err[512] = "";

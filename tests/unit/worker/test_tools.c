@@ -285,6 +285,7 @@ AL_TEST(tools_glob_and_grep)
 	EXPECT(ts, "glob", "{\"pattern\":\"**/*.c\"}", 0, want);
 	EXPECT(ts, "glob", "{\"pattern\":\"*.c\",\"path\":\"src\"}", 0, want);
 	EXPECT(ts, "glob", "{\"pattern\":\"*.rs\"}", 0, "no matches");
+	EXPECT(ts, "glob", "{\"pattern\":\"sr?\"}", 0, "no matches"); /* files only */
 	EXPECT(ts, "glob", "{\"pattern\":\"/etc/*\"}", 1,
 	       "glob: absolute pattern not permitted; pass a relative pattern (and optionally "
 	       "path)");
