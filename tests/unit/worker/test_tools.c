@@ -151,6 +151,10 @@ AL_TEST(tools_bash_state_exit_status_and_hashes)
 	EXPECT(ts, "bash", "{\"command\":\"true\",\"timeout_ms\":0}", 1,
 	       "bash: timeout_ms must be a positive integer");
 	EXPECT(ts, "nope", "{}", 1, "unknown tool: nope");
+	EXPECT(ts, "bash", "[]", 1, "bash: input must be a JSON object");
+	AL_ASSERT_INT_EQ(al_tool_session_run(ts, "w", "t", "bash", NULL, &r), 0);
+	AL_ASSERT_STR_EQ(text(&r), "bash: command is required");
+	al_tool_result_clear(&r);
 	/* Invalid UTF-8 output still makes a JSON string. */
 	EXPECT(ts, "bash", "{\"command\":\"printf 'a\\\\377b'\"}", 0,
 	       "a\xef\xbf\xbd"
