@@ -343,12 +343,24 @@ static int open_parent(const struct root_ent *ent, const char *rel, bool create,
 				rc = -EINVAL;
 				goto fail;
 			}
-			if (*p != '\0' && mkdirat(cur, p, 0777) != 0 && errno != EEXIST) {
-				rc = -errno;
-				goto fail;
+			bool made = false;
+			if (*p != '\0') {
+				made = mkdirat(cur, p, 0777) == 0;
+				if (!made && errno != EEXIST) {
+					rc = -errno;
+					goto fail;
+				}
 			}
 			fd = xopenat2(cur, *p ? p : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0,
 				      RES_STRICT);
+			/*
+			 * As root, a new directory belongs to its parent's owner, like a
+			 * new file (replace_file): otherwise the sandbox's uid could not
+			 * write into a directory `write` made for it.
+			 */
+			struct stat pst;
+			if (made && fd >= 0 && geteuid() == 0 && fstat(cur, &pst) == 0)
+				(void)!fchown(fd, pst.st_uid, pst.st_gid);
 		}
 		if (fd < 0) {
 			rc = fd;
@@ -773,6 +785,7 @@ int al_fileops_read(struct al_fileops_root *root, const char *path,
 		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 		goto fail;
 	}
+	out->size = (unsigned long long)st.st_size;
 	while (!stop) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 		size_t from = 0;
@@ -1012,6 +1025,8 @@ static int glob_visit_cb(struct walk *w, int dirfd, const char *name, const char
 	memcpy(copy, rel, strlen(rel) + 1);
 	ns = split_segs(copy, segs, MAX_SEGS);
 	if (ns > MAX_SEGS || !match_segs(g->segs, g->nsegs, segs, ns))
+		return 0;
+	if (w->lim.glob_files_only && !S_ISREG(st->st_mode))
 		return 0;
 	if (g->n == g->cap) {
 		size_t ncap = g->cap ? g->cap * 2 : 64;
