@@ -69,6 +69,7 @@ struct job {
 	int exit_code;
 	int64_t duration_us;
 	int jrc;     /* journal error, if any */
+	int audit_failed; /* a record after the call could not be written */
 	int tool_rc; /* al_tool_session_run's return */
 	/* post */
 	json_t *event; /* parsed result_json */
@@ -328,6 +329,7 @@ static void job_work_cb(uv_work_t *req)
 						     : "the tool call failed in the worker");
 			}
 			jb->is_error = res.is_error;
+			jb->audit_failed = res.audit_failed;
 			jb->exit_code = res.exit_code;
 			jb->duration_us = res.duration_us;
 			jb->result_json =
@@ -515,6 +517,12 @@ static void job_after_cb(uv_work_t *req, int status)
 			 s->work_id, jb->id);
 		s->ctx->fatal = 1;
 	}
+	if (jb->audit_failed) {
+		/* tools.h: the audit log is broken; the result stands, the worker must stop. */
+		al_error(LOGC, "audit log failed during tool_use_id=%s work_id=%s", jb->id,
+			 s->work_id);
+		s->ctx->fatal = 1;
+	}
 	if (jb->how == HOW_SKIP) {
 		al_info(LOGC,
 			"tool call already answered (journal); skipped work_id=%s "
@@ -546,7 +554,6 @@ static void pump(struct al_wsess *s)
 {
 	struct qcall *q;
 	struct job *jb = NULL;
-	char *canon = NULL;
 	char err[256];
 	int rc;
 
@@ -585,10 +592,8 @@ static void pump(struct al_wsess *s)
 			al_free(q);
 			continue;
 		}
-		canon = json_dumps(jb->input, JSON_COMPACT | JSON_SORT_KEYS);
-		if (canon != NULL)
-			al_sha256_hex(canon, strlen(canon), jb->input_sha);
-		al_free(canon);
+		if (al_tool_json_sha256(jb->input, jb->input_sha) < 0)
+			jb->input_sha[0] = '\0';
 		jb->s = s;
 		jb->ts = s->ts;
 		jb->req.data = jb;
