@@ -22,7 +22,7 @@ W="$T/work"
 "$AIRLOCK_BIN" worker poll --help >"$T/out" || fail "poll --help"
 grep -q -- "--on-work" "$T/out" || fail "poll --help lacks --on-work"
 "$AIRLOCK_BIN" worker run --help >"$T/out" || fail "run --help"
-grep -q -- "--on-work" "$T/out" && fail "run --help offers --on-work"
+grep -q -- "  --on-work SCRIPT" "$T/out" && fail "run --help offers --on-work"
 grep -q "ANTHROPIC_WORK_SECRET" "$T/out" || fail "run --help lacks ANTHROPIC_WORK_SECRET"
 
 expect2 "unknown subcommand" "$AIRLOCK_BIN" worker serve
