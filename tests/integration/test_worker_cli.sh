@@ -54,5 +54,5 @@ expect2 "chmod 600" "$AIRLOCK_BIN" worker poll --config "$T/kf.yaml" --environme
 # A valid file, flags on top: validation gets as far as the key, creating the workdir.
 printf 'environment_id: env_1\nworkdir: %s\nmax_sessions: 8\n' "$W" >"$T/ok.yaml"
 expect2 "no environment key" "$AIRLOCK_BIN" worker poll --config "$T/ok.yaml" --max-sessions 2
-[ -d "$W" ] && [ "$(stat -c %a "$W")" = 700 ] || fail "workdir not created 0700"
+[ -d "$W" ] && [ "$(stat -c %a "$W")" = 711 ] || fail "workdir not created 0711"
 echo "ok"
