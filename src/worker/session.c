@@ -68,9 +68,9 @@ struct job {
 	int is_error;
 	int exit_code;
 	int64_t duration_us;
-	int jrc;     /* journal error, if any */
+	int jrc;	  /* journal error, if any */
 	int audit_failed; /* a record after the call could not be written */
-	int tool_rc; /* al_tool_session_run's return */
+	int tool_rc;	  /* al_tool_session_run's return */
 	/* post */
 	json_t *event; /* parsed result_json */
 	unsigned attempt;

@@ -4,7 +4,7 @@
 // worker's audit log verifying afterwards. The model is the scripted stub
 // (a TEST DOUBLE for the Messages API); everything else is real: loopback
 // HTTP, the journal on disk, each session's sandbox.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BIN, assert, assertEq } from './harness.mjs';
@@ -26,8 +26,14 @@ const manyScript = {
 };
 const MANY_CALLS = 8;
 
+// The backend defaults to bwrap here: the native backend's bash reads a stray
+// byte instead of its command when the calling process holds a libuv loop
+// (reported to the sandbox/tools owners); WS_BACKEND=native runs it anyway.
 function startOurWorker(f, env, key, workdir, extra = []) {
-	const args = ['worker', 'poll', '--base-url', f.baseURL, '--environment', env.id, '--workdir', workdir, '--max-idle', '1', ...extra];
+	// Commands run as another uid inside the sandbox: the scratch dir (0700
+	// from mkdtemp) must let it pass to its workspace.
+	chmodSync(f.dir, 0o711);
+	const args = ['worker', 'poll', '--base-url', f.baseURL, '--environment', env.id, '--workdir', workdir, '--max-idle', '1', '--backend', process.env.WS_BACKEND || 'bwrap', ...extra];
 	return f.spawn('worker', args, { ANTHROPIC_ENVIRONMENT_KEY: key.key, ANTHROPIC_BASE_URL: '' });
 }
 
@@ -82,8 +88,6 @@ await runAll([
 				assertEq(uses.length, MANY_CALLS, 'tool calls per session');
 				const res = new Map(evs.filter((e) => e.type === 'user.tool_result').map((r) => [r.tool_use_id, r]));
 				const byStep = uses.map((u) => res.get(u.id));
-				if (process.env.DEBUG_WS) console.log(JSON.stringify(byStep.map((r) => [r.is_error, text(r)])));
-				if (process.env.DEBUG_WS) spawnSync('cp', ['-r', workdir, '/tmp/ws-debug']);
 				assert(!byStep[0].is_error, 'write ok: ' + text(byStep[0]));
 				assert(text(byStep[1]).includes('3'), 'wc sees three lines: ' + text(byStep[1]));
 				assert(text(byStep[2]).includes('mark=kept'), 'the shell persists across calls: ' + text(byStep[2]));
@@ -96,21 +100,21 @@ await runAll([
 				assertEq(readFileSync(join(workdir, s.id, 'notes.txt'), 'utf8'), 'alpha\nBETA\ngamma\n', 'workspace file');
 			}
 			// The items are stopped after max-idle; then SIGTERM ends the worker cleanly.
-			await until(async () => (w.log.match(/stopped work work_id=/g) || []).length >= 3, 'items stopped', 20000);
+			await until(async () => (w.log.match(/stopped work work_id=/g) || []).length >= sessions.length, 'items stopped', 20000);
 			await w.kill('SIGTERM');
 			assertEq(w.exit.code, 0, 'worker exit status');
 			const answered = (w.log.match(/answered tool call .*how=ran/g) || []).length;
-			assertEq(answered, 3 * MANY_CALLS, 'answer log lines');
+			assertEq(answered, sessions.length * MANY_CALLS, 'answer log lines');
 			assert(!w.log.includes(key.key), 'the environment key never reaches the log');
 			const auditFile = join(workdir, '.airlock', 'audit.log');
 			const v = auditVerify(auditFile);
 			assertEq(v.status, 0, 'audit verify: ' + v.stdout + v.stderr);
 			const recs = auditEvents(auditFile);
 			const count = (ev) => recs.filter((r) => r.airlock.event === ev).length;
-			assertEq(count('tool.answered'), 3 * MANY_CALLS, 'tool.answered records');
-			assertEq(count('work.claimed'), 3, 'work.claimed records');
-			assertEq(count('work.stopped'), 3, 'work.stopped records');
-			assertEq(count('session.attached'), 3, 'session.attached records');
+			assertEq(count('tool.answered'), sessions.length * MANY_CALLS, 'tool.answered records');
+			assertEq(count('work.claimed'), sessions.length, 'work.claimed records');
+			assertEq(count('work.stopped'), sessions.length, 'work.stopped records');
+			assertEq(count('session.attached'), sessions.length, 'session.attached records');
 			const raw = readFileSync(auditFile, 'utf8');
 			assert(!raw.includes(key.key), 'the environment key never reaches the audit log');
 			assert(!raw.includes('alks_') && !raw.includes('sessions_token'), 'no sessions token in the audit log');
@@ -144,10 +148,12 @@ await runAll([
 			assertEq(readFileSync(join(workdir, s.id, 'allowed.txt'), 'utf8'), 'one\n', 'the allowed call ran');
 			await c.beta.sessions.events.send(s.id, { events: [{ type: 'user.tool_confirmation', tool_use_id: second.id, result: 'deny' }] });
 			const evs = await waitIdle(c, s.id);
-			if (process.env.DEBUG_WS) console.log(JSON.stringify(evs.map((e) => [e.type, e.tool_use_id, e.is_error])));
-			checkTranscript(evs, s.id);
-			const res = evs.find((e) => e.type === 'user.tool_result' && e.tool_use_id === second.id);
-			assertEq(res.is_error, true, 'the denied call is answered with an error');
+			// The platform answers a denial to the model itself; the worker posts nothing for it.
+			const results = evs.filter((e) => e.type === 'user.tool_result');
+			assertEq(results.length, 1, 'only the allowed call has a user.tool_result');
+			assertEq(results[0].tool_use_id, first.id, 'it answers the allowed call');
+			assertEq(results[0].is_error, false, 'the allowed call succeeded');
+			assert(evs.some((e) => e.type === 'session.status_idle' && e.stop_reason?.type === 'end_turn'), 'the turn ended');
 			await until(() => w.log.includes('denied'), 'worker saw the denial');
 			assert(!existsSync(join(workdir, s.id, 'denied.txt')), 'the denied call never ran');
 			await until(() => w.log.includes('stopped work work_id='), 'item stopped', 20000);
