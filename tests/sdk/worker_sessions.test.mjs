@@ -4,7 +4,7 @@
 // worker's audit log verifying afterwards. The model is the scripted stub
 // (a TEST DOUBLE for the Messages API); everything else is real: loopback
 // HTTP, the journal on disk, each session's sandbox.
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BIN, assert, assertEq } from './harness.mjs';
@@ -164,6 +164,66 @@ await runAll([
 			assertEq(v.status, 0, 'audit verify: ' + v.stdout + v.stderr);
 			const conf = auditEvents(auditFile).filter((r) => r.airlock.event === 'tool.confirmation');
 			assertEq(conf.map((r) => r.airlock.result).join(','), 'allow,deny', 'confirmation records');
+		},
+	],
+	[
+		'our worker: --on-work hands each item to a script running `airlock worker run`',
+		async (f) => {
+			await f.startModel({
+				steps: [
+					{ content: [{ type: 'tool_use', name: 'bash', input: { command: 'echo "$ANTHROPIC_WORK_SECRET$ANTHROPIC_ENVIRONMENT_KEY" | wc -c > env.txt; echo from-script' } }] },
+					{ content: [{ type: 'tool_use', name: 'read', input: { file_path: 'env.txt' } }] },
+					{ content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn' },
+				],
+			});
+			await f.startServer();
+			const c = f.client;
+			const { agent, env, key } = await setup(f, 'onwork', [{ type: 'agent_toolset_20260401' }]);
+			const workdir = scratch(f.dir, 'work');
+			const items = scratch(f.dir, 'items');
+			const script = join(f.dir, 'on-work.sh');
+			// The item JSON and the variables the script saw are kept for the asserts; the
+			// run gets its own audit log (the poller holds the default one) and shares the journal.
+			writeFileSync(
+				script,
+				`#!/bin/sh
+cat > "${items}/$ANTHROPIC_WORK_ID.json"
+env | grep '^ANTHROPIC_' | sed 's/=.*//' | sort > "${items}/$ANTHROPIC_WORK_ID.env"
+exec "${BIN}" worker run --workdir "${workdir}" --max-idle 1 --backend "${process.env.WS_BACKEND || 'bwrap'}" --audit "${items}/$ANTHROPIC_WORK_ID.audit"
+`,
+				{ mode: 0o755 },
+			);
+			const sessions = [await startSession(c, agent, env, 'one'), await startSession(c, agent, env, 'two')];
+			const w = startOurWorker(f, env, key, workdir, ['--on-work', script]);
+			for (const s of sessions) {
+				const evs = await waitIdle(c, s.id);
+				const uses = checkTranscript(evs, s.id);
+				assertEq(uses.length, 2, 'calls');
+				const res = evs.filter((e) => e.type === 'user.tool_result');
+				assert(text(res[0]).includes('from-script'), 'bash ran: ' + text(res[0]));
+				// Only the newline: neither the secret nor the key reaches the sandbox.
+				assertEq(text(res[1]).trim(), '1', 'no ANTHROPIC_* secret inside the sandbox');
+			}
+			await until(async () => (w.log.match(/on-work script exited .* status=0/g) || []).length >= 2, 'scripts exited', 20000);
+			await w.kill('SIGTERM');
+			assertEq(w.exit.code, 0, 'worker exit status');
+			for (const s of sessions) {
+				const work = (await c.get(`/v1/environments/${env.id}/work`, { query: { limit: 100 }, headers: { 'anthropic-beta': 'managed-agents-2026-04-01' } })).data.find((x) => x.data.id === s.id);
+				assertEq(work.state, 'stopped', 'item stopped by the run');
+				const item = JSON.parse(readFileSync(join(items, `${work.id}.json`), 'utf8'));
+				assertEq(item.id, work.id, 'item JSON on stdin');
+				assertEq(item.data.id, s.id, 'item session');
+				assert(!('secret' in item), 'the secret is not on stdin');
+				assertEq(
+					readFileSync(join(items, `${work.id}.env`), 'utf8').trim().split('\n').join(','),
+					'ANTHROPIC_BASE_URL,ANTHROPIC_ENVIRONMENT_ID,ANTHROPIC_ENVIRONMENT_KEY,ANTHROPIC_SESSION_ID,ANTHROPIC_WORK_ID,ANTHROPIC_WORK_SECRET',
+					'script environment',
+				);
+				const v = auditVerify(join(items, `${work.id}.audit`));
+				assertEq(v.status, 0, 'run audit verify: ' + v.stdout + v.stderr);
+			}
+			const v = auditVerify(join(workdir, '.airlock', 'audit.log'));
+			assertEq(v.status, 0, 'poller audit verify: ' + v.stdout + v.stderr);
 		},
 	],
 ]);
