@@ -226,4 +226,42 @@ exec "${BIN}" worker run --workdir "${workdir}" --max-idle 1 --backend "${proces
 			assertEq(v.status, 0, 'poller audit verify: ' + v.stdout + v.stderr);
 		},
 	],
+	[
+		'our worker: SIGTERM mid-call cancels it after the grace period, answers it, stops the item, exits 0',
+		async (f) => {
+			await f.startModel({
+				steps: [
+					{ content: [{ type: 'tool_use', name: 'bash', input: { command: 'echo started; sleep 60' } }] },
+					{ content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn' },
+				],
+			});
+			await f.startServer();
+			const c = f.client;
+			const { agent, env, key } = await setup(f, 'term', [{ type: 'agent_toolset_20260401' }]);
+			const workdir = scratch(f.dir, 'work');
+			const conf = join(f.dir, 'worker.yaml');
+			writeFileSync(conf, 'shutdown_grace: 1\n');
+			const s = await startSession(c, agent, env, 'long');
+			const w = startOurWorker(f, env, key, workdir, ['--config', conf]);
+			await until(() => w.log.includes('executing tool'), 'the call runs');
+			await sleep(300);
+			const t0 = Date.now();
+			await w.kill('SIGTERM');
+			const took = Date.now() - t0;
+			assertEq(w.exit.code, 0, 'worker exit status');
+			assert(took < 15000, `drained in ${took} ms`);
+			const evs = await listEvents(c, s.id);
+			const res = evs.filter((e) => e.type === 'user.tool_result');
+			assertEq(res.length, 1, 'the cancelled call is answered once');
+			assertEq(res[0].is_error, true, 'with an error result');
+			assert(text(res[0]).includes('cancel'), 'saying it was cancelled: ' + text(res[0]));
+			const work = (await c.get(`/v1/environments/${env.id}/work`, { query: { limit: 100 }, headers: { 'anthropic-beta': 'managed-agents-2026-04-01' } })).data.find((x) => x.data.id === s.id);
+			assertEq(work.state, 'stopped', 'item force-stopped');
+			const auditFile = join(workdir, '.airlock', 'audit.log');
+			const v = auditVerify(auditFile);
+			assertEq(v.status, 0, 'audit verify: ' + v.stdout + v.stderr);
+			const recs = auditEvents(auditFile).map((r) => r.airlock.event);
+			assert(recs.includes('tool.answered') && recs.includes('work.stopped'), 'answer and stop audited: ' + recs.join(','));
+		},
+	],
 ]);
