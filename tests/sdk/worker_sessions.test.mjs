@@ -264,4 +264,41 @@ exec "${BIN}" worker run --workdir "${workdir}" --max-idle 1 --backend "${proces
 			assert(recs.includes('tool.answered') && recs.includes('work.stopped'), 'answer and stop audited: ' + recs.join(','));
 		},
 	],
+	[
+		'our worker: kill -9 mid-call, restart on the same state dir: answered once, never run twice',
+		async (f) => {
+			await f.startModel({
+				steps: [
+					{ content: [{ type: 'tool_use', name: 'bash', input: { command: 'echo run >> runs.txt; sleep 60' } }] },
+					{ content: [{ type: 'tool_use', name: 'read', input: { file_path: 'runs.txt' } }] },
+					{ content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn' },
+				],
+			});
+			await f.startServer();
+			const c = f.client;
+			const { agent, env, key } = await setup(f, 'crash', [{ type: 'agent_toolset_20260401' }]);
+			const workdir = scratch(f.dir, 'work');
+			const conf = join(f.dir, 'worker.yaml');
+			// A short lease so the killed worker's item is reclaimable quickly.
+			writeFileSync(conf, 'heartbeat_ttl: 10\nreclaim_older_than_ms: 1000\n');
+			const s = await startSession(c, agent, env, 'crash');
+			const w1 = startOurWorker(f, env, key, workdir, ['--config', conf]);
+			await until(() => existsSync(join(workdir, s.id, 'runs.txt')), 'the call started');
+			await w1.kill('SIGKILL');
+			const w2 = startOurWorker(f, env, key, workdir, ['--config', conf]);
+			const evs = await waitIdle(c, s.id);
+			const uses = checkTranscript(evs, s.id);
+			assertEq(uses.length, 2, 'calls');
+			const res = new Map(evs.filter((e) => e.type === 'user.tool_result').map((r) => [r.tool_use_id, r]));
+			const first = res.get(uses[0].id);
+			assertEq(first.is_error, true, 'the interrupted call is an error');
+			assert(text(first).includes('restarted during execution'), 'saying the worker restarted: ' + text(first));
+			assertEq(readFileSync(join(workdir, s.id, 'runs.txt'), 'utf8'), 'run\n', 'the interrupted call ran once');
+			assert(w2.log.includes('how=restarted'), 'the restart is logged');
+			await w2.kill('SIGTERM');
+			assertEq(w2.exit.code, 0, 'worker exit status');
+			const v = auditVerify(join(workdir, '.airlock', 'audit.log'));
+			assertEq(v.status, 0, 'audit verify after kill -9: ' + v.stdout + v.stderr);
+		},
+	],
 ]);
