@@ -38,6 +38,7 @@
 #define LOGC		 "worker"
 #define POLL_BACKOFF_MS	 1000u
 #define POLL_BACKOFF_CAP 60000u
+#define JOURNAL_KEEP_MS	 (7LL * 24 * 3600 * 1000)
 
 extern char **environ;
 
@@ -617,6 +618,13 @@ static int poller_open(struct poller *p, const struct al_worker_config *cfg)
 		al_error(LOGC, "journal %s: %s", path, err);
 		return rc;
 	}
+	/*
+	 * Answered calls are kept a week: long enough for any item of the same
+	 * session to see them (history shows the answers too), short enough that
+	 * the journal stays small on a busy worker.
+	 */
+	if ((rc = al_journal_prune(p->ctx.journal, JOURNAL_KEEP_MS)) > 0)
+		al_info(LOGC, "journal: pruned %d answered calls older than 7 days", rc);
 	if (cfg->audit_path)
 		n = snprintf(path, sizeof(path), "%s", cfg->audit_path);
 	else
