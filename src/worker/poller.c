@@ -592,6 +592,8 @@ static int poller_open(struct poller *p, const struct al_worker_config *cfg)
 	int rc, n;
 
 	memset(p, 0, sizeof(*p));
+	if ((p->ctx.inflight = json_object()) == NULL)
+		return -ENOMEM;
 	p->cfg = cfg;
 	p->ctx.cfg = cfg;
 	p->ctx.loop = &p->loop;
@@ -667,6 +669,8 @@ static int poller_close(struct poller *p, int loop_ready)
 	}
 	if (p->ctx.fatal)
 		status = 1;
+	json_decref(p->ctx.inflight);
+	p->ctx.inflight = NULL;
 	al_journal_close(p->ctx.journal);
 	if ((rc = al_audit_close(p->ctx.audit)) < 0) {
 		al_error(LOGC, "audit log close: %s", strerror(-rc));

@@ -383,9 +383,20 @@ static void job_free(struct job *jb)
 	al_free(jb);
 }
 
+static void inflight_key(const struct al_wsess *s, const char *id, char *out, size_t len)
+{
+	snprintf(out, len, "%s %s", s->session_id, id);
+}
+
 /* The call is over (answered, skipped or given up): take the next. */
 static void call_done(struct al_wsess *s)
 {
+	if (s->ctx->inflight != NULL) {
+		char key[512];
+
+		inflight_key(s, s->cur->id, key, sizeof(key));
+		json_object_del(s->ctx->inflight, key);
+	}
 	job_free(s->cur);
 	s->cur = NULL;
 	idle_check(s);
@@ -549,6 +560,11 @@ static void job_after_cb(uv_work_t *req, int status)
 	send_result(s);
 }
 
+static void pump_retry_cb(uv_timer_t *t)
+{
+	pump(t->data);
+}
+
 /* Takes the next queued call, if nothing runs. */
 static void pump(struct al_wsess *s)
 {
@@ -562,6 +578,20 @@ static void pump(struct al_wsess *s)
 		const char *name = jstr(q->ev, "name");
 		json_t *input = json_object_get(q->ev, "input");
 
+		if (id != NULL && s->ctx->inflight != NULL) {
+			char key[512];
+
+			inflight_key(s, id, key, sizeof(key));
+			if (json_object_get(s->ctx->inflight, key) != NULL) {
+				/* Another item of this session (a reclaimed one) still has it. */
+				al_info(LOGC,
+					"tool call still running for an earlier item; waiting "
+					"work_id=%s tool_use_id=%s",
+					s->work_id, id);
+				uv_timer_start(&s->send_timer, pump_retry_cb, 500, 0);
+				return;
+			}
+		}
 		s->qhead = q->next;
 		if (s->qhead == NULL)
 			s->qtail = NULL;
@@ -601,6 +631,12 @@ static void pump(struct al_wsess *s)
 		al_free(q);
 		s->cur = jb;
 		s->cur_on_pool = 1;
+		if (s->ctx->inflight != NULL) {
+			char key[512];
+
+			inflight_key(s, jb->id, key, sizeof(key));
+			json_object_set_new(s->ctx->inflight, key, json_true());
+		}
 		idle_disarm(s);
 		al_info(LOGC, "executing tool work_id=%s session_id=%s tool_use_id=%s name=%s",
 			s->work_id, s->session_id, jb->id, jb->name);
@@ -608,6 +644,12 @@ static void pump(struct al_wsess *s)
 			al_error(LOGC, "uv_queue_work: %s", uv_strerror(rc));
 			s->cur_on_pool = 0;
 			json_object_del(s->seen, jb->id);
+			if (s->ctx->inflight != NULL) {
+				char key[512];
+
+				inflight_key(s, jb->id, key, sizeof(key));
+				json_object_del(s->ctx->inflight, key);
+			}
 			job_free(jb);
 			s->cur = NULL;
 			finish(s, AL_WSESS_FAILED, "thread pool unavailable");

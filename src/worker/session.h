@@ -28,6 +28,14 @@ struct al_wctx {
 	struct al_journal *journal;
 	al_audit_log *audit;
 	int fatal; /* set by a session on a journal failure: the worker must exit 1 */
+	/*
+	 * "<session_id> <tool_use_id>" of every call on the pool or being posted,
+	 * process-wide: a reclaimed item of the same session served again by
+	 * this process must wait for the call, not take its STARTED journal
+	 * entry for a crash. Owned by the caller of al_wsess_start (a JSON
+	 * object used as a set; may be NULL: no guard).
+	 */
+	json_t *inflight;
 };
 
 /* How a session ended (for the poller's logs and exit status). */
