@@ -136,7 +136,7 @@ await runAll([
 			const { agent, env, key } = await setup(f, 'ask', tools);
 			const workdir = scratch(f.dir, 'work');
 			const s = await startSession(c, agent, env, 'ask me');
-			const w = startOurWorker(f, env, key, workdir);
+			const w = startOurWorker(f, env, key, workdir, ['--log-format', 'json']);
 			const first = await until(async () => (await listEvents(c, s.id)).find((e) => e.type === 'agent.tool_use'), 'first call');
 			assertEq(first.evaluated_permission, 'ask', 'the call needs confirmation');
 			await until(() => w.log.includes('awaiting confirmation'), 'worker holds the call');
@@ -162,6 +162,11 @@ await runAll([
 			const auditFile = join(workdir, '.airlock', 'audit.log');
 			const v = auditVerify(auditFile);
 			assertEq(v.status, 0, 'audit verify: ' + v.stdout + v.stderr);
+			// --log-format json: every line the worker wrote is one JSON object.
+			const logLines = w.log.split('\n').filter((l) => l.length > 0);
+			assert(logLines.length > 5, 'worker logged');
+			for (const l of logLines) JSON.parse(l);
+			assert(logLines.some((l) => l.includes('answered tool call')), 'answers logged as JSON');
 			const conf = auditEvents(auditFile).filter((r) => r.airlock.event === 'tool.confirmation');
 			assertEq(conf.map((r) => r.airlock.result).join(','), 'allow,deny', 'confirmation records');
 		},
