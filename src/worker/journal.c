@@ -643,13 +643,12 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0 || result_json == NULL)
 		return -EINVAL;
+	/* Outside the lock: a result can be large. */
+	if (al_sha256(result_json, strlen(result_json), sum) < 0)
+		return -ENOMEM;
 	pthread_mutex_lock(&j->mu);
 	if ((rc = ensure_full(j)) < 0)
 		goto done;
-	if (al_sha256(result_json, strlen(result_json), sum) < 0) {
-		rc = -ENOMEM;
-		goto done;
-	}
 	if ((rc = bind_key(st, session_id, tool_use_id)) < 0 ||
 	    sqlite3_bind_text(st, 3, result_json, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 4, al_now_ms()) != SQLITE_OK ||
@@ -678,7 +677,7 @@ done:
 int al_journal_answered(struct al_journal *j, const char *session_id, const char *tool_use_id)
 {
 	sqlite3_stmt *st = j->st[ST_ANSWERED];
-	int rc;
+	int rc, nosync;
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0)
 		return rc;
@@ -697,23 +696,15 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 	 * synchronous is a connection flag, no I/O; the mutex keeps a begin on
 	 * another thread from committing in between with NORMAL.
 	 */
-	if ((rc = set_sync(j, 0)) < 0) {
-		stmt_done(st);
-		goto done;
-	}
+	nosync = set_sync(j, 0) == 0; /* if not, commit under FULL: slower, never wrong */
 	rc = step_write(j, st, "answered");
 	stmt_done(st);
 	if (rc > 0)
 		rc = 0;
-	{
-		int src = set_sync(j, 1);
-
-		/* Failing to restore FULL would make later begins non-durable: fail closed. */
-		if (src < 0) {
-			al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
-			rc = src;
-			j->broken = 1;
-		}
+	if (nosync && set_sync(j, 1) < 0) {
+		/* This write stands; begin/finish retry (ensure_full) or refuse. */
+		al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
+		j->broken = 1;
 	}
 done:
 	pthread_mutex_unlock(&j->mu);
