@@ -46,7 +46,13 @@
 #define SEND_BACKOFF_CAP   30000u
 #define SEND_WINDOW_MS	   (10u * 60u * 1000u)
 #define HISTORY_PAGE	   1000u
-#define NTIMERS		   6
+/*
+ * A stream that received nothing (not even a `: ping`) for this long is taken
+ * for dead (a proxy that silently dropped it) and reopened. airlock's server
+ * pings every 15 s; checked on each heartbeat.
+ */
+#define STREAM_SILENT_MS 90000u
+#define NTIMERS		 6
 #define RESTARTED_TEXT                                                                             \
 	"the worker restarted during execution of this tool call; it was not run again"
 
@@ -837,7 +843,8 @@ static void reconcile_apply(struct al_wsess *s)
 	json_decref(s->hist);
 	s->hist = NULL;
 	s->reconciling = 0;
-	idle_disarm(s);
+	if (json_array_size(pending) > 0)
+		idle_disarm(s);
 	/* Pass 2: route what is still unanswered, in history order. */
 	json_array_foreach(pending, i, ev)
 	{
@@ -860,7 +867,11 @@ static void reconcile_apply(struct al_wsess *s)
 		json_decref(held);
 	}
 	if (!s->ending) {
-		if (last_ended && blockers(s) == 0)
+		/*
+		 * An idle timer already running keeps its start: a reconnect (every
+		 * silent stream is one) must not postpone the exit forever.
+		 */
+		if (last_ended && blockers(s) == 0 && !s->idle_armed)
 			idle_arm(s);
 		else if (!last_ended)
 			idle_disarm(s);
@@ -1146,6 +1157,9 @@ static void hb_cb(const struct al_wc_resp *r, void *ud)
 					jstr(r->body, "state") ? jstr(r->body, "state") : ""));
 		}
 		s->hb_first_done = 1;
+		if (s->stream != NULL && !s->ending &&
+		    al_mono_ms() - al_wc_stream_last_rx_ms(s->stream) > STREAM_SILENT_MS)
+			stream_retry(s, "event stream silent");
 		state = jstr(r->body, "state");
 		if (state && (strcmp(state, "stopping") == 0 || strcmp(state, "stopped") == 0)) {
 			al_info(LOGC, "heartbeat signals shutdown (%s) work_id=%s", state,

@@ -48,7 +48,7 @@ async function withFake(items, body) {
 	await new Promise((r) => srv.listen(0, '127.0.0.1', r));
 	const dir = mkdtempSync(join(tmpdir(), 'al-fake-'));
 	chmodSync(dir, 0o711);
-	const w = spawn(BIN, ['worker', 'poll', '--base-url', `http://127.0.0.1:${srv.address().port}`, '--environment', 'env_1', '--workdir', join(dir, 'w'), '--backend', 'bwrap'], {
+	const w = spawn(BIN, ['worker', 'poll', '--base-url', `http://127.0.0.1:${srv.address().port}`, '--environment', 'env_1', '--workdir', join(dir, 'w')], {
 		env: { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: 'ekey_test', ANTHROPIC_BASE_URL: '' },
 		stdio: ['ignore', 'pipe', 'pipe'],
 	});

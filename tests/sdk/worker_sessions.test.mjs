@@ -26,14 +26,12 @@ const manyScript = {
 };
 const MANY_CALLS = 8;
 
-// The backend defaults to bwrap here: the native backend's bash reads a stray
-// byte instead of its command when the calling process holds a libuv loop
-// (reported to the sandbox/tools owners); WS_BACKEND=native runs it anyway.
+// The worker's default sandbox backend (native) unless WS_BACKEND names another.
 function startOurWorker(f, env, key, workdir, extra = []) {
 	// Commands run as another uid inside the sandbox: the scratch dir (0700
 	// from mkdtemp) must let it pass to its workspace.
 	chmodSync(f.dir, 0o711);
-	const args = ['worker', 'poll', '--base-url', f.baseURL, '--environment', env.id, '--workdir', workdir, '--max-idle', '1', '--backend', process.env.WS_BACKEND || 'bwrap', ...extra];
+	const args = ['worker', 'poll', '--base-url', f.baseURL, '--environment', env.id, '--workdir', workdir, '--max-idle', '1', ...(process.env.WS_BACKEND ? ['--backend', process.env.WS_BACKEND] : []), ...extra];
 	return f.spawn('worker', args, { ANTHROPIC_ENVIRONMENT_KEY: key.key, ANTHROPIC_BASE_URL: '' });
 }
 
@@ -194,7 +192,7 @@ await runAll([
 				`#!/bin/sh
 cat > "${items}/$ANTHROPIC_WORK_ID.json"
 env | grep '^ANTHROPIC_' | sed 's/=.*//' | sort > "${items}/$ANTHROPIC_WORK_ID.env"
-exec "${BIN}" worker run --workdir "${workdir}" --max-idle 1 --backend "${process.env.WS_BACKEND || 'bwrap'}" --audit "${items}/$ANTHROPIC_WORK_ID.audit"
+exec "${BIN}" worker run --workdir "${workdir}" --max-idle 1 --backend "${process.env.WS_BACKEND || 'native'}" --audit "${items}/$ANTHROPIC_WORK_ID.audit"
 `,
 				{ mode: 0o755 },
 			);
