@@ -13,7 +13,7 @@ import { until } from './procs.mjs';
 
 const secret = (tok) => Buffer.from(JSON.stringify({ sessions_token: tok })).toString('base64url');
 
-async function withFake(items, body) {
+async function withFake(items, body, hooks = {}, extraArgs = []) {
 	const log = [];
 	let queue = [...items];
 	const srv = createServer((req, res) => {
@@ -26,6 +26,7 @@ async function withFake(items, body) {
 				res.writeHead(status, { 'content-type': 'application/json' });
 				res.end(JSON.stringify(obj));
 			};
+			if (hooks.handle && hooks.handle(req, u, b, res, send)) return;
 			if (u.pathname.endsWith('/work/poll')) return send(200, queue.shift() ?? null);
 			if (u.pathname.endsWith('/ack')) return send(200, { id: 'x', state: 'starting' });
 			if (u.pathname.endsWith('/stop')) return send(200, { id: 'x', state: 'stopped' });
@@ -48,7 +49,7 @@ async function withFake(items, body) {
 	await new Promise((r) => srv.listen(0, '127.0.0.1', r));
 	const dir = mkdtempSync(join(tmpdir(), 'al-fake-'));
 	chmodSync(dir, 0o711);
-	const w = spawn(BIN, ['worker', 'poll', '--base-url', `http://127.0.0.1:${srv.address().port}`, '--environment', 'env_1', '--workdir', join(dir, 'w')], {
+	const w = spawn(BIN, ['worker', 'poll', '--base-url', `http://127.0.0.1:${srv.address().port}`, '--environment', 'env_1', '--workdir', join(dir, 'w'), ...extraArgs], {
 		env: { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: 'ekey_test', ANTHROPIC_BASE_URL: '' },
 		stdio: ['ignore', 'pipe', 'pipe'],
 	});
@@ -91,3 +92,59 @@ await withFake([{ id: 'work_lost', type: 'work', environment_id: 'env_1', data: 
 	assert(!out().includes('tok_l'), 'the sessions token is not logged');
 });
 console.log('ok 412 on a heartbeat: lease lost, item not stopped');
+
+// A tool call delivered twice (history and stream), result posts failing
+// twice with 503: run once, posted until accepted, answered once, then the
+// idle exit stops the item.
+{
+	const use = { id: 'sevt_use1', type: 'agent.tool_use', name: 'read', input: { file_path: 'missing.txt' }, evaluated_permission: 'allow' };
+	let streamRes = null;
+	let attempts = 0;
+	const accepted = [];
+	const hooks = {
+		handle(req, u, b, res, send) {
+			if (u.pathname === '/v1/sessions/sesn_2/events/stream') {
+				res.writeHead(200, { 'content-type': 'text/event-stream' });
+				res.write(`data: ${JSON.stringify(use)}\n\n`); // also in history: a duplicate
+				streamRes = res;
+				return true;
+			}
+			if (u.pathname === '/v1/sessions/sesn_2/events' && req.method === 'GET') {
+				send(200, { data: [{ id: 'sevt_msg', type: 'user.message', content: [] }, use], next_page: null });
+				return true;
+			}
+			if (u.pathname === '/v1/sessions/sesn_2/events' && req.method === 'POST') {
+				attempts++;
+				if (attempts <= 2) {
+					send(503, { type: 'error', error: { type: 'overloaded_error', message: 'busy' } });
+					return true;
+				}
+				const ev = JSON.parse(b).events[0];
+				accepted.push(ev);
+				send(200, { data: [{ ...ev, id: 'sevt_res1' }] });
+				streamRes.write(`data: ${JSON.stringify({ ...ev, id: 'sevt_res1' })}\n\n`);
+				streamRes.write(`data: ${JSON.stringify({ id: 'sevt_idle', type: 'session.status_idle', stop_reason: { type: 'end_turn' } })}\n\n`);
+				return true;
+			}
+			return false;
+		},
+	};
+	await withFake(
+		[{ id: 'work_s2', type: 'work', environment_id: 'env_1', data: { type: 'session', id: 'sesn_2' }, state: 'queued', secret: secret('tok_s2') }],
+		async (log, out) => {
+			await until(() => log.some((r) => r.path.endsWith('/work_s2/stop')), 'item stopped after the idle exit', 20000);
+			assertEq(attempts, 3, 'two failed posts, one accepted');
+			assertEq(accepted.length, 1, 'answered once');
+			assertEq(accepted[0].type, 'user.tool_result', 'event type');
+			assertEq(accepted[0].tool_use_id, 'sevt_use1', 'pairs with the call');
+			assertEq(accepted[0].is_error, true, 'a missing file is an error result');
+			assertEq((out().match(/executing tool/g) || []).length, 1, 'ran once despite the duplicate delivery');
+			assert(out().includes('attempts=3'), 'the answer log line counts the attempts');
+			const posts = log.filter((r) => r.method === 'POST' && r.path === '/v1/sessions/sesn_2/events');
+			assert(posts.every((r) => r.auth === 'Bearer tok_s2'), 'posts carry the sessions token');
+		},
+		hooks,
+		['--max-idle', '1'],
+	);
+	console.log('ok duplicate delivery and failing result posts: run once, answered once, idle exit');
+}
