@@ -148,3 +148,30 @@ console.log('ok 412 on a heartbeat: lease lost, item not stopped');
 	);
 	console.log('ok duplicate delivery and failing result posts: run once, answered once, idle exit');
 }
+
+// The platform asks for the item back (state stopping on a heartbeat): the
+// session ends and the item is force-stopped; the lease was not lost.
+{
+	const hooks = {
+		handle(req, u, b, res, send) {
+			if (u.pathname.endsWith('/work_s3/heartbeat')) {
+				send(200, { type: 'work_heartbeat', last_heartbeat: 'hb2', lease_extended: true, state: 'stopping', ttl_seconds: 90 });
+				return true;
+			}
+			return false;
+		},
+	};
+	await withFake(
+		[{ id: 'work_s3', type: 'work', environment_id: 'env_1', data: { type: 'session', id: 'sesn_3' }, state: 'queued', secret: secret('tok_s3') }],
+		async (log, out) => {
+			await until(() => log.some((r) => r.path.endsWith('/work_s3/stop')), 'item stopped', 20000);
+			assert(out().includes('heartbeat signals shutdown (stopping)'), 'logged');
+			assert(out().includes('work item finished (stopping)'), 'ended as stopping');
+			const stop = log.find((r) => r.path.endsWith('/work_s3/stop'));
+			assertEq(JSON.parse(stop.body).force, true, 'force-stop');
+			assertEq(stop.auth, 'Bearer tok_s3', 'stop with the sessions token');
+		},
+		hooks,
+	);
+	console.log('ok state stopping on a heartbeat: the item ends and is force-stopped');
+}
