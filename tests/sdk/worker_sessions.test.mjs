@@ -115,7 +115,10 @@ await runAll([
 			assertEq(count('session.attached'), sessions.length, 'session.attached records');
 			const raw = readFileSync(auditFile, 'utf8');
 			assert(!raw.includes(key.key), 'the environment key never reaches the audit log');
-			assert(!raw.includes('alks_') && !raw.includes('sessions_token'), 'no sessions token in the audit log');
+			// Sessions tokens are alk_sess_..., environment keys alk_env_...: neither appears,
+			// not even scrubbed (a scrubbed one would mean it reached the logger).
+			assert(!raw.includes('alk_sess_') && !raw.includes('alk_env_') && !raw.includes('sessions_token'), 'no token in the audit log');
+			assert(!w.log.includes('alk_sess_') && !w.log.includes('alk_env_'), 'no token in the worker log');
 		},
 	],
 	[
