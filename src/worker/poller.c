@@ -585,7 +585,8 @@ static void set_threadpool_size(unsigned max_sessions)
 	setenv("UV_THREADPOOL_SIZE", v, 1);
 }
 
-static int poller_open(struct poller *p, const struct al_worker_config *cfg)
+static int poller_open(struct poller *p, const struct al_worker_config *cfg,
+		       const char *run_work_id)
 {
 	struct al_audit_opts ao = {.component = "worker"};
 	char path[PATH_MAX], state[PATH_MAX], err[256];
@@ -634,7 +635,27 @@ static int poller_open(struct poller *p, const struct al_worker_config *cfg)
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
 	ao.sign_key_path = cfg->audit_key;
-	if ((rc = al_audit_open(path, &ao, &p->ctx.audit, err, sizeof(err))) < 0) {
+	rc = al_audit_open(path, &ao, &p->ctx.audit, err, sizeof(err));
+	if (rc == -EBUSY && run_work_id != NULL && *run_work_id != '\0' &&
+	    strspn(run_work_id,
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+		strlen(run_work_id)) {
+		/*
+		 * `worker run` started by `worker poll --on-work` on the same host
+		 * and state dir: the poller holds the log (one writer per file).
+		 * The item gets its own chain next to it rather than failing.
+		 */
+		char alt[PATH_MAX];
+
+		n = snprintf(alt, sizeof(alt), "%s.%s", path, run_work_id);
+		if (n < 0 || (size_t)n >= sizeof(alt))
+			return -ENAMETOOLONG;
+		al_warn(LOGC, "audit log %s is held by another process; this item writes %s", path,
+			alt);
+		rc = al_audit_open(alt, &ao, &p->ctx.audit, err, sizeof(err));
+		memcpy(path, alt, sizeof(path));
+	}
+	if (rc < 0) {
 		al_error(LOGC, "audit log %s: %s", path, err);
 		return rc;
 	}
@@ -689,7 +710,7 @@ int al_worker_poll(const struct al_worker_config *cfg)
 			       "required");
 		return 1;
 	}
-	if ((rc = poller_open(&p, cfg)) < 0) {
+	if ((rc = poller_open(&p, cfg, NULL)) < 0) {
 		p.exit_status = 1;
 		poller_close(&p, 0);
 		return 1;
@@ -719,7 +740,7 @@ int al_worker_run(const struct al_worker_config *cfg, const struct al_worker_ite
 			       "required");
 		return 1;
 	}
-	if ((rc = poller_open(&p, cfg)) < 0) {
+	if ((rc = poller_open(&p, cfg, item->work_id)) < 0) {
 		p.exit_status = 1;
 		poller_close(&p, 0);
 		return 1;

@@ -188,14 +188,15 @@ await runAll([
 			const workdir = scratch(f.dir, 'work');
 			const items = scratch(f.dir, 'items');
 			const script = join(f.dir, 'on-work.sh');
-			// The item JSON and the variables the script saw are kept for the asserts; the
-			// run gets its own audit log (the poller holds the default one) and shares the journal.
+			// The item JSON and the variables the script saw are kept for the asserts. The run
+			// shares the poller's state dir: the journal is shared, and since the poller holds
+			// the audit log the run writes its own chain beside it (audit.log.<work id>).
 			writeFileSync(
 				script,
 				`#!/bin/sh
 cat > "${items}/$ANTHROPIC_WORK_ID.json"
 env | grep '^ANTHROPIC_' | sed 's/=.*//' | sort > "${items}/$ANTHROPIC_WORK_ID.env"
-exec "${BIN}" worker run --workdir "${workdir}" --max-idle 1 --backend "${process.env.WS_BACKEND || 'native'}" --audit "${items}/$ANTHROPIC_WORK_ID.audit"
+exec "${BIN}" worker run --workdir "${workdir}" --max-idle 1 --backend "${process.env.WS_BACKEND || 'native'}"
 `,
 				{ mode: 0o755 },
 			);
@@ -225,7 +226,7 @@ exec "${BIN}" worker run --workdir "${workdir}" --max-idle 1 --backend "${proces
 					'ANTHROPIC_BASE_URL,ANTHROPIC_ENVIRONMENT_ID,ANTHROPIC_ENVIRONMENT_KEY,ANTHROPIC_SESSION_ID,ANTHROPIC_WORK_ID,ANTHROPIC_WORK_SECRET',
 					'script environment',
 				);
-				const v = auditVerify(join(items, `${work.id}.audit`));
+				const v = auditVerify(join(workdir, '.airlock', `audit.log.${work.id}`));
 				assertEq(v.status, 0, 'run audit verify: ' + v.stdout + v.stderr);
 			}
 			const v = auditVerify(join(workdir, '.airlock', 'audit.log'));
