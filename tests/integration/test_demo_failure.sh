@@ -1,0 +1,38 @@
+#!/bin/sh
+# test_demo_failure.sh - `airlock demo` when the worker cannot start (a bad
+# flag through AIRLOCK_DEMO_WORKER_ARGS, the demo's test hook): it must exit
+# 1 with a message naming the worker and its exit status and showing the
+# worker's log, and leave nothing it started running. Likewise when the
+# worker binary does not exist at all.
+. "$(dirname "$0")/lib.sh"
+
+[ -x "$AIRLOCK_BIN" ] || { echo "airlock binary not built: $AIRLOCK_BIN"; exit 77; }
+unset ANTHROPIC_API_KEY AIRLOCK_DEMO_WORKER || true
+
+left_running() {
+	pgrep -a -f "$1" | grep -v "pgrep" || true
+}
+
+run="$T/run"
+rc=0
+AIRLOCK_DEMO_WORKER_ARGS="--no-such-flag" \
+	"$AIRLOCK_BIN" demo --dir "$run" --timeout 60 >"$T/out" 2>"$T/err" </dev/null || rc=$?
+[ "$rc" -eq 1 ] || { cat "$T/out" "$T/err"; fail "bad worker flag: exit $rc, want 1"; }
+grep -q "the worker exited with status 2 before the session finished" "$T/err" ||
+	{ cat "$T/err"; fail "no clear message about the worker"; }
+grep -q "last lines of worker" "$T/err" || { cat "$T/err"; fail "the worker's log is not shown"; }
+grep -q "no-such-flag" "$T/err" || { cat "$T/err"; fail "the worker's complaint is not shown"; }
+grep -q "audit log verified" "$T/out" && fail "a failed demo claims a verified audit log"
+left=$(left_running "$run")
+[ -z "$left" ] || fail "left running after a failed demo: $left"
+
+run2="$T/run2"
+rc=0
+AIRLOCK_DEMO_WORKER="$T/no-such-binary" \
+	"$AIRLOCK_BIN" demo --dir "$run2" --timeout 60 >"$T/out2" 2>"$T/err2" </dev/null || rc=$?
+[ "$rc" -eq 1 ] || { cat "$T/out2" "$T/err2"; fail "missing worker binary: exit $rc, want 1"; }
+grep -q "the worker exited with status 127" "$T/err2" || { cat "$T/err2"; fail "no clear message"; }
+grep -q "cannot execute" "$T/err2" || { cat "$T/err2"; fail "the exec error is not shown"; }
+left=$(left_running "$run2")
+[ -z "$left" ] || fail "left running after a failed demo: $left"
+echo "ok"
