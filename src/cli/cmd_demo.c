@@ -150,6 +150,8 @@ struct demo {
 	uint64_t t0_ms, last_out_ms, last_quiet_ms;
 	int spinner_shown;
 	unsigned spin;
+	uint64_t last_tick_ms;
+	char waiting[96];  /* what the progress line says we wait for */
 	int finished;	   /* idle with end_turn */
 	int session_error; /* terminated, or idle for another reason */
 	char session_error_msg[512];
@@ -211,6 +213,9 @@ static void progress_tick(struct demo *d, const char *what)
 	uint64_t now = al_mono_ms();
 
 	if (d->tty) {
+		if (d->spinner_shown && now - d->last_tick_ms < 100)
+			return;
+		d->last_tick_ms = now;
 		printf("\r\033[K%s %s (%.1f s)", frames[d->spin++ % 4], what, elapsed_s(d));
 		fflush(stdout);
 		d->spinner_shown = 1;
@@ -468,7 +473,9 @@ static int wait_listening(struct demo *d, struct child *c, char *addr, size_t ad
 			show_log_tail(c, 1500);
 			return -ETIMEDOUT;
 		}
-		progress_tick(d, "starting");
+		char what[64];
+		snprintf(what, sizeof(what), "starting the %s", c->name);
+		progress_tick(d, what);
 		usleep(50000);
 	}
 }
@@ -724,6 +731,7 @@ static void render_tool_use(struct demo *d, json_t *ev)
 	if (id)
 		json_object_set_new(d->tools, id, json_string(name));
 	d->tool_calls++;
+	snprintf(d->waiting, sizeof(d->waiting), "the worker runs %.40s in the sandbox", name);
 	if (strcmp(name, "bash") == 0 && json_is_string(json_object_get(in, "command"))) {
 		out(d, "tool", "bash, the command:");
 		out_text(d, "", json_string_value(json_object_get(in, "command")), 6);
@@ -751,6 +759,7 @@ static void render_tool_result(struct demo *d, json_t *ev, const char *id_field)
 	char label[32];
 
 	d->results++;
+	snprintf(d->waiting, sizeof(d->waiting), "waiting for the model");
 	if (is_error)
 		d->tool_errors++;
 	snprintf(label, sizeof(label), "  %s", is_error ? "error" : "result");
@@ -986,7 +995,7 @@ static int follow_session(struct demo *d)
 			continue;
 		}
 		if (!d->finished && !d->session_error)
-			progress_tick(d, "the agent is working");
+			progress_tick(d, d->waiting);
 	}
 	return 0;
 }
@@ -1450,6 +1459,7 @@ int al_cmd_demo(int argc, char **argv)
 	if (rc < 0)
 		goto fail;
 	/* The stream has no replay: attach first, then send, then catch up from history. */
+	snprintf(d.waiting, sizeof(d.waiting), "waiting for the model");
 	if ((rc = stream_attach(&d)) < 0 || (rc = send_prompt(&d)) < 0 ||
 	    (rc = reconcile_history(&d)) < 0)
 		goto fail;
@@ -1468,6 +1478,7 @@ int al_cmd_demo(int argc, char **argv)
 		rc = -ECHILD;
 		goto fail;
 	}
+	out(&d, "worker", "stopped (SIGTERM, exit 0): audit log closed");
 	if ((rc = verify_audit(&d)) < 0)
 		goto fail;
 	stop_children(&d);
