@@ -133,6 +133,7 @@ struct demo {
 	struct child server, stub, worker;
 	char base_url[300], model_url[300];
 	char audit_path[PATH_MAX + 16];
+	char audit_key[PATH_MAX + 16], audit_pub[PATH_MAX + 16]; /* checkpoint signing */
 	char *auth_header; /* "x-api-key: <admin key>"; secret */
 	char agent_id[128], env_id[128], session_id[128];
 
@@ -1222,6 +1223,8 @@ static int start_worker(struct demo *d, char *env_key)
 	argv[n++] = work;
 	argv[n++] = "--audit";
 	argv[n++] = d->audit_path;
+	argv[n++] = "--audit-key";
+	argv[n++] = d->audit_key;
 	argv[n++] = "--max-idle";
 	argv[n++] = "5";
 	if (d->worker_args && d->worker_args[0]) {
@@ -1275,53 +1278,99 @@ static int send_prompt(struct demo *d)
 	return rc;
 }
 
-/* Runs `airlock audit verify` on the worker's log; prints its verdict. */
-static int verify_audit(struct demo *d)
+/*
+ * Runs `airlock ARGS...` (a short tool: audit keygen or verify) to its end,
+ * output in log. Returns its wait status in *status, or a negative errno.
+ */
+static int run_tool(struct demo *d, char *const argv[], const char *log, int *status)
 {
-	struct child v = {.name = "audit verifier"};
-	char **env = NULL, line[1024];
+	struct child t = {.name = argv[1]};
 	uint64_t deadline = al_mono_ms() + 30000;
-	const char *p;
-	FILE *f;
+	char **env;
 	int rc;
 
-	snprintf(v.log, sizeof(v.log), "%s/audit-verify.txt", d->dir);
-	unlink(v.log);
-	char *argv[] = {d->self, "audit", "verify", d->audit_path, NULL};
-	if (access(d->audit_path, R_OK) != 0) {
-		fail_msg(d, "the worker left no audit log at %s", d->audit_path);
-		return -ENOENT;
-	}
+	snprintf(t.log, sizeof(t.log), "%s", log);
+	unlink(t.log);
 	if ((env = child_env(NULL)) == NULL)
 		return -ENOMEM;
-	rc = child_start(&v, d->self, argv, env);
+	rc = child_start(&t, d->self, argv, env);
 	al_free(env);
 	if (rc < 0) {
-		fail_msg(d, "cannot run airlock audit verify: %s", strerror(-rc));
+		fail_msg(d, "cannot run airlock %s: %s", argv[1], strerror(-rc));
 		return rc;
 	}
-	while (child_running(&v)) {
+	while (child_running(&t)) {
 		if (g_signal || al_mono_ms() >= deadline) {
-			child_stop(&v);
-			return -EINTR;
+			child_stop(&t);
+			return g_signal ? -EINTR : -ETIMEDOUT;
 		}
 		usleep(20000);
 	}
+	*status = t.status;
+	return 0;
+}
+
+/* Reads the first line of a file into line (empty if none). */
+static void first_line(const char *path, char *line, size_t len)
+{
+	FILE *f = fopen(path, "re");
+
 	line[0] = '\0';
-	if ((f = fopen(v.log, "re")) != NULL) {
-		if (fgets(line, sizeof(line), f) == NULL)
+	if (f != NULL) {
+		if (fgets(line, (int)len, f) == NULL)
 			line[0] = '\0';
 		fclose(f);
 	}
 	line[strcspn(line, "\n")] = '\0';
-	if (!WIFEXITED(v.status) || WEXITSTATUS(v.status) != 0) {
+}
+
+/*
+ * A fresh Ed25519 key for the worker's audit checkpoints, so the final
+ * verification checks signatures as well as the hash chain.
+ */
+static int make_audit_key(struct demo *d)
+{
+	char log[PATH_MAX + 32], line[512];
+	int rc, st = 0;
+
+	snprintf(d->audit_key, sizeof(d->audit_key), "%s/audit.key", d->dir);
+	snprintf(d->audit_pub, sizeof(d->audit_pub), "%s/audit.key.pub", d->dir);
+	snprintf(log, sizeof(log), "%s/audit-keygen.txt", d->dir);
+	char *argv[] = {d->self,      "audit", "keygen",     "--out",
+			d->audit_key, "--pub", d->audit_pub, NULL};
+	if ((rc = run_tool(d, argv, log, &st)) < 0)
+		return rc;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		first_line(log, line, sizeof(line));
+		fail_msg(d, "airlock audit keygen failed: %s", line[0] ? line : "(no output)");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Runs `airlock audit verify` on the worker's log; prints its verdict. */
+static int verify_audit(struct demo *d)
+{
+	char log[PATH_MAX + 32], line[1024];
+	const char *p;
+	int rc, st = 0;
+
+	snprintf(log, sizeof(log), "%s/audit-verify.txt", d->dir);
+	char *argv[] = {d->self, "audit", "verify", d->audit_path, "--pubkey", d->audit_pub, NULL};
+	if (access(d->audit_path, R_OK) != 0) {
+		fail_msg(d, "the worker left no audit log at %s", d->audit_path);
+		return -ENOENT;
+	}
+	if ((rc = run_tool(d, argv, log, &st)) < 0)
+		return rc;
+	first_line(log, line, sizeof(line));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		fail_msg(d, "the audit log did NOT verify: %s", line[0] ? line : "(no output)");
-		show_log_tail(&v, 2000);
 		return -EBADMSG;
 	}
 	/* "FILE: intact: N records, ..." -> "intact: N records, ..." */
 	p = strstr(line, ": intact");
-	out(d, "audit", "audit log verified (airlock audit verify):");
+	out(d, "audit", "audit log verified (airlock audit verify --pubkey):");
 	out_text(d, "", p ? p + 2 : line, 4);
 	return 0;
 }
@@ -1451,7 +1500,7 @@ int al_cmd_demo(int argc, char **argv)
 	out(&d, "demo", "airlock end to end; files in %s", d.dir);
 	if ((rc = start_model(&d)) < 0 || (rc = start_server(&d)) < 0)
 		goto fail;
-	if ((rc = create_resources(&d, &env_key)) < 0)
+	if ((rc = create_resources(&d, &env_key)) < 0 || (rc = make_audit_key(&d)) < 0)
 		goto fail;
 	rc = start_worker(&d, env_key);
 	al_free_secret_str(env_key); /* the worker has its copy; we never need it again */
@@ -1485,8 +1534,8 @@ int al_cmd_demo(int argc, char **argv)
 	out(&d, "done",
 	    "%u tool call%s ran in the sandbox (%u answered, %u with an error) in %.1f s",
 	    d.tool_calls, d.tool_calls == 1 ? "" : "s", d.results, d.tool_errors, elapsed_s(&d));
-	out(&d, "", "audit log %s (check it again: airlock audit verify %s)", d.audit_path,
-	    d.audit_path);
+	out(&d, "", "audit log %s; check it again with", d.audit_path);
+	out(&d, "", "  airlock audit verify %s --pubkey %s", d.audit_path, d.audit_pub);
 	out(&d, "", "logs in %s; nothing is left running", d.dir);
 	rc = 0;
 	goto done;

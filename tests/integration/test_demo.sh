@@ -49,8 +49,17 @@ count=$(find "$run/work" -name count.txt | head -1)
 [ -n "$count" ] && grep -q "3 *21 *128 notes.txt" "$count" || fail "count.txt content"
 
 # The audit log verifies on its own too, and it is the one the summary names.
-"$AIRLOCK_BIN" audit verify "$run/audit.log" >/dev/null || fail "audit verify failed afterwards"
+"$AIRLOCK_BIN" audit verify "$run/audit.log" --pubkey "$run/audit.key.pub" >"$T/verify" ||
+	fail "audit verify failed afterwards"
+grep -q "signatures verified" "$T/verify" || fail "no signed checkpoint: $(cat "$T/verify")"
 grep -q "audit log $run/audit.log" "$T/out" || fail "the summary does not name the audit log"
+# Tampering is caught: one byte changed in the first record fails verification.
+cp "$run/audit.log" "$T/tampered.log"
+sed -i '1s/"seq":1,/"seq":7,/' "$T/tampered.log"
+! cmp -s "$run/audit.log" "$T/tampered.log" || fail "could not tamper with the copy"
+if "$AIRLOCK_BIN" audit verify "$T/tampered.log" >/dev/null 2>&1; then
+	fail "a tampered copy of the audit log verifies"
+fi
 # The environment key went to the worker's environment, never into a log or the output.
 if grep -rqE "alk_env_[A-Za-z0-9_-]{16,}" "$T/out" "$T/err" "$run"/*.log; then
 	fail "an environment key appears in the output or a log"
