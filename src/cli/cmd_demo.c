@@ -103,11 +103,14 @@ static const char demo_scenario[] =
     "  ]\n"
     "}\n";
 
-static volatile sig_atomic_t g_signal;
+static volatile sig_atomic_t g_signal;	 /* the last signal asking us to stop */
+static volatile sig_atomic_t g_nsignals; /* a second one: no more grace periods */
 
 static void on_signal(int sig)
 {
 	g_signal = sig;
+	if (g_nsignals < 2)
+		g_nsignals++;
 }
 
 struct child {
@@ -153,6 +156,7 @@ struct demo {
 	unsigned spin;
 	uint64_t last_tick_ms;
 	char waiting[96];  /* what the progress line says we wait for */
+	int prompt_seen;   /* our user.message is in the log: idle now means done */
 	int finished;	   /* idle with end_turn */
 	int session_error; /* terminated, or idle for another reason */
 	char session_error_msg[512];
@@ -385,7 +389,7 @@ static void child_stop(struct child *c)
 	kill(c->pid, SIGTERM);
 	deadline = al_mono_ms() + CHILD_GRACE_MS;
 	while (child_running(c)) {
-		if (al_mono_ms() >= deadline) {
+		if (al_mono_ms() >= deadline || g_nsignals >= 2) {
 			int st;
 			kill(-c->pid, SIGKILL);
 			kill(c->pid, SIGKILL);
@@ -508,8 +512,16 @@ static struct curl_slist *api_headers(struct demo *d, int json_body)
 	return h;
 }
 
+/* A Ctrl-C cuts a request short instead of waiting out its timeout. */
+static int xfer_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	return g_signal ? 1 : 0;
+}
+
 static void curl_common(CURL *c, const char *url)
 {
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_cb);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	/* Loopback only: an HTTP(S)_PROXY in the environment must not capture it. */
@@ -787,6 +799,8 @@ static void render_event(struct demo *d, json_t *ev)
 		text = content_text(json_object_get(ev, "content"));
 		out_text(d, type[0] == 'u' ? "you" : "agent", text ? text : "", 20);
 		al_free(text);
+		if (type[0] == 'u')
+			d->prompt_seen = 1;
 	} else if (strcmp(type, "agent.tool_use") == 0) {
 		render_tool_use(d, ev);
 	} else if (strcmp(type, "user.tool_result") == 0 ||
@@ -798,7 +812,9 @@ static void render_event(struct demo *d, json_t *ev)
 		const char *why =
 		    json_string_value(json_object_get(json_object_get(ev, "stop_reason"), "type"));
 		out(d, "status", "idle (%s)", why ? why : "no stop reason");
-		if (why && strcmp(why, "end_turn") == 0) {
+		if (!d->prompt_seen) {
+			/* idle before our message: not the end of our turn */
+		} else if (why && strcmp(why, "end_turn") == 0) {
 			d->finished = 1;
 		} else {
 			d->session_error = 1;
