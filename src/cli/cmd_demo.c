@@ -34,6 +34,7 @@
 #include "http/sse_parser.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -117,7 +118,6 @@ struct child {
 	const char *name; /* "control plane", "model stub", "worker" */
 	pid_t pid;	  /* 0: not running (never started or reaped) */
 	int status;	  /* wait status once reaped */
-	int reaped;
 	char log[PATH_MAX];
 };
 
@@ -297,7 +297,7 @@ static int child_start(struct child *c, const char *path, char *const argv[], ch
 	pid_t parent = getpid(), pid;
 	int logfd, nullfd;
 
-	logfd = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	logfd = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return -errno;
 	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -319,7 +319,11 @@ static int child_start(struct child *c, const char *path, char *const argv[], ch
 		char msg[PATH_MAX + 64];
 		int len;
 
-		/* Only async-signal-safe calls from here on. */
+		/*
+		 * We are single-threaded here (libcurl starts no resolver
+		 * thread for numeric loopback addresses), so the exec failure
+		 * may be described with snprintf and strerror.
+		 */
 		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 		if (getppid() != parent) /* we died before the prctl took hold */
@@ -341,10 +345,11 @@ static int child_start(struct child *c, const char *path, char *const argv[], ch
 			(void)!write(2, msg, (size_t)len < sizeof(msg) ? (size_t)len : sizeof(msg));
 		_exit(127);
 	}
+	/* Also here: a kill(-pid) must not race the child's own setpgid. */
+	setpgid(pid, pid);
 	close(logfd);
 	close(nullfd);
 	c->pid = pid;
-	c->reaped = 0;
 	return 0;
 }
 
@@ -359,7 +364,6 @@ static int child_running(struct child *c)
 	r = waitpid(c->pid, &st, WNOHANG);
 	if (r == c->pid || (r < 0 && errno == ECHILD)) {
 		c->status = r == c->pid ? st : 0;
-		c->reaped = 1;
 		c->pid = 0;
 		return 0;
 	}
@@ -395,7 +399,6 @@ static void child_stop(struct child *c)
 			kill(c->pid, SIGKILL);
 			if (waitpid(c->pid, &st, 0) == c->pid)
 				c->status = st;
-			c->reaped = 1;
 			c->pid = 0;
 			break;
 		}
@@ -430,7 +433,7 @@ static int check_children(struct demo *d)
 	return 0;
 }
 
-/* Interrupted by a signal? Says so once. */
+/* -EINTR once a signal asked us to stop (the caller unwinds and says so). */
 static int interrupted(struct demo *d)
 {
 	if (!g_signal)
@@ -1034,8 +1037,21 @@ static int make_run_dir(struct demo *d, const char *given)
 	const char *tmp = getenv("TMPDIR");
 
 	if (given) {
+		DIR *dp;
+		struct dirent *de;
+		int empty = 1;
+
 		if (mkdir(given, 0700) < 0 && errno != EEXIST)
 			return -errno;
+		/* A previous run's logs, keys and data would be mistaken for this run's. */
+		if ((dp = opendir(given)) == NULL)
+			return -errno;
+		while ((de = readdir(dp)) != NULL)
+			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+				empty = 0;
+		closedir(dp);
+		if (!empty)
+			return -ENOTEMPTY;
 		char real[PATH_MAX];
 		if (realpath(given, real) == NULL)
 			return -errno;
@@ -1487,10 +1503,11 @@ int al_cmd_demo(int argc, char **argv)
 	d.worker_bin = getenv("AIRLOCK_DEMO_WORKER");
 	if (d.worker_bin == NULL || d.worker_bin[0] == '\0')
 		d.worker_bin = d.self;
-	if (make_run_dir(&d, dir) < 0) {
-		fprintf(stderr, "airlock demo: cannot create the run directory: %s\n",
-			strerror(errno));
-		return 1;
+	if ((rc = make_run_dir(&d, dir)) < 0) {
+		fprintf(stderr, "airlock demo: cannot use %s as the run directory: %s%s\n",
+			dir ? dir : "a new temporary directory", strerror(-rc),
+			rc == -ENOTEMPTY ? " (give a new or empty one)" : "");
+		return rc == -ENOTEMPTY ? 2 : 1;
 	}
 	snprintf(d.server.log, sizeof(d.server.log), "%s/server.log", d.dir);
 	snprintf(d.stub.log, sizeof(d.stub.log), "%s/model-stub.log", d.dir);

@@ -3,7 +3,7 @@
 # flag through AIRLOCK_DEMO_WORKER_ARGS, the demo's test hook): it must exit
 # 1 with a message naming the worker and its exit status and showing the
 # worker's log, and leave nothing it started running. Likewise when the
-# worker binary does not exist at all.
+# worker binary does not exist at all; and a non-empty --dir is refused.
 . "$(dirname "$0")/lib.sh"
 
 [ -x "$AIRLOCK_BIN" ] || { echo "airlock binary not built: $AIRLOCK_BIN"; exit 77; }
@@ -35,4 +35,10 @@ grep -q "the worker exited with status 127" "$T/err2" || { cat "$T/err2"; fail "
 grep -q "cannot execute" "$T/err2" || { cat "$T/err2"; fail "the exec error is not shown"; }
 left=$(left_running "$run2")
 [ -z "$left" ] || fail "left running after a failed demo: $left"
+# A run directory that holds anything (a previous run) is refused up front.
+mkdir "$T/used" && touch "$T/used/server.log"
+rc=0
+"$AIRLOCK_BIN" demo --dir "$T/used" >"$T/out3" 2>"$T/err3" </dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "non-empty --dir: exit $rc, want 2"
+grep -q "new or empty" "$T/err3" || { cat "$T/err3"; fail "non-empty --dir: no clear message"; }
 echo "ok"
