@@ -561,7 +561,7 @@ static int start_forwarder(const struct al_init_config *c)
 		return 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return fail(errno, "pipe", NULL);
-	pid = fork();
+	pid = _Fork(); /* no host atfork handlers: see al_init_main */
 	if (pid < 0)
 		return fail(errno, "fork forwarder", NULL);
 	if (pid == 0) {
@@ -1104,7 +1104,16 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 				_exit(0); /* host closed: the kernel kills the namespace with us */
 			if (n < 0)
 				continue;
-			pid_t r = fork();
+			/*
+			 * _Fork, not fork: we are a copy of the host process, and
+			 * fork would run its pthread_atfork child handlers here.
+			 * libuv's (registered once the worker uses uv_signal) closes
+			 * and recreates its signal pipe at whatever fd numbers it
+			 * had on the host, which in this process belong to the
+			 * request's fds: it clobbered the report socket, so the
+			 * runner saw it readable and killed every command at once.
+			 */
+			pid_t r = _Fork();
 			if (r == 0) {
 				close(ctl);
 				close(sfd);
