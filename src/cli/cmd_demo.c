@@ -1032,6 +1032,33 @@ static int self_path(char *out, size_t len)
 	return 0;
 }
 
+/*
+ * The sandbox runs tools as uid 65534, which must be able to pass through
+ * every directory above its workspace (the workspace itself the worker
+ * hands over). Names the first that it cannot pass, rather than letting
+ * every bash call die inside the sandbox.
+ */
+static int check_passable(const char *dir, char *bad, size_t badlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (;;) {
+		if (stat(path[0] ? path : "/", &st) < 0)
+			return -errno;
+		if (!(st.st_mode & S_IXOTH) && st.st_uid != 65534) {
+			snprintf(bad, badlen, "%s", path[0] ? path : "/");
+			return -EACCES;
+		}
+		slash = strrchr(path, '/');
+		if (slash == NULL || path[0] == '\0')
+			return 0;
+		*slash = '\0';
+	}
+}
+
 static int make_run_dir(struct demo *d, const char *given)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -1058,10 +1085,18 @@ static int make_run_dir(struct demo *d, const char *given)
 		if (strlen(real) >= sizeof(d->dir))
 			return -ENAMETOOLONG;
 		memcpy(d->dir, real, strlen(real) + 1);
-		return 0;
+	} else {
+		snprintf(d->dir, sizeof(d->dir), "%s/airlock-demo-XXXXXX",
+			 tmp && tmp[0] ? tmp : "/tmp");
+		if (mkdtemp(d->dir) == NULL)
+			return -errno;
 	}
-	snprintf(d->dir, sizeof(d->dir), "%s/airlock-demo-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-	return mkdtemp(d->dir) ? 0 : -errno;
+	/*
+	 * Passable, not listable: the workspace beneath must be reachable by
+	 * the sandbox's uid; every file we and the children put here is 0600
+	 * or in a 0700 directory of its own.
+	 */
+	return chmod(d->dir, 0711) < 0 ? -errno : 0;
 }
 
 static int write_file(const char *path, const char *s)
@@ -1239,7 +1274,8 @@ static int start_worker(struct demo *d, char *env_key)
 
 	snprintf(work, sizeof(work), "%s/work", d->dir);
 	snprintf(d->audit_path, sizeof(d->audit_path), "%s/audit.log", d->dir);
-	if (mkdir(work, 0700) < 0 && errno != EEXIST) {
+	/* Passable by the sandbox's uid, as the worker itself would create it. */
+	if ((mkdir(work, 0711) < 0 && errno != EEXIST) || chmod(work, 0711) < 0) {
 		rc = -errno;
 		fail_msg(d, "cannot create %s: %s", work, strerror(errno));
 		goto done;
@@ -1508,6 +1544,17 @@ int al_cmd_demo(int argc, char **argv)
 			dir ? dir : "a new temporary directory", strerror(-rc),
 			rc == -ENOTEMPTY ? " (give a new or empty one)" : "");
 		return rc == -ENOTEMPTY ? 2 : 1;
+	}
+	{
+		char bad[PATH_MAX];
+		if (check_passable(d.dir, bad, sizeof(bad)) == -EACCES) {
+			fprintf(
+			    stderr,
+			    "airlock demo: the sandbox runs tools as uid 65534, which cannot "
+			    "pass through %s (mode o-x): chmod o+x it, or give --dir elsewhere\n",
+			    bad);
+			return 1;
+		}
 	}
 	snprintf(d.server.log, sizeof(d.server.log), "%s/server.log", d.dir);
 	snprintf(d.stub.log, sizeof(d.stub.log), "%s/model-stub.log", d.dir);
