@@ -234,28 +234,39 @@ static void progress_tick(struct demo *d, const char *what)
 	}
 }
 
-/* Prints the last lines of a child's log to stderr (why it failed). */
+/*
+ * Shows a child's log on stderr (why it failed): all of it when short, else
+ * its start (a start-up error comes first, a usage text after it) and its end.
+ */
 static void show_log_tail(const struct child *c, size_t max_bytes)
 {
-	char buf[4096];
+	char buf[8192];
+	size_t head = max_bytes / 2, n;
 	struct stat st;
-	size_t n;
+	ssize_t r;
 	int fd = open(c->log, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return;
-	if (max_bytes > sizeof(buf) - 1)
-		max_bytes = sizeof(buf) - 1;
-	if (fstat(fd, &st) == 0 && (size_t)st.st_size > max_bytes)
+	if (max_bytes > sizeof(buf) / 2)
+		max_bytes = sizeof(buf) / 2;
+	fprintf(stderr, "--- %s log (%s) ---\n", c->name, c->log);
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size > 2 * max_bytes) {
+		if ((r = read(fd, buf, head)) > 0) {
+			n = (size_t)r;
+			while (n > 0 && buf[n - 1] != '\n')
+				n--; /* whole lines only */
+			fwrite(buf, 1, n, stderr);
+		}
+		fputs("[...]\n", stderr);
 		lseek(fd, st.st_size - (off_t)max_bytes, SEEK_SET);
-	ssize_t r = read(fd, buf, max_bytes);
+	}
+	while ((r = read(fd, buf, sizeof(buf) - 1)) > 0) {
+		buf[r] = '\0';
+		fputs(buf, stderr);
+	}
 	close(fd);
-	if (r <= 0)
-		return;
-	n = (size_t)r;
-	buf[n] = '\0';
-	fprintf(stderr, "--- last lines of %s (%s) ---\n%s%s", c->name, c->log, buf,
-		buf[n - 1] == '\n' ? "" : "\n");
+	fputs("--- end of log ---\n", stderr);
 }
 
 /* ---- children ---- */

@@ -21,6 +21,8 @@ left_running() {
 	pgrep -a -f "$1" | grep -v "pgrep" || true
 }
 
+# The sandbox's uid must pass through the directories above its workspace.
+chmod 711 "$T"
 run="$T/run"
 rc=0
 "$AIRLOCK_BIN" demo --dir "$run" --timeout 90 >"$T/out" 2>"$T/err" </dev/null || rc=$?

@@ -3,7 +3,8 @@
 # flag through AIRLOCK_DEMO_WORKER_ARGS, the demo's test hook): it must exit
 # 1 with a message naming the worker and its exit status and showing the
 # worker's log, and leave nothing it started running. Likewise when the
-# worker binary does not exist at all; and a non-empty --dir is refused.
+# worker binary does not exist at all; a non-empty --dir, or one the
+# sandbox's uid cannot reach, is refused.
 . "$(dirname "$0")/lib.sh"
 
 [ -x "$AIRLOCK_BIN" ] || { echo "airlock binary not built: $AIRLOCK_BIN"; exit 77; }
@@ -13,6 +14,14 @@ left_running() {
 	pgrep -a -f "$1" | grep -v "pgrep" || true
 }
 
+# Under a directory the sandbox's uid cannot pass (mktemp -d is 0700): refused up front.
+chmod 700 "$T"
+rc=0
+"$AIRLOCK_BIN" demo --dir "$T/closed" >"$T/out0" 2>"$T/err0" </dev/null || rc=$?
+[ "$rc" -eq 1 ] || fail "unpassable parent: exit $rc, want 1"
+grep -q "cannot pass through $T " "$T/err0" || { cat "$T/err0"; fail "unpassable parent: no clear message"; }
+chmod 711 "$T"
+
 run="$T/run"
 rc=0
 AIRLOCK_DEMO_WORKER_ARGS="--no-such-flag" \
@@ -20,7 +29,7 @@ AIRLOCK_DEMO_WORKER_ARGS="--no-such-flag" \
 [ "$rc" -eq 1 ] || { cat "$T/out" "$T/err"; fail "bad worker flag: exit $rc, want 1"; }
 grep -q "the worker exited with status 2 before the session finished" "$T/err" ||
 	{ cat "$T/err"; fail "no clear message about the worker"; }
-grep -q "last lines of worker" "$T/err" || { cat "$T/err"; fail "the worker's log is not shown"; }
+grep -q -- "--- worker log" "$T/err" || { cat "$T/err"; fail "the worker's log is not shown"; }
 grep -q "no-such-flag" "$T/err" || { cat "$T/err"; fail "the worker's complaint is not shown"; }
 grep -q "audit log verified" "$T/out" && fail "a failed demo claims a verified audit log"
 left=$(left_running "$run")
