@@ -1266,8 +1266,9 @@ static int create_resources(struct demo *d, char **env_key)
 	json_decref(req);
 	if (rc < 0 || (rc = take_id(d, reply, d->session_id, sizeof(d->session_id), "session")) < 0)
 		goto done;
-	out(d, "setup", "agent %s, environment %s (self_hosted), session %s", d->agent_id,
-	    d->env_id, d->session_id);
+	out(d, "setup", "agent %s (bash, read, write: always_allow)", d->agent_id);
+	out(d, "", "environment %s (self_hosted) and its key; session %s", d->env_id,
+	    d->session_id);
 done:
 	json_decref(reply);
 	return rc;
