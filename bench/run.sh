@@ -6,7 +6,8 @@
 #   B=build ./bench/run.sh worker     (only our worker against the SDK's: make bench-worker)
 # Knobs: BENCH_EVENTS (20000), BENCH_LISTENERS (100), BENCH_ROUNDS (200),
 #        BENCH_SESSIONS (500), BENCH_IDLE (2000), BENCH_SANDBOX_RUNS (150),
-#        BENCH_WORKER_SESSIONS (4), BENCH_WORKER_CALLS (100), BENCH_WORKERS ("sdk ours"),
+#        BENCH_WORKER_SESSIONS (4), BENCH_WORKER_CALLS (100), BENCH_WORKER_ROUNDS (3),
+#        BENCH_WORKERS ("sdk ours": the order within each round),
 #        AIRLOCK_NODE_MODULES (the SDK's node_modules).
 set -eu
 B=${B:-build}
@@ -18,6 +19,7 @@ SESSIONS=${BENCH_SESSIONS:-500}
 IDLE=${BENCH_IDLE:-2000}
 SBRUNS=${BENCH_SANDBOX_RUNS:-150}
 WSESS=${BENCH_WORKER_SESSIONS:-4}
+WROUNDS=${BENCH_WORKER_ROUNDS:-3}
 WCALLS=${BENCH_WORKER_CALLS:-100}
 WORKERS=${BENCH_WORKERS:-sdk ours}
 NODE_MODULES=${AIRLOCK_NODE_MODULES:-/root/.cache/airlock-npm/node_modules}
@@ -105,80 +107,109 @@ jget() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' 
 worker_bench() {
 	WAGENT=$(api POST /v1/agents '{"name":"bench-worker","model":"claude-sonnet-4-5","tools":[{"type":"agent_toolset_20260401"}]}' | jget id)
 	echo
-	echo "- Worker: $WSESS sessions at once, $WCALLS bash calls each (\`echo N\`), scripted model; round trip = user.tool_result processed_at - agent.tool_use processed_at (server clock, 1 ms resolution), first call of each session excluded:"
+	echo "- Worker: $WSESS sessions at once, $WCALLS bash calls each (\`echo N\`), scripted model; round trip = user.tool_result processed_at - agent.tool_use processed_at (server clock, 1 ms resolution); \"stream\": the same from the two events' arrival on an event stream (\`$B/bench-worker observe\`, µs clock); first call of each session excluded from both:"
 	echo
-	echo "| worker | calls | p50 ms | p90 ms | p99 ms | mean ms | first call p50 ms | worker peak RSS KiB | other processes peak RSS (PSS) KiB | tree peak RSS (PSS) KiB | CPU s: all (of it, the work) | CPU s / 1000 calls (the work) | wall s |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-	for w in $WORKERS; do
-		WENV=$(api POST /v1/environments "{\"name\":\"bench-$w\",\"config\":{\"type\":\"self_hosted\"}}" | jget id)
-		EKEY=$(api POST "/v1/environments/$WENV/keys" '{}' | jget key)
-		mkdir -p "$T/work-$w" && chmod 0777 "$T/work-$w"
-		case $w in
-		sdk)
-			if ! command -v node >/dev/null || [ ! -d "$NODE_MODULES/@anthropic-ai/sdk" ]; then
-				echo "| sdk | skipped: no node or no SDK in $NODE_MODULES |"; continue
-			fi
-			set -- node "$(pwd)/bench/sdk_worker.mjs" "http://127.0.0.1:$SP" "$WENV" "$T/work-$w" "$WSESS" ;;
-		ours)
-			if ! "$BIN" worker poll --help >/dev/null 2>&1; then
-				echo "| ours | skipped: \`$BIN worker poll\` not built in |"; continue
-			fi
-			set -- "$BIN" worker poll --base-url "http://127.0.0.1:$SP" --environment "$WENV" \
-				--workdir "$T/work-$w" --max-sessions "$WSESS" --max-idle 1 ;;
-		*) echo "| $w | unknown worker |"; continue ;;
-		esac
-		ANTHROPIC_ENVIRONMENT_KEY=$EKEY AIRLOCK_NODE_MODULES=$NODE_MODULES \
-			"$B/bench-worker" -- "$@" >"$T/$w.meter" 2>"$T/$w.log" &
-		MPID=$!
-		PIDS="$PIDS $MPID"
-		sleep 1 # the worker starts and polls before the work arrives
-		kill -USR1 "$MPID" # the meter marks the CPU used so far: start-up, left out
-		SIDS=""
-		n=0
-		while [ $n -lt "$WSESS" ]; do
-			SIDS="$SIDS $(api POST /v1/sessions "{\"agent\":\"$WAGENT\",\"environment_id\":\"$WENV\"}" | jget id)"
-			n=$((n + 1))
+	echo "| worker | calls | p50 ms | p90 ms | p99 ms | mean ms | stream p50 / p90 / p99 ms | first call p50 ms | worker peak RSS KiB | other processes peak RSS (PSS) KiB | tree peak RSS (PSS) KiB | CPU s: all (of it, the work) | CPU s / 1000 calls (the work) | wall s |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	round=0
+	while [ $round -lt "$WROUNDS" ]; do
+		round=$((round + 1))
+		# Alternate the order, so neither always runs on the warmer (or more loaded) server.
+		ORDER=$WORKERS
+		[ $((round % 2)) = 1 ] || ORDER=$(echo $WORKERS | awk '{for (i = NF; i > 0; i--) printf "%s ", $i}')
+		for w in $ORDER; do
+			WENV=$(api POST /v1/environments "{\"name\":\"bench-$w\",\"config\":{\"type\":\"self_hosted\"}}" | jget id)
+			EKEY=$(api POST "/v1/environments/$WENV/keys" '{}' | jget key)
+			mkdir -p "$T/work-$w" && chmod 0777 "$T/work-$w"
+			case $w in
+			sdk)
+				if ! command -v node >/dev/null || [ ! -d "$NODE_MODULES/@anthropic-ai/sdk" ]; then
+					echo "| sdk | skipped: no node or no SDK in $NODE_MODULES |"; continue
+				fi
+				set -- node "$(pwd)/bench/sdk_worker.mjs" "http://127.0.0.1:$SP" "$WENV" "$T/work-$w" "$WSESS" ;;
+			ours)
+				if ! "$BIN" worker poll --help >/dev/null 2>&1; then
+					echo "| ours | skipped: \`$BIN worker poll\` not built in |"; continue
+				fi
+				set -- "$BIN" worker poll --base-url "http://127.0.0.1:$SP" --environment "$WENV" \
+					--workdir "$T/work-$w" --max-sessions "$WSESS" --max-idle 1 ;;
+			*) echo "| $w | unknown worker |"; continue ;;
+			esac
+			ANTHROPIC_ENVIRONMENT_KEY=$EKEY AIRLOCK_NODE_MODULES=$NODE_MODULES \
+				"$B/bench-worker" -- "$@" >"$T/$w.meter" 2>"$T/$w.log" &
+			MPID=$!
+			PIDS="$PIDS $MPID"
+			sleep 1 # the worker starts and polls before the work arrives
+			kill -USR1 "$MPID" # the meter marks the CPU used so far: start-up, left out
+			SIDS=""
+			n=0
+			while [ $n -lt "$WSESS" ]; do
+				SIDS="$SIDS $(api POST /v1/sessions "{\"agent\":\"$WAGENT\",\"environment_id\":\"$WENV\"}" | jget id)"
+				n=$((n + 1))
+			done
+			# The microsecond clock: a stream per session (bench-worker observe).
+			"$B/bench-worker" observe 127.0.0.1 "$SP" "$KEY" $SIDS >"$T/$w.obs" 2>"$T/$w.obs.err" &
+			OPID=$!
+			PIDS="$PIDS $OPID"
+			sleep 0.3 # let every stream subscribe
+			for s in $SIDS; do
+				api POST "/v1/sessions/$s/events" '{"events":[{"type":"user.message","content":[{"type":"text","text":"bench-worker"}]}]}' >/dev/null
+			done
+			ok=1
+			python3 bench/worker_stats.py --wait 600 "http://127.0.0.1:$SP" "$KEY" $SIDS || ok=0
+			kill "$MPID"
+			wait "$MPID" || true
+			wait "$OPID" || ok=0
+			M=$(cat "$T/$w.meter")
+			O=$(cat "$T/$w.obs")
+			S=$(python3 bench/worker_stats.py "http://127.0.0.1:$SP" "$KEY" "$WCALLS" $SIDS 2>"$T/$w.stats.err") || ok=0
+			[ $ok = 1 ] || { echo "| $w | FAILED: $(tail -n 3 "$T/$w.stats.err" "$T/$w.obs.err" "$T/$w.log" | tr '\n' ' ') |"; continue; }
+			python3 - "$w" "$S" "$M" "$O" "$round" >>"$T/rows" <<-'PY'
+	import json, sys
+	w, s, m, o = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4])
+	print(json.dumps({"w": w, "round": int(sys.argv[5]), **s, **m, **{"stream_" + k: v for k, v in o.items()}}))
+	PY
+			python3 - "$T/rows" "$w" <<-'PY'
+	import json, sys
+	r = [json.loads(l) for l in open(sys.argv[1])][-1]
+	work = lambda r: r["cpuacct_work_s"] if r["cpuacct_work_s"] is not None else r["cpu_s"]
+	f = lambda v: "-" if v is None else (f"{v:.0f}" if isinstance(v, float) and v >= 100 else str(v))
+	print(f"| {r['w']} (round {r['round']}) | {r['calls']} | {f(r['p50_ms'])} | {f(r['p90_ms'])} | {f(r['p99_ms'])} | {f(r['mean_ms'])} | "
+	      f"{r['stream_p50_ms']:.2f} / {r['stream_p90_ms']:.2f} / {r['stream_p99_ms']:.2f} | {f(r['first_p50_ms'])} | {r['worker_hwm_kb']} | {r['others_rss_peak_kb']} ({r['others_pss_peak_kb']}) | "
+	      f"{r['tree_rss_peak_kb']} ({r['tree_pss_peak_kb']}) | {r['cpu_s']:.2f} ({f(r['cpuacct_work_s'])}) | "
+	      f"{1000 * work(r) / r['calls']:.2f} | {r['wall_s']:.1f} |")
+	PY
 		done
-		for s in $SIDS; do
-			api POST "/v1/sessions/$s/events" '{"events":[{"type":"user.message","content":[{"type":"text","text":"bench-worker"}]}]}' >/dev/null
-		done
-		ok=1
-		python3 bench/worker_stats.py --wait 600 "http://127.0.0.1:$SP" "$KEY" $SIDS || ok=0
-		kill "$MPID"
-		wait "$MPID" || true
-		M=$(cat "$T/$w.meter")
-		S=$(python3 bench/worker_stats.py "http://127.0.0.1:$SP" "$KEY" "$WCALLS" $SIDS 2>"$T/$w.stats.err") || ok=0
-		[ $ok = 1 ] || { echo "| $w | FAILED: $(tail -n 3 "$T/$w.stats.err" "$T/$w.log" | tr '\n' ' ') |"; continue; }
-		python3 - "$w" "$S" "$M" >>"$T/rows" <<'PY'
-import json, sys
-w, s, m = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-print(json.dumps({"w": w, **s, **m}))
-PY
-		python3 - "$T/rows" "$w" <<'PY'
-import json, sys
-r = [json.loads(l) for l in open(sys.argv[1])][-1]
-work = lambda r: r["cpuacct_work_s"] if r["cpuacct_work_s"] is not None else r["cpu_s"]
-f = lambda v: "-" if v is None else (f"{v:.0f}" if isinstance(v, float) and v >= 100 else str(v))
-print(f"| {r['w']} | {r['calls']} | {f(r['p50_ms'])} | {f(r['p90_ms'])} | {f(r['p99_ms'])} | {f(r['mean_ms'])} | "
-      f"{f(r['first_p50_ms'])} | {r['worker_hwm_kb']} | {r['others_rss_peak_kb']} ({r['others_pss_peak_kb']}) | "
-      f"{r['tree_rss_peak_kb']} ({r['tree_pss_peak_kb']}) | {r['cpu_s']:.2f} ({f(r['cpuacct_work_s'])}) | "
-      f"{1000 * work(r) / r['calls']:.2f} | {r['wall_s']:.1f} |")
-PY
 	done
 	[ -s "$T/rows" ] && python3 - "$T/rows" <<'PY'
 import json, sys
-rows = {r["w"]: r for r in (json.loads(l) for l in open(sys.argv[1]))}
+rows = [json.loads(l) for l in open(sys.argv[1])]
 work = lambda r: r["cpuacct_work_s"] if r["cpuacct_work_s"] is not None else r["cpu_s"]
-if "sdk" in rows and "ours" in rows:
-    o, s = rows["ours"], rows["sdk"]
-    q = lambda a, b: "-" if not a or not b else f"{a / b:.2f}x"
+med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None
+pairs = [(o, s) for o in rows for s in rows if o["w"] == "ours" and s["w"] == "sdk" and o["round"] == s["round"]]
+ratios = {
+    "p50 (server clock)": lambda o, s: o["p50_ms"] / s["p50_ms"],
+    "p99 (server clock)": lambda o, s: o["p99_ms"] / s["p99_ms"],
+    "p50 (stream clock)": lambda o, s: o["stream_p50_ms"] / s["stream_p50_ms"],
+    "p99 (stream clock)": lambda o, s: o["stream_p99_ms"] / s["stream_p99_ms"],
+    "worker process peak RSS": lambda o, s: o["worker_hwm_kb"] / s["worker_hwm_kb"],
+    "process tree peak PSS": lambda o, s: o["tree_pss_peak_kb"] / s["tree_pss_peak_kb"],
+    "process tree peak RSS": lambda o, s: o["tree_rss_peak_kb"] / s["tree_rss_peak_kb"],
+    "CPU per call (the work)": lambda o, s: (work(o) / o["calls"]) / (work(s) / s["calls"]),
+}
+if pairs:
     print()
-    print(f"Ours / SDK: p50 {q(o['p50_ms'], s['p50_ms'])}, p99 {q(o['p99_ms'], s['p99_ms'])} (goal <= 0.3x); "
-          f"worker peak RSS {q(o['worker_hwm_kb'], s['worker_hwm_kb'])}, "
-          f"tree peak PSS {q(o['tree_pss_peak_kb'], s['tree_pss_peak_kb'])}, "
-          f"tree peak RSS {q(o['tree_rss_peak_kb'], s['tree_rss_peak_kb'])} (goal <= 0.1x); "
-          f"CPU per call {q(work(o) / o['calls'], work(s) / s['calls'])} (the work), "
-          f"{q(o['cpu_s'] / o['calls'], s['cpu_s'] / s['calls'])} (all, with start-up)")
+    print("| ours / SDK | " + " | ".join(f"round {o['round']}" for o, _ in pairs) + " | median | goal |")
+    print("| --- | " + " | ".join("---" for _ in pairs) + " | --- | --- |")
+    for name, fn in ratios.items():
+        vs = []
+        for o, s in pairs:
+            try:
+                vs.append(fn(o, s))
+            except (ZeroDivisionError, TypeError):
+                pass
+        goal = "<= 0.3x" if name.startswith("p") else "<= 0.1x" if "RSS" in name or "PSS" in name else "-"
+        print(f"| {name} | " + " | ".join(f"{v:.2f}x" for v in vs) + f" | {med(vs):.2f}x | {goal} |" if vs else f"| {name} | - |")
 PY
 	echo
 }

@@ -29,12 +29,27 @@
  *    the harness sends SIGUSR1 when it hands out the work, so this leaves
  *    out the worker's start-up (Node's is ~0.3 s of CPU) and shutdown.
  *
+ *   bench-worker observe HOST PORT KEY SESSION_ID...
+ *
+ * The round-trip clock with microseconds (the server stores milliseconds):
+ * one event stream per session; for each agent.tool_use, the time from its
+ * arrival to the arrival of the user.tool_result that answers it. Both go
+ * through the same publish path of the server, so that path's delay cancels
+ * out but for its jitter. Ends when every session has gone idle with
+ * end_turn (600 s at most) and prints p50/p90/p99 in ms as one JSON line,
+ * leaving out the first call of each session as worker_stats.py does.
+ *
  * Sampling scans /proc every INTERVAL_MS (default 20): its cost lands on
  * the meter, not on the worker, but it shares the CPUs with what it
  * measures, so keep the interval modest. Peaks of short-lived processes
  * between samples are missed; the worker's own peak is exact.
  */
+/* Only dial() and send_all() of the shared client are needed here. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "client.h"
+
 #include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -235,6 +250,145 @@ static double cg_usage_s(const char *cg)
 	return strtoull(buf, NULL, 10) / 1e9;
 }
 
+#define MAXS	 256
+#define MAXCALLS 20000
+
+struct stream {
+	int fd, done, nuse, nres;
+	size_t len;
+	char buf[1 << 16];
+	char (*use_id)[40], (*res_id)[40];
+	double *use_t, *res_t;
+};
+
+/* Copies the sevt_ id after key in ev into out; 0 if found. */
+static int id_after(const char *ev, const char *key, char out[40])
+{
+	const char *p = strstr(ev, key);
+	size_t n = 0;
+
+	if (p == NULL)
+		return -1;
+	p += strlen(key);
+	while (p[n] && p[n] != '"' && n < 39)
+		n++;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* One complete SSE frame ("event: TYPE\ndata: JSON") seen at time t. */
+static void on_frame(struct stream *s, const char *f, double t)
+{
+	if (strstr(f, "event: agent.tool_use\n") && s->nuse < MAXCALLS) {
+		if (id_after(f, "\"id\":\"", s->use_id[s->nuse]) == 0)
+			s->use_t[s->nuse++] = t;
+	} else if (strstr(f, "event: user.tool_result\n") && s->nres < MAXCALLS) {
+		if (id_after(f, "\"tool_use_id\":\"", s->res_id[s->nres]) == 0)
+			s->res_t[s->nres++] = t;
+	} else if (strstr(f, "event: session.status_idle\n") && strstr(f, "\"end_turn\"")) {
+		s->done = 1;
+	}
+}
+
+static int observe(int argc, char **argv)
+{
+	static struct stream st[MAXS];
+	static struct pollfd pfd[MAXS];
+	static double rt[MAXS * MAXCALLS];
+	const char *host, *key;
+	int port, ns, ndone = 0, nrt = 0, unanswered = 0;
+	double deadline;
+
+	if (argc < 6 || argc - 5 > MAXS) {
+		fprintf(stderr, "usage: bench-worker observe HOST PORT KEY SESSION_ID...\n");
+		return 2;
+	}
+	host = argv[2];
+	port = (int)strtol(argv[3], NULL, 10);
+	key = argv[4];
+	ns = argc - 5;
+	for (int i = 0; i < ns; i++) {
+		char req[1024];
+		int n = snprintf(req, sizeof(req),
+				 "GET /v1/sessions/%s/events/stream HTTP/1.1\r\nHost: %s\r\n"
+				 "x-api-key: %s\r\nanthropic-beta: managed-agents-2026-04-01\r\n"
+				 "Accept: text/event-stream\r\n\r\n",
+				 argv[5 + i], host, key);
+
+		st[i].use_id = calloc(MAXCALLS, 40);
+		st[i].res_id = calloc(MAXCALLS, 40);
+		st[i].use_t = calloc(MAXCALLS, sizeof(double));
+		st[i].res_t = calloc(MAXCALLS, sizeof(double));
+		if (!st[i].use_id || !st[i].res_id || !st[i].use_t || !st[i].res_t) {
+			fprintf(stderr, "out of memory\n");
+			return 1;
+		}
+		st[i].fd = dial(host, port);
+		send_all(st[i].fd, req, (size_t)n);
+	}
+	deadline = now_us() + 600e6;
+	while (ndone < ns && now_us() < deadline) {
+		for (int i = 0; i < ns; i++)
+			pfd[i] =
+			    (struct pollfd){.fd = st[i].done ? -1 : st[i].fd, .events = POLLIN};
+		if (poll(pfd, (nfds_t)ns, 1000) < 0 && errno != EINTR) {
+			perror("poll");
+			return 1;
+		}
+		double t = now_us();
+		for (int i = 0; i < ns; i++) {
+			struct stream *s = &st[i];
+			char *f, *end;
+			ssize_t r;
+
+			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			r = read(s->fd, s->buf + s->len, sizeof(s->buf) - 1 - s->len);
+			if (r <= 0) {
+				fprintf(stderr, "stream %d closed\n", i);
+				return 1;
+			}
+			s->len += (size_t)r;
+			s->buf[s->len] = '\0';
+			/* Frames end with a blank line; keep an incomplete one for later. */
+			for (f = s->buf; (end = strstr(f, "\n\n")) != NULL; f = end + 2) {
+				*end = '\0';
+				on_frame(s, f, t);
+			}
+			s->len -= (size_t)(f - s->buf);
+			memmove(s->buf, f, s->len);
+			if (s->len == sizeof(s->buf) - 1) /* a frame larger than the buffer */
+				s->len = 0;
+			if (s->done)
+				ndone++;
+		}
+	}
+	for (int i = 0; i < ns; i++) {
+		struct stream *s = &st[i];
+
+		for (int u = 0; u < s->nuse; u++) {
+			int found = 0;
+
+			for (int k = 0; k < s->nres && !found; k++)
+				if (strcmp(s->use_id[u], s->res_id[k]) == 0) {
+					found = 1;
+					if (u > 0)
+						rt[nrt++] = (s->res_t[k] - s->use_t[u]) / 1e3;
+				}
+			unanswered += !found;
+		}
+		close(s->fd);
+	}
+	qsort(rt, (size_t)nrt, sizeof(rt[0]), cmp_double);
+#define PCT(p) (nrt ? rt[(size_t)((p) / 100.0 * (nrt - 1) + 0.5)] : 0.0)
+	printf("{\"sessions\":%d,\"finished\":%d,\"samples\":%d,\"unanswered\":%d,\"p50_ms\":%.3f,"
+	       "\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+	       ns, ndone, nrt, unanswered, PCT(50), PCT(90), PCT(99), nrt ? rt[nrt - 1] : 0.0);
+#undef PCT
+	return ndone == ns && unanswered == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct peaks pk = {0};
@@ -246,6 +400,9 @@ int main(int argc, char **argv)
 	double t0, t_stop, t_end, cga = -1, cga_mark = -1, cga_work = -1;
 	pid_t self = getpid(), worker, pp;
 	int argi = 1, st, killed = 0;
+
+	if (argc > 1 && strcmp(argv[1], "observe") == 0)
+		return observe(argc, argv);
 
 	if (argi + 1 < argc && strcmp(argv[argi], "-i") == 0) {
 		interval_ms = strtol(argv[argi + 1], NULL, 10);
