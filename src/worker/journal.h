@@ -35,8 +35,14 @@ struct al_journal;
 
 /*
  * Opens (creating, mode 0600) the journal at path: WAL, synchronous=FULL,
- * schema versioned (a newer schema is refused with -EPROTO). Returns 0 or a
- * negative errno with a message in err.
+ * schema versioned (a newer schema is refused with -EPROTO, as is an SQLite
+ * file that is not a journal). A corrupt or non-SQLite file is -EBADMSG.
+ * Returns 0 or a negative errno with a message in err.
+ *
+ * Every function below returns a negative errno on failure: -EINVAL for a
+ * NULL or empty id, -ENOMEM, -EBUSY (another process held the lock past the
+ * busy timeout), -ENOSPC, -EBADMSG (corruption found), -EIO. SQLite's
+ * message (never a bound value) is logged under "journal".
  */
 int al_journal_open(const char *path, struct al_journal **out, char *err, size_t errlen);
 void al_journal_close(struct al_journal *j); /* NULL ok */
