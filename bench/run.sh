@@ -105,6 +105,10 @@ jget() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' 
 # server, each run inside bench-worker (the meter: peak RSS, CPU of the whole
 # process tree). Round trips come from the stored events' processed_at.
 worker_bench() {
+	if [ ! -x "$B/bench-worker" ]; then
+		echo "- Worker: skipped (no $B/bench-worker: \`make bench-worker\`)"
+		return 0
+	fi
 	WAGENT=$(api POST /v1/agents '{"name":"bench-worker","model":"claude-sonnet-4-5","tools":[{"type":"agent_toolset_20260401"}]}' | jget id)
 	echo
 	echo "- Worker: $WSESS sessions at once, $WCALLS bash calls each (\`echo N\`), scripted model; round trip = user.tool_result processed_at - agent.tool_use processed_at (server clock, 1 ms resolution); \"stream\": the same from the two events' arrival on an event stream (\`$B/bench-worker observe\`, µs clock); first call of each session excluded from both:"
@@ -212,6 +216,22 @@ if pairs:
         print(f"| {name} | " + " | ".join(f"{v:.2f}x" for v in vs) + f" | {med(vs):.2f}x | {goal} |" if vs else f"| {name} | - |")
 PY
 	echo
+	# Our worker's local work per call, by part (no network): bench/toolcall.c.
+	if [ -x "$B/bench-toolcall" ]; then
+		mkdir -p "$T/toolcall"
+		echo "- Our worker's local work per bash call, by part (\`$B/bench-toolcall DIR 300\`; the first call, which creates the sandbox, apart):"
+		echo
+		"$B/bench-toolcall" "$T/toolcall" 300 | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("| part | p50 ms | p99 ms |")
+print("| --- | --- | --- |")
+for k, v in r.items():
+    if isinstance(v, dict):
+        print("| %s | %.3f | %.3f |" % (k, v["p50"], v["p99"]))
+print("| first call: sandbox creation and shell start | %.1f | |" % r["sandbox_create_ms"])'
+		echo
+	fi
 }
 if [ "$ONLY" = worker ] || [ "$ONLY" = all ]; then
 	worker_bench
