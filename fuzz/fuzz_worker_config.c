@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	al_worker_config_init(&c);
 	memset(err, 'x', sizeof(err));
 	err[sizeof(err) - 1] = '\0';
-	rc = al_worker_config_load_yaml(&c, (const char *)data, size, "fuzz.yaml", err,
-					sizeof(err));
+	rc =
+	    al_worker_config_load_yaml(&c, (const char *)data, size, "fuzz.yaml", err, sizeof(err));
 	if (rc < 0) {
 		if (strncmp(err, "fuzz.yaml:", 10) != 0 && strcmp(err, "out of memory") != 0 &&
 		    strncmp(err, "environment_key_file", 20) != 0)

@@ -749,16 +749,15 @@ int al_worker_env_take_secret(const char *name, char **out)
 	if (v == NULL)
 		return 0;
 	*out = al_strdup(v);
-	if (*out == NULL)
-		return -ENOMEM;
 	/*
 	 * The environment block of the initial process is what
 	 * /proc/PID/environ shows for as long as we run: unsetenv only drops the
-	 * pointer, so wipe the bytes first.
+	 * pointer, so wipe the bytes first. Also when the copy failed: the caller
+	 * exits then, and the secret must not outlive our need for it.
 	 */
 	al_wipe(v, strlen(v));
 	unsetenv(name);
-	return 1;
+	return *out ? 1 : -ENOMEM;
 }
 
 static int env_str(struct al_worker_config *c, const char *var, const char *opt, char *err,

@@ -511,3 +511,23 @@ AL_TEST(worker_config_alloc_failures)
 	}
 	AL_ASSERT(ok);
 }
+
+/* The example shipped in contrib/ stays loadable as the schema changes. */
+AL_TEST(worker_config_contrib_example_loads)
+{
+	struct al_worker_config c;
+	char path[1024];
+	const char *src = getenv("AIRLOCK_SRC");
+
+	snprintf(path, sizeof(path), "%s/contrib/worker.yaml", src ? src : ".");
+	al_worker_config_init(&c);
+	err[0] = '\0';
+	if (al_worker_config_load_file(&c, path, err, sizeof(err)) < 0)
+		al_test_fail(__FILE__, __LINE__, "%s", err);
+	AL_ASSERT_STR_EQ(c.workdir, "/var/lib/airlock-worker/work");
+	AL_ASSERT_STR_EQ(c.allow_hosts[0], "pypi.org");
+	AL_ASSERT_INT_EQ(c.memory_mb, 2048);
+	AL_ASSERT_INT_EQ(c.log_format, AL_WORKER_LOG_JSON);
+	AL_ASSERT_NULL(c.environment_key);
+	al_worker_config_clear(&c);
+}
