@@ -49,7 +49,7 @@ static void usage(FILE *f, enum worker_cmd cmd)
 	    "  --base-url URL         control plane (default %s;\n"
 	    "                         ANTHROPIC_BASE_URL)\n"
 	    "  --environment ID       environment to serve (ANTHROPIC_ENVIRONMENT_ID)\n"
-	    "  --workdir DIR          a workspace per session beneath DIR (created 0700;\n"
+	    "  --workdir DIR          a workspace per session beneath DIR (created 0711;\n"
 	    "                         default the current directory)\n"
 	    "  --state-dir DIR        journal and default audit log (default WORKDIR/.airlock)\n"
 	    "  --max-idle SEC         quiet seconds after end_turn before the item is\n"

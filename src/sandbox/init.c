@@ -82,6 +82,20 @@ static int confine(const struct al_init_config *c)
 /* ------------------------------------------------------------------ */
 /* Small helpers.                                                      */
 
+/*
+ * fork(2) without glibc's wrapper. Its wrapper takes every malloc arena
+ * lock and the stdio list lock around the fork; in this process (a raw
+ * clone of a multithreaded host) any of them may have been copied while
+ * another host thread held it, and would never be released: PID 1 hung on
+ * its first fork while a host thread was allocating. Children of PID 1
+ * allocate nothing (the runner) or only from the cloning thread's arena
+ * (the forwarder), which PID 1 never touches.
+ */
+static pid_t raw_fork(void)
+{
+	return (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0UL);
+}
+
 static struct al_init_hello hello;
 
 static int fail(int err, const char *what, const char *arg)
@@ -561,7 +575,7 @@ static int start_forwarder(const struct al_init_config *c)
 		return 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return fail(errno, "pipe", NULL);
-	pid = fork();
+	pid = raw_fork();
 	if (pid < 0)
 		return fail(errno, "fork forwarder", NULL);
 	if (pid == 0) {
@@ -682,11 +696,19 @@ static int setup(struct al_init_config *c)
 		 * files we create must belong to a mapped id anyway.
 		 */
 		prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
-		if (setgroups(0, NULL) < 0)
+		/*
+		 * Raw system calls, not the libc wrappers: glibc's broadcast the
+		 * change to every thread it believes exists (__nptl_setxid), and
+		 * after a raw clone its thread list still names the host's
+		 * threads. One caught mid-pthread_create is waited for forever
+		 * (seen with sandboxes created from two threads at once). We are
+		 * the only thread here, which is all these calls change.
+		 */
+		if (syscall(SYS_setgroups, 0, NULL) < 0)
 			return fail(errno, "setgroups", NULL);
-		if (setresgid(c->gid, c->gid, c->gid) < 0)
+		if (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0)
 			return fail(errno, "setresgid", NULL);
-		if (setresuid(c->uid, c->uid, c->uid) < 0)
+		if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
 			return fail(errno, "setresuid", NULL);
 		/* A credential change made us non-dumpable, hiding /proc/self/fd from us. */
 		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
@@ -1096,7 +1118,7 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 				_exit(0); /* host closed: the kernel kills the namespace with us */
 			if (n < 0)
 				continue;
-			pid_t r = fork();
+			pid_t r = raw_fork();
 			if (r == 0) {
 				close(ctl);
 				close(sfd);

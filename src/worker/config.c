@@ -808,8 +808,8 @@ int al_worker_config_from_env(struct al_worker_config *c, char *err, size_t errl
 
 /* ---- validation ----------------------------------------------------------- */
 
-/* mkdir -p with mode 0700 for what it creates. */
-static int mkdir_p(const char *path)
+/* mkdir -p; what it creates gets `mode` (umask applies). */
+static int mkdir_p(const char *path, mode_t mode)
 {
 	char tmp[PATH_MAX];
 	size_t n = strlen(path);
@@ -822,22 +822,27 @@ static int mkdir_p(const char *path)
 			continue;
 		char saved = tmp[i];
 		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		if (mkdir(tmp, mode) == 0) {
+			/* The umask (the unit sets 0077) must not take the x bits away. */
+			if (chmod(tmp, mode) < 0)
+				return -errno;
+		} else if (errno != EEXIST) {
 			return -errno;
+		}
 		tmp[i] = saved;
 	}
 	return 0;
 }
 
 /* Creates dir if missing, checks it is a writable directory, replaces *p by its real path. */
-static int dir_ready(char **p, const char *what, char *err, size_t errlen)
+static int dir_ready(char **p, mode_t mode, const char *what, char *err, size_t errlen)
 {
 	char real[PATH_MAX];
 	struct stat st;
 	char *dup;
 	int rc;
 
-	if ((rc = mkdir_p(*p)) < 0) {
+	if ((rc = mkdir_p(*p, mode)) < 0) {
 		set_err(err, errlen, "%s %.200s: cannot create: %s", what, *p, strerror(-rc));
 		return rc;
 	}
@@ -861,6 +866,34 @@ static int dir_ready(char **p, const char *what, char *err, size_t errlen)
 	}
 	al_free(*p);
 	*p = dup;
+	return 0;
+}
+
+/* Every directory from / down to dir lets others pass (x), or an error naming the first that does
+ * not. */
+static int traversable(const char *dir, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(dir);
+	struct stat st;
+
+	if (n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		char saved = tmp[i];
+		tmp[i] = '\0';
+		if (stat(tmp, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+			set_err(err, errlen,
+				"workdir: %.200s is mode %03o: the bwrap backend needs others to "
+				"pass through it (chmod o+x)",
+				tmp, (unsigned)(st.st_mode & 0777));
+			return -EACCES;
+		}
+		tmp[i] = saved;
+	}
 	return 0;
 }
 
@@ -1011,11 +1044,19 @@ int al_worker_config_validate(struct al_worker_config *c, enum al_worker_mode mo
 		if ((c->workdir = al_strdup(cwd)) == NULL)
 			goto oom;
 	}
-	if ((rc = dir_ready(&c->workdir, "workdir", err, errlen)) < 0)
+	/*
+	 * 0711: the workspaces beneath belong to the sandbox's uid, and the bwrap
+	 * backend binds a workspace by its host path as that uid, which must be
+	 * able to pass through every directory above it (the native backend
+	 * binds as root and does not care). Nothing here is listable by others.
+	 */
+	if ((rc = dir_ready(&c->workdir, 0711, "workdir", err, errlen)) < 0)
+		return rc;
+	if (c->backend == &al_sandbox_bwrap_ops && (rc = traversable(c->workdir, err, errlen)) < 0)
 		return rc;
 	if (c->state_dir == NULL && join(&c->state_dir, c->workdir, ".airlock") < 0)
 		goto oom;
-	if ((rc = dir_ready(&c->state_dir, "state_dir", err, errlen)) < 0)
+	if ((rc = dir_ready(&c->state_dir, 0700, "state_dir", err, errlen)) < 0)
 		return rc;
 	if (c->audit_path == NULL) {
 		if (join(&c->audit_path, c->state_dir, "audit.log") < 0)

@@ -6,7 +6,14 @@
  * file and nothing else; the database file itself is written only at
  * checkpoints. That is the cheapest durable scheme SQLite offers short of
  * batching calls, and a begin must be durable on its own before its call
- * runs, so there is nothing to batch.
+ * runs, so there is nothing to batch. Measured on this project's VM disk
+ * (ext4 on virtio): about 0.27 ms per begin or finish at p50, 1-5 ms p99.
+ * answered commits without the fsync (about 0.04 ms), and checkpoints run
+ * only inside begin/finish, so the loop thread never waits for the disk.
+ *
+ * Integrity: quick_check at open (a damaged b-tree could hide a STARTED row)
+ * and a SHA-256 per stored result checked on every read (SQLite has no page
+ * checksums).
  *
  * Exactly once across processes too: begin is one INSERT OR IGNORE, atomic
  * under SQLite's write lock, so of two workers sharing a state dir only one
@@ -24,17 +31,26 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 #define JOURNAL_SCHEMA_VERSION 1
 #define JOURNAL_BUSY_MS	       5000
+/* SQLite's default auto-checkpoint threshold, in WAL frames (pages). */
+#define JOURNAL_CKPT_FRAMES 1000
 
+/*
+ * A rowid table with a unique key rather than WITHOUT ROWID: results can be
+ * tens of kilobytes, and WITHOUT ROWID keeps whole rows in the key's b-tree,
+ * which more than doubled the file for 2 KB results.
+ */
 static const char schema_v1[] = "CREATE TABLE calls ("
 				" session_id TEXT NOT NULL,"
 				" tool_use_id TEXT NOT NULL,"
@@ -43,12 +59,14 @@ static const char schema_v1[] = "CREATE TABLE calls ("
 				" name TEXT,"
 				" input_sha256 TEXT,"
 				" result_json TEXT,"
+				/* SHA-256 of result_json: SQLite has no page checksums */
+				" result_sha256 BLOB,"
 				" started_ms INTEGER,"	/* NULL: answered without our running it */
 				" finished_ms INTEGER," /* DONE */
 				" answered_ms INTEGER," /* ANSWERED */
 				" updated_ms INTEGER NOT NULL,"
-				" PRIMARY KEY (session_id, tool_use_id)"
-				") WITHOUT ROWID;"
+				" UNIQUE (session_id, tool_use_id)"
+				");"
 				"CREATE INDEX calls_by_state ON calls (state, updated_ms);";
 
 enum stmt_id {
@@ -57,31 +75,30 @@ enum stmt_id {
 	ST_ANSWERED,
 	ST_GET,
 	ST_PRUNE,
-	ST_SYNC_NORMAL,
-	ST_SYNC_FULL,
 	ST_COUNT,
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "INSERT OR IGNORE INTO calls (session_id, tool_use_id, state, work_id, name,"
 		 " input_sha256, started_ms, updated_ms) VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?6)",
-    [ST_FINISH] = "UPDATE calls SET state = 2, result_json = ?3, finished_ms = ?4,"
+    [ST_FINISH] = "UPDATE calls SET state = 2, result_json = ?3, result_sha256 = ?5,"
+		  " finished_ms = ?4,"
 		  " updated_ms = ?4 WHERE session_id = ?1 AND tool_use_id = ?2 AND state = 1",
     [ST_ANSWERED] = "INSERT INTO calls (session_id, tool_use_id, state, answered_ms, updated_ms)"
 		    " VALUES (?1, ?2, 3, ?3, ?3) ON CONFLICT (session_id, tool_use_id)"
 		    " DO UPDATE SET state = 3, answered_ms = excluded.answered_ms,"
 		    " updated_ms = excluded.updated_ms WHERE state <> 3",
-    [ST_GET] = "SELECT state, result_json FROM calls WHERE session_id = ?1 AND tool_use_id = ?2",
+    [ST_GET] = "SELECT state, result_json, result_sha256 FROM calls"
+	       " WHERE session_id = ?1 AND tool_use_id = ?2",
     [ST_PRUNE] = "DELETE FROM calls WHERE state = 3 AND updated_ms < ?1",
-    [ST_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
-    [ST_SYNC_FULL] = "PRAGMA synchronous=FULL",
 };
 
 struct al_journal {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	pthread_mutex_t mu;
-	int broken; /* synchronous=FULL could not be restored: refuse begin/finish */
+	int broken;	/* synchronous=FULL could not be restored: refuse begin/finish */
+	int wal_frames; /* frames in the WAL after the last commit (wal_hook_cb) */
 	char path[4096];
 };
 
@@ -208,6 +225,59 @@ fail:
 	return rc;
 }
 
+/*
+ * A damaged b-tree can hide a row, and a hidden STARTED row means a call
+ * runs twice: check the structure once at open (linear in the file, which
+ * prune keeps small; a few ms for thousands of calls) and refuse a damaged
+ * journal instead of trusting it. Damage inside a row is caught per read by
+ * the result checksum (get_locked).
+ */
+static int quick_check(struct al_journal *j, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *t;
+	int rc = sqlite3_prepare_v2(j->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		open_reason(j, rc, err, errlen);
+		rc = map_err(j, rc, "quick_check");
+		goto done;
+	}
+	t = sqlite3_column_text(st, 0);
+	if (t == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "journal %s: out of memory", j->path);
+		goto done;
+	}
+	if (strcmp((const char *)t, "ok") != 0) {
+		/*
+		 * A page it could not read for want of memory or I/O comes back
+		 * as a row ("unable to get the page. error code=7"), not as an
+		 * error: that is not damage, and calling it corruption would
+		 * send an operator to move a good journal aside.
+		 */
+		const char *ec = strstr((const char *)t, "error code=");
+		int code = ec ? (int)strtol(ec + 11, NULL, 10) & 0xff : SQLITE_CORRUPT;
+
+		al_error("journal", "%s: quick_check: %s", j->path, (const char *)t);
+		if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+			open_reason(j, SQLITE_CORRUPT, err, errlen);
+			rc = -EBADMSG;
+		} else {
+			snprintf(err, errlen, "journal %s: cannot check: %s", j->path,
+				 sqlite3_errstr(code));
+			rc = code == SQLITE_NOMEM ? -ENOMEM : code == SQLITE_BUSY ? -EBUSY : -EIO;
+		}
+		goto done;
+	}
+	rc = 0;
+done:
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* Makes the new file's directory entry durable: a journal that vanishes
  * with the directory after a power loss would let calls run again. */
 static void sync_dir_of(const char *path)
@@ -221,6 +291,37 @@ static void sync_dir_of(const char *path)
 		(void)fsync(fd);
 		close(fd);
 	}
+}
+
+/*
+ * Checkpoints are ours to place. SQLite's auto-checkpoint runs inside
+ * whichever commit crosses the threshold, which could be an answered on the
+ * loop thread, stalling all protocol I/O for the page copy and its fsyncs.
+ * Instead the hook only counts, and begin/finish (tool threads, already
+ * paying an fsync) run a passive checkpoint when the WAL is long.
+ */
+static int wal_hook_cb(void *ud, sqlite3 *db, const char *name, int frames)
+{
+	struct al_journal *j = ud;
+
+	(void)db;
+	(void)name;
+	j->wal_frames = frames; /* under j->mu: every commit is made with it held */
+	return SQLITE_OK;
+}
+
+static void maybe_checkpoint(struct al_journal *j)
+{
+	int rc;
+
+	if (j->wal_frames < JOURNAL_CKPT_FRAMES)
+		return;
+	/* PASSIVE: never waits for readers in other processes; retried next time. */
+	rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc == SQLITE_OK)
+		j->wal_frames = 0;
+	else if ((rc & 0xff) != SQLITE_BUSY)
+		al_warn("journal", "%s: checkpoint: %s (%d)", j->path, sqlite3_errmsg(j->db), rc);
 }
 
 int al_journal_open(const char *path, struct al_journal **out, char *err, size_t errlen)
@@ -305,8 +406,19 @@ int al_journal_open(const char *path, struct al_journal **out, char *err, size_t
 	 */
 	if ((rc = exec_sql(j, "PRAGMA synchronous=FULL", err, errlen)) < 0)
 		goto fail;
+	/*
+	 * A checkpoint rewinds the WAL but leaves the file at its high-water
+	 * mark; cap what it keeps (a burst of large results would otherwise
+	 * leave a large -wal file for good).
+	 */
+	if ((rc = exec_sql(j, "PRAGMA journal_size_limit=4194304", err, errlen)) < 0)
+		goto fail;
 	if ((rc = migrate(j, err, errlen)) < 0)
 		goto fail;
+	if ((rc = quick_check(j, err, errlen)) < 0)
+		goto fail;
+	/* Replaces SQLite's auto-checkpoint: see maybe_checkpoint. */
+	sqlite3_wal_hook(j->db, wal_hook_cb, j);
 	for (int i = 0; i < ST_COUNT; i++) {
 		rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					&j->st[i], NULL);
@@ -336,14 +448,32 @@ void al_journal_close(struct al_journal *j)
 	al_free(j);
 }
 
-/* Switches the connection's synchronous mode (a prepared PRAGMA: no I/O). */
-static int set_sync(struct al_journal *j, enum stmt_id id)
+/*
+ * Switches the connection's synchronous level. Not a kept prepared
+ * statement: PRAGMA synchronous takes effect when it is compiled, not when
+ * it is stepped, so it is compiled each time (microseconds, no I/O).
+ */
+static int set_sync(struct al_journal *j, int full)
 {
-	sqlite3_stmt *st = j->st[id];
-	int rc = sqlite3_step(st);
+	int rc = sqlite3_exec(j->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+			      NULL, NULL, NULL);
 
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_err(j, rc, "synchronous");
+	return rc == SQLITE_OK ? 0 : map_err(j, rc, "synchronous");
+}
+
+int al_journal_synchronous(struct al_journal *j)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&j->mu);
+	rc = sqlite3_prepare_v2(j->db, "PRAGMA synchronous", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : map_err(j, rc, "synchronous");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->mu);
+	return rc;
 }
 
 /* Resets a statement after use, dropping its bindings (they point at the caller's strings). */
@@ -376,7 +506,7 @@ static int get_locked(struct al_journal *j, const char *session_id, const char *
 		      enum al_journal_state *state, char **result_json)
 {
 	sqlite3_stmt *st = j->st[ST_GET];
-	int rc;
+	int rc, v;
 
 	*state = AL_JOURNAL_NONE;
 	if (result_json != NULL)
@@ -392,20 +522,44 @@ static int get_locked(struct al_journal *j, const char *session_id, const char *
 		rc = map_err(j, rc, "get");
 		goto done;
 	}
-	*state = (enum al_journal_state)sqlite3_column_int(st, 0);
-	if (result_json != NULL && sqlite3_column_type(st, 1) != SQLITE_NULL) {
+	/*
+	 * SQLite does not checksum its pages: a damaged page can read back as
+	 * plausible data. Check what we would act on (a state out of range,
+	 * a result whose hash differs) and report corruption rather than run
+	 * a call again or send a damaged result.
+	 */
+	v = sqlite3_column_int(st, 0);
+	if (v < AL_JOURNAL_STARTED || v > AL_JOURNAL_ANSWERED) {
+		rc = -EBADMSG;
+		al_error("journal", "%s: a call has an invalid state %d (corrupt journal?)",
+			 j->path, v);
+		goto done;
+	}
+	if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
 		const unsigned char *t = sqlite3_column_text(st, 1);
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		const void *want = sqlite3_column_blob(st, 2);
+		unsigned char got[32];
 
 		if (t == NULL) { /* SQLite's own allocation failed */
 			rc = -ENOMEM;
 			goto done;
 		}
-		if ((*result_json = al_strndup((const char *)t, sqlite3_column_bytes(st, 1))) ==
-		    NULL) {
+		if (want == NULL || sqlite3_column_bytes(st, 2) != 32 || al_sha256(t, n, got) < 0 ||
+		    memcmp(got, want, 32) != 0) {
+			rc = -EBADMSG;
+			al_error("journal",
+				 "%s: a stored result fails its checksum (corrupt journal?)",
+				 j->path);
+			goto done;
+		}
+		if (result_json != NULL &&
+		    (*result_json = al_strndup((const char *)t, n)) == NULL) {
 			rc = -ENOMEM;
 			goto done;
 		}
 	}
+	*state = (enum al_journal_state)v;
 	rc = 0;
 done:
 	if (rc < 0)
@@ -422,7 +576,7 @@ static int ensure_full(struct al_journal *j)
 {
 	if (!j->broken)
 		return 0;
-	if (set_sync(j, ST_SYNC_FULL) < 0)
+	if (set_sync(j, 1) < 0)
 		return -EIO;
 	j->broken = 0;
 	return 0;
@@ -464,6 +618,7 @@ int al_journal_begin(struct al_journal *j, const char *session_id, const char *t
 	stmt_done(st);
 	if (rc < 0)
 		goto done;
+	maybe_checkpoint(j);
 	if (rc == 0) {
 		/* Known already: report how far it got, change nothing. */
 		if ((rc = get_locked(j, session_id, tool_use_id, prev, NULL)) < 0)
@@ -483,16 +638,21 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 {
 	sqlite3_stmt *st = j->st[ST_FINISH];
 	enum al_journal_state state;
+	unsigned char sum[32];
 	int rc;
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0 || result_json == NULL)
 		return -EINVAL;
+	/* Outside the lock: a result can be large. */
+	if (al_sha256(result_json, strlen(result_json), sum) < 0)
+		return -ENOMEM;
 	pthread_mutex_lock(&j->mu);
 	if ((rc = ensure_full(j)) < 0)
 		goto done;
 	if ((rc = bind_key(st, session_id, tool_use_id)) < 0 ||
 	    sqlite3_bind_text(st, 3, result_json, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 4, al_now_ms()) != SQLITE_OK) {
+	    sqlite3_bind_int64(st, 4, al_now_ms()) != SQLITE_OK ||
+	    sqlite3_bind_blob(st, 5, sum, sizeof(sum), SQLITE_STATIC) != SQLITE_OK) {
 		rc = -ENOMEM;
 		stmt_done(st);
 		goto done;
@@ -501,6 +661,7 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 	stmt_done(st);
 	if (rc < 0)
 		goto done;
+	maybe_checkpoint(j);
 	if (rc == 0) {
 		if ((rc = get_locked(j, session_id, tool_use_id, &state, NULL)) < 0)
 			goto done;
@@ -516,7 +677,7 @@ done:
 int al_journal_answered(struct al_journal *j, const char *session_id, const char *tool_use_id)
 {
 	sqlite3_stmt *st = j->st[ST_ANSWERED];
-	int rc;
+	int rc, nosync;
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0)
 		return rc;
@@ -535,23 +696,15 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 	 * synchronous is a connection flag, no I/O; the mutex keeps a begin on
 	 * another thread from committing in between with NORMAL.
 	 */
-	if ((rc = set_sync(j, ST_SYNC_NORMAL)) < 0) {
-		stmt_done(st);
-		goto done;
-	}
+	nosync = set_sync(j, 0) == 0; /* if not, commit under FULL: slower, never wrong */
 	rc = step_write(j, st, "answered");
 	stmt_done(st);
 	if (rc > 0)
 		rc = 0;
-	{
-		int src = set_sync(j, ST_SYNC_FULL);
-
-		/* Failing to restore FULL would make later begins non-durable: fail closed. */
-		if (src < 0) {
-			al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
-			rc = src;
-			j->broken = 1;
-		}
+	if (nosync && set_sync(j, 1) < 0) {
+		/* This write stands; begin/finish retry (ensure_full) or refuse. */
+		al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
+		j->broken = 1;
 	}
 done:
 	pthread_mutex_unlock(&j->mu);

@@ -156,14 +156,17 @@ int al_work_secret_decode(const char *secret, size_t len, struct al_work_secret 
 		rc = -EINVAL;
 		goto done;
 	}
+	/*
+	 * The SDK's worker never reads api_base_url, so a secret it accepts
+	 * with a broken one still works there: ignore it (with a note in err)
+	 * rather than lose the token. A URL we would not send a token to is
+	 * never used.
+	 */
 	url = json_object_get(root, "api_base_url");
-	if (url != NULL && !json_is_null(url)) {
-		if (!json_is_string(url) ||
-		    !url_ok(json_string_value(url), json_string_length(url))) {
-			snprintf(err, errlen, "work secret's api_base_url is not an http(s) URL");
-			rc = -EINVAL;
-			goto done;
-		}
+	if (url != NULL && !json_is_null(url) &&
+	    (!json_is_string(url) || !url_ok(json_string_value(url), json_string_length(url)))) {
+		snprintf(err, errlen, "work secret's api_base_url is not an http(s) URL; ignored");
+	} else if (url != NULL && !json_is_null(url)) {
 		if ((s.api_base_url =
 			 al_strndup(json_string_value(url), json_string_length(url))) == NULL) {
 			rc = -ENOMEM;

@@ -123,7 +123,8 @@ enum al_worker_mode { AL_WORKER_MODE_POLL, AL_WORKER_MODE_RUN };
 /*
  * Checks the whole config for `mode` and completes it: base URL http(s)
  * (trailing '/' removed), ids' characters, workdir (default the current
- * directory) and state_dir created 0700 if missing and made absolute,
+ * directory; 0711, and with bwrap every parent must let others pass) and
+ * state_dir (0700) created if missing and made absolute,
  * audit path defaulted, files that must exist checked (ca_file, audit_key,
  * on_work executable, ro_paths), worker_id generated. POLL needs the
  * environment id and key; RUN takes the id from the item and may work with

@@ -22,7 +22,7 @@ W="$T/work"
 "$AIRLOCK_BIN" worker poll --help >"$T/out" || fail "poll --help"
 grep -q -- "--on-work" "$T/out" || fail "poll --help lacks --on-work"
 "$AIRLOCK_BIN" worker run --help >"$T/out" || fail "run --help"
-grep -q -- "--on-work" "$T/out" && fail "run --help offers --on-work"
+grep -q -- "  --on-work SCRIPT" "$T/out" && fail "run --help offers --on-work"
 grep -q "ANTHROPIC_WORK_SECRET" "$T/out" || fail "run --help lacks ANTHROPIC_WORK_SECRET"
 
 expect2 "unknown subcommand" "$AIRLOCK_BIN" worker serve
@@ -54,5 +54,5 @@ expect2 "chmod 600" "$AIRLOCK_BIN" worker poll --config "$T/kf.yaml" --environme
 # A valid file, flags on top: validation gets as far as the key, creating the workdir.
 printf 'environment_id: env_1\nworkdir: %s\nmax_sessions: 8\n' "$W" >"$T/ok.yaml"
 expect2 "no environment key" "$AIRLOCK_BIN" worker poll --config "$T/ok.yaml" --max-sessions 2
-[ -d "$W" ] && [ "$(stat -c %a "$W")" = 700 ] || fail "workdir not created 0700"
+[ -d "$W" ] && [ "$(stat -c %a "$W")" = 711 ] || fail "workdir not created 0711"
 echo "ok"

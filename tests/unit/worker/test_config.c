@@ -388,6 +388,8 @@ AL_TEST(worker_config_validate_completes)
 	AL_ASSERT_STR_EQ(c.workdir, wd);
 	struct stat st;
 	AL_ASSERT_INT_EQ(stat(wd, &st), 0);
+	AL_ASSERT_INT_EQ(st.st_mode & 0777, 0711);
+	AL_ASSERT_INT_EQ(stat(c.state_dir, &st), 0);
 	AL_ASSERT_INT_EQ(st.st_mode & 0777, 0700);
 	AL_ASSERT(strstr(c.state_dir, "/a/b/work/.airlock") != NULL);
 	AL_ASSERT_INT_EQ(stat(c.state_dir, &st), 0);
@@ -529,5 +531,26 @@ AL_TEST(worker_config_contrib_example_loads)
 	AL_ASSERT_INT_EQ(c.memory_mb, 2048);
 	AL_ASSERT_INT_EQ(c.log_format, AL_WORKER_LOG_JSON);
 	AL_ASSERT_NULL(c.environment_key);
+	al_worker_config_clear(&c);
+}
+
+/* With bwrap the sandbox's uid must pass through every parent of the workdir. */
+AL_TEST(worker_config_bwrap_needs_traversable_workdir)
+{
+	struct al_worker_config c;
+	char closed[600], wd[700];
+
+	snprintf(closed, sizeof(closed), "%s/closed", al_test_tmpdir());
+	snprintf(wd, sizeof(wd), "%s/work", closed);
+	AL_ASSERT_INT_EQ(mkdir(closed, 0700), 0);
+	AL_ASSERT_INT_EQ(chmod(al_test_tmpdir(), 0711), 0); /* mkdtemp made it 0700 */
+	al_worker_config_init(&c);
+	AL_ASSERT_INT_EQ(al_worker_config_set(&c, "workdir", wd, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_worker_config_set(&c, "backend", "bwrap", err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_worker_config_validate(&c, AL_WORKER_MODE_RUN, err, sizeof(err)),
+			 -EACCES);
+	assert_err_has("chmod o+x");
+	AL_ASSERT_INT_EQ(chmod(closed, 0711), 0);
+	AL_ASSERT_INT_EQ(al_worker_config_validate(&c, AL_WORKER_MODE_RUN, err, sizeof(err)), 0);
 	al_worker_config_clear(&c);
 }

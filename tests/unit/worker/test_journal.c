@@ -21,12 +21,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A path in the test's scratch dir; a few rotating buffers so two can be live. */
 static char *jpath(const char *name)
 {
-	static char path[4096];
+	static char path[4][4096];
+	static int next;
+	char *p = path[next++ % 4];
 
-	snprintf(path, sizeof(path), "%s/%s", al_test_tmpdir(), name);
-	return path;
+	snprintf(p, sizeof(path[0]), "%s/%s", al_test_tmpdir(), name);
+	return p;
 }
 
 static struct al_journal *open_ok(const char *path)
@@ -124,6 +127,27 @@ AL_TEST(journal_state_transitions)
 	AL_ASSERT_INT_EQ(sb.st_mode & 0777, 0600);
 	al_journal_close(j);
 	al_journal_close(NULL);
+}
+
+/*
+ * begin and finish must run under synchronous=FULL; answered drops to
+ * NORMAL for its own commit only. (A PRAGMA kept as a prepared statement
+ * would not do this: it takes effect when compiled.)
+ */
+AL_TEST(journal_stays_full_sync_around_answered)
+{
+	struct al_journal *j = open_ok(jpath("j.db"));
+
+	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "t", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	for (int i = 0; i < 3; i++) {
+		AL_ASSERT_INT_EQ(al_journal_answered(j, "s", "t"), 0);
+		AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+		AL_ASSERT_INT_EQ(al_journal_answered(j, "s", "other"), 0);
+		AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	}
+	al_journal_close(j);
 }
 
 AL_TEST(journal_persists_across_reopen)
@@ -480,6 +504,107 @@ AL_TEST(journal_corrupt_file_is_a_clear_error)
 	AL_ASSERT_NULL(j);
 }
 
+/*
+ * Damage past the header: the schema page is intact, so open may succeed,
+ * but reading or writing the damaged pages must give a negative errno, not
+ * a crash or a wrong answer.
+ */
+AL_TEST(journal_corrupt_pages_give_errors_not_crashes)
+{
+	const char *p = jpath("j.db");
+	struct al_journal *j = open_ok(p);
+	char id[32], err[512], junk[4096], big[2048];
+	struct stat sb;
+	int fd;
+
+	memset(big, 'r', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int i = 0; i < 100; i++) {
+		snprintf(id, sizeof(id), "toolu_%03d", i);
+		AL_ASSERT_INT_EQ(al_journal_begin(j, "s", id, NULL, NULL, NULL, NULL), 0);
+		AL_ASSERT_INT_EQ(al_journal_finish(j, "s", id, big), 0);
+	}
+	al_journal_close(j); /* checkpoints everything into the file */
+	AL_ASSERT_INT_EQ(stat(p, &sb), 0);
+	AL_ASSERT(sb.st_size > 16 * 4096);
+	memset(junk, 0xa5, sizeof(junk));
+	fd = open(p, O_WRONLY);
+	AL_ASSERT(fd >= 0);
+	/* Pages 3.. hold the table's b-tree; keep page 1 (header and schema). */
+	for (off_t off = 2 * 4096; off < sb.st_size; off += 3 * 4096)
+		AL_ASSERT_INT_EQ(pwrite(fd, junk, sizeof(junk), off), sizeof(junk));
+	close(fd);
+
+	/* The structure check at open sees it. */
+	AL_ASSERT_INT_EQ(al_journal_open(p, &j, err, sizeof(err)), -EBADMSG);
+	AL_ASSERT_NULL(j);
+	AL_ASSERT_NOT_NULL(strstr(err, "not a valid SQLite database"));
+}
+
+/*
+ * Damage inside a row (bit rot in a payload, which no b-tree check sees),
+ * simulated by a second connection rewriting the values: the result's
+ * checksum and the state's range catch it on read.
+ */
+AL_TEST(journal_damaged_rows_are_reported_not_used)
+{
+	const char *p = jpath("j.db");
+	struct al_journal *j = open_ok(p);
+	enum al_journal_state st;
+	char *res = NULL;
+	sqlite3 *db;
+
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "a", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(al_journal_finish(j, "s", "a", "{\"ok\":true}"), 0);
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "b", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(sqlite3_open(p, &db), SQLITE_OK);
+	AL_ASSERT_INT_EQ(sqlite3_exec(db,
+				      "UPDATE calls SET result_json = '{\"ok\":tru3}' WHERE "
+				      "tool_use_id = 'a';"
+				      "PRAGMA ignore_check_constraints = ON;"
+				      "UPDATE calls SET state = 7 WHERE tool_use_id = 'b';",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	AL_ASSERT_INT_EQ(al_journal_get(j, "s", "a", &st, &res), -EBADMSG);
+	AL_ASSERT_NULL(res);
+	AL_ASSERT_INT_EQ(st, AL_JOURNAL_NONE);
+	/* Even without asking for the result: a DONE we cannot trust is not reported DONE. */
+	AL_ASSERT_INT_EQ(al_journal_get(j, "s", "a", &st, NULL), -EBADMSG);
+	AL_ASSERT_INT_EQ(al_journal_get(j, "s", "b", &st, NULL), -EBADMSG);
+	/* A begin on a damaged row reports the damage, never 0 (which would run it again). */
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "b", NULL, NULL, NULL, NULL), -EBADMSG);
+	al_journal_close(j);
+}
+
+/*
+ * Checkpoints run from begin/finish (the auto-checkpoint is replaced so the
+ * loop thread's answered never pays for one): the WAL stays bounded under a
+ * long run of calls. Without checkpoints this run leaves a WAL of over 100 MB.
+ */
+AL_TEST(journal_wal_stays_bounded)
+{
+	const char *p = jpath("j.db");
+	struct al_journal *j = open_ok(p);
+	char id[32], big[4000], wal[4200];
+	struct stat sb;
+
+	memset(big, 'r', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int i = 0; i < 3000; i++) {
+		snprintf(id, sizeof(id), "toolu_%d", i);
+		AL_ASSERT_INT_EQ(al_journal_begin(j, "s", id, NULL, NULL, NULL, NULL), 0);
+		AL_ASSERT_INT_EQ(al_journal_finish(j, "s", id, big), 0);
+		AL_ASSERT_INT_EQ(al_journal_answered(j, "s", id), 0);
+	}
+	snprintf(wal, sizeof(wal), "%s-wal", p);
+	AL_ASSERT_INT_EQ(stat(wal, &sb), 0);
+	if (sb.st_size > 8 * 1024 * 1024)
+		al_test_fail(__FILE__, __LINE__, "WAL grew to %lld bytes", (long long)sb.st_size);
+	al_journal_close(j);
+}
+
 AL_TEST(journal_survives_our_allocation_failures)
 {
 	const char *p = jpath("j.db");
@@ -537,8 +662,15 @@ AL_TEST(journal_survives_sqlite_heap_exhaustion)
 			AL_ASSERT(rc == 0 || rc == -ENOMEM || rc == -EIO);
 			ok_finish[i] = rc == 0;
 		}
+		/* answered switches synchronous and back; either may fail here. */
+		snprintf(tu, sizeof(tu), "h%d", i);
+		rc = al_journal_answered(j, "s", tu);
+		AL_ASSERT(rc == 0 || rc == -ENOMEM || rc == -EIO);
 	}
 	sqlite3_hard_heap_limit64(0);
+	/* Whatever failed above, the next begin runs under FULL again. */
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "after", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
 	for (int i = 0; i < 64; i++) {
 		enum al_journal_state st;
 		char *res = NULL;
@@ -557,4 +689,66 @@ AL_TEST(journal_survives_sqlite_heap_exhaustion)
 	}
 	AL_ASSERT(ok_finish[63]); /* the limit was lifted far enough to work */
 	al_journal_close(j);
+}
+
+/*
+ * answered under a fine ramp of heap limits: some runs fail to switch to
+ * NORMAL, some fail the write, some fail to switch back to FULL. However it
+ * failed, the next begin is made under FULL and the state is consistent.
+ */
+AL_TEST(journal_answered_under_heap_limits_keeps_begin_durable)
+{
+	struct al_journal *j = open_ok(jpath("j.db"));
+	sqlite3_int64 base;
+	char tu[32];
+
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "warm", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(al_journal_answered(j, "s", "warm"), 0);
+	base = sqlite3_memory_used();
+	for (int i = 0; i < 400; i++) {
+		int rc;
+
+		snprintf(tu, sizeof(tu), "a%d", i);
+		sqlite3_hard_heap_limit64(base + (sqlite3_int64)i * 16);
+		rc = al_journal_answered(j, "s", tu);
+		sqlite3_hard_heap_limit64(0);
+		AL_ASSERT(rc == 0 || rc == -ENOMEM || rc == -EIO);
+		if (rc == 0)
+			AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+		snprintf(tu, sizeof(tu), "b%d", i);
+		AL_ASSERT_INT_EQ(al_journal_begin(j, "s", tu, NULL, NULL, NULL, NULL), 0);
+		AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	}
+	al_journal_close(j);
+}
+
+/* Open under SQLite heap limits from tiny to ample: a clean error or a working journal. */
+AL_TEST(journal_open_survives_sqlite_heap_exhaustion)
+{
+	const char *p = jpath("j.db");
+	struct al_journal *j = open_ok(p);
+	sqlite3_int64 base;
+	int opened = 0;
+
+	al_journal_close(j);
+	base = sqlite3_memory_used();
+	for (int i = 0; i < 80; i++) {
+		char err[512];
+		int rc;
+
+		sqlite3_hard_heap_limit64(base + 1 + (sqlite3_int64)i * 4096);
+		rc = al_journal_open(p, &j, err, sizeof(err));
+		sqlite3_hard_heap_limit64(0);
+		if (rc == 0) {
+			opened++;
+			AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "t", NULL, NULL, NULL, NULL),
+					 opened == 1 ? 0 : -EEXIST);
+			al_journal_close(j);
+		} else {
+			AL_ASSERT_NULL(j);
+			AL_ASSERT(err[0] != '\0');
+			AL_ASSERT(rc == -ENOMEM || rc == -EIO);
+		}
+	}
+	AL_ASSERT(opened > 0);
 }

@@ -184,19 +184,40 @@ AL_TEST(secret_refuses_bad_input_without_quoting_it)
 	refuse_json("{\"sessions_token\":\"sk SECRET\"}", "SECRET", "header");
 	refuse_json("{\"sessions_token\":\"sk-\\u00e9SECRET\"}", "SECRET", "header");
 	refuse_json("{\"sessions_token\":\"sk-\\u0000SECRET\"}", "SECRET", NULL);
-	/* api_base_url present but not an http(s) URL. */
-	refuse_json("{\"sessions_token\":\"sk-SECRET\",\"api_base_url\":\"ftp://x\"}", "SECRET",
-		    "api_base_url");
-	refuse_json("{\"sessions_token\":\"sk-SECRET\",\"api_base_url\":\"https://\"}", "SECRET",
-		    "api_base_url");
-	refuse_json("{\"sessions_token\":\"sk-SECRET\",\"api_base_url\":\"https:///p\"}", "SECRET",
-		    "api_base_url");
-	refuse_json("{\"sessions_token\":\"sk-SECRET\",\"api_base_url\":\"https://a b\"}", "SECRET",
-		    "api_base_url");
-	refuse_json("{\"sessions_token\":\"sk-SECRET\",\"api_base_url\":7}", "SECRET",
-		    "api_base_url");
 	/* Not valid UTF-8 inside the JSON. */
 	refuse_json("{\"sessions_token\":\"\xff\"}", NULL, "JSON");
+}
+
+/* Like the SDK (which never reads it), a bad api_base_url does not cost the token. */
+AL_TEST(secret_ignores_a_bad_api_base_url)
+{
+	static const char *urls[] = {
+	    "\"ftp://x\"",
+	    "\"https://\"",
+	    "\"https:///p\"",
+	    "\"https://a b\"",
+	    "\"api.example.com\"",
+	    "7",
+	    "{}",
+	    "\"https://x\\r\\nHost: y\"",
+	};
+	struct al_work_secret s;
+	char json[256], err[256];
+
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		char *b;
+
+		snprintf(json, sizeof(json), "{\"sessions_token\":\"sk-1\",\"api_base_url\":%s}",
+			 urls[i]);
+		b = enc(json);
+		AL_ASSERT_INT_EQ(decode(b, &s, err, sizeof(err)), 0);
+		AL_ASSERT_STR_EQ(s.sessions_token, "sk-1");
+		AL_ASSERT_NULL(s.api_base_url);
+		AL_ASSERT_NOT_NULL(strstr(err, "api_base_url"));
+		AL_ASSERT_NOT_NULL(strstr(err, "ignored"));
+		al_work_secret_clear(&s);
+		free(b);
+	}
 }
 
 AL_TEST(secret_refuses_huge_input)
