@@ -8,7 +8,8 @@
 #        BENCH_SESSIONS (500), BENCH_IDLE (2000), BENCH_SANDBOX_RUNS (150),
 #        BENCH_WORKER_SESSIONS (4), BENCH_WORKER_CALLS (100), BENCH_WORKER_ROUNDS (3),
 #        BENCH_WORKERS ("sdk ours": the order within each round),
-#        AIRLOCK_NODE_MODULES (the SDK's node_modules).
+#        AIRLOCK_NODE_MODULES (the SDK's node_modules), BENCH_KEEP=1 (keep the
+#        scratch directory with every log).
 set -eu
 B=${B:-build}
 BIN="$(pwd)/$B/airlock"
@@ -29,7 +30,7 @@ PIDS=""
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
 	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT INT TERM
 
