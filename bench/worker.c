@@ -27,7 +27,8 @@
  *    when the cgroup v1 cpuacct hierarchy is not there;
  *  - cpuacct_work_s: the cgroup's usage from SIGUSR1 to the stop request:
  *    the harness sends SIGUSR1 when it hands out the work, so this leaves
- *    out the worker's start-up (Node's is ~0.3 s of CPU) and shutdown.
+ *    out the worker's start-up (Node's is ~0.3 s of CPU) and shutdown;
+ *  - worker_rss_at_mark_kb: the worker's RSS at SIGUSR1, started and idle.
  *
  *   bench-worker observe HOST PORT KEY SESSION_ID...
  *
@@ -395,7 +396,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	struct rusage ru;
 	char cg[128];
-	long interval_ms = 20, hwm;
+	long interval_ms = 20, hwm, mark_rss = -1;
 	unsigned long long wticks = 0;
 	double t0, t_stop, t_end, cga = -1, cga_mark = -1, cga_work = -1;
 	pid_t self = getpid(), worker, pp;
@@ -458,8 +459,11 @@ int main(int argc, char **argv)
 			worker = -1;
 			break;
 		}
-		if (mark_requested && cga_mark < 0 && cg[0])
-			cga_mark = cg_usage_s(cg);
+		if (mark_requested && mark_rss < 0) {
+			mark_rss = pid_kb(worker, "status", "VmRSS");
+			if (cg[0])
+				cga_mark = cg_usage_s(cg);
+		}
 		sample(self, worker, &pk);
 		nanosleep(&ts, NULL);
 	}
@@ -515,6 +519,7 @@ int main(int argc, char **argv)
 		printf(",\"cpuacct_work_s\":%.3f", cga_work);
 	else
 		printf(",\"cpuacct_work_s\":null");
-	printf(",\"killed\":%s}\n", killed ? "true" : "false");
+	printf(",\"worker_rss_at_mark_kb\":%ld,\"killed\":%s}\n", mark_rss,
+	       killed ? "true" : "false");
 	return worker > 0 ? 0 : 1;
 }
