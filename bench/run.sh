@@ -116,7 +116,7 @@ worker_bench() {
 	echo
 	echo "- Worker: $WSESS sessions at once, $WCALLS bash calls each (\`echo N\`), scripted model; round trip = user.tool_result processed_at - agent.tool_use processed_at (server clock, 1 ms resolution); \"stream\": the same from the two events' arrival on an event stream (\`$B/bench-worker observe\`, µs clock); first call of each session excluded from both:"
 	echo
-	echo "| worker | calls | p50 ms | p90 ms | p99 ms | mean ms | stream p50 / p90 / p99 ms | first call p50 ms | worker RSS idle / peak KiB | other processes peak RSS (PSS) KiB | tree peak RSS (PSS) KiB | CPU s: all (of it, the work) | CPU s / 1000 calls (the work) | wall s |"
+	echo "| worker | calls | p50 ms | p90 ms | p99 ms | mean ms | stream p50 / p90 / p99 ms | first call p50 ms | worker RSS idle (anon + file) / peak KiB | other processes peak RSS (PSS) KiB | tree peak RSS (PSS) KiB | CPU s: all (of it, the work) | CPU s / 1000 calls (the work) | wall s |"
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	round=0
 	while [ $round -lt "$WROUNDS" ]; do
@@ -188,7 +188,7 @@ worker_bench() {
 	work = lambda r: r["cpuacct_work_s"] if r["cpuacct_work_s"] is not None else r["cpu_s"]
 	f = lambda v: "-" if v is None else (f"{v:.0f}" if isinstance(v, float) and v >= 100 else str(v))
 	print(f"| {r['w']} (round {r['round']}) | {r['calls']} | {f(r['p50_ms'])} | {f(r['p90_ms'])} | {f(r['p99_ms'])} | {f(r['mean_ms'])} | "
-	      f"{r['stream_p50_ms']:.2f} / {r['stream_p90_ms']:.2f} / {r['stream_p99_ms']:.2f} | {f(r['first_p50_ms'])} | {r['worker_rss_at_mark_kb']} / {r['worker_hwm_kb']} | {r['others_rss_peak_kb']} ({r['others_pss_peak_kb']}) | "
+	      f"{r['stream_p50_ms']:.2f} / {r['stream_p90_ms']:.2f} / {r['stream_p99_ms']:.2f} | {f(r['first_p50_ms'])} | {r['worker_rss_at_mark_kb']} ({r['worker_anon_at_mark_kb']} + {r['worker_file_at_mark_kb']}) / {r['worker_hwm_kb']} | {r['others_rss_peak_kb']} ({r['others_pss_peak_kb']}) | "
 	      f"{r['tree_rss_peak_kb']} ({r['tree_pss_peak_kb']}) | {r['cpu_s']:.2f} ({f(r['cpuacct_work_s'])}) | "
 	      f"{1000 * work(r) / r['calls']:.2f} | {r['wall_s']:.1f} |")
 	PY

@@ -28,7 +28,8 @@
  *  - cpuacct_work_s: the cgroup's usage from SIGUSR1 to the stop request:
  *    the harness sends SIGUSR1 when it hands out the work, so this leaves
  *    out the worker's start-up (Node's is ~0.3 s of CPU) and shutdown;
- *  - worker_rss_at_mark_kb: the worker's RSS at SIGUSR1, started and idle.
+ *  - worker_{rss,anon,file}_at_mark_kb: the worker's RSS at SIGUSR1,
+ *    started and idle, and its anonymous and file-backed parts.
  *
  *   bench-worker observe HOST PORT KEY SESSION_ID...
  *
@@ -396,7 +397,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	struct rusage ru;
 	char cg[128];
-	long interval_ms = 20, hwm, mark_rss = -1;
+	long interval_ms = 20, hwm, mark_rss = -1, mark_anon = -1, mark_file = -1;
 	unsigned long long wticks = 0;
 	double t0, t_stop, t_end, cga = -1, cga_mark = -1, cga_work = -1;
 	pid_t self = getpid(), worker, pp;
@@ -461,6 +462,8 @@ int main(int argc, char **argv)
 		}
 		if (mark_requested && mark_rss < 0) {
 			mark_rss = pid_kb(worker, "status", "VmRSS");
+			mark_anon = pid_kb(worker, "status", "RssAnon");
+			mark_file = pid_kb(worker, "status", "RssFile");
 			if (cg[0])
 				cga_mark = cg_usage_s(cg);
 		}
@@ -519,7 +522,8 @@ int main(int argc, char **argv)
 		printf(",\"cpuacct_work_s\":%.3f", cga_work);
 	else
 		printf(",\"cpuacct_work_s\":null");
-	printf(",\"worker_rss_at_mark_kb\":%ld,\"killed\":%s}\n", mark_rss,
-	       killed ? "true" : "false");
+	printf(",\"worker_rss_at_mark_kb\":%ld,\"worker_anon_at_mark_kb\":%ld,"
+	       "\"worker_file_at_mark_kb\":%ld,\"killed\":%s}\n",
+	       mark_rss, mark_anon, mark_file, killed ? "true" : "false");
 	return worker > 0 ? 0 : 1;
 }
