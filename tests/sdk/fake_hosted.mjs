@@ -117,6 +117,7 @@ export class FakeHosted {
 		this.streams = new Set(); // live SSE connections
 		this.counts = { poll: 0, resultPosts: 0, streamConns: 0 };
 		this.waiters = [];
+		this.issuedSecrets = [];
 		for (const s of opts.sessions ?? [{ calls: [] }]) this.addSession(s);
 	}
 
@@ -223,6 +224,11 @@ export class FakeHosted {
 				if (!s.events.some((e) => e.type === 'agent.tool_use' && e.id === r.tool_use_id))
 					throw new Error(`session ${s.id}: result for unknown call ${r.tool_use_id}`);
 		}
+	}
+	// Everything that must never leak: the environment key, every sessions
+	// token issued and every secret blob delivered.
+	secrets() {
+		return [this.environmentKey, ...this.tokens.keys(), ...this.issuedSecrets];
 	}
 	allDone() {
 		return [...this.sessions.values()].every((s) => s.done);
@@ -385,7 +391,10 @@ export class FakeHosted {
 	wire(item, withSecret) {
 		const pub = {};
 		for (const k of WIRE_FIELDS) pub[k] = item[k];
-		return { ...pub, secret: withSecret ? Buffer.from(JSON.stringify({ sessions_token: item.token, api_base_url: this.baseURL })).toString('base64url') : null };
+		if (!withSecret) return { ...pub, secret: null };
+		const secret = Buffer.from(JSON.stringify({ sessions_token: item.token, api_base_url: this.baseURL })).toString('base64url');
+		this.issuedSecrets.push(secret);
+		return { ...pub, secret };
 	}
 
 	sessionObject(s) {

@@ -1,0 +1,159 @@
+// Fault tests of our worker (`airlock worker poll`) against the scripted fake
+// of the hosted API (fake_hosted.mjs, a test double; its self-test runs the
+// SDK's own worker on it). Each case scripts a session of tool calls, injects
+// one kind of fault, and asserts:
+//   - every agent.tool_use answered by exactly one user.tool_result (counted
+//     in the fake's stored history, where a second answer would land);
+//   - every bash command ran at most once (each appends a line to ev.txt in
+//     the session's workspace) and, when answered with its output, exactly once;
+//   - the worker's audit chain verifies (`airlock audit verify`);
+//   - neither the environment key nor a sessions token in its output.
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FakeHosted } from './fake_hosted.mjs';
+import { Worker, requireWorker, runCases, assert, eq, until, sleep, assertNoSecret } from './worker_lib.mjs';
+
+requireWorker();
+const root = mkdtempSync(join(tmpdir(), 'al-wfault-'));
+process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+const scratch = (name) => {
+	const d = join(root, name.replace(/[^a-z0-9]+/gi, '-'));
+	mkdirSync(d, { recursive: true });
+	return d;
+};
+
+const bash = (tag, extra = '') => ({ name: 'bash', input: { command: `echo ${tag} >> ev.txt; ${extra}echo out-${tag}` } });
+const calls4 = [bash('a'), { name: 'write', input: { file_path: 'w.txt', content: 'written-by-write' } }, { name: 'read', input: { file_path: 'w.txt' } }, bash('b')];
+
+// Runs one scripted session through a fresh fake and worker; body(f, w, s)
+// may inject things while it runs. Returns after the checks above.
+async function scenario(dir, { calls = calls4, faults = {}, fake = {}, args = [], during, timeout = 25000, tags } = {}) {
+	const f = new FakeHosted({ sessions: [{ calls }], ttlSeconds: 2, ...fake, faults });
+	await f.start();
+	const w = new Worker({ dir, baseURL: f.baseURL, environmentId: f.environmentId, environmentKey: f.environmentKey, args });
+	const s = f.session();
+	try {
+		w.start();
+		if (during) await w.alive(during(f, w, s));
+		await w.alive(f.waitFor(() => f.allDone(), 'the turn to end', timeout));
+		await sleep(600); // a late duplicate answer would land now
+		f.checkExactlyOnce();
+		const expect = tags ?? calls.filter((c) => c.name === 'bash').map((c) => c.input.command.split(' ')[1]);
+		eq(w.lines(s.id, 'ev.txt').join(','), expect.join(','), 'each bash command ran exactly once, in order');
+		for (const r of f.results()) {
+			const call = s.events.find((e) => e.id === r.tool_use_id);
+			if (call.name === 'bash' && !r.is_error) assert(JSON.stringify(r.content).includes('out-'), `bash result carries its output: ${JSON.stringify(r.content)}`);
+		}
+		const exit = await w.stop();
+		eq(exit.code, 0, 'worker exit status after SIGTERM');
+		const audit = w.verifyAudit();
+		assertNoSecret(w.log, f.secrets(), 'the worker output');
+		assertNoSecret(audit, f.secrets(), 'the audit log');
+		return { f, w, s };
+	} catch (e) {
+		e.logs = () => w.logs() + `\n--- fake requests ---\n` + f.requests.map((r) => `${r.method} ${r.path} ${JSON.stringify(r.query)} ${r.auth} -> ${r.status}`).join('\n');
+		throw e;
+	} finally {
+		await w.stop();
+		await f.stop();
+	}
+}
+
+const cases = [];
+const test = (name, fn) => cases.push([name, fn]);
+
+test('a plain session: four calls, each answered once with the sessions token', async (dir) => {
+	const { f } = await scenario(dir);
+	const rs = f.results();
+	assert(JSON.stringify(rs[2].content).includes('written-by-write'), 'read saw the write');
+	assert(f.requestsTo(/^\/v1\/sessions\//).every((r) => r.auth.startsWith('session:')), 'session calls use the sessions token');
+	assert(f.requestsTo(/\/poll$/).every((r) => r.auth === 'env'), 'polls use the environment key');
+	assert(f.requestsTo(/\/poll$/).every((r) => r.headers['anthropic-worker-id']), 'polls carry Anthropic-Worker-ID');
+	const beats = f.requestsTo(/\/heartbeat$/);
+	assert(beats.length > 0 && beats[0].query.expected_last_heartbeat === 'NO_HEARTBEAT', 'the first beat claims with NO_HEARTBEAT');
+	eq(f.item().state, 'stopped', 'the worker stopped the item after end_turn + max-idle');
+});
+
+test('a 412 on a heartbeat aborts the session, the item is not stopped by us, nothing answered twice', async (dir) => {
+	// ev.txt gets "a" when the first call starts; it then waits for the test's
+	// "go" file (written after the 412) so the lease is lost mid-call.
+	const gate = 'for i in $(seq 1 150); do [ -e go ] && break; sleep 0.1; done; ';
+	const calls = [bash('a', gate), bash('b')];
+	const { f } = await scenario(dir, {
+		calls,
+		faults: { heartbeat412At: 2 },
+		fake: { requeueDelayMs: 2000 },
+		timeout: 40000,
+		during: async (f, w, s) => {
+			await f.waitFor(() => f.requestsTo(/\/heartbeat$/).some((r) => r.status === 412), 'the 412', 30000);
+			await until(() => w.lines(s.id, 'ev.txt').length > 0 || f.results().length > 0, 'the first call started');
+			w.touch(s.id, 'go');
+		},
+	});
+	const item = f.item();
+	eq(item.stopsAfterLoss.length, 0, 'no stop from the claim that lost its lease: ' + JSON.stringify(item.stopsAfterLoss));
+	assert(item.claim >= 2, 'the item was claimed again after the lease loss');
+	const lost = item.lostClaims[0];
+	assert(!f.requests.some((r) => r.auth === `session:${f.session().id}:${lost}` && r.method === 'POST' && /\/events$/.test(r.path) && r.t > item.lostAt + 200), 'no result posted with the lost claim after the 412');
+});
+
+test('duplicate events on the stream and in history', async (dir) => {
+	const { f } = await scenario(dir, { faults: { duplicateEvents: true } });
+	eq(f.results().length, 4, 'four answers for four calls');
+});
+
+test('the stream is cut (reconnect, reconcile with history)', async (dir) => {
+	const { f } = await scenario(dir, { faults: { cutStreamAfter: [1, 2, 1, 2] } });
+	assert(f.counts.streamConns >= 3, `the stream was reopened (${f.counts.streamConns} connections)`);
+});
+
+test('result posts fail transiently (503, then 500) and are retried, answered once', async (dir) => {
+	const { f } = await scenario(dir, {
+		calls: calls4.slice(0, 2),
+		faults: { failResultPosts: 2, failResultStatus: 503 },
+		during: async (f) => {
+			await f.waitFor(() => f.requests.filter((r) => r.failed).length >= 2, 'two failed posts');
+			Object.assign(f.faults, { failResultPosts: 3, failResultStatus: 500 });
+		},
+	});
+	eq(f.requests.filter((r) => r.failed).length, 3, 'three result posts failed');
+});
+
+test('result posts fail with a connection reset and are retried, answered once', async (dir) => {
+	const { f } = await scenario(dir, { calls: calls4.slice(0, 2), faults: { failResultPosts: 2, failResultStatus: 'reset' } });
+	eq(f.requests.filter((r) => r.failed).length, 2, 'two result posts reset');
+});
+
+test('null polls and a 429 with retry-after, then work', async (dir) => {
+	const { f } = await scenario(dir, { calls: [bash('a')], faults: { poll429: 1, retryAfter: 1, nullPolls: 3 } });
+	const polls = f.requestsTo(/\/poll$/);
+	eq(polls[0].status, 429, 'first poll rate limited');
+	assert(polls[1].t - polls[0].t >= 900, `the worker waited for retry-after (${polls[1].t - polls[0].t} ms)`);
+	assert(polls.filter((p) => p.status === 200 && !p.work).length >= 2, 'null polls answered');
+	assert(polls.every((p) => Number(p.query.block_ms) >= 1 && Number(p.query.block_ms) <= 999), 'block_ms within 1..999');
+});
+
+test('a 401 on poll stops the worker with exit 1 and a clear message without the key', async (dir) => {
+	const f = new FakeHosted({ sessions: [{ calls: [bash('a')] }], faults: { pollStatus: 401 } });
+	await f.start();
+	const w = new Worker({ dir, baseURL: f.baseURL, environmentId: f.environmentId, environmentKey: f.environmentKey });
+	try {
+		w.start();
+		const exit = await Promise.race([w.cur.exited, sleep(10000).then(() => null)]);
+		assert(exit !== null, 'the worker exited on a fatal 401');
+		eq(exit.code, 1, 'exit status');
+		assert(/401|authenticat|unauthori[sz]ed|rejected|invalid.*key/i.test(w.log), 'a message naming the failure: ' + w.log);
+		assertNoSecret(w.log, f.secrets(), 'the worker output');
+		assert(f.requestsTo(/\/poll$/).length <= 2, `no retry storm (${f.requestsTo(/\/poll$/).length} polls)`);
+		eq(f.requestsTo(/\/ack$/).length, 0, 'nothing acknowledged');
+	} catch (e) {
+		e.logs = () => w.logs();
+		throw e;
+	} finally {
+		await w.stop();
+		await f.stop();
+	}
+});
+
+await runCases(cases, scratch);
