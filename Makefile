@@ -8,7 +8,7 @@
 #   make bench      run the benchmarks (bench/), figures to docs/BENCHMARKS.md
 #   make format     clang-format the sources
 
-PKGS := libuv openssl libcurl jansson sqlite3 libseccomp
+PKGS := libuv openssl libcurl jansson sqlite3 libseccomp yaml-0.1
 
 # Install missing libraries (idempotent; does nothing when all are present).
 ifeq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo ok),)

@@ -4,11 +4,11 @@
 # every time a library is not found without slowing a normal build.
 set -eu
 
-PKGS_LIB="libuv1-dev libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libseccomp-dev"
+PKGS_LIB="libuv1-dev libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libseccomp-dev libyaml-dev"
 PKGS_TOOL="pkg-config make gcc clang libclang-rt-14-dev openssl curl ca-certificates python3"
 
 need=""
-pkg-config --exists libuv openssl libcurl jansson sqlite3 libseccomp 2>/dev/null || need="$PKGS_LIB"
+pkg-config --exists libuv openssl libcurl jansson sqlite3 libseccomp yaml-0.1 2>/dev/null || need="$PKGS_LIB"
 for t in pkg-config cc clang openssl curl python3; do
 	command -v "$t" >/dev/null 2>&1 || need="$need $PKGS_TOOL"
 done

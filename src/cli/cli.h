@@ -19,5 +19,6 @@ int al_cmd_server(int argc, char **argv);
 int al_cmd_model_stub(int argc, char **argv);
 int al_cmd_sandbox(int argc, char **argv);
 int al_cmd_audit(int argc, char **argv);
+int al_cmd_worker(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 #include "audit/record.h"
 #include "core/alloc.h"
 #include "core/rand.h"
+#include "sandbox/audit.h"
 #include "sandbox/egress.h"
 #include "sandbox/inner.h"
 #include "sandbox/sandbox.h"
@@ -119,7 +120,7 @@ struct audit {
 	al_audit_log *log;
 	struct al_audit_ctx ctx;
 	char id[AL_ID_MAX];
-	char features[128];
+	char features[160];
 	const char *const *argv;
 	const char *cwd;
 	const char *const *env;
@@ -149,23 +150,11 @@ static int audit_open(const char *path, struct audit *au, char *err, size_t errl
 static void egress_cb(const struct al_egress_decision *d, void *data)
 {
 	struct audit *au = data;
-	struct al_audit_net n = {0};
 	json_t *rec;
 
 	if (au->log == NULL)
 		return;
-	/* FAILED (allowed, but DNS/connect failed) ended without a byte: a close. */
-	n.activity = d->event == AL_EGRESS_DENIED      ? AL_AUDIT_NET_REFUSE
-		     : d->event == AL_EGRESS_CONNECTED ? AL_AUDIT_NET_OPEN
-						       : AL_AUDIT_NET_CLOSE;
-	n.host = d->host;
-	n.port = d->port;
-	n.addr = d->addr;
-	n.reason = d->reason;
-	n.protocol = d->proto;
-	n.bytes_in = d->bytes_down;
-	n.bytes_out = d->bytes_up;
-	rec = al_audit_rec_network(&au->ctx, &n);
+	rec = al_sandbox_audit_net(&au->ctx, d);
 	if (rec == NULL || al_audit_write(au->log, rec) < 0)
 		__atomic_add_fetch(&au->net_failures, 1, __ATOMIC_RELAXED);
 	json_decref(rec);
@@ -178,11 +167,7 @@ static int audit_launch(const struct al_sandbox *sb, const char *const *argv, st
 	json_t *rec = NULL;
 	int rc;
 
-	snprintf(
-	    au->features, sizeof(au->features),
-	    "backend=%s,userns,mountns,pidns,netns,ipcns,utsns,cgroupns,seccomp=%d,landlock=%d,"
-	    "limits=%s",
-	    sb->ops->name, sb->seccomp, sb->landlock_abi, al_limits_mode_name(sb->limits));
+	al_sandbox_audit_features(sb, au->features, sizeof(au->features));
 	au->ctx.sandbox_id = au->id;
 	au->ctx.features = au->features;
 	au->argv = argv;
@@ -202,31 +187,13 @@ static int audit_launch(const struct al_sandbox *sb, const char *const *argv, st
 static int audit_exit(struct audit *au, const struct al_sandbox_result *r)
 {
 	struct al_audit_proc pr = {0};
-	struct al_audit_rusage ru = {0};
 	json_t *rec;
 	int rc;
 
-	ru.utime_us = (int64_t)r->rusage.ru_utime.tv_sec * 1000000 + r->rusage.ru_utime.tv_usec;
-	ru.stime_us = (int64_t)r->rusage.ru_stime.tv_sec * 1000000 + r->rusage.ru_stime.tv_usec;
-	ru.maxrss_kb = r->rusage.ru_maxrss;
-	ru.minflt = r->rusage.ru_minflt;
-	ru.majflt = r->rusage.ru_majflt;
-	ru.nvcsw = r->rusage.ru_nvcsw;
-	ru.nivcsw = r->rusage.ru_nivcsw;
 	pr.argv = au->argv;
 	pr.cwd = au->cwd;
 	pr.env = au->env;
-	pr.exit_code = r->exit_code;
-	pr.signal = r->signal;
-	pr.timed_out = r->timed_out;
-	pr.duration_us = (int64_t)(r->run_ms * 1000.0);
-	pr.rusage = &ru;
-	pr.stdout_bytes = r->out.total;
-	pr.stderr_bytes = r->err.total;
-	pr.truncated = r->truncated;
-	pr.stdout_sha256 = r->out.sha256;
-	pr.stderr_sha256 = r->err.sha256;
-	rec = al_audit_rec_process_exit(&au->ctx, &pr);
+	rec = al_sandbox_audit_exit(&au->ctx, &pr, r);
 	rc = rec ? al_audit_write(au->log, rec) : -ENOMEM;
 	json_decref(rec);
 	return rc;

@@ -13,6 +13,7 @@ static const struct al_command commands[] = {
     {"audit", "tamper-evident audit log: keygen, verify, write", al_cmd_audit},
     {"model-stub", "scripted Messages API server (a test double)", al_cmd_model_stub},
     {"sandbox", "run a command in an isolated sandbox", al_cmd_sandbox},
+    {"worker", "self-hosted worker: run tool calls inside your perimeter", al_cmd_worker},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -39,6 +39,7 @@ struct al_http_client {
 	struct sock_ctx *socks; /* every watched socket */
 	int depth;		/* > 0 while curl_multi_socket_action is on the stack */
 	int deferred;		/* calls cancelled while depth > 0, still attached */
+	int pending;		/* calls requested while depth > 0, not yet attached */
 	int closing;
 };
 
@@ -48,12 +49,15 @@ struct al_http_call {
 	struct curl_slist *req_headers; /* owned; may hold secrets, wiped on free */
 	al_http_done_cb done_cb;
 	al_http_data_cb on_data;
+	al_http_head_cb on_head;
 	void *ud;
 	al_buf body;
 	size_t max_body;
 	struct al_http_header *headers; /* owned names and values */
 	size_t nheaders, capheaders;
 	int cancelled;
+	int attached;  /* handed to the multi handle (not still pending) */
+	int head_done; /* on_head has run (or the final head went by) */
 	int too_big;
 	int aborted;
 	int oom;
@@ -145,9 +149,30 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 		headers_clear(call);
 		return len;
 	}
+	if ((len == 2 && buf[0] == '\r' && buf[1] == '\n') || (len == 1 && buf[0] == '\n')) {
+		long status = 0;
+
+		/*
+		 * The blank line that ends a header block: a 1xx's, the final
+		 * response's (report it once), or the trailers' (ignored).
+		 */
+		curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (call->head_done || status < 200)
+			return len;
+		call->head_done = 1;
+		if (call->on_head == NULL)
+			return len;
+		if (call->on_head(call, (int)status, call->headers, call->nheaders, call->ud) !=
+		    0) {
+			call->aborted = 1;
+			return 0;
+		}
+		/* on_head may have cancelled this very call. */
+		return call->cancelled ? 0 : len;
+	}
 	colon = memchr(buf, ':', len);
 	if (colon == NULL)
-		return len; /* the blank line that ends the headers, or junk */
+		return len; /* junk */
 	nlen = (size_t)(colon - buf);
 	while (nlen > 0 && is_space(buf[nlen - 1]))
 		nlen--;
@@ -248,7 +273,10 @@ static void call_drop(al_http_call *call)
 
 	if (call->cancelled && c->deferred > 0)
 		c->deferred--;
-	curl_multi_remove_handle(c->multi, call->easy);
+	if (!call->attached && c->pending > 0)
+		c->pending--;
+	if (call->attached)
+		curl_multi_remove_handle(c->multi, call->easy);
 	call_unlink(c, call);
 	call_free(call);
 }
@@ -308,7 +336,7 @@ static void call_finish(al_http_call *call, CURLcode res)
 			snprintf(msg, sizeof(msg), "response body exceeds %zu bytes",
 				 call->max_body);
 		else if (call->aborted)
-			snprintf(msg, sizeof(msg), "aborted by the data callback");
+			snprintf(msg, sizeof(msg), "aborted by the data or head callback");
 		else if (call->errbuf[0])
 			snprintf(msg, sizeof(msg), "%s", call->errbuf);
 		else
@@ -320,6 +348,29 @@ static void call_finish(al_http_call *call, CURLcode res)
 	if (call->done_cb)
 		call->done_cb(call, &resp, call->ud);
 	call_free(call);
+}
+
+/*
+ * Hands libcurl the requests made while it was on the stack. A failure to
+ * attach is reported through done_cb like any other failure.
+ */
+static void attach_pending(al_http_client *c)
+{
+	while (c->pending > 0) {
+		al_http_call *call = c->calls;
+		while (call && (call->attached || call->cancelled))
+			call = call->next;
+		if (call == NULL) {
+			c->pending = 0;
+			break;
+		}
+		c->pending--;
+		call->attached = 1;
+		if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK) {
+			call->oom = 1;
+			call_finish(call, CURLE_OUT_OF_MEMORY);
+		}
+	}
 }
 
 /* Collects finished transfers and carries out deferred cancels. */
@@ -355,6 +406,7 @@ static void after_action(al_http_client *c)
 		}
 		call_drop(call);
 	}
+	attach_pending(c);
 }
 
 static void socket_action(al_http_client *c, curl_socket_t fd, int flags)
@@ -506,7 +558,8 @@ void al_http_client_free(al_http_client *c)
 	c->closing = 1;
 	while (c->calls) {
 		al_http_call *call = c->calls;
-		curl_multi_remove_handle(c->multi, call->easy);
+		if (call->attached)
+			curl_multi_remove_handle(c->multi, call->easy);
 		call_unlink(c, call);
 		call_free(call);
 	}
@@ -533,14 +586,21 @@ static int valid_header_part(const char *s)
 	return s && strpbrk(s, "\r\n") == NULL;
 }
 
+static int valid_header_value(const char *s)
+{
+	return s == NULL || valid_header_part(s);
+}
+
 static int add_header(struct curl_slist **list, const char *name, const char *value)
 {
 	al_buf b = {0};
 	struct curl_slist *n;
 	int rc = -ENOMEM;
 
-	/* "Name;" is libcurl's way to send a header with an empty value. */
-	if (*value == '\0')
+	/* "Name:" removes a header libcurl adds; "Name;" sends an empty value. */
+	if (value == NULL)
+		rc = al_buf_appendf(&b, "%s:", name);
+	else if (*value == '\0')
 		rc = al_buf_appendf(&b, "%s;", name);
 	else
 		rc = al_buf_appendf(&b, "%s: %s", name, value);
@@ -575,7 +635,7 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 		goto fail;
 	for (size_t i = 0; i < req->nheaders; i++)
 		if (!valid_header_part(req->headers[i].name) ||
-		    !valid_header_part(req->headers[i].value) || req->headers[i].name[0] == '\0' ||
+		    !valid_header_value(req->headers[i].value) || req->headers[i].name[0] == '\0' ||
 		    strchr(req->headers[i].name, ':'))
 			goto fail;
 	rc = -ENOMEM;
@@ -585,6 +645,7 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 	call->client = c;
 	call->done_cb = done_cb;
 	call->on_data = req->on_data;
+	call->on_head = req->on_head;
 	call->ud = ud;
 	call->max_body = req->max_body_bytes ? req->max_body_bytes : DEFAULT_MAX_BODY;
 	call->easy = curl_easy_init();
@@ -618,6 +679,8 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 	SET(CURLOPT_HTTPHEADER, call->req_headers);
 	SET(CURLOPT_HEADERFUNCTION, header_cb);
 	SET(CURLOPT_HEADERDATA, call);
+	/* A proxy's "200 Connection established" is not the response. */
+	SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 	SET(CURLOPT_WRITEFUNCTION, write_cb);
 	SET(CURLOPT_WRITEDATA, call);
 	if (req->timeout_ms)
@@ -642,8 +705,14 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 		rc = e == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
 		goto fail;
 	}
-	if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK)
-		goto fail;
+	if (c->depth > 0) {
+		/* Inside a libcurl callback: attach_pending adds it on the way out. */
+		c->pending++;
+	} else {
+		if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK)
+			goto fail;
+		call->attached = 1;
+	}
 	call_link(c, call);
 	if (out)
 		*out = call;

@@ -35,11 +35,26 @@ struct al_http_header {
  */
 typedef int (*al_http_data_cb)(al_http_call *call, const char *data, size_t len, void *ud);
 
+/*
+ * Response head callback: called at most once, when the header block of the
+ * final response (not a 1xx, not a proxy's CONNECT reply) is complete and
+ * before any of its body. status and headers are valid only during the call.
+ * Lets a streaming caller learn the status before the first body byte (an
+ * SSE stream may send nothing for a while). Return 0 to continue; anything
+ * else aborts the transfer (done_cb then reports -ECANCELED).
+ */
+typedef int (*al_http_head_cb)(al_http_call *call, int status, const struct al_http_header *headers,
+			       size_t nheaders, void *ud);
+
 /* A request. Everything is copied by al_http_client_request; nothing need outlive it. */
 struct al_http_client_req {
-	const char *method;		      /* "GET", "POST", ...; NULL: GET */
-	const char *url;		      /* http:// or https:// */
-	const struct al_http_header *headers; /* request headers (may carry secrets) */
+	const char *method; /* "GET", "POST", ...; NULL: GET */
+	const char *url;    /* http:// or https:// */
+	/*
+	 * Request headers (may carry secrets). A NULL value removes a header
+	 * libcurl would add by itself (say Content-Type on a body-less POST).
+	 */
+	const struct al_http_header *headers;
 	size_t nheaders;
 	const void *body; /* request body, may be NULL */
 	size_t body_len;
@@ -48,6 +63,7 @@ struct al_http_client_req {
 	const char *ca_file;	     /* PEM bundle; NULL: the system default */
 	size_t max_body_bytes;	     /* accumulated body cap; 0: 64 MiB */
 	al_http_data_cb on_data;     /* optional streaming callback, see above */
+	al_http_head_cb on_head;     /* optional, see above */
 };
 
 /*
@@ -92,8 +108,9 @@ void al_http_client_free(al_http_client *client);
  * before this returns), unless the call is cancelled. *out (may be NULL) is
  * the handle for al_http_call_cancel, valid until done_cb returns or the
  * call is cancelled. Returns 0, -EINVAL (bad method/url) or -ENOMEM.
- * May be called from done_cb, but not from on_data (libcurl forbids adding a
- * transfer while it is running one of its own callbacks).
+ * May be called from any callback of this client: libcurl forbids adding a
+ * transfer while one of its own callbacks runs (on_head, on_data), so a
+ * request made there is handed to libcurl once it has returned.
  */
 int al_http_client_request(al_http_client *client, const struct al_http_client_req *req,
 			   al_http_done_cb done_cb, void *ud, al_http_call **out);

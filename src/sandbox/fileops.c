@@ -343,12 +343,24 @@ static int open_parent(const struct root_ent *ent, const char *rel, bool create,
 				rc = -EINVAL;
 				goto fail;
 			}
-			if (*p != '\0' && mkdirat(cur, p, 0777) != 0 && errno != EEXIST) {
-				rc = -errno;
-				goto fail;
+			bool made = false;
+			if (*p != '\0') {
+				made = mkdirat(cur, p, 0777) == 0;
+				if (!made && errno != EEXIST) {
+					rc = -errno;
+					goto fail;
+				}
 			}
 			fd = xopenat2(cur, *p ? p : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0,
 				      RES_STRICT);
+			/*
+			 * As root, a new directory belongs to its parent's owner, like a
+			 * new file (replace_file): otherwise the sandbox's uid could not
+			 * write into a directory `write` made for it.
+			 */
+			struct stat pst;
+			if (made && fd >= 0 && geteuid() == 0 && fstat(cur, &pst) == 0)
+				(void)!fchown(fd, pst.st_uid, pst.st_gid);
 		}
 		if (fd < 0) {
 			rc = fd;

@@ -682,11 +682,19 @@ static int setup(struct al_init_config *c)
 		 * files we create must belong to a mapped id anyway.
 		 */
 		prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
-		if (setgroups(0, NULL) < 0)
+		/*
+		 * Raw system calls, not the libc wrappers: glibc's broadcast the
+		 * change to every thread it believes exists (__nptl_setxid), and
+		 * after a raw clone its thread list still names the host's
+		 * threads. One caught mid-pthread_create is waited for forever
+		 * (seen with sandboxes created from two threads at once). We are
+		 * the only thread here, which is all these calls change.
+		 */
+		if (syscall(SYS_setgroups, 0, NULL) < 0)
 			return fail(errno, "setgroups", NULL);
-		if (setresgid(c->gid, c->gid, c->gid) < 0)
+		if (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0)
 			return fail(errno, "setresgid", NULL);
-		if (setresuid(c->uid, c->uid, c->uid) < 0)
+		if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
 			return fail(errno, "setresuid", NULL);
 		/* A credential change made us non-dumpable, hiding /proc/self/fd from us. */
 		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);

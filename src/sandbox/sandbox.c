@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -30,6 +31,21 @@ static volatile sig_atomic_t cancelled;
 void al_sandbox_cancel_all(void)
 {
 	cancelled = 1;
+}
+
+void al_sandbox_cancel(struct al_sandbox *sb)
+{
+	uint64_t one = 1;
+
+	__atomic_store_n(&sb->cancelled, 1, __ATOMIC_SEQ_CST);
+	/* write(2) on an eventfd is async-signal-safe; the counter only grows. */
+	if (sb->cancel_fd >= 0)
+		(void)!write(sb->cancel_fd, &one, sizeof(one));
+}
+
+int al_sandbox_is_cancelled(const struct al_sandbox *sb)
+{
+	return __atomic_load_n(&sb->cancelled, __ATOMIC_SEQ_CST);
 }
 
 double al_sandbox_now_ms(void)
@@ -165,6 +181,13 @@ int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_
 
 	sb->ops = ops;
 	sb->policy = *p;
+	/* First, so that base_clear knows whether it is ours to close. */
+	sb->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sb->cancel_fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return rc;
+	}
 	if (p->workspace && !path_ok(p->workspace)) {
 		snprintf(err, errlen, "workspace must be an absolute path without . or ..");
 		return -EINVAL;
@@ -225,6 +248,10 @@ void al_sandbox_base_clear(struct al_sandbox *sb)
 	al_sandbox_egress_stop(sb);
 	al_shell_free(sb->shell);
 	sb->shell = NULL;
+	/* ops is set only by base_init, which makes the eventfd right after. */
+	if (sb->ops && sb->cancel_fd >= 0)
+		close(sb->cancel_fd);
+	sb->cancel_fd = -1;
 	al_free(sb->workspace);
 	free_list(sb->ro_paths);
 	/* Environment values may be credentials the operator chose to pass: wipe them. */
@@ -316,6 +343,10 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 		snprintf(err, errlen, "empty command");
 		return -EINVAL;
 	}
+	if (al_sandbox_is_cancelled(sb)) {
+		snprintf(err, errlen, "cancelled");
+		return -ECANCELED;
+	}
 	if ((rc = al_output_init(&cap[0], limit)) < 0 ||
 	    (rc = al_output_init(&cap[1], limit)) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -339,7 +370,7 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 	fcntl(pe[0], F_SETFL, O_NONBLOCK);
 	deadline = timeout ? t0 + timeout : 0;
 	while (!reaped || po[0] >= 0 || pe[0] >= 0) {
-		struct pollfd pf[3];
+		struct pollfd pf[4];
 		int np = 0, ms = -1, ip[2] = {-1, -1}, iproc = -1;
 		double now = al_sandbox_now_ms();
 
@@ -357,6 +388,8 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 			iproc = np;
 			pf[np++] = (struct pollfd){sb->ops->proc_fd(proc), POLLIN, 0};
 		}
+		if (!reaped && !killed && sb->cancel_fd >= 0)
+			pf[np++] = (struct pollfd){sb->cancel_fd, POLLIN, 0};
 		if (!reaped && !killed && deadline)
 			ms = deadline > now ? (int)(deadline - now) + 1 : 0;
 		if (reaped && drain_until)
@@ -392,9 +425,10 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 			}
 			rc = 0;
 		}
-		if (!reaped && !killed && cancelled) {
+		if (!reaped && !killed && (cancelled || al_sandbox_is_cancelled(sb))) {
 			sb->ops->proc_kill(proc);
 			killed = 1;
+			res->cancelled = al_sandbox_is_cancelled(sb);
 		}
 		if (!reaped && !killed && deadline && al_sandbox_now_ms() >= deadline) {
 			/* Wall clock exceeded: the backend kills the whole tree, setsid'd ones too.

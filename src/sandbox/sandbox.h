@@ -133,6 +133,7 @@ struct al_sandbox_result {
 	int seccomp;	     /* 1 when the seccomp filter is in force */
 	enum al_limits_mode limits;
 	int shell_restarted; /* shell: the persistent shell was (re)started for this call */
+	int cancelled;	     /* al_sandbox_cancel killed the command */
 };
 
 void al_sandbox_result_clear(struct al_sandbox_result *r);
@@ -213,6 +214,12 @@ struct al_sandbox {
 	int landlock_abi, seccomp;
 	enum al_limits_mode limits;
 	struct al_shell *shell; /* persistent shell, started on first use */
+	/*
+	 * al_sandbox_cancel: the flag, and an eventfd made readable at the same
+	 * time so a command's poll loop wakes at once (-1 until base_init).
+	 */
+	int cancel_fd;
+	int cancelled;
 };
 
 /* Creates a sandbox with the given backend. *out owned by the caller (al_sandbox_free). */
@@ -226,11 +233,27 @@ int al_sandbox_shell(struct al_sandbox *sb, const char *command,
 		     size_t errlen);
 void al_sandbox_free(struct al_sandbox *sb);
 /*
+ * Kills the persistent shell (its whole tree) if one runs; the next
+ * al_sandbox_shell starts a fresh one in the workspace, with nothing of the
+ * old one's cwd or variables. Not concurrently with al_sandbox_shell.
+ */
+void al_sandbox_shell_reset(struct al_sandbox *sb);
+/*
  * Async-signal-safe: makes every running exec in this process kill its
  * command tree and return (a CLI's SIGINT/SIGTERM handler calls it, so the
  * sandbox is torn down properly rather than the process dying mid-run).
  */
 void al_sandbox_cancel_all(void);
+/*
+ * Async-signal-safe and thread-safe: kills the command running in this
+ * sandbox (exec, or the persistent shell's whole tree; the result has
+ * `cancelled` set) and makes every later exec/shell on it fail with
+ * -ECANCELED. Other sandboxes are untouched. sb must stay alive during the
+ * call (the caller orders it before al_sandbox_free).
+ */
+void al_sandbox_cancel(struct al_sandbox *sb);
+/* 1 once al_sandbox_cancel was called on sb. */
+int al_sandbox_is_cancelled(const struct al_sandbox *sb);
 
 /* For backends: copy the policy into sb (validated); free the copies. */
 int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_ops *ops,

@@ -55,6 +55,12 @@ void al_shell_free(struct al_shell *sh)
 	al_free(sh);
 }
 
+void al_sandbox_shell_reset(struct al_sandbox *sb)
+{
+	al_shell_free(sb->shell);
+	sb->shell = NULL;
+}
+
 static int shell_start(struct al_shell *sh, char *err, size_t errlen)
 {
 	static const char *const argv[] = {"/bin/bash", "--noprofile", "--norc", NULL};
@@ -136,6 +142,10 @@ int al_sandbox_generic_shell(struct al_sandbox *sb, const char *command,
 
 	memset(res, 0, sizeof(*res));
 	memset(&st, 0, sizeof(st));
+	if (al_sandbox_is_cancelled(sb)) {
+		snprintf(err, errlen, "cancelled");
+		return -ECANCELED;
+	}
 	if ((rc = al_output_init(&cap, limit)) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return rc;
@@ -168,12 +178,22 @@ int al_sandbox_generic_shell(struct al_sandbox *sb, const char *command,
 		int ms = timeout ? (int)(t0 + timeout - now) : -1;
 		if (timeout && ms <= 0) {
 			/* Kill the tree; the next call restarts the shell in the last cwd. */
+			if (pend.len)
+				al_output_feed(&cap, pend.data, pend.len);
 			shell_stop(sh, &st);
 			res->timed_out = 1;
 			break;
 		}
-		struct pollfd pf = {sh->out_fd, POLLIN, 0};
-		if (poll(&pf, 1, ms) <= 0)
+		if (al_sandbox_is_cancelled(sb)) {
+			/* Like a timeout: the whole tree dies, a later shell would restart. */
+			if (pend.len)
+				al_output_feed(&cap, pend.data, pend.len);
+			shell_stop(sh, &st);
+			res->cancelled = 1;
+			break;
+		}
+		struct pollfd pf[2] = {{sh->out_fd, POLLIN, 0}, {sb->cancel_fd, POLLIN, 0}};
+		if (poll(pf, sb->cancel_fd >= 0 ? 2 : 1, ms) <= 0 || !pf[0].revents)
 			continue;
 		ssize_t n = read(sh->out_fd, buf, sizeof(buf));
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))

@@ -35,8 +35,17 @@ struct al_journal;
 
 /*
  * Opens (creating, mode 0600) the journal at path: WAL, synchronous=FULL,
- * schema versioned (a newer schema is refused with -EPROTO). Returns 0 or a
- * negative errno with a message in err.
+ * schema versioned (a newer schema is refused with -EPROTO, as is an SQLite
+ * file that is not a journal). A corrupt or non-SQLite file is -EBADMSG
+ * (open runs PRAGMA quick_check: a damaged b-tree could hide a STARTED row
+ * and let a call run twice).
+ * Returns 0 or a negative errno with a message in err.
+ *
+ * Every function below returns a negative errno on failure: -EINVAL for a
+ * NULL or empty id, -ENOMEM, -EBUSY (another process held the lock past the
+ * busy timeout), -ENOSPC, -EBADMSG (corruption found: a stored result
+ * whose SHA-256 no longer matches, a state out of range), -EIO. SQLite's
+ * message (never a bound value) is logged under "journal".
  */
 int al_journal_open(const char *path, struct al_journal **out, char *err, size_t errlen);
 void al_journal_close(struct al_journal *j); /* NULL ok */
@@ -58,7 +67,10 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 		      const char *result_json);
 /*
  * Any state -> ANSWERED (an unknown call is inserted as ANSWERED: an answer
- * seen in history for a call we never ran). Idempotent.
+ * seen in history for a call we never ran). Idempotent. Committed without
+ * the WAL fsync (it survives a crash of the process, not always a power
+ * loss; the next begin/finish makes it durable), so the loop thread does
+ * not wait for the disk.
  */
 int al_journal_answered(struct al_journal *j, const char *session_id, const char *tool_use_id);
 /*

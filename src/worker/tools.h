@@ -15,13 +15,19 @@
  * @anthropic-ai/sdk 1.14.0): the same limits, error texts where they matter
  * to the model, and content as an array of {type:"text", text} blocks.
  *
- * Audit: every call writes a "tool.call" record (al_audit_rec_event) with
- * the tool name, input SHA-256, result SHA-256, is_error, exit status (bash),
- * duration in microseconds, plus the engine's process launch/exit records for
- * bash and file activity records for write/edit; the sandbox's creation is a
- * "sandbox.launch" record (backend, mechanisms in force, policy hash); every
- * egress decision is a network record. If an audit write fails, the call does
- * not run and its result is an error ("audit log unavailable").
+ * Audit: every call writes a "tool.start" record (al_audit_rec_event: tool
+ * name, input SHA-256) before anything runs and a "tool.call" record after it
+ * with the tool name, input SHA-256, result SHA-256, is_error, exit status
+ * (bash), duration in microseconds; plus the engine's process launch/exit
+ * records for bash (argv is only "bash": the command is content, covered by
+ * the input hash) and file activity records for write/edit (size and SHA-256
+ * of what was written); the sandbox's creation is a "sandbox.launch" record
+ * (backend, mechanisms in force, policy hash); every egress decision is a
+ * network record (session and sandbox ids). If an audit write that precedes
+ * the action fails (tool.start, sandbox.launch, process launch), the call
+ * does not run and its result is an error ("audit log unavailable"); if one
+ * after it fails, the result stands and audit_failed is set (the log is
+ * broken: the caller should stop taking work).
  *
  * Threads: al_tool_session_run blocks (up to the call's timeout) and is
  * called from a thread-pool thread, one call at a time per session;
@@ -31,6 +37,7 @@
 #define AL_WORKER_TOOLS_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "audit/log.h"
@@ -46,8 +53,16 @@ struct al_tool_result {
 	int64_t duration_us;
 	char input_sha256[65];	/* hex SHA-256 of the canonical input JSON */
 	char result_sha256[65]; /* hex SHA-256 of the canonical content JSON */
+	int audit_failed;	/* a record of this call could not be written */
 };
 void al_tool_result_clear(struct al_tool_result *r);
+
+/*
+ * The hex SHA-256 of `v`'s canonical JSON: json_dumps with JSON_COMPACT |
+ * JSON_SORT_KEYS | JSON_ENCODE_ANY (the same bytes for objects and arrays as
+ * without the last flag). Returns 0 or -ENOMEM.
+ */
+int al_tool_json_sha256(const json_t *v, char out[65]);
 
 struct al_tool_session;
 

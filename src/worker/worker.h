@@ -69,6 +69,70 @@ void al_worker_config_init(struct al_worker_config *c);
 /* Frees (wiping environment_key) and re-inits. */
 void al_worker_config_clear(struct al_worker_config *c);
 
+/*
+ * Building a config (config.c). Sources, lowest to highest precedence:
+ * al_worker_config_init (defaults), al_worker_config_load_file (YAML),
+ * al_worker_config_from_env, al_worker_config_set for each flag; then
+ * al_worker_config_validate once. Each returns 0 or a negative errno with a
+ * human message in err (never containing a secret). The option names and
+ * the YAML schema are in docs/OPERATIONS.md and contrib/worker.yaml.
+ */
+
+/*
+ * Sets one option by its YAML name ("max_sessions", "allow_hosts",
+ * "backend", ...; sandbox options by their bare name) from a string, range-
+ * checked. List options (allow_hosts, ro_paths) append; value NULL empties
+ * them (a flag given on the command line replaces the file's list).
+ * Never "environment_key": -EPERM (it comes from the environment only).
+ */
+int al_worker_config_set(struct al_worker_config *c, const char *name, const char *value, char *err,
+			 size_t errlen);
+
+/*
+ * Loads a YAML config over c (a mapping; sandbox options under `sandbox:`).
+ * Unknown keys, duplicate keys, wrong shapes and out-of-range numbers are
+ * errors "NAME:LINE: ...". `environment_key_file: PATH` reads the key from a
+ * file that must be a regular file not readable by group or others, owned by
+ * us or root (systemd's LoadCredential); `environment_key` itself is refused.
+ * _load_yaml parses a buffer; name is used in messages.
+ */
+int al_worker_config_load_file(struct al_worker_config *c, const char *path, char *err,
+			       size_t errlen);
+int al_worker_config_load_yaml(struct al_worker_config *c, const char *data, size_t len,
+			       const char *name, char *err, size_t errlen);
+
+/*
+ * ANTHROPIC_BASE_URL and ANTHROPIC_ENVIRONMENT_ID (when non-empty) and
+ * ANTHROPIC_ENVIRONMENT_KEY. The key is wiped in place in the environment
+ * block (so /proc/PID/environ no longer shows it) and unset, so no child
+ * inherits it. Without the variable and without a key from the file, the key
+ * is read from $CREDENTIALS_DIRECTORY/environment-key when that exists
+ * (systemd LoadCredential=environment-key:...), same checks as the file.
+ */
+int al_worker_config_from_env(struct al_worker_config *c, char *err, size_t errlen);
+
+/*
+ * Takes a secret from the environment: copies getenv(name) into *out
+ * (owned, free with al_free_secret_str), wipes the original and unsets it.
+ * Returns 1 when it was set, 0 when not (*out NULL), -ENOMEM.
+ */
+int al_worker_env_take_secret(const char *name, char **out);
+
+enum al_worker_mode { AL_WORKER_MODE_POLL, AL_WORKER_MODE_RUN };
+
+/*
+ * Checks the whole config for `mode` and completes it: base URL http(s)
+ * (trailing '/' removed), ids' characters, workdir (default the current
+ * directory; 0711, and with bwrap every parent must let others pass) and
+ * state_dir (0700) created if missing and made absolute,
+ * audit path defaulted, files that must exist checked (ca_file, audit_key,
+ * on_work executable, ro_paths), worker_id generated. POLL needs the
+ * environment id and key; RUN takes the id from the item and may work with
+ * the item's secret alone; on_work is POLL only.
+ */
+int al_worker_config_validate(struct al_worker_config *c, enum al_worker_mode mode, char *err,
+			      size_t errlen);
+
 /* The item `airlock worker run` serves (from ANTHROPIC_WORK_ID etc.). Owned strings. */
 struct al_worker_item {
 	char *work_id;

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@ struct peer {
 	atomic_int requests;
 	char last_auth[128];   /* the x-api-key the peer last saw */
 	atomic_int saw_expect; /* requests that carried an Expect header */
+	char last_ctype[128];  /* the Content-Type the peer last saw ("-" if none) */
 };
 
 struct conn_arg {
@@ -80,6 +82,9 @@ static void *conn_main(void *arg)
 		snprintf(p->last_auth, sizeof(p->last_auth), "%s", hv);
 	if (al_test_header(buf, "Expect", hv, sizeof(hv)))
 		atomic_fetch_add(&p->saw_expect, 1);
+	if (!al_test_header(buf, "content-type", hv, sizeof(hv)))
+		snprintf(hv, sizeof(hv), "-");
+	snprintf(p->last_ctype, sizeof(p->last_ctype), "%s", hv);
 	atomic_fetch_add(&p->requests, 1);
 
 	if (strcmp(path, "/hello") == 0) {
@@ -583,6 +588,163 @@ AL_TEST(http_client_on_data_abort_and_body_cap)
 	AL_ASSERT_INT_EQ(r.err, -ECANCELED);
 	AL_ASSERT_INT_EQ(big.done, 1);
 	AL_ASSERT_INT_EQ(big.err, -EFBIG);
+	fx_stop(&f);
+}
+
+/* on_head: once, with the final status and headers, before any body byte. */
+struct head_rec {
+	struct fixture *f;
+	int heads;
+	int status;
+	char ctype[64];
+	size_t body_seen; /* streamed bytes when on_head ran */
+	struct result *r;
+	struct result extra[2]; /* requests started from inside the callbacks */
+	int started;
+};
+
+static int head_cb(al_http_call *call, int status, const struct al_http_header *h, size_t n,
+		   void *ud)
+{
+	struct head_rec *hr = ud;
+
+	hr->heads++;
+	hr->status = status;
+	hr->body_seen = hr->r->streamed.len;
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(h[i].name, "content-type") == 0)
+			snprintf(hr->ctype, sizeof(hr->ctype), "%s", h[i].value);
+	return 0;
+}
+
+static int head_data_cb(al_http_call *call, const char *data, size_t len, void *ud)
+{
+	struct head_rec *hr = ud;
+
+	return al_buf_append(&hr->r->streamed, data, len);
+}
+
+static void head_done_cb(al_http_call *call, const struct al_http_client_resp *resp, void *ud)
+{
+	struct head_rec *hr = ud;
+
+	done_cb(call, resp, hr->r);
+}
+
+AL_TEST(http_client_on_head_before_body)
+{
+	struct fixture f;
+	struct result r = {0}, r404 = {0};
+	struct head_rec hr = {.r = &r}, h404 = {.r = &r404};
+	struct al_http_client_req req = {
+	    .timeout_ms = 5000, .on_data = head_data_cb, .on_head = head_cb};
+	char u[128], u2[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/stream");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, head_done_cb, &hr, NULL), 0);
+	url(u2, sizeof(u2), &f.peer, "/nope");
+	req.url = u2;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, head_done_cb, &h404, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(hr.heads, 1); /* not again for the chunked trailer's blank line */
+	AL_ASSERT_INT_EQ(hr.status, 200);
+	AL_ASSERT_STR_EQ(hr.ctype, "text/event-stream");
+	AL_ASSERT_INT_EQ(hr.body_seen, 0);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, 0);
+	AL_ASSERT_INT_EQ(r.streamed.len, strlen("data: part0\n\ndata: part1\n\ndata: part2\n\n"));
+	AL_ASSERT_INT_EQ(h404.heads, 1);
+	AL_ASSERT_INT_EQ(h404.status, 404);
+	AL_ASSERT_INT_EQ(r404.status, 404);
+	al_buf_free(&r.streamed);
+	al_buf_free(&r404.streamed);
+	fx_stop(&f);
+}
+
+/* A request started from inside on_head and on_data is attached once libcurl returns. */
+static int start_from_head_cb(al_http_call *call, int status, const struct al_http_header *h,
+			      size_t n, void *ud)
+{
+	struct head_rec *hr = ud;
+	struct al_http_client_req req = {.timeout_ms = 5000};
+	char u[128];
+
+	url(u, sizeof(u), &hr->f->peer, "/hello");
+	req.url = u;
+	if (al_http_client_request(hr->f->client, &req, done_cb, &hr->extra[0], NULL) == 0)
+		hr->started++;
+	return 0;
+}
+
+static int start_from_data_cb(al_http_call *call, const char *data, size_t len, void *ud)
+{
+	struct head_rec *hr = ud;
+	struct al_http_client_req req = {.timeout_ms = 5000};
+	al_http_call *c2 = NULL;
+	char u[128];
+
+	if (hr->r->chunks++ > 0)
+		return 0;
+	url(u, sizeof(u), &hr->f->peer, "/n/7");
+	req.url = u;
+	if (al_http_client_request(hr->f->client, &req, done_cb, &hr->extra[1], NULL) == 0)
+		hr->started++;
+	/* And one started and cancelled at once, before it was ever attached. */
+	req.url = u;
+	if (al_http_client_request(hr->f->client, &req, done_cb, &hr->extra[1], &c2) == 0)
+		al_http_call_cancel(c2);
+	return 0;
+}
+
+AL_TEST(http_client_request_from_callbacks)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct head_rec hr = {.r = &r, .f = &f};
+	struct al_http_client_req req = {
+	    .timeout_ms = 5000, .on_data = start_from_data_cb, .on_head = start_from_head_cb};
+	char u[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/stream");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, head_done_cb, &hr, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, 0);
+	AL_ASSERT_INT_EQ(hr.started, 2);
+	AL_ASSERT_INT_EQ(hr.extra[0].done, 1);
+	AL_ASSERT_STR_EQ(hr.extra[0].body, "hello");
+	AL_ASSERT_INT_EQ(hr.extra[1].done, 1); /* the cancelled twin never reported */
+	AL_ASSERT_STR_EQ(hr.extra[1].body, "7");
+	fx_stop(&f);
+}
+
+/* A NULL header value removes the header libcurl would add (Content-Type on a POST). */
+AL_TEST(http_client_null_header_removes)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_header hdr[] = {{"Content-Type", NULL}};
+	struct al_http_client_req req = {.method = "POST", .timeout_ms = 5000};
+	char u[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/echo");
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.status, 201);
+	AL_ASSERT_STR_EQ(f.peer.last_ctype, "application/x-www-form-urlencoded");
+	req.headers = hdr;
+	req.nheaders = 1;
+	memset(&r, 0, sizeof(r));
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.status, 201);
+	AL_ASSERT_STR_EQ(f.peer.last_ctype, "-");
 	fx_stop(&f);
 }
 

@@ -737,3 +737,29 @@ AL_TEST(sandbox_fileops_allocation_failures_unwind)
 	AL_ASSERT_INT_EQ(count_entries(ws), 2);
 	al_fileops_close_root(root);
 }
+
+/*
+ * As root, what a write creates (parent directories too) belongs to the
+ * owner of the directory it is created in, so the sandbox's uid (the
+ * workspace's owner) can change it afterwards.
+ */
+AL_TEST(sandbox_fileops_created_dirs_and_files_take_parent_owner)
+{
+	struct al_fileops_root *root;
+	char err[256] = "", p[1024];
+	struct stat st;
+
+	if (geteuid() != 0)
+		return; /* only root can give files away */
+	root = setup();
+	AL_ASSERT_INT_EQ(chown(ws, 65534, 65534), 0);
+	AL_ASSERT_INT_EQ(al_fileops_write(root, "d1/d2/f.txt", "hi", 2, NULL, err, sizeof(err)), 0);
+	const char *rels[] = {"d1", "d1/d2", "d1/d2/f.txt"};
+	for (size_t i = 0; i < 3; i++) {
+		sub(p, sizeof(p), ws, rels[i]);
+		AL_ASSERT_INT_EQ(stat(p, &st), 0);
+		AL_ASSERT_INT_EQ(st.st_uid, 65534);
+		AL_ASSERT_INT_EQ(st.st_gid, 65534);
+	}
+	al_fileops_close_root(root);
+}

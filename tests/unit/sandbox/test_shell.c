@@ -6,6 +6,8 @@
 
 #include "sandbox/sandbox.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -183,4 +185,88 @@ AL_TEST(shell_background_job_survives_between_calls)
 	AL_ASSERT_STR_EQ(r.out.head, "1\n");
 	al_sandbox_result_clear(&r);
 	al_sandbox_free(sb);
+}
+
+struct cancel_arg {
+	struct al_sandbox *sb;
+	unsigned delay_ms;
+};
+
+static void *cancel_later(void *p)
+{
+	struct cancel_arg *a = p;
+	usleep(a->delay_ms * 1000);
+	al_sandbox_cancel(a->sb);
+	return NULL;
+}
+
+/*
+ * al_sandbox_cancel from another thread ends the shell command in this
+ * sandbox only (the other sandbox's command runs to its end), promptly, and
+ * every later call on the cancelled sandbox is refused.
+ */
+AL_TEST(shell_cancel_one_sandbox_from_another_thread)
+{
+	struct al_sandbox *a = shell_sb(), *b;
+	struct al_sandbox_result r, rb;
+	struct al_sandbox_policy p;
+	struct al_sandbox_exec_opts o = {0};
+	static const char *const env[] = {"PATH=/usr/bin:/bin", "HOME=/tmp"};
+	char ws[512], err[512] = "";
+	pthread_t t;
+	struct cancel_arg ca = {a, 300};
+
+	snprintf(ws, sizeof(ws), "%s/ws2", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(mkdir(ws, 0755), 0);
+	if (geteuid() == 0)
+		AL_ASSERT_INT_EQ(chown(ws, 65534, 65534), 0);
+	al_sandbox_policy_init(&p);
+	p.workspace = ws;
+	p.env = env;
+	p.n_env = 2;
+	AL_ASSERT_INT_EQ(al_sandbox_new(&al_sandbox_native_ops, &p, &b, err, sizeof(err)), 0);
+	/* b's command is in flight in its own shell while a is cancelled. */
+	AL_ASSERT_INT_EQ(pthread_create(&t, NULL, cancel_later, &ca), 0);
+	double t0 = al_sandbox_now_ms();
+	sh(a, "echo started; sleep 30", 0, &r);
+	double took = al_sandbox_now_ms() - t0;
+	pthread_join(t, NULL);
+	AL_ASSERT_INT_EQ(r.cancelled, 1);
+	AL_ASSERT_INT_EQ(r.timed_out, 0);
+	AL_ASSERT(took < 5000);
+	AL_ASSERT(strstr(r.out.head, "started") != NULL);
+	al_sandbox_result_clear(&r);
+	AL_ASSERT_INT_EQ(al_sandbox_shell(a, "echo again", &o, &r, err, sizeof(err)), -ECANCELED);
+	AL_ASSERT_INT_EQ(
+	    al_sandbox_exec(a, (const char *const[]){"/bin/true", NULL}, &o, &r, err, sizeof(err)),
+	    -ECANCELED);
+	/* The other sandbox is untouched. */
+	sh(b, "sleep 0.2; echo b-ran", 0, &rb);
+	AL_ASSERT_INT_EQ(rb.cancelled, 0);
+	AL_ASSERT_STR_EQ(rb.out.head, "b-ran\n");
+	al_sandbox_result_clear(&rb);
+	al_sandbox_free(a);
+	al_sandbox_free(b);
+}
+
+/* exec, too: a cancel ends a one-shot command at once. */
+AL_TEST(exec_cancel_from_another_thread)
+{
+	struct al_sandbox *a = shell_sb();
+	struct al_sandbox_result r;
+	char err[512] = "";
+	pthread_t t;
+	struct cancel_arg ca = {a, 200};
+
+	AL_ASSERT_INT_EQ(pthread_create(&t, NULL, cancel_later, &ca), 0);
+	double t0 = al_sandbox_now_ms();
+	AL_ASSERT_INT_EQ(al_sandbox_exec(a, (const char *const[]){"sleep", "30", NULL}, NULL, &r,
+					 err, sizeof(err)),
+			 0);
+	pthread_join(t, NULL);
+	AL_ASSERT(al_sandbox_now_ms() - t0 < 5000);
+	AL_ASSERT_INT_EQ(r.cancelled, 1);
+	AL_ASSERT_INT_NE(r.signal, 0);
+	al_sandbox_result_clear(&r);
+	al_sandbox_free(a);
 }
