@@ -35,6 +35,8 @@
 
 #define JOURNAL_SCHEMA_VERSION 1
 #define JOURNAL_BUSY_MS	       5000
+/* SQLite's default auto-checkpoint threshold, in WAL frames (pages). */
+#define JOURNAL_CKPT_FRAMES 1000
 
 /*
  * A rowid table with a unique key rather than WITHOUT ROWID: results can be
@@ -65,8 +67,6 @@ enum stmt_id {
 	ST_ANSWERED,
 	ST_GET,
 	ST_PRUNE,
-	ST_SYNC_NORMAL,
-	ST_SYNC_FULL,
 	ST_COUNT,
 };
 
@@ -83,15 +83,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET] = "SELECT state, result_json, result_sha256 FROM calls"
 	       " WHERE session_id = ?1 AND tool_use_id = ?2",
     [ST_PRUNE] = "DELETE FROM calls WHERE state = 3 AND updated_ms < ?1",
-    [ST_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
-    [ST_SYNC_FULL] = "PRAGMA synchronous=FULL",
 };
 
 struct al_journal {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	pthread_mutex_t mu;
-	int broken; /* synchronous=FULL could not be restored: refuse begin/finish */
+	int broken;	/* synchronous=FULL could not be restored: refuse begin/finish */
+	int wal_frames; /* frames in the WAL after the last commit (wal_hook_cb) */
 	char path[4096];
 };
 
@@ -266,6 +265,37 @@ static void sync_dir_of(const char *path)
 	}
 }
 
+/*
+ * Checkpoints are ours to place. SQLite's auto-checkpoint runs inside
+ * whichever commit crosses the threshold, which could be an answered on the
+ * loop thread, stalling all protocol I/O for the page copy and its fsyncs.
+ * Instead the hook only counts, and begin/finish (tool threads, already
+ * paying an fsync) run a passive checkpoint when the WAL is long.
+ */
+static int wal_hook_cb(void *ud, sqlite3 *db, const char *name, int frames)
+{
+	struct al_journal *j = ud;
+
+	(void)db;
+	(void)name;
+	j->wal_frames = frames; /* under j->mu: every commit is made with it held */
+	return SQLITE_OK;
+}
+
+static void maybe_checkpoint(struct al_journal *j)
+{
+	int rc;
+
+	if (j->wal_frames < JOURNAL_CKPT_FRAMES)
+		return;
+	/* PASSIVE: never waits for readers in other processes; retried next time. */
+	rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc == SQLITE_OK)
+		j->wal_frames = 0;
+	else if ((rc & 0xff) != SQLITE_BUSY)
+		al_warn("journal", "%s: checkpoint: %s (%d)", j->path, sqlite3_errmsg(j->db), rc);
+}
+
 int al_journal_open(const char *path, struct al_journal **out, char *err, size_t errlen)
 {
 	struct al_journal *j = NULL;
@@ -359,6 +389,8 @@ int al_journal_open(const char *path, struct al_journal **out, char *err, size_t
 		goto fail;
 	if ((rc = quick_check(j, err, errlen)) < 0)
 		goto fail;
+	/* Replaces SQLite's auto-checkpoint: see maybe_checkpoint. */
+	sqlite3_wal_hook(j->db, wal_hook_cb, j);
 	for (int i = 0; i < ST_COUNT; i++) {
 		rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					&j->st[i], NULL);
@@ -388,14 +420,32 @@ void al_journal_close(struct al_journal *j)
 	al_free(j);
 }
 
-/* Switches the connection's synchronous mode (a prepared PRAGMA: no I/O). */
-static int set_sync(struct al_journal *j, enum stmt_id id)
+/*
+ * Switches the connection's synchronous level. Not a kept prepared
+ * statement: PRAGMA synchronous takes effect when it is compiled, not when
+ * it is stepped, so it is compiled each time (microseconds, no I/O).
+ */
+static int set_sync(struct al_journal *j, int full)
 {
-	sqlite3_stmt *st = j->st[id];
-	int rc = sqlite3_step(st);
+	int rc = sqlite3_exec(j->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+			      NULL, NULL, NULL);
 
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_err(j, rc, "synchronous");
+	return rc == SQLITE_OK ? 0 : map_err(j, rc, "synchronous");
+}
+
+int al_journal_synchronous(struct al_journal *j)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&j->mu);
+	rc = sqlite3_prepare_v2(j->db, "PRAGMA synchronous", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : map_err(j, rc, "synchronous");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->mu);
+	return rc;
 }
 
 /* Resets a statement after use, dropping its bindings (they point at the caller's strings). */
@@ -498,7 +548,7 @@ static int ensure_full(struct al_journal *j)
 {
 	if (!j->broken)
 		return 0;
-	if (set_sync(j, ST_SYNC_FULL) < 0)
+	if (set_sync(j, 1) < 0)
 		return -EIO;
 	j->broken = 0;
 	return 0;
@@ -540,6 +590,7 @@ int al_journal_begin(struct al_journal *j, const char *session_id, const char *t
 	stmt_done(st);
 	if (rc < 0)
 		goto done;
+	maybe_checkpoint(j);
 	if (rc == 0) {
 		/* Known already: report how far it got, change nothing. */
 		if ((rc = get_locked(j, session_id, tool_use_id, prev, NULL)) < 0)
@@ -583,6 +634,7 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 	stmt_done(st);
 	if (rc < 0)
 		goto done;
+	maybe_checkpoint(j);
 	if (rc == 0) {
 		if ((rc = get_locked(j, session_id, tool_use_id, &state, NULL)) < 0)
 			goto done;
@@ -617,7 +669,7 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 	 * synchronous is a connection flag, no I/O; the mutex keeps a begin on
 	 * another thread from committing in between with NORMAL.
 	 */
-	if ((rc = set_sync(j, ST_SYNC_NORMAL)) < 0) {
+	if ((rc = set_sync(j, 0)) < 0) {
 		stmt_done(st);
 		goto done;
 	}
@@ -626,7 +678,7 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 	if (rc > 0)
 		rc = 0;
 	{
-		int src = set_sync(j, ST_SYNC_FULL);
+		int src = set_sync(j, 1);
 
 		/* Failing to restore FULL would make later begins non-durable: fail closed. */
 		if (src < 0) {

@@ -79,6 +79,11 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
  */
 int al_journal_get(struct al_journal *j, const char *session_id, const char *tool_use_id,
 		   enum al_journal_state *state, char **result_json);
+/*
+ * The connection's PRAGMA synchronous level (2 = FULL, what begin and finish
+ * run under), or a negative errno. For tests and diagnostics.
+ */
+int al_journal_synchronous(struct al_journal *j);
 /* Deletes ANSWERED entries last changed more than max_age_ms ago. Returns the count. */
 int al_journal_prune(struct al_journal *j, int64_t max_age_ms);
 

@@ -12,9 +12,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -432,4 +434,113 @@ AL_TEST(tools_audit_records_and_chain)
 	/* Content never: not the command, the file written or the output. */
 	AL_ASSERT(strstr(buf, "SECRET") == NULL);
 	free(buf);
+}
+
+/* A log that cannot take the call's first record: the call does not run. */
+AL_TEST(tools_audit_failure_means_the_call_does_not_run)
+{
+	struct al_audit_verify_result vr;
+	struct al_tool_session *ts;
+	struct al_tool_result r;
+	al_audit_log *log = NULL;
+	struct rlimit old, cap;
+	char path[700], p[800], err[512] = "";
+	struct stat st;
+
+	test_cfg();
+	snprintf(path, sizeof(path), "%s/audit.log", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(al_audit_open(path, NULL, &log, err, sizeof(err)), 0);
+	ts = open_session("sesn_audit_down", log);
+	/* The file size limit stops the log's next write (EFBIG, rolled back). */
+	AL_ASSERT_INT_EQ(stat(path, &st), 0);
+	AL_ASSERT_INT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+	cap = (struct rlimit){(rlim_t)st.st_size, old.rlim_max};
+	signal(SIGXFSZ, SIG_IGN);
+	AL_ASSERT_INT_EQ(setrlimit(RLIMIT_FSIZE, &cap), 0);
+	AL_ASSERT_INT_EQ(call(ts, "write", "{\"file_path\":\"w.txt\",\"content\":\"x\"}", &r), 0);
+	AL_ASSERT_STR_EQ(text(&r), "audit log unavailable");
+	AL_ASSERT_INT_EQ(r.is_error, 1);
+	AL_ASSERT_INT_EQ(r.audit_failed, 1);
+	al_tool_result_clear(&r);
+	AL_ASSERT_INT_EQ(call(ts, "bash", "{\"command\":\"touch b.txt\"}", &r), 0);
+	AL_ASSERT_STR_EQ(text(&r), "audit log unavailable");
+	al_tool_result_clear(&r);
+	AL_ASSERT_INT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+	snprintf(p, sizeof(p), "%s/sesn_audit_down/w.txt", workdir);
+	AL_ASSERT_INT_EQ(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/sesn_audit_down/b.txt", workdir);
+	AL_ASSERT_INT_EQ(access(p, F_OK), -1);
+	/* The log recovers and stays a valid chain. */
+	EXPECT(ts, "write", "{\"file_path\":\"w.txt\",\"content\":\"x\"}", 0,
+	       "wrote 1 bytes to w.txt");
+	al_tool_session_close(ts);
+	AL_ASSERT_INT_EQ(al_audit_close(log), 0);
+	AL_ASSERT_INT_EQ(al_audit_verify_file(path, NULL, NULL, &vr, err, sizeof(err)), 0);
+}
+
+/* Egress through the sandbox's proxy is decided by the allowlist and audited. */
+AL_TEST(tools_egress_denial_is_audited)
+{
+	static char *hosts[] = {"allowed.example", NULL};
+	struct al_tool_session *ts;
+	struct al_tool_result r;
+	al_audit_log *log = NULL;
+	char path[700], err[512] = "", *buf;
+	FILE *f;
+
+	test_cfg();
+	cfg.allow_hosts = hosts;
+	snprintf(path, sizeof(path), "%s/audit.log", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(al_audit_open(path, NULL, &log, err, sizeof(err)), 0);
+	ts = open_session("sesn_egress", log);
+	AL_ASSERT_INT_EQ(call(ts, "bash",
+			      "{\"command\":\"exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT "
+			      "denied.example:443 HTTP/1.1\\\\r\\\\nHost: "
+			      "denied.example:443\\\\r\\\\n\\\\r\\\\n' >&3; head -c 12 <&3\"}",
+			      &r),
+			 0);
+	AL_ASSERT(strncmp(text(&r), "HTTP/1.1 403", 12) == 0);
+	al_tool_result_clear(&r);
+	al_tool_session_close(ts);
+	AL_ASSERT_INT_EQ(al_audit_close(log), 0);
+	f = fopen(path, "r");
+	AL_ASSERT_NOT_NULL(f);
+	buf = calloc(1, 1 << 20);
+	AL_ASSERT(fread(buf, 1, (1 << 20) - 1, f) > 0);
+	fclose(f);
+	AL_ASSERT(strstr(buf, "\"class_uid\":4001") != NULL);
+	AL_ASSERT(strstr(buf, "denied.example") != NULL);
+	free(buf);
+}
+
+/* A later work item of the same session continues in the same workspace. */
+AL_TEST(tools_workspace_is_reused_by_the_next_open)
+{
+	struct al_tool_session *ts;
+
+	test_cfg();
+	ts = open_session("sesn_again", NULL);
+	EXPECT(ts, "bash", "{\"command\":\"echo kept > k.txt\"}", 0, "(no output)");
+	al_tool_session_close(ts);
+	ts = open_session("sesn_again", NULL);
+	EXPECT(ts, "read", "{\"file_path\":\"k.txt\"}", 0, "kept\n");
+	EXPECT(ts, "bash", "{\"command\":\"cat k.txt\"}", 0, "kept");
+	al_tool_session_close(ts);
+}
+
+/* The same tools on the bwrap backend, when bubblewrap is installed. */
+AL_TEST(tools_on_the_bwrap_backend)
+{
+	struct al_tool_session *ts;
+
+	if (access("/usr/bin/bwrap", X_OK) != 0)
+		return;
+	test_cfg();
+	cfg.backend = &al_sandbox_bwrap_ops;
+	ts = open_session("sesn_bwrap", NULL);
+	EXPECT(ts, "write", "{\"file_path\":\"d/f.txt\",\"content\":\"a\\n\"}", 0,
+	       "wrote 2 bytes to d/f.txt");
+	EXPECT(ts, "bash", "{\"command\":\"cd d && echo b >> f.txt && cat f.txt\"}", 0, "a\nb");
+	EXPECT(ts, "bash", "{\"command\":\"basename $PWD; env | grep -c ANTHROPIC\"}", 1, "d\n0");
+	al_tool_session_close(ts);
 }
