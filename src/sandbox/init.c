@@ -561,7 +561,14 @@ static int start_forwarder(const struct al_init_config *c)
 		return 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return fail(errno, "pipe", NULL);
-	pid = fork();
+	/*
+	 * _Fork, not fork: fork runs the host process's pthread_atfork child
+	 * handlers, and ours were inherited from a host that may use libuv,
+	 * whose handler closes and re-creates its signal-lock pipe by fd
+	 * number; here those numbers belong to our own descriptors (the
+	 * runner's control socket died that way, each command killed at once).
+	 */
+	pid = _Fork();
 	if (pid < 0)
 		return fail(errno, "fork forwarder", NULL);
 	if (pid == 0) {
@@ -1104,7 +1111,7 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 				_exit(0); /* host closed: the kernel kills the namespace with us */
 			if (n < 0)
 				continue;
-			pid_t r = fork();
+			pid_t r = _Fork(); /* no atfork handlers: see start_forwarder */
 			if (r == 0) {
 				close(ctl);
 				close(sfd);
