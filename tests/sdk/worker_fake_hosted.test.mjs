@@ -150,7 +150,7 @@ test('the SDK worker completes a session on the fake', async () => {
 });
 
 test('the SDK worker under duplicate events, a cut stream and failing result posts', async () => {
-	const { f } = await sdkWorkerRun({ duplicateEvents: true, cutStreamAfter: [3, 2], failResultPosts: 2, failResultStatus: 503 }, calls);
+	const { f } = await sdkWorkerRun({ duplicateEvents: true, cutStreamAfter: [1, 2, 1, 2], failResultPosts: 2, failResultStatus: 503 }, calls);
 	assert(f.counts.streamConns >= 2, 'the stream was reconnected');
 	eq(f.requests.filter((r) => r.failed).length, 2, 'two result posts failed');
 });
