@@ -11,6 +11,7 @@
 // Each ends with the transcript invariants (checkTranscript), the evidence
 // lines, and `airlock audit verify` on the worker's audit log.
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { assert, assertEq } from './harness.mjs';
 import { runAll, until, listEvents, checkTranscript, setupEnvironment, startSession, sleep, scratch } from './procs.mjs';
 import { Worker, requireWorker, descendants, assertNoSecret } from './worker_lib.mjs';
@@ -48,9 +49,11 @@ async function killWorkerMidCall(f) {
 	const c = () => f.client;
 	const { agent, env, key } = await setupEnvironment(c(), 'wkill');
 	const session = await startSession(c(), agent, env, 'run two steps');
-	// --heartbeat-ttl 10: the dead worker's lease lapses in 10 s, so the
-	// restarted one can claim the item again.
-	const w = new Worker({ dir: scratch(f.dir, 'w'), baseURL: f.baseURL, environmentId: env.id, environmentKey: key.key, args: ['--heartbeat-ttl', '10'] });
+	// heartbeat_ttl 10 (the least the config takes): the dead worker's lease
+	// lapses in 10 s, so the restarted one can claim the item again.
+	const wdir = scratch(f.dir, 'w');
+	writeFileSync(join(wdir, 'worker.yaml'), 'heartbeat_ttl: 10\n');
+	const w = new Worker({ dir: wdir, baseURL: f.baseURL, environmentId: env.id, environmentKey: key.key, args: ['--config', join(wdir, 'worker.yaml')] });
 	let orphans = [];
 	try {
 		w.start();
