@@ -39,6 +39,12 @@
 //   nullPolls: K             the first K polls return JSON null even when work
 //                            is queued.
 //   pollStatus: 401 (or any) every poll gets that error status.
+//   stopAfterResults: N      after the Nth stored tool result an operator
+//                            force-stops the item (state stopped; the agent
+//                            emits nothing more): heartbeats report it and a
+//                            later stop gets 409.
+// Option extraItems: [{type:'healthcheck'} | {type:'session', id}] queues
+// items ahead of the sessions' (a session id the fake lacks answers 404).
 //
 // Everything it received is in `fake.requests` ({t, method, path, query,
 // auth, headers, body, status}); auth is 'env' (the environment key),
@@ -118,7 +124,36 @@ export class FakeHosted {
 		this.counts = { poll: 0, resultPosts: 0, streamConns: 0 };
 		this.waiters = [];
 		this.issuedSecrets = [];
+		// Items queued ahead of the sessions': {type:'healthcheck'}, or
+		// {type:'session', id} for a session this fake does not have (404).
+		for (const x of opts.extraItems ?? []) this.addItem({ type: x.type ?? 'session', id: x.id ?? rid(x.type === 'healthcheck' ? 'hc' : 'sesn') });
 		for (const s of opts.sessions ?? [{ calls: [] }]) this.addSession(s);
+	}
+
+	addItem(data) {
+		const w = {
+			id: rid('work'),
+			type: 'work',
+			environment_id: this.environmentId,
+			data,
+			state: 'queued',
+			metadata: {},
+			acknowledged_at: null,
+			started_at: null,
+			latest_heartbeat_at: null,
+			stop_requested_at: null,
+			stopped_at: null,
+			created_at: stamp(),
+			// not part of the object on the wire:
+			claim: 0,
+			last_heartbeat: null,
+			beats: 0,
+			availableAt: 0,
+			lostClaims: [], // claims whose lease was lost (412)
+			stopsAfterLoss: [], // stop requests from a lost claim: must stay empty
+		};
+		this.items.set(w.id, w);
+		return w;
 	}
 
 	addSession(spec) {
@@ -142,29 +177,7 @@ export class FakeHosted {
 		s.status = 'running';
 		this.emit(s, { type: 'session.status_running' });
 		this.advance(s);
-		const w = {
-			id: rid('work'),
-			type: 'work',
-			environment_id: this.environmentId,
-			data: { type: 'session', id },
-			state: 'queued',
-			metadata: {},
-			acknowledged_at: null,
-			started_at: null,
-			latest_heartbeat_at: null,
-			stop_requested_at: null,
-			stopped_at: null,
-			created_at: stamp(),
-			// not part of the object on the wire:
-			claim: 0,
-			last_heartbeat: null,
-			beats: 0,
-			availableAt: 0,
-			lostClaims: [], // claims whose lease was lost (412)
-			stopsAfterLoss: [], // stop requests from a lost claim: must stay empty
-		};
-		this.items.set(w.id, w);
-		s.workId = w.id;
+		s.workId = this.addItem({ type: 'session', id }).id;
 		return s;
 	}
 
@@ -590,7 +603,15 @@ export class FakeHosted {
 		for (const e of evs) {
 			// Stored even when it repeats an answer: the tests count answers per call.
 			stored.push(this.emit(s, { ...e }));
-			if (e.type === 'user.tool_result' && s.pendingCall && e.tool_use_id === s.pendingCall.id) {
+			if (e.type === 'user.tool_result' && this.faults.stopAfterResults && this.results(s.id).length === this.faults.stopAfterResults) {
+				// An operator force-stops the item: the next heartbeat says so,
+				// and the worker's own stop then gets 409.
+				const item = this.items.get(s.workId);
+				item.state = 'stopped';
+				item.stop_requested_at = item.stopped_at = stamp();
+				s.halted = true;
+			}
+			if (e.type === 'user.tool_result' && s.pendingCall && e.tool_use_id === s.pendingCall.id && !s.halted) {
 				s.pendingCall = null;
 				setTimeout(() => this.advance(s), 5);
 			}

@@ -164,6 +164,36 @@ test('the SDK worker: null polls and a 429 first', async () => {
 	assert(Date.now() - t0 < 20000, 'finished');
 });
 
+test('the SDK worker: a healthcheck item and a 404 session before the real one', async () => {
+	const { f } = await sdkWorkerRun({}, calls.slice(0, 1), { extraItems: [{ type: 'healthcheck' }, { type: 'session', id: 'sesn_gone' }] });
+	const [hc, gone] = [...f.items.values()];
+	eq(hc.data.type, 'healthcheck', 'first item');
+	eq(hc.state, 'stopped', 'healthcheck item stopped by the worker');
+	assert(f.requests.some((r) => r.path === '/v1/sessions/sesn_gone' && r.status === 404), 'the missing session answered 404');
+	eq(gone.state, 'stopped', 'the failed item stopped by the worker');
+});
+
+test('the SDK worker: an operator force-stop mid-session (its own stop gets 409)', async () => {
+	const f = new FakeHosted({ sessions: [{ calls }], ttlSeconds: 2, faults: { stopAfterResults: 1 } });
+	await f.start();
+	const workdir = mkdtempSync(join(tmpdir(), 'al-fake-sdk-'));
+	const ctrl = new AbortController();
+	const c = new Anthropic({ apiKey: 'unused', baseURL: f.baseURL, maxRetries: 0 });
+	const worker = c.beta.environments.work.worker({ environmentId: f.environmentId, environmentKey: f.environmentKey, workdir, maxIdleMs: 300, signal: ctrl.signal });
+	const running = worker.run().catch((e) => {
+		if (!ctrl.signal.aborted) throw e;
+	});
+	try {
+		await f.waitFor(() => f.requestsTo(/\/stop$/).some((r) => r.status === 409), 'the 409 on stop', 10000);
+		eq(f.results().length, 1, 'one answer before the stop');
+	} finally {
+		ctrl.abort();
+		await running;
+		await f.stop();
+		rmSync(workdir, { recursive: true, force: true });
+	}
+});
+
 test('the SDK worker: a 412 aborts its session and it does not stop the item', async () => {
 	// ttl 2 s: beats every second; the 2nd beat is refused while `sleep 2` runs.
 	const f = new FakeHosted({ sessions: [{ calls: [{ name: 'bash', input: { command: 'sleep 2; echo slow' } }] }], ttlSeconds: 2, faults: { heartbeat412At: 2, requeueOnLeaseLoss: false } });

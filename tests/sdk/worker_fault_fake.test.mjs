@@ -134,6 +134,41 @@ test('null polls and a 429 with retry-after, then work', async (dir) => {
 	assert(polls.every((p) => Number(p.query.block_ms) >= 1 && Number(p.query.block_ms) <= 999), 'block_ms within 1..999');
 });
 
+test('a healthcheck item and an item whose session answers 404, then the real session', async (dir) => {
+	const { f, w } = await scenario(dir, { calls: [bash('a')], fake: { extraItems: [{ type: 'healthcheck' }, { type: 'session', id: 'sesn_gone' }] } });
+	const [hc, gone] = [...f.items.values()];
+	eq(hc.data.type, 'healthcheck', 'first item');
+	assert(hc.state !== 'queued' || hc.claim === 1, 'the healthcheck item was claimed');
+	assert(!f.requests.some((r) => r.path.startsWith(`/v1/sessions/${hc.data.id}`)), 'no session calls for a healthcheck item');
+	assert(f.requests.some((r) => r.path.startsWith('/v1/sessions/sesn_gone') && r.status === 404), 'the missing session answered 404');
+	eq(gone.state, 'stopped', 'the failed item was stopped');
+	assert(w.runs.length === 1, 'one worker process served all three');
+});
+
+test('an operator force-stops the item mid-session: the worker ends it, takes the 409 on its own stop, keeps polling', async (dir) => {
+	const f = new FakeHosted({ sessions: [{ calls: calls4 }], ttlSeconds: 2, faults: { stopAfterResults: 1 } });
+	await f.start();
+	const w = new Worker({ dir, baseURL: f.baseURL, environmentId: f.environmentId, environmentKey: f.environmentKey });
+	try {
+		w.start();
+		await w.alive(f.waitFor(() => f.item().stopped_at && f.requestsTo(/\/heartbeat$/).some((r) => r.t > Date.parse(f.item().stopped_at.slice(0, 23) + 'Z')), 'a heartbeat after the stop', 15000));
+		const n = f.requestsTo(/\/poll$/).length;
+		await w.alive(f.waitFor(() => f.requestsTo(/\/poll$/).length > n + 1, 'polling on after the stop', 15000));
+		eq(f.results().length, 1, 'the one answered call');
+		assert([...f.answers().values()].every((k) => k <= 1), 'nothing answered twice');
+		assert(f.requestsTo(/\/stop$/).every((r) => r.status === 409), 'its stop (if any) got 409');
+		eq((await w.stop()).code, 0, 'exit status after SIGTERM');
+		w.verifyAudit();
+		assertNoSecret(w.log, f.secrets(), 'the worker output');
+	} catch (e) {
+		e.logs = () => w.logs();
+		throw e;
+	} finally {
+		await w.stop();
+		await f.stop();
+	}
+});
+
 test('a 401 on poll stops the worker with exit 1 and a clear message without the key', async (dir) => {
 	const f = new FakeHosted({ sessions: [{ calls: [bash('a')] }], faults: { pollStatus: 401 } });
 	await f.start();
