@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeHosted } from './fake_hosted.mjs';
-import { Worker, requireWorker, runCases, assert, eq, until, sleep, assertNoSecret } from './worker_lib.mjs';
+import { Worker, requireWorker, runCases, assert, eq, until, sleep, assertNoSecret, procTexts } from './worker_lib.mjs';
 
 requireWorker();
 const root = mkdtempSync(join(tmpdir(), 'al-wfault-'));
@@ -91,6 +91,7 @@ test('a 412 on a heartbeat aborts the session, the item is not stopped by us, no
 			w.touch(s.id, 'go');
 		},
 	});
+	if (process.env.FAULT_VERBOSE) console.log(JSON.stringify(f.results().map((r) => [r.is_error, r.content])));
 	const item = f.item();
 	eq(item.stopsAfterLoss.length, 0, 'no stop from the claim that lost its lease: ' + JSON.stringify(item.stopsAfterLoss));
 	assert(item.claim >= 2, 'the item was claimed again after the lease loss');
@@ -158,6 +159,42 @@ test('an operator force-stops the item mid-session: the worker ends it, takes th
 		assert([...f.answers().values()].every((k) => k <= 1), 'nothing answered twice');
 		assert(f.requestsTo(/\/stop$/).every((r) => r.status === 409), 'its stop (if any) got 409');
 		eq((await w.stop()).code, 0, 'exit status after SIGTERM');
+		w.verifyAudit();
+		assertNoSecret(w.log, f.secrets(), 'the worker output');
+	} catch (e) {
+		e.logs = () => w.logs();
+		throw e;
+	} finally {
+		await w.stop();
+		await f.stop();
+	}
+});
+
+test('`worker run` serves one claimed item from ANTHROPIC_WORK_* (secret only, no key) and exits', async (dir) => {
+	const f = new FakeHosted({ sessions: [{ calls: calls4.slice(0, 3) }], ttlSeconds: 2 });
+	await f.start();
+	// Claim and ack as `poll --on-work` would, then hand the item over.
+	const H = { authorization: `Bearer ${f.environmentKey}`, 'anthropic-beta': 'managed-agents-2026-04-01', 'anthropic-version': '2023-06-01' };
+	const item = await (await fetch(`${f.baseURL}/v1/environments/${f.environmentId}/work/poll?block_ms=1`, { headers: H })).json();
+	eq((await fetch(`${f.baseURL}/v1/environments/${f.environmentId}/work/${item.id}/ack`, { method: 'POST', headers: H })).status, 200, 'ack');
+	const w = new Worker({
+		dir,
+		baseURL: f.baseURL,
+		mode: 'run',
+		env: { ANTHROPIC_WORK_ID: item.id, ANTHROPIC_ENVIRONMENT_ID: f.environmentId, ANTHROPIC_SESSION_ID: item.data.id, ANTHROPIC_WORK_SECRET: item.secret },
+	});
+	try {
+		w.start();
+		await w.alive(until(() => f.requestsTo(/\/heartbeat$/).length > 0, 'the first heartbeat'));
+		const environ = procTexts(w.pid).find((t) => t.pid === w.pid && t.what === 'environ');
+		assert(environ && !environ.text.includes(item.secret.slice(0, 20)), 'the work secret is gone from the worker environ');
+		const exit = await Promise.race([w.cur.exited, sleep(20000).then(() => null)]);
+		assert(exit !== null, 'it exits by itself after end_turn + max-idle');
+		eq(exit.code, 0, 'exit status');
+		f.checkExactlyOnce();
+		eq(f.item().state, 'stopped', 'it stopped the item');
+		eq(f.requestsTo(/\/poll$/).length, 1, 'it did not poll (only the test did)');
+		assert(f.requests.filter((r) => r.auth !== 'env').every((r) => r.auth.startsWith('session:')), 'everything with the sessions token');
 		w.verifyAudit();
 		assertNoSecret(w.log, f.secrets(), 'the worker output');
 	} catch (e) {

@@ -178,10 +178,13 @@ export function assertNoSecret(text, secrets, where) {
 	}
 }
 
-// Runs [name, fn] cases in order; fn gets a fresh scratch dir; exits 0 if all passed.
+// Runs [name, fn] cases in order; fn gets a fresh scratch dir; exits 0 if all
+// passed. FAULT_ONLY=substring runs the matching cases only.
 export async function runCases(cases, mkdir) {
 	let ok = true;
+	const only = process.env.FAULT_ONLY;
 	for (const [name, fn] of cases) {
+		if (only && !name.includes(only)) continue;
 		const t0 = Date.now();
 		try {
 			await fn(mkdir(name));
