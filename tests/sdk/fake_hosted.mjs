@@ -33,8 +33,10 @@
 //                            destroyed) after it delivered Nk events (a number:
 //                            the first connection only).
 //   failResultPosts: K       the first K POSTs carrying a user.tool_result fail
-//   failResultStatus: 500 | 503 | 'reset'   (default 503; 'reset' destroys the
-//                            socket without an answer). Nothing is stored.
+//   failResultStatus: 500 | 503 | 'reset' | 'lost'   (default 503; 'reset'
+//                            destroys the socket without an answer; nothing
+//                            is stored; 'lost' stores the events and then
+//                            destroys the socket, so the answer is lost).
 //   poll429: K, retryAfter: S  the first K polls get 429 with retry-after S.
 //   nullPolls: K             the first K polls return JSON null even when work
 //                            is queued.
@@ -580,7 +582,7 @@ export class FakeHosted {
 		if (results.length) {
 			const n = ++this.counts.resultPosts;
 			const f = this.faults;
-			if (f.failResultPosts && n <= f.failResultPosts) {
+			if (f.failResultPosts && n <= f.failResultPosts && f.failResultStatus !== 'lost') {
 				rec.failed = true;
 				if (f.failResultStatus === 'reset') {
 					rec.status = -1;
@@ -615,6 +617,14 @@ export class FakeHosted {
 				s.pendingCall = null;
 				setTimeout(() => this.advance(s), 5);
 			}
+		}
+		if (results.length && this.faults.failResultStatus === 'lost' && this.counts.resultPosts <= (this.faults.failResultPosts ?? 0)) {
+			// Stored, but the answer is lost on the way back: a retry must
+			// not answer the call a second time.
+			rec.failed = true;
+			rec.status = -1;
+			req.socket.destroy();
+			return;
 		}
 		return this.send(res, rec, 200, { data: stored });
 	}
