@@ -26,6 +26,13 @@
 //                            item is then requeued after requeueDelayMs (a
 //                            later poll claims it again with a new sessions
 //                            token); requeueOnLeaseLoss:false keeps it away.
+//   leaseNotExtendedAt: N    the Nth heartbeat answers 200 with
+//                            lease_extended:false; the lease is lost (requeued
+//                            as for a 412).
+//   heartbeatFailAfter: N    (heartbeatFailStatus, default 503) every beat of
+//                            the first claim after the Nth fails; the lease
+//                            lapses ttlSeconds after the last good beat and
+//                            the item is requeued.
 //   duplicateEvents: true    every event goes out twice on the stream and is
 //                            listed twice in history (same id).
 //   cutStreamAfter: N | [N1, N2, ...]
@@ -126,6 +133,7 @@ export class FakeHosted {
 		this.counts = { poll: 0, resultPosts: 0, streamConns: 0 };
 		this.waiters = [];
 		this.issuedSecrets = [];
+		this.timers = [];
 		// Items queued ahead of the sessions': {type:'healthcheck'}, or
 		// {type:'session', id} for a session this fake does not have (404).
 		for (const x of opts.extraItems ?? []) this.addItem({ type: x.type ?? 'session', id: x.id ?? rid(x.type === 'healthcheck' ? 'hc' : 'sesn') });
@@ -292,6 +300,7 @@ export class FakeHosted {
 	}
 
 	async stop() {
+		for (const t of this.timers) clearTimeout(t);
 		for (const w of this.waiters) clearTimeout(w.timer);
 		this.waiters = [];
 		for (const s of this.sockets ?? []) s.destroy();
@@ -477,39 +486,61 @@ export class FakeHosted {
 		return { last_heartbeat: item.last_heartbeat, lease_extended: extended, state: item.state, ttl_seconds: this.ttlSeconds };
 	}
 
-	heartbeat(res, url, item, auth, rec) {
-		if (auth.kind === 'session' && auth.revoked) {
-			rec.lostClaim = auth.claim;
+	// The current claim loses its lease (taken by another worker, or lapsed):
+	// requeued for a later poll unless requeueOnLeaseLoss is false.
+	loseLease(item) {
+		if (item.lostClaims.includes(item.claim)) return;
+		item.lostClaims.push(item.claim);
+		item.lostAt = Date.now();
+		if (this.faults.requeueOnLeaseLoss) {
+			item.state = 'queued';
+			item.delivered = false;
+			item.availableAt = Date.now() + this.requeueDelayMs;
 		}
+		this.wake();
+	}
+
+	heartbeat(res, url, item, auth, rec) {
 		item.beats++;
 		rec.beat = item.beats;
-		rec.claim = auth.kind === 'session' ? auth.claim : item.claim;
+		const claim = auth.kind === 'session' ? auth.claim : item.claim;
+		rec.claim = claim;
+		const f = this.faults;
+		if (f.heartbeatFailAfter !== undefined && claim === 1 && item.claim === 1 && item.beats > f.heartbeatFailAfter) {
+			// The beats fail; the lease lapses ttl seconds after the last good one.
+			if (!item.lapseTimer) {
+				const left = (item.lastOk ?? Date.now()) + this.ttlSeconds * 1000 - Date.now();
+				item.lapseTimer = setTimeout(() => this.loseLease(item), Math.max(0, left));
+				this.timers.push(item.lapseTimer);
+			}
+			return this.fail(res, rec, f.heartbeatFailStatus ?? 503, 'scripted heartbeat failure');
+		}
 		if (item.state === 'stopping' || item.state === 'stopped') {
 			return this.send(res, rec, 200, { type: 'work_heartbeat', ...this.leaseState(item, false) });
 		}
 		const expected = url.searchParams.get('expected_last_heartbeat');
-		const f = this.faults;
-		const stolen = f.heartbeat412At && item.beats === f.heartbeat412At && !item.lostClaims.includes(item.claim);
+		const fresh = !item.lostClaims.includes(item.claim);
+		const stolen = f.heartbeat412At && item.beats === f.heartbeat412At && fresh;
 		const stale = auth.kind === 'session' && auth.revoked;
 		if (stolen || stale || (expected !== null && expected !== (item.last_heartbeat ?? 'NO_HEARTBEAT'))) {
 			if (stolen) {
 				// Another worker took the lease: the CAS value moved on.
 				item.last_heartbeat = stamp();
-				item.lostClaims.push(item.claim);
-				item.lostAt = Date.now();
-				if (f.requeueOnLeaseLoss) {
-					item.state = 'queued';
-					item.delivered = false;
-					item.availableAt = Date.now() + this.requeueDelayMs;
-				}
+				this.loseLease(item);
 			}
 			return this.fail(res, rec, 412, `expected_last_heartbeat does not match the lease of work item ${item.id}`, {
 				error_code: 'heartbeat_precondition_failed',
 				current_state: this.leaseState(item, false),
 			});
 		}
+		if (f.leaseNotExtendedAt && item.beats === f.leaseNotExtendedAt && fresh) {
+			// 200, but the lease was not extended: the worker must let go.
+			this.loseLease(item);
+			return this.send(res, rec, 200, { type: 'work_heartbeat', ...this.leaseState(item, false), state: 'active' });
+		}
 		item.last_heartbeat = stamp();
 		item.latest_heartbeat_at = item.last_heartbeat;
+		item.lastOk = Date.now();
 		if (item.state === 'starting' || item.state === 'queued') {
 			item.state = 'active';
 			item.started_at = item.last_heartbeat;

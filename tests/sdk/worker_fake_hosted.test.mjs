@@ -194,6 +194,31 @@ test('the SDK worker: an operator force-stop mid-session (its own stop gets 409)
 	}
 });
 
+test('the SDK worker: failing heartbeats let the lease lapse; it lets go without stopping the item', async () => {
+	const f = new FakeHosted({ sessions: [{ calls: [{ name: 'bash', input: { command: 'sleep 6; echo slow' } }] }], ttlSeconds: 2, faults: { heartbeatFailAfter: 1, requeueOnLeaseLoss: false } });
+	await f.start();
+	const workdir = mkdtempSync(join(tmpdir(), 'al-fake-sdk-'));
+	const ctrl = new AbortController();
+	const c = new Anthropic({ apiKey: 'unused', baseURL: f.baseURL, maxRetries: 0 });
+	const worker = c.beta.environments.work.worker({ environmentId: f.environmentId, environmentKey: f.environmentKey, workdir, maxIdleMs: 300, signal: ctrl.signal });
+	const running = worker.run().catch((e) => {
+		if (!ctrl.signal.aborted) throw e;
+	});
+	try {
+		await f.waitFor(() => f.item().lostClaims.length > 0, 'the lapse', 10000);
+		const beats = () => f.requestsTo(/\/heartbeat$/).length;
+		const n = beats();
+		await new Promise((r) => setTimeout(r, 2500));
+		assert(beats() <= n + 1, 'it stopped heartbeating');
+		eq(f.item().stopsAfterLoss.length, 0, 'no stop after the lapse');
+	} finally {
+		ctrl.abort();
+		await running;
+		await f.stop();
+		rmSync(workdir, { recursive: true, force: true });
+	}
+});
+
 test('the SDK worker: a 412 aborts its session and it does not stop the item', async () => {
 	// ttl 2 s: beats every second; the 2nd beat is refused while `sleep 2` runs.
 	const f = new FakeHosted({ sessions: [{ calls: [{ name: 'bash', input: { command: 'sleep 2; echo slow' } }] }], ttlSeconds: 2, faults: { heartbeat412At: 2, requeueOnLeaseLoss: false } });

@@ -75,18 +75,21 @@ test('a plain session: four calls, each answered once with the sessions token', 
 	eq(f.item().state, 'stopped', 'the worker stopped the item after end_turn + max-idle');
 });
 
-test('a 412 on a heartbeat aborts the session, the item is not stopped by us, nothing answered twice', async (dir) => {
-	// ev.txt gets "a" when the first call starts; it then waits for the test's
-	// "go" file (written after the 412) so the lease is lost mid-call.
+// Lease loss while a call runs: ev.txt gets "a" when the first call starts;
+// it then waits for the test's "go" file (written once the lease is lost), so
+// the loss lands mid-call. The fake requeues the item; the same worker claims
+// it again and finishes the session. Never stopped by the claim that lost it,
+// nothing answered twice, nothing run twice.
+async function leaseLoss(dir, faults, lost) {
 	const gate = 'for i in $(seq 1 150); do [ -e go ] && break; sleep 0.1; done; ';
 	const calls = [bash('a', gate), bash('b')];
 	const { f } = await scenario(dir, {
 		calls,
-		faults: { heartbeat412At: 2 },
+		faults,
 		fake: { requeueDelayMs: 2000 },
 		timeout: 40000,
 		during: async (f, w, s) => {
-			await f.waitFor(() => f.requestsTo(/\/heartbeat$/).some((r) => r.status === 412), 'the 412', 30000);
+			await f.waitFor(() => f.item().lostClaims.length > 0 && lost(f), 'the lease loss', 30000);
 			await until(() => w.lines(s.id, 'ev.txt').length > 0 || f.results().length > 0, 'the first call started');
 			w.touch(s.id, 'go');
 		},
@@ -95,8 +98,53 @@ test('a 412 on a heartbeat aborts the session, the item is not stopped by us, no
 	const item = f.item();
 	eq(item.stopsAfterLoss.length, 0, 'no stop from the claim that lost its lease: ' + JSON.stringify(item.stopsAfterLoss));
 	assert(item.claim >= 2, 'the item was claimed again after the lease loss');
-	const lost = item.lostClaims[0];
-	assert(!f.requests.some((r) => r.auth === `session:${f.session().id}:${lost}` && r.method === 'POST' && /\/events$/.test(r.path) && r.t > item.lostAt + 200), 'no result posted with the lost claim after the 412');
+	const sid = f.session().id;
+	const late = f.requests.filter((r) => r.auth === `session:${sid}:1` && r.t > item.lostAt + 300 && !/\/heartbeat$/.test(r.path));
+	eq(late.map((r) => `${r.method} ${r.path}`).join(', '), '', 'nothing but a last heartbeat with the lost claim after the loss');
+	return f;
+}
+
+test('a 412 on a heartbeat aborts the session, the item is not stopped by us, nothing answered twice', async (dir) => {
+	await leaseLoss(dir, { heartbeat412At: 2 }, (f) => f.requestsTo(/\/heartbeat$/).some((r) => r.status === 412));
+});
+
+// lease_extended:false: the SDK's worker ends the session and force-stops
+// the item (it counts as a shutdown, not a lost lease); the issue lists it
+// with the lease losses. Asserted here: what both agree on (the session is let
+// go promptly, the call in flight answered at most once and run once).
+test('lease_extended:false on a heartbeat: the session is let go, nothing answered twice', async (dir) => {
+	const gate = 'for i in $(seq 1 150); do [ -e go ] && break; sleep 0.1; done; ';
+	const f = new FakeHosted({ sessions: [{ calls: [bash('a', gate), bash('b')] }], ttlSeconds: 2, faults: { leaseNotExtendedAt: 2, requeueOnLeaseLoss: false } });
+	await f.start();
+	const w = new Worker({ dir, baseURL: f.baseURL, environmentId: f.environmentId, environmentKey: f.environmentKey });
+	const s = f.session();
+	try {
+		w.start();
+		await w.alive(f.waitFor(() => f.item().lostClaims.length > 0, 'lease_extended:false', 15000));
+		const t = Date.now();
+		await w.alive(until(() => w.lines(s.id, 'ev.txt').length > 0, 'the first call started'));
+		await sleep(2500);
+		const after = f.requestsTo(/\/heartbeat$/).filter((r) => r.t > t + 500);
+		eq(after.length, 0, 'no heartbeats once the lease was not extended');
+		w.touch(s.id, 'go');
+		await sleep(500);
+		assert([...f.answers().values()].every((n) => n <= 1), 'nothing answered twice');
+		eq(w.lines(s.id, 'ev.txt').join(','), 'a', 'the call in flight ran once, the next never');
+		if (process.env.FAULT_VERBOSE) console.log('stops:', JSON.stringify(f.item().stopsAfterLoss));
+		eq((await w.stop()).code, 0, 'exit status after SIGTERM');
+		w.verifyAudit();
+		assertNoSecret(w.log, f.secrets(), 'the worker output');
+	} catch (e) {
+		e.logs = () => w.logs();
+		throw e;
+	} finally {
+		await w.stop();
+		await f.stop();
+	}
+});
+
+test('heartbeats fail until the lease lapses (TTL): the session is let go, the item not stopped by us', async (dir) => {
+	await leaseLoss(dir, { heartbeatFailAfter: 1, heartbeatFailStatus: 503 }, () => true);
 });
 
 test('duplicate events on the stream and in history', async (dir) => {
@@ -112,13 +160,13 @@ test('the stream is cut (reconnect, reconcile with history)', async (dir) => {
 test('result posts fail transiently (503, then 500) and are retried, answered once', async (dir) => {
 	const { f } = await scenario(dir, {
 		calls: calls4.slice(0, 2),
-		faults: { failResultPosts: 2, failResultStatus: 503 },
+		faults: { failResultPosts: 1, failResultStatus: 503 },
 		during: async (f) => {
-			await f.waitFor(() => f.requests.filter((r) => r.failed).length >= 2, 'two failed posts');
-			Object.assign(f.faults, { failResultPosts: 3, failResultStatus: 500 });
+			await f.waitFor(() => f.requests.filter((r) => r.failed).length >= 1, 'a failed post');
+			Object.assign(f.faults, { failResultPosts: 2, failResultStatus: 500 });
 		},
 	});
-	eq(f.requests.filter((r) => r.failed).length, 3, 'three result posts failed');
+	eq(f.requests.filter((r) => r.failed).map((r) => r.status).join(','), '503,500', 'two result posts failed');
 });
 
 test('result posts fail with a connection reset and are retried, answered once', async (dir) => {
@@ -127,11 +175,11 @@ test('result posts fail with a connection reset and are retried, answered once',
 });
 
 test('null polls and a 429 with retry-after, then work', async (dir) => {
-	const { f } = await scenario(dir, { calls: [bash('a')], faults: { poll429: 1, retryAfter: 1, nullPolls: 3 } });
+	const { f } = await scenario(dir, { calls: [bash('a')], faults: { poll429: 1, retryAfter: 1, nullPolls: 2 } });
 	const polls = f.requestsTo(/\/poll$/);
 	eq(polls[0].status, 429, 'first poll rate limited');
 	assert(polls[1].t - polls[0].t >= 900, `the worker waited for retry-after (${polls[1].t - polls[0].t} ms)`);
-	assert(polls.filter((p) => p.status === 200 && !p.work).length >= 2, 'null polls answered');
+	assert(polls.filter((p) => p.status === 200 && !p.work).length >= 1, 'null polls answered');
 	assert(polls.every((p) => Number(p.query.block_ms) >= 1 && Number(p.query.block_ms) <= 999), 'block_ms within 1..999');
 });
 
