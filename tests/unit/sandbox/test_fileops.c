@@ -763,3 +763,36 @@ AL_TEST(sandbox_fileops_created_dirs_and_files_take_parent_owner)
 	}
 	al_fileops_close_root(root);
 }
+
+AL_TEST(sandbox_fileops_read_reports_the_file_size)
+{
+	struct al_fileops_root *root = setup();
+	struct al_fileops_limits lim = {.read_max = 4};
+	struct al_fileops_out o = {0};
+	char err[256] = "";
+
+	AL_ASSERT_INT_EQ(al_fileops_read(root, "a.txt", NULL, &o, &lim, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(o.size, 14); /* the whole file, though only a line was returned */
+	AL_ASSERT(o.truncated);
+	al_fileops_out_free(&o);
+	al_fileops_close_root(root);
+}
+
+AL_TEST(sandbox_fileops_glob_files_only)
+{
+	struct al_fileops_root *root = setup();
+	struct al_fileops_limits lim = {.glob_files_only = true};
+	struct al_fileops_out o = {0};
+	char err[256] = "", want[1200];
+
+	AL_ASSERT_INT_EQ(al_fileops_write(root, "d.txt/inner.txt", "x", 1, NULL, err, sizeof(err)),
+			 0);
+	AL_ASSERT_INT_EQ(al_fileops_glob(root, "*.txt", NULL, &o, NULL, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(o.count, 2); /* a.txt and the directory d.txt */
+	al_fileops_out_free(&o);
+	AL_ASSERT_INT_EQ(al_fileops_glob(root, "*.txt", NULL, &o, &lim, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s/a.txt\n", ws);
+	AL_ASSERT_STR_EQ(o.text.data, want);
+	al_fileops_out_free(&o);
+	al_fileops_close_root(root);
+}

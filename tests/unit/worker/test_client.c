@@ -11,6 +11,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "unit/support/raw_http.h"
 #include "unit/unit.h"
 
@@ -684,6 +685,7 @@ struct sres {
 	struct res list; /* a history call made from open_cb */
 	int list_from_open;
 	unsigned long ignored; /* al_wc_stream_ignored at the last event */
+	uint64_t last_rx, now; /* al_wc_stream_last_rx_ms and al_mono_ms at the last event */
 };
 
 static void s_open_cb(void *ud)
@@ -773,6 +775,8 @@ static void count_event_cb(json_t *ev, void *ud)
 	(void)ev;
 	x->nev++;
 	x->ignored = al_wc_stream_ignored(x->s);
+	x->last_rx = al_wc_stream_last_rx_ms(x->s);
+	x->now = al_mono_ms();
 }
 
 AL_TEST(wc_stream_counts_ignored)
@@ -781,16 +785,21 @@ AL_TEST(wc_stream_counts_ignored)
 	struct sres x = {0};
 	static const char *const pieces[] = {
 	    "event: ping\ndata: {}\n\ndata: [1]\n\ndata: nope\n\ndata: {\"id\":\"a\"}\n\n", NULL};
+	uint64_t t0;
 
 	fx_start(&f);
 	f.peer.pieces = pieces;
 	x.f = &f;
+	t0 = al_mono_ms();
 	/* open_cb may be NULL. */
 	AL_ASSERT_INT_EQ(
 	    al_wc_stream_open(f.wc, "ses_1", "t", NULL, count_event_cb, s_end_cb, &x, &x.s), 0);
 	uv_run(&f.loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(x.nev, 1);
 	AL_ASSERT_INT_EQ(x.ignored, 3); /* the ping, the array, the non-JSON */
+	/* The peer sends its piece 30 ms after the head: last_rx moved past the open. */
+	AL_ASSERT_INT_GE(x.last_rx, t0 + 25);
+	AL_ASSERT(x.last_rx <= x.now);
 	AL_ASSERT_INT_EQ(x.end.n, 1);
 	AL_ASSERT_INT_EQ(x.end.err, 0);
 	fx_stop(&f);
@@ -986,4 +995,65 @@ AL_TEST(wc_free_with_stream_open)
 	uv_run(&f.loop, UV_RUN_NOWAIT);
 	fx_stop(&f);
 	AL_ASSERT_INT_EQ(x.end.n, 0);
+}
+
+/* ---- allocation failures ---- */
+
+static void stream_or_ok(struct peer *p, int fd, const char *req, size_t hlen)
+{
+	(void)p;
+	(void)hlen;
+	if (strncmp(req, "GET /v1/sessions/ses_1/events/stream ", 37) == 0)
+		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+			     "Connection: close\r\n\r\ndata: {\"id\":\"a\"}\n\n");
+	else
+		send_str(fd, OK_JSON(2) "{}");
+}
+
+/* Every allocation failure unwinds: a call fails with -ENOMEM or completes; no leak, no crash. */
+AL_TEST(wc_alloc_failures)
+{
+	int seen_fail = 0, seen_ok = 0;
+
+	for (long n = 0; n < 1500 && !seen_ok; n++) {
+		struct fx f;
+		struct sres x = {0};
+		struct res r = {0};
+		json_t *events = json_pack("[{s:s}]", "type", "user.interrupt");
+		int rc;
+
+		peer_start(&f.peer);
+		f.peer.serve = stream_or_ok;
+		AL_ASSERT_INT_EQ(uv_loop_init(&f.loop), 0);
+		snprintf(f.base, sizeof(f.base), "http://127.0.0.1:%d", f.peer.port);
+		f.wc = NULL;
+		x.f = &f;
+		al_alloc_fail_after(n);
+		rc = al_wc_new(&f.loop, f.base, NULL, &f.wc);
+		if (rc == 0)
+			rc = al_wc_stream_open(f.wc, "ses_1", "t", s_open_cb, s_event_cb, s_end_cb,
+					       &x, &x.s);
+		if (rc == 0) {
+			rc = al_wc_events_send(f.wc, "ses_1", "t", events, res_cb, &r, NULL);
+			if (rc < 0)
+				al_wc_stream_close(x.s);
+		}
+		if (rc == 0)
+			uv_run(&f.loop, UV_RUN_DEFAULT);
+		al_alloc_fail_after(-1);
+		if (rc < 0)
+			AL_ASSERT_INT_EQ(rc, -ENOMEM);
+		if (rc == 0 && x.nev == 1 && x.end.n == 1 && x.end.err == 0 && r.n == 1 &&
+		    r.status == 200)
+			seen_ok = 1;
+		else
+			seen_fail = 1;
+		json_decref(events);
+		al_wc_free(f.wc);
+		uv_run(&f.loop, UV_RUN_DEFAULT);
+		AL_ASSERT_INT_EQ(uv_loop_close(&f.loop), 0);
+		peer_stop(&f.peer);
+	}
+	AL_ASSERT(seen_fail);
+	AL_ASSERT(seen_ok);
 }

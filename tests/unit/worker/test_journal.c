@@ -662,8 +662,15 @@ AL_TEST(journal_survives_sqlite_heap_exhaustion)
 			AL_ASSERT(rc == 0 || rc == -ENOMEM || rc == -EIO);
 			ok_finish[i] = rc == 0;
 		}
+		/* answered switches synchronous and back; either may fail here. */
+		snprintf(tu, sizeof(tu), "h%d", i);
+		rc = al_journal_answered(j, "s", tu);
+		AL_ASSERT(rc == 0 || rc == -ENOMEM || rc == -EIO);
 	}
 	sqlite3_hard_heap_limit64(0);
+	/* Whatever failed above, the next begin runs under FULL again. */
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "after", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
 	for (int i = 0; i < 64; i++) {
 		enum al_journal_state st;
 		char *res = NULL;
@@ -682,4 +689,66 @@ AL_TEST(journal_survives_sqlite_heap_exhaustion)
 	}
 	AL_ASSERT(ok_finish[63]); /* the limit was lifted far enough to work */
 	al_journal_close(j);
+}
+
+/*
+ * answered under a fine ramp of heap limits: some runs fail to switch to
+ * NORMAL, some fail the write, some fail to switch back to FULL. However it
+ * failed, the next begin is made under FULL and the state is consistent.
+ */
+AL_TEST(journal_answered_under_heap_limits_keeps_begin_durable)
+{
+	struct al_journal *j = open_ok(jpath("j.db"));
+	sqlite3_int64 base;
+	char tu[32];
+
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "warm", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(al_journal_answered(j, "s", "warm"), 0);
+	base = sqlite3_memory_used();
+	for (int i = 0; i < 400; i++) {
+		int rc;
+
+		snprintf(tu, sizeof(tu), "a%d", i);
+		sqlite3_hard_heap_limit64(base + (sqlite3_int64)i * 16);
+		rc = al_journal_answered(j, "s", tu);
+		sqlite3_hard_heap_limit64(0);
+		AL_ASSERT(rc == 0 || rc == -ENOMEM || rc == -EIO);
+		if (rc == 0)
+			AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+		snprintf(tu, sizeof(tu), "b%d", i);
+		AL_ASSERT_INT_EQ(al_journal_begin(j, "s", tu, NULL, NULL, NULL, NULL), 0);
+		AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	}
+	al_journal_close(j);
+}
+
+/* Open under SQLite heap limits from tiny to ample: a clean error or a working journal. */
+AL_TEST(journal_open_survives_sqlite_heap_exhaustion)
+{
+	const char *p = jpath("j.db");
+	struct al_journal *j = open_ok(p);
+	sqlite3_int64 base;
+	int opened = 0;
+
+	al_journal_close(j);
+	base = sqlite3_memory_used();
+	for (int i = 0; i < 80; i++) {
+		char err[512];
+		int rc;
+
+		sqlite3_hard_heap_limit64(base + 1 + (sqlite3_int64)i * 4096);
+		rc = al_journal_open(p, &j, err, sizeof(err));
+		sqlite3_hard_heap_limit64(0);
+		if (rc == 0) {
+			opened++;
+			AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "t", NULL, NULL, NULL, NULL),
+					 opened == 1 ? 0 : -EEXIST);
+			al_journal_close(j);
+		} else {
+			AL_ASSERT_NULL(j);
+			AL_ASSERT(err[0] != '\0');
+			AL_ASSERT(rc == -ENOMEM || rc == -EIO);
+		}
+	}
+	AL_ASSERT(opened > 0);
 }

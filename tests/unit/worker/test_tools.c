@@ -151,6 +151,10 @@ AL_TEST(tools_bash_state_exit_status_and_hashes)
 	EXPECT(ts, "bash", "{\"command\":\"true\",\"timeout_ms\":0}", 1,
 	       "bash: timeout_ms must be a positive integer");
 	EXPECT(ts, "nope", "{}", 1, "unknown tool: nope");
+	EXPECT(ts, "bash", "[]", 1, "bash: input must be a JSON object");
+	AL_ASSERT_INT_EQ(al_tool_session_run(ts, "w", "t", "bash", NULL, &r), 0);
+	AL_ASSERT_STR_EQ(text(&r), "bash: command is required");
+	al_tool_result_clear(&r);
 	/* Invalid UTF-8 output still makes a JSON string. */
 	EXPECT(ts, "bash", "{\"command\":\"printf 'a\\\\377b'\"}", 0,
 	       "a\xef\xbf\xbd"
@@ -173,8 +177,10 @@ AL_TEST(tools_bash_timeout_cap_output_cap_and_restart)
 	AL_ASSERT_INT_EQ(r.is_error, 1);
 	AL_ASSERT_INT_EQ(r.exit_code, 124);
 	al_tool_result_clear(&r);
-	EXPECT(ts, "bash", "{\"command\":\"sleep 20\",\"timeout_ms\":200}", 1,
+	EXPECT(ts, "bash", "{\"command\":\"mkdir -p t && cd t && sleep 20\",\"timeout_ms\":200}", 1,
 	       "bash: bash command timed out after 200ms");
+	/* As the SDK: after a timeout, a fresh shell in the workspace. */
+	EXPECT(ts, "bash", "{\"command\":\"basename $PWD\"}", 0, "sesn_limits");
 	/* 300 KB of output: the last 100 KiB are kept, marked as the SDK marks them. */
 	AL_ASSERT_INT_EQ(call(ts, "bash",
 			      "{\"command\":\"head -c 300000 /dev/zero | tr '\\\\0' a; echo; "
@@ -235,6 +241,12 @@ AL_TEST(tools_read_write_edit)
 	       "read: view_range must be [start_line, end_line]");
 	snprintf(abs_in, sizeof(abs_in), "{\"file_path\":\"%s/sesn_files/a.txt\"}", workdir);
 	EXPECT(ts, "read", abs_in, 0, "one\ntwo\nthree\n");
+	EXPECT(ts, "bash", "{\"command\":\"seq 1 60000 > big.txt; wc -c < big.txt\"}", 0, "348894");
+	EXPECT(ts, "read", "{\"file_path\":\"big.txt\"}", 1,
+	       "read: big.txt is 348894 bytes, exceeds 262144-byte limit. Use the view_range "
+	       "parameter to read specific line ranges, e.g. view_range: [1, 500].");
+	EXPECT(ts, "read", "{\"file_path\":\"big.txt\",\"view_range\":[59999,0]}", 0,
+	       "59999\n60000\n");
 	EXPECT(ts, "read", "{\"file_path\":\"nope.txt\"}", 1,
 	       "read: nope.txt: no such file or directory");
 	EXPECT(ts, "read", "{}", 1, "read: file_path is required");
@@ -277,6 +289,7 @@ AL_TEST(tools_glob_and_grep)
 	EXPECT(ts, "glob", "{\"pattern\":\"**/*.c\"}", 0, want);
 	EXPECT(ts, "glob", "{\"pattern\":\"*.c\",\"path\":\"src\"}", 0, want);
 	EXPECT(ts, "glob", "{\"pattern\":\"*.rs\"}", 0, "no matches");
+	EXPECT(ts, "glob", "{\"pattern\":\"sr?\"}", 0, "no matches"); /* files only */
 	EXPECT(ts, "glob", "{\"pattern\":\"/etc/*\"}", 1,
 	       "glob: absolute pattern not permitted; pass a relative pattern (and optionally "
 	       "path)");
