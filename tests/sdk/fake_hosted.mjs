@@ -365,7 +365,7 @@ export class FakeHosted {
 			return this.send(res, rec, 200, {
 				requests: this.requests,
 				sessions: Object.fromEntries([...this.sessions].map(([k, s]) => [k, { done: s.done, events: s.events, workId: s.workId }])),
-				items: Object.fromEntries(this.items),
+				items: Object.fromEntries([...this.items].map(([k, { lapseTimer, ...w }]) => [k, w])),
 			});
 		}
 		if (p === '/_fake/faults' && req.method === 'POST') {

@@ -11,7 +11,7 @@
 // Each ends with the transcript invariants (checkTranscript), the evidence
 // lines, and `airlock audit verify` on the worker's audit log.
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { assert, assertEq } from './harness.mjs';
 import { runAll, until, listEvents, checkTranscript, setupEnvironment, startSession, sleep, scratch } from './procs.mjs';
 import { Worker, requireWorker, descendants, assertNoSecret } from './worker_lib.mjs';
@@ -34,12 +34,25 @@ async function ended(c, id, ms = 30000) {
 	}, 'end_turn', ms);
 }
 
-// Kills anything a SIGKILLed worker left behind (its sandboxed commands).
-function reap(pids) {
-	for (const p of pids) {
-		try {
-			process.kill(p, 'SIGKILL');
-		} catch {}
+// The start time of pid (field 22 of /proc/PID/stat), or null once it is gone.
+function startTime(pid) {
+	try {
+		const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+		return st.slice(st.lastIndexOf(')') + 2).split(' ')[19];
+	} catch {
+		return null;
+	}
+}
+
+// Kills anything a SIGKILLed worker left behind (its sandboxed commands),
+// only while the pid is still that same process (not a reused pid).
+function reap(procs) {
+	for (const [pid, t] of procs) {
+		if (t !== null && startTime(pid) === t) {
+			try {
+				process.kill(pid, 'SIGKILL');
+			} catch {}
+		}
 	}
 }
 
@@ -58,7 +71,7 @@ async function killWorkerMidCall(f) {
 	try {
 		w.start();
 		await w.alive(until(() => w.lines(session.id, 'ev.txt').length === 1, 'the first command started', 20000));
-		orphans = descendants(w.pid);
+		orphans = descendants(w.pid).map((p) => [p, startTime(p)]);
 		const exit = await w.kill('SIGKILL');
 		assertEq(exit.signal, 'SIGKILL', 'worker killed');
 		const mid = await listEvents(c(), session.id);
