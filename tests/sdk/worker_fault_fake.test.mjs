@@ -49,6 +49,7 @@ async function scenario(dir, { calls = calls4, faults = {}, fake = {}, args = []
 		eq(exit.code, 0, 'worker exit status after SIGTERM');
 		const audit = w.verifyAudit();
 		assertNoSecret(w.log, f.secrets(), 'the worker output');
+		w.assertClean();
 		assertNoSecret(audit, f.secrets(), 'the audit log');
 		return { f, w, s };
 	} catch (e) {
@@ -134,6 +135,7 @@ test('lease_extended:false on a heartbeat: the session is let go, nothing answer
 		eq((await w.stop()).code, 0, 'exit status after SIGTERM');
 		w.verifyAudit();
 		assertNoSecret(w.log, f.secrets(), 'the worker output');
+		w.assertClean();
 	} catch (e) {
 		e.logs = () => w.logs();
 		throw e;
@@ -209,6 +211,7 @@ test('an operator force-stops the item mid-session: the worker ends it, takes th
 		eq((await w.stop()).code, 0, 'exit status after SIGTERM');
 		w.verifyAudit();
 		assertNoSecret(w.log, f.secrets(), 'the worker output');
+		w.assertClean();
 	} catch (e) {
 		e.logs = () => w.logs();
 		throw e;
@@ -245,6 +248,7 @@ test('`worker run` serves one claimed item from ANTHROPIC_WORK_* (secret only, n
 		assert(f.requests.filter((r) => r.auth !== 'env').every((r) => r.auth.startsWith('session:')), 'everything with the sessions token');
 		w.verifyAudit();
 		assertNoSecret(w.log, f.secrets(), 'the worker output');
+		w.assertClean();
 	} catch (e) {
 		e.logs = () => w.logs();
 		throw e;
@@ -265,6 +269,7 @@ test('a 401 on poll stops the worker with exit 1 and a clear message without the
 		eq(exit.code, 1, 'exit status');
 		assert(/401|authenticat|unauthori[sz]ed|rejected|invalid.*key/i.test(w.log), 'a message naming the failure: ' + w.log);
 		assertNoSecret(w.log, f.secrets(), 'the worker output');
+		w.assertClean();
 		assert(f.requestsTo(/\/poll$/).length <= 2, `no retry storm (${f.requestsTo(/\/poll$/).length} polls)`);
 		eq(f.requestsTo(/\/ack$/).length, 0, 'nothing acknowledged');
 	} catch (e) {

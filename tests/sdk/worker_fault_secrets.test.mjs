@@ -53,6 +53,7 @@ try {
 	eq((await w.stop()).code, 0, 'exit status after SIGTERM');
 	const audit = w.verifyAudit();
 	assertNoSecret(w.log, f.secrets(), 'the worker output');
+	w.assertClean();
 	assertNoSecret(audit, f.secrets(), 'the audit log');
 	assert(audit.includes(s.id), 'the audit log names the session (it records something)');
 	ok = true;

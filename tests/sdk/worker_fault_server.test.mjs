@@ -93,6 +93,7 @@ async function killWorkerMidCall(f) {
 		assertEq((await w.stop()).code, 0, 'exit status after SIGTERM');
 		const audit = w.verifyAudit();
 		assertNoSecret(w.log + audit, [key.key], 'the worker output and audit log');
+		w.assertClean();
 	} catch (e) {
 		console.error(w.logs());
 		throw e;
@@ -138,6 +139,7 @@ async function restartControlPlane(f, signal) {
 		assertEq((await w.stop()).code, 0, 'exit status after SIGTERM');
 		const audit = w.verifyAudit();
 		assertNoSecret(w.log + audit, [key.key], 'the worker output and audit log');
+		w.assertClean();
 	} catch (e) {
 		console.error(w.logs());
 		throw e;

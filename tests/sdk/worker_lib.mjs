@@ -109,6 +109,11 @@ export class Worker {
 		clearTimeout(t);
 		return e;
 	}
+	// Throws on a sanitizer report in its output (an ASan build: make asan).
+	assertClean() {
+		const m = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:)[^\n]*/.exec(this.log);
+		if (m) throw new Error(`sanitizer report in the worker output: ${m[0]}`);
+	}
 	logs() {
 		return this.runs.map((r) => `--- ${r.name} exit=${JSON.stringify(r.exit)} ---\n${r.out.slice(-5000)}`).join('\n');
 	}
