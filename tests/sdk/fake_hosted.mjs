@@ -449,6 +449,15 @@ export class FakeHosted {
 		// A delivered item nobody acknowledged is claimable again after
 		// reclaim_older_than_ms (default 5000, as documented).
 		const reclaimMs = Number(url.searchParams.get('reclaim_older_than_ms') ?? 5000);
+		// A claimed item whose holder stopped beating (a killed worker) lapses
+		// ttlSeconds (+1 s of grace) after its last good beat or its ack.
+		for (const w of this.items.values()) {
+			const since = Math.max(w.lastOk ?? 0, w.ackedAt ?? 0);
+			if ((w.state === 'starting' || w.state === 'active') && since && Date.now() - since > this.ttlSeconds * 1000 + 1000) {
+				this.loseLease(w);
+				w.availableAt = Date.now();
+			}
+		}
 		const claimable = () =>
 			[...this.items.values()].find(
 				(w) => w.state === 'queued' && w.availableAt <= Date.now() && (!w.delivered || Date.now() - w.deliveredAt > reclaimMs),
@@ -479,6 +488,7 @@ export class FakeHosted {
 		item.state = 'starting';
 		item.delivered = false;
 		item.acknowledged_at = stamp();
+		item.ackedAt = Date.now();
 		return this.send(res, rec, 200, this.wire(item, false));
 	}
 

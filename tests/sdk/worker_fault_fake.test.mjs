@@ -149,6 +149,37 @@ test('heartbeats fail until the lease lapses (TTL): the session is let go, the i
 	await leaseLoss(dir, { heartbeatFailAfter: 1, heartbeatFailStatus: 503 }, () => true);
 });
 
+test('kill -9 the worker while its result post keeps failing, restart it: the journaled result goes out once, the command is not rerun', async (dir) => {
+	const f = new FakeHosted({ sessions: [{ calls: [bash('a'), bash('b')] }], ttlSeconds: 2, faults: { failResultPosts: 1000, failResultStatus: 503 } });
+	await f.start();
+	const w = new Worker({ dir, baseURL: f.baseURL, environmentId: f.environmentId, environmentKey: f.environmentKey });
+	const s = f.session();
+	try {
+		w.start();
+		await w.alive(f.waitFor(() => f.requests.filter((r) => r.failed).length >= 2, 'two failed result posts'));
+		eq((await w.kill('SIGKILL')).signal, 'SIGKILL', 'worker killed');
+		f.faults.failResultPosts = 0;
+		w.start(); // same --state-dir: the journal holds the result
+		await w.alive(f.waitFor(() => f.allDone(), 'the turn to end', 25000));
+		await sleep(500);
+		f.checkExactlyOnce();
+		eq(w.lines(s.id, 'ev.txt').join(','), 'a,b', 'the first command did not run again');
+		const r0 = f.results()[0];
+		assert(JSON.stringify(r0.content).includes('out-a') && !r0.is_error, 'the journaled result, not an error: ' + JSON.stringify(r0));
+		assert(f.item().claim >= 2, 'claimed again after the lease lapsed');
+		eq((await w.stop()).code, 0, 'exit status after SIGTERM');
+		w.verifyAudit();
+		assertNoSecret(w.log, f.secrets(), 'the worker output');
+		w.assertClean();
+	} catch (e) {
+		e.logs = () => w.logs();
+		throw e;
+	} finally {
+		await w.stop();
+		await f.stop();
+	}
+});
+
 test('duplicate events on the stream and in history', async (dir) => {
 	const { f } = await scenario(dir, { faults: { duplicateEvents: true } });
 	eq(f.results().length, 4, 'four answers for four calls');
