@@ -450,10 +450,11 @@ export class FakeHosted {
 		// reclaim_older_than_ms (default 5000, as documented).
 		const reclaimMs = Number(url.searchParams.get('reclaim_older_than_ms') ?? 5000);
 		// A claimed item whose holder stopped beating (a killed worker) lapses
-		// ttlSeconds (+1 s of grace) after its last good beat or its ack.
+		// ttlSeconds (+2 s of grace for a loaded machine) after its last good beat
+		// or its ack.
 		for (const w of this.items.values()) {
 			const since = Math.max(w.lastOk ?? 0, w.ackedAt ?? 0);
-			if ((w.state === 'starting' || w.state === 'active') && since && Date.now() - since > this.ttlSeconds * 1000 + 1000) {
+			if ((w.state === 'starting' || w.state === 'active') && since && Date.now() - since > this.ttlSeconds * 1000 + 2000) {
 				this.loseLease(w);
 				w.availableAt = Date.now();
 			}
