@@ -840,8 +840,8 @@ static void reconcile_apply(struct al_wsess *s)
 			finish(s, AL_WSESS_DONE, "session terminated");
 		}
 	}
-	json_decref(s->hist);
-	s->hist = NULL;
+	/* Emptied, not freed: every reconnect reads the history into it again. */
+	json_array_clear(s->hist);
 	s->reconciling = 0;
 	if (json_array_size(pending) > 0)
 		idle_disarm(s);
