@@ -47,7 +47,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(B)/obj/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*/*.c)) tests/unit/runner.c
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 
-.PHONY: all run check unit asan fuzz bench format clean deps
+.PHONY: all run serve check unit asan fuzz bench bench-worker format clean deps
 
 all: $(B)/airlock
 
@@ -77,10 +77,15 @@ $(B)/obj/%.o: %.c
 deps:
 	./scripts/deps.sh
 
-# The README's first command: start the control plane on loopback.
+# The README's first command: the end-to-end demo (control plane, model, worker,
+# one session whose tool calls run in the sandbox, audit log verified).
+run: $(B)/airlock
+	$(B)/airlock demo
+
+# Only the control plane, on loopback, data in ./data.
 RUN_LISTEN ?= 127.0.0.1:8420
 RUN_DATA ?= data
-run: $(B)/airlock
+serve: $(B)/airlock
 	$(B)/airlock server --listen $(RUN_LISTEN) --data $(RUN_DATA)
 
 # One summary line at the end: "N passed, N failed".
@@ -113,14 +118,18 @@ fuzz: $(FUZZ_TARGETS)
 			|| { tail -50 build-fuzz/$$n.log; exit 1; }; \
 	done
 
-BENCH_BINS := $(B)/bench-append $(B)/bench-fanout $(B)/bench-turns $(B)/bench-sandbox
-$(B)/bench-append $(B)/bench-sandbox: $(B)/bench-%: bench/%.c $(B)/libairlock.a
+BENCH_BINS := $(B)/bench-append $(B)/bench-fanout $(B)/bench-turns $(B)/bench-sandbox \
+	$(B)/bench-worker $(B)/bench-toolcall
+$(B)/bench-append $(B)/bench-sandbox $(B)/bench-toolcall: $(B)/bench-%: bench/%.c $(B)/libairlock.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libairlock.a $(LDLIBS)
 $(B)/bench-%: bench/%.c bench/client.h
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 bench: $(B)/airlock $(BENCH_BINS)
 	B=$(B) ./bench/run.sh
+
+bench-worker: $(B)/airlock $(B)/bench-worker $(B)/bench-toolcall
+	B=$(B) ./bench/run.sh worker
 
 format:
 	clang-format -i $(SRC) $(wildcard src/*/*.h) $(wildcard tests/unit/*.[ch] tests/unit/*/*.c) $(wildcard fuzz/*.c)
