@@ -1166,8 +1166,13 @@ static void hb_cb(const struct al_wc_resp *r, void *ud)
 				s->work_id);
 			finish(s, AL_WSESS_STOPPING, "stop requested");
 		} else if (!json_is_true(json_object_get(r->body, "lease_extended"))) {
-			al_warn(LOGC, "lease not extended; shutting down work_id=%s", s->work_id);
-			finish(s, AL_WSESS_STOPPING, "lease not extended");
+			/*
+			 * Unlike the SDK (which stops the item, as for `stopping`): the
+			 * issue counts this with the lost leases. The item may already be
+			 * someone else's, and stopping it would kill their run.
+			 */
+			lease_lost(s, "lease not extended");
+			return;
 		} else if (s->type && strcmp(s->type, "session") != 0) {
 			/* A healthcheck: claimed, acked, one beat; then stopped. */
 			al_info(LOGC, "healthcheck item answered work_id=%s", s->work_id);
@@ -1179,6 +1184,22 @@ static void hb_cb(const struct al_wc_resp *r, void *ud)
 		al_error(LOGC, "heartbeat precondition failed work_id=%s server_state=%s",
 			 s->work_id, jstr(cur, "state") ? jstr(cur, "state") : "?");
 		lease_lost(s, "heartbeat precondition failed (412)");
+		return;
+	} else if (r->err == 0 &&
+		   (r->status == 401 || r->status == 403 || r->status == 404 || r->status == 410)) {
+		/*
+		 * The item is gone (404/410) or this item's credential no longer
+		 * opens it (401/403: a sessions token is revoked when the item is
+		 * delivered again). Either way the lease cannot be renewed, and the
+		 * stop and the result posts would carry the same credential: treat it
+		 * as a lost lease, so a new holder's run is not stopped.
+		 */
+		char why[64];
+
+		al_error(LOGC, "heartbeat rejected (%d %s) work_id=%s", r->status,
+			 r->error_type ? r->error_type : "", s->work_id);
+		snprintf(why, sizeof(why), "heartbeat rejected (%d)", r->status);
+		lease_lost(s, why);
 		return;
 	} else if (r->err == 0 && al_wc_is_fatal_4xx(r->status)) {
 		al_error(LOGC, "heartbeat rejected (%d %s) work_id=%s", r->status,

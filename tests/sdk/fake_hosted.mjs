@@ -29,6 +29,13 @@
 //   leaseNotExtendedAt: N    the Nth heartbeat answers 200 with
 //                            lease_extended:false; the lease is lost (requeued
 //                            as for a 412).
+//   heartbeatRejectAt: N     (heartbeatRejectStatus, default 404) the Nth
+//                            heartbeat is refused with that status, as if the
+//                            item were gone (404) or the sessions token
+//                            revoked (401/403); the claim's lease is lost
+//                            (requeued as for a 412). Tests may set this (or
+//                            leaseNotExtendedAt) while the worker runs, to
+//                            `item.beats + 1`, to land the loss mid-call.
 //   heartbeatFailAfter: N    (heartbeatFailStatus, default 503) every beat of
 //                            the first claim after the Nth fails; the lease
 //                            lapses ttlSeconds after the last good beat and
@@ -525,6 +532,11 @@ export class FakeHosted {
 				this.timers.push(item.lapseTimer);
 			}
 			return this.fail(res, rec, f.heartbeatFailStatus ?? 503, 'scripted heartbeat failure');
+		}
+		if (f.heartbeatRejectAt && item.beats === f.heartbeatRejectAt && !item.lostClaims.includes(claim)) {
+			this.loseLease(item);
+			const st = f.heartbeatRejectStatus ?? 404;
+			return this.fail(res, rec, st, st === 404 ? `work item ${item.id} not found` : 'the sessions token was revoked (scripted)');
 		}
 		if (item.state === 'stopping' || item.state === 'stopped') {
 			return this.send(res, rec, 200, { type: 'work_heartbeat', ...this.leaseState(item, false) });

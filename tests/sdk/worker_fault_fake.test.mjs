@@ -109,40 +109,65 @@ test('a 412 on a heartbeat aborts the session, the item is not stopped by us, no
 	await leaseLoss(dir, { heartbeat412At: 2 }, (f) => f.requestsTo(/\/heartbeat$/).some((r) => r.status === 412));
 });
 
-// lease_extended:false: the SDK's worker ends the session and force-stops
-// the item (it counts as a shutdown, not a lost lease); the issue lists it
-// with the lease losses. Asserted here: what both agree on (the session is let
-// go promptly, the call in flight answered at most once and run once).
-test('lease_extended:false on a heartbeat: the session is let go, nothing answered twice', async (dir) => {
-	const gate = 'for i in $(seq 1 150); do [ -e go ] && break; sleep 0.1; done; ';
-	const f = new FakeHosted({ sessions: [{ calls: [bash('a', gate), bash('b')] }], ttlSeconds: 2, faults: { leaseNotExtendedAt: 2, requeueOnLeaseLoss: false } });
-	await f.start();
-	const w = new Worker({ dir, baseURL: f.baseURL, environmentId: f.environmentId, environmentKey: f.environmentKey });
-	const s = f.session();
-	try {
-		w.start();
-		await w.alive(f.waitFor(() => f.item().lostClaims.length > 0, 'lease_extended:false', 15000));
-		const t = Date.now();
-		await w.alive(until(() => w.lines(s.id, 'ev.txt').length > 0, 'the first call started'));
-		await sleep(2500);
-		const after = f.requestsTo(/\/heartbeat$/).filter((r) => r.t > t + 500);
-		eq(after.length, 0, 'no heartbeats once the lease was not extended');
-		w.touch(s.id, 'go');
-		await sleep(500);
-		assert([...f.answers().values()].every((n) => n <= 1), 'nothing answered twice');
-		eq(w.lines(s.id, 'ev.txt').join(','), 'a', 'the call in flight ran once, the next never');
-		if (process.env.FAULT_VERBOSE) console.log('stops:', JSON.stringify(f.item().stopsAfterLoss));
-		eq((await w.stop()).code, 0, 'exit status after SIGTERM');
-		w.verifyAudit();
-		assertNoSecret(w.log, f.secrets(), 'the worker output');
-		w.assertClean();
-	} catch (e) {
-		e.logs = () => w.logs();
-		throw e;
-	} finally {
-		await w.stop();
-		await f.stop();
-	}
+// The lease lost while a call runs, at the heartbeat after the first command
+// started (the fault is set then, to `item.beats + 1`): that command writes
+// "a" to ev.txt, waits for "go" (written once the worker saw the loss), then
+// appends to done.txt, which must stay empty: the call was cancelled. The
+// claim that lost the lease posts no result and sends no stop; the fake
+// requeues the item, the same worker claims it again, and its journal answers
+// the cancelled call once (with the cancellation error, never by running it
+// again). The audit log holds a lease.lost record with the reason.
+async function lossMidCall(dir, fault, reason) {
+	const gate = 'for i in $(seq 1 150); do [ -e go ] && break; sleep 0.1; done; echo a >> done.txt; ';
+	const calls = [bash('a', gate), bash('b')];
+	const { f, w, s } = await scenario(dir, {
+		calls,
+		fake: { requeueDelayMs: 2000 },
+		timeout: 40000,
+		during: async (f, w, s) => {
+			await until(() => w.lines(s.id, 'ev.txt').length > 0, 'the first call started');
+			Object.assign(f.faults, fault(f.item()));
+			await f.waitFor(() => f.item().lostClaims.length > 0, 'the lease loss', 15000);
+			// Once: the next claim counts its beats from 1 again.
+			Object.assign(f.faults, { leaseNotExtendedAt: 0, heartbeatRejectAt: 0 });
+			await until(() => /lease lost/.test(w.log), 'the worker saw the loss');
+			await sleep(300);
+			w.touch(s.id, 'go');
+			await sleep(700);
+			eq(w.lines(s.id, 'done.txt').length, 0, 'the running call was cancelled: its command never completed');
+		},
+	});
+	const item = f.item();
+	const sid = s.id;
+	eq(w.lines(sid, 'done.txt').length, 0, 'the cancelled command never completed, not even later');
+	eq(item.stopsAfterLoss.length, 0, 'no stop from the claim that lost its lease: ' + JSON.stringify(item.stopsAfterLoss));
+	eq(f.requestsTo(/\/stop$/).filter((r) => r.claim === 1).length, 0, 'no stop request from the first claim');
+	assert(item.claim >= 2, 'the item was claimed again after the lease loss');
+	const late = f.requests.filter((r) => r.auth === `session:${sid}:1` && r.t > item.lostAt + 300 && !/\/heartbeat$/.test(r.path));
+	eq(late.map((r) => `${r.method} ${r.path}`).join(', '), '', 'nothing but a last heartbeat with the lost claim after the loss');
+	const first = s.events.find((e) => e.type === 'agent.tool_use');
+	const posts = f.requestsTo(/\/events$/, 'POST').filter((r) => r.status === 200 && (r.body?.events ?? []).some((e) => e.tool_use_id === first.id));
+	eq(posts.map((r) => r.auth).join(','), `session:${sid}:2`, 'the cancelled call answered once, by the next claim, not by the one that lost the lease');
+	const r0 = f.results().find((r) => r.tool_use_id === first.id);
+	assert(r0.is_error && /cancel/i.test(JSON.stringify(r0.content)), 'answered with the cancellation: ' + JSON.stringify(r0));
+	const recs = w
+		.verifyAudit()
+		.split('\n')
+		.filter((l) => l.includes('"lease.lost"'));
+	assert(recs.length === 1 && reason.test(recs[0]), `one lease.lost audit record with the reason ${reason}: ${recs.join('\n')}`);
+	return f;
+}
+
+test('lease_extended:false mid-call: a lost lease (not a stop): the call is cancelled, its result not posted, the item not stopped', async (dir) => {
+	await lossMidCall(dir, (item) => ({ leaseNotExtendedAt: item.beats + 1 }), /lease not extended/);
+});
+
+test('a heartbeat refused with 404 mid-call: treated as a lost lease', async (dir) => {
+	await lossMidCall(dir, (item) => ({ heartbeatRejectAt: item.beats + 1, heartbeatRejectStatus: 404 }), /heartbeat rejected \(404\)/);
+});
+
+test('a heartbeat refused with 401 (sessions token revoked) mid-call: treated as a lost lease', async (dir) => {
+	await lossMidCall(dir, (item) => ({ heartbeatRejectAt: item.beats + 1, heartbeatRejectStatus: 401 }), /heartbeat rejected \(401\)/);
 });
 
 test('heartbeats fail until the lease lapses (TTL): the session is let go, the item not stopped by us', async (dir) => {
