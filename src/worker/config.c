@@ -69,6 +69,7 @@ static const struct opt opts[] = {
     {"audit_key", S_TOP, T_STR, F(audit_key), 0, 0, 1},
     {"ca_file", S_TOP, T_STR, F(ca_file), 0, 0, 1},
     {"on_work", S_TOP, T_STR, F(on_work), 0, 0, 1},
+    {"on_work_env_key", S_TOP, T_BOOL, F(on_work_env_key), 0, 0, 1},
     {"max_idle", S_TOP, T_UINT, F(max_idle_s), 1, 7 * DAY_S, 1},
     {"max_sessions", S_TOP, T_UINT, F(max_sessions), 1, 1024, 1},
     {"block_ms", S_TOP, T_UINT, F(block_ms), 1, 999, 1},
@@ -1026,6 +1027,10 @@ int al_worker_config_validate(struct al_worker_config *c, enum al_worker_mode mo
 	}
 	if (c->on_work != NULL && mode != AL_WORKER_MODE_POLL) {
 		set_err(err, errlen, "on_work applies to `airlock worker poll` only");
+		return -EINVAL;
+	}
+	if (c->on_work_env_key && c->on_work == NULL) {
+		set_err(err, errlen, "on_work_env_key applies to on_work scripts only");
 		return -EINVAL;
 	}
 	if (c->max_sessions == 0 || c->max_idle_s == 0) {

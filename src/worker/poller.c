@@ -224,6 +224,19 @@ void al_worker_script_env_free(char **env)
 	al_free(env);
 }
 
+char **al_worker_item_script_env(char *const *base, const struct al_worker_config *cfg,
+				 const json_t *work)
+{
+	const json_t *data = json_object_get(work, "data");
+
+	return al_worker_script_env(base, json_string_value(json_object_get(work, "id")),
+				    json_string_value(json_object_get(work, "environment_id")),
+				    json_string_value(json_object_get(data, "id")),
+				    json_string_value(json_object_get(work, "secret")),
+				    cfg->on_work_env_key ? cfg->environment_key : NULL,
+				    cfg->base_url);
+}
+
 static void script_handle_closed_cb(uv_handle_t *h)
 {
 	struct item *it = h->data;
@@ -279,10 +292,7 @@ static void script_start(struct item *it)
 		it->stdin_json = json_dumps(copy, JSON_COMPACT);
 	}
 	json_decref(copy);
-	env = al_worker_script_env(
-	    environ, it->work_id, json_string_value(json_object_get(it->work, "environment_id")),
-	    it->session_id, json_string_value(json_object_get(it->work, "secret")),
-	    cfg->environment_key, cfg->base_url);
+	env = al_worker_item_script_env(environ, cfg, it->work);
 	if (it->stdin_json == NULL || env == NULL) {
 		rc = -ENOMEM;
 		goto fail;

@@ -10,6 +10,8 @@
 
 #include "worker/worker.h"
 
+#include <jansson.h>
+
 /*
  * The environment of an --on-work script: `base` (NULL-terminated
  * "NAME=value" strings, e.g. environ; borrowed) without any ANTHROPIC_*
@@ -23,5 +25,15 @@ char **al_worker_script_env(char *const *base, const char *work_id, const char *
 			    const char *session_id, const char *secret, const char *env_key,
 			    const char *base_url);
 void al_worker_script_env_free(char **env);
+
+/*
+ * The environment the --on-work script of `work` (a polled work object:
+ * id, environment_id, data.id, secret; borrowed) gets under `cfg`:
+ * al_worker_script_env with the key only when cfg->on_work_env_key is set.
+ * The environment key is the most powerful credential a worker holds; a
+ * per-session script does not need it once the poller has acked the item.
+ */
+char **al_worker_item_script_env(char *const *base, const struct al_worker_config *cfg,
+				 const json_t *work);
 
 #endif

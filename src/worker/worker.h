@@ -47,6 +47,12 @@ struct al_worker_config {
 	char *audit_key;       /* --audit-key FILE: Ed25519 key for checkpoints; may be NULL */
 	char *ca_file;	       /* --ca-file: PEM bundle for the control plane; NULL: system */
 	char *on_work;	       /* --on-work SCRIPT; NULL: run sessions in-process */
+	/*
+	 * --on-work-env-key: pass ANTHROPIC_ENVIRONMENT_KEY to the script too
+	 * (as the reference CLI does). Off by default: the poller acks the item,
+	 * and `airlock worker run` then needs only the item's sessions token.
+	 */
+	int on_work_env_key;
 	unsigned max_idle_s;   /* --max-idle: quiet seconds after end_turn before stopping */
 	unsigned max_sessions; /* --max-sessions: concurrent work items (poll) */
 	unsigned block_ms;     /* poll block_ms, 1..999 (999) */

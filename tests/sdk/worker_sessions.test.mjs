@@ -173,7 +173,7 @@ await runAll([
 		},
 	],
 	[
-		'our worker: --on-work hands each item to a script running `airlock worker run`',
+		'our worker: --on-work hands each item to a script running `airlock worker run` (no environment key)',
 		async (f) => {
 			await f.startModel({
 				steps: [
@@ -223,8 +223,8 @@ exec "${BIN}" worker run --workdir "${workdir}" --max-idle 1 --backend "${proces
 				assert(!('secret' in item), 'the secret is not on stdin');
 				assertEq(
 					readFileSync(join(items, `${work.id}.env`), 'utf8').trim().split('\n').join(','),
-					'ANTHROPIC_BASE_URL,ANTHROPIC_ENVIRONMENT_ID,ANTHROPIC_ENVIRONMENT_KEY,ANTHROPIC_SESSION_ID,ANTHROPIC_WORK_ID,ANTHROPIC_WORK_SECRET',
-					'script environment',
+					'ANTHROPIC_BASE_URL,ANTHROPIC_ENVIRONMENT_ID,ANTHROPIC_SESSION_ID,ANTHROPIC_WORK_ID,ANTHROPIC_WORK_SECRET',
+					'script environment: no environment key without --on-work-env-key; `worker run` served the item with its secret alone',
 				);
 				const v = auditVerify(join(workdir, '.airlock', `audit.log.${work.id}`));
 				assertEq(v.status, 0, 'run audit verify: ' + v.stdout + v.stderr);

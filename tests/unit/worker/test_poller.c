@@ -91,3 +91,36 @@ AL_TEST(worker_script_env_unwinds_on_allocation_failure)
 		}
 	}
 }
+
+/* The environment key reaches an --on-work script only when asked for. */
+AL_TEST(worker_item_script_env_has_the_key_only_on_request)
+{
+	struct al_worker_config cfg;
+	json_t *work = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "id", "work_1", "environment_id",
+				 "env_1", "data", "type", "session", "id", "sesn_1", "secret",
+				 "c2VjcmV0");
+	char *base[] = {"PATH=/usr/bin", "ANTHROPIC_ENVIRONMENT_KEY=inherited", NULL};
+	char key[] = "sk-ant-envk-x", url[] = "http://127.0.0.1:1";
+	char **env;
+
+	AL_ASSERT(work != NULL);
+	al_worker_config_init(&cfg);
+	cfg.environment_key = key;
+	cfg.base_url = url;
+	env = al_worker_item_script_env(base, &cfg, work);
+	AL_ASSERT(env != NULL);
+	AL_ASSERT(find(env, "ANTHROPIC_ENVIRONMENT_KEY") == NULL);
+	AL_ASSERT_STR_EQ(find(env, "ANTHROPIC_WORK_SECRET"), "c2VjcmV0");
+	AL_ASSERT_STR_EQ(find(env, "ANTHROPIC_WORK_ID"), "work_1");
+	AL_ASSERT_STR_EQ(find(env, "ANTHROPIC_SESSION_ID"), "sesn_1");
+	AL_ASSERT_STR_EQ(find(env, "ANTHROPIC_ENVIRONMENT_ID"), "env_1");
+	AL_ASSERT_STR_EQ(find(env, "ANTHROPIC_BASE_URL"), "http://127.0.0.1:1");
+	al_worker_script_env_free(env);
+
+	cfg.on_work_env_key = 1;
+	env = al_worker_item_script_env(base, &cfg, work);
+	AL_ASSERT(env != NULL);
+	AL_ASSERT_STR_EQ(find(env, "ANTHROPIC_ENVIRONMENT_KEY"), "sk-ant-envk-x");
+	al_worker_script_env_free(env);
+	json_decref(work);
+}
