@@ -62,7 +62,9 @@ static void usage(FILE *f, enum worker_cmd cmd)
 		    "  --on-work SCRIPT       hand each claimed item to SCRIPT (item JSON on\n"
 		    "                         stdin, ANTHROPIC_WORK_ID etc. in its environment)\n"
 		    "  --on-work-env-key      also give SCRIPT ANTHROPIC_ENVIRONMENT_KEY (off:\n"
-		    "                         the item is acked; its secret is all it needs)\n",
+		    "                         the item is acked; its secret is all it needs)\n"
+		    "  --workspace-ttl SEC    delete a workspace unused for SEC seconds (default\n"
+		    "                         0: only when its session is terminated or deleted)\n",
 		    AL_WORKER_DEFAULT_MAX_SESSIONS);
 	fprintf(
 	    f,
@@ -116,6 +118,7 @@ static const struct flag flags[] = {
     {{"ca-file", required_argument, NULL, 0}, "ca_file", 0},
     {{"on-work", required_argument, NULL, 0}, "on_work", 1},
     {{"on-work-env-key", no_argument, NULL, 0}, "on_work_env_key", 1},
+    {{"workspace-ttl", required_argument, NULL, 0}, "workspace_ttl", 1},
     {{"backend", required_argument, NULL, 0}, "backend", 0},
     {{"allow-host", required_argument, NULL, 0}, "allow_hosts", 0},
     {{"ro-path", required_argument, NULL, 0}, "ro_paths", 0},

@@ -70,6 +70,7 @@ static const struct opt opts[] = {
     {"ca_file", S_TOP, T_STR, F(ca_file), 0, 0, 1},
     {"on_work", S_TOP, T_STR, F(on_work), 0, 0, 1},
     {"on_work_env_key", S_TOP, T_BOOL, F(on_work_env_key), 0, 0, 1},
+    {"workspace_ttl", S_TOP, T_UINT, F(workspace_ttl_s), 0, 365 * DAY_S, 1},
     {"max_idle", S_TOP, T_UINT, F(max_idle_s), 1, 7 * DAY_S, 1},
     {"max_sessions", S_TOP, T_UINT, F(max_sessions), 1, 1024, 1},
     {"block_ms", S_TOP, T_UINT, F(block_ms), 1, 999, 1},

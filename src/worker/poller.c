@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "worker/backoff.h"
 #include "worker/session.h"
+#include "worker/workspace.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOGC		 "worker"
@@ -66,6 +68,7 @@ struct poller {
 	struct al_wctx ctx;
 	const struct al_worker_config *cfg;
 	uv_timer_t poll_timer;
+	uv_timer_t sweep_timer; /* workspace_ttl */
 	uv_signal_t sigterm, sigint;
 	struct al_wc_call *poll_call;
 	unsigned attempt;
@@ -496,6 +499,53 @@ static void poll_next(struct poller *p)
 	}
 }
 
+/* ---- workspace_ttl ---- */
+
+static int sweep_in_use_cb(const char *session_id, void *ud)
+{
+	struct poller *p = ud;
+
+	for (struct item *it = p->items; it; it = it->next)
+		if (it->session_id != NULL && strcmp(it->session_id, session_id) == 0)
+			return 1;
+	return 0;
+}
+
+static void sweep_removed_cb(const char *session_id, int rc, void *ud)
+{
+	struct poller *p = ud;
+
+	if (rc > 0)
+		al_info(LOGC, "deleted a workspace unused for %u s session_id=%s",
+			p->cfg->workspace_ttl_s, session_id);
+	else if (rc < 0)
+		al_warn(LOGC, "workspace unused for %u s not deleted (%s) session_id=%s",
+			p->cfg->workspace_ttl_s, strerror(-rc), session_id);
+	if (rc != 0)
+		audit_ev(p, "workspace.removed", rc < 0, NULL, session_id,
+			 json_pack("{s:s, s:i, s:i}", "reason", "ttl", "ttl_seconds",
+				   (int)p->cfg->workspace_ttl_s, "error", rc < 0 ? -rc : 0));
+}
+
+/*
+ * On the loop, not the pool: a claim (also on the loop) must not open a
+ * sandbox in a workspace being deleted, and the list of sessions in use is
+ * only stable here. The cost is that a huge workspace delays other sessions'
+ * heartbeats while it goes; the lease's TTL is far longer than that.
+ */
+static void sweep_timer_cb(uv_timer_t *t)
+{
+	struct poller *p = t->data;
+	int rc;
+
+	if (p->stopping)
+		return;
+	rc = al_workspace_sweep(p->cfg, p->cfg->workspace_ttl_s, time(NULL), sweep_in_use_cb,
+				sweep_removed_cb, p);
+	if (rc < 0)
+		al_warn(LOGC, "workspace sweep of %s: %s", p->cfg->workdir, strerror(-rc));
+}
+
 /* ---- shutdown ---- */
 
 static void handle_closed_cb(uv_handle_t *h)
@@ -509,6 +559,7 @@ static void check_exit(struct poller *p)
 		return;
 	p->closing = 1;
 	uv_close((uv_handle_t *)&p->poll_timer, handle_closed_cb);
+	uv_close((uv_handle_t *)&p->sweep_timer, handle_closed_cb);
 	uv_close((uv_handle_t *)&p->sigterm, handle_closed_cb);
 	uv_close((uv_handle_t *)&p->sigint, handle_closed_cb);
 	/* The client's idle connections would keep the loop alive: it is freed after. */
@@ -525,6 +576,7 @@ static void begin_stop(struct poller *p)
 	}
 	p->stopping = 1;
 	uv_timer_stop(&p->poll_timer);
+	uv_timer_stop(&p->sweep_timer);
 	if (p->poll_call) {
 		al_wc_cancel(p->poll_call);
 		p->poll_call = NULL;
@@ -678,6 +730,8 @@ static int poller_open(struct poller *p, const struct al_worker_config *cfg,
 	}
 	uv_timer_init(&p->loop, &p->poll_timer);
 	p->poll_timer.data = p;
+	uv_timer_init(&p->loop, &p->sweep_timer);
+	p->sweep_timer.data = p;
 	uv_signal_init(&p->loop, &p->sigterm);
 	uv_signal_init(&p->loop, &p->sigint);
 	p->sigterm.data = p->sigint.data = p;
@@ -728,6 +782,16 @@ int al_worker_poll(const struct al_worker_config *cfg)
 	al_info(LOGC, "worker polling environment_id=%s worker_id=%s max_sessions=%u%s%s",
 		cfg->environment_id, cfg->worker_id ? cfg->worker_id : "", cfg->max_sessions,
 		cfg->on_work ? " on_work=" : "", cfg->on_work ? cfg->on_work : "");
+	if (cfg->workspace_ttl_s > 0) {
+		/* At start (what an earlier run left), then every half TTL, at most hourly. */
+		uint64_t every = (uint64_t)cfg->workspace_ttl_s * 500;
+
+		if (every < 1000)
+			every = 1000;
+		if (every > 3600 * 1000)
+			every = 3600 * 1000;
+		uv_timer_start(&p.sweep_timer, sweep_timer_cb, 0, every);
+	}
 	poll_next(&p);
 	uv_run(&p.loop, UV_RUN_DEFAULT);
 	al_info(LOGC, "worker stopped exit_status=%d", p.exit_status || p.ctx.fatal);

@@ -31,6 +31,7 @@
 #include "worker/backoff.h"
 #include "worker/secret.h"
 #include "worker/tools.h"
+#include "worker/workspace.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -147,6 +148,8 @@ struct al_wsess {
 	int ending, stop_sent, stop_done, closed, done_fired;
 	enum al_wsess_end end;
 	int no_stop; /* ack failed or no credential: the item is not ours to stop */
+	/* The session is over (terminated, deleted): its workspace goes at teardown. */
+	int ws_wipe, ws_done, ws_rc, ts_used;
 	struct al_wc_call *stop_call, *ack_call;
 };
 
@@ -155,6 +158,14 @@ static void teardown_advance(struct al_wsess *s);
 static void pump(struct al_wsess *s);
 static void stream_start(struct al_wsess *s);
 static void handle_event(struct al_wsess *s, json_t *ev);
+
+/* No item of this session can follow: end, and delete its workspace (workspace.h). */
+static void session_over(struct al_wsess *s)
+{
+	if (!s->ending)
+		s->ws_wipe = 1;
+	finish(s, AL_WSESS_DONE, "session terminated");
+}
 
 /* ---- small helpers ---- */
 
@@ -610,6 +621,7 @@ static void pump(struct al_wsess *s)
 		if (s->ts == NULL) {
 			rc = al_tool_session_open(s->ctx->cfg, s->session_id, s->ctx->audit, &s->ts,
 						  err, sizeof(err));
+			s->ts_used = 1;
 			if (rc < 0) {
 				al_error(LOGC, "tool session: %s work_id=%s session_id=%s", err,
 					 s->work_id, s->session_id);
@@ -797,7 +809,7 @@ static void handle_event(struct al_wsess *s, json_t *ev)
 		   strcmp(t, "session.deleted") == 0) {
 		al_info(LOGC, "session terminated work_id=%s session_id=%s", s->work_id,
 			s->session_id);
-		finish(s, AL_WSESS_DONE, "session terminated");
+		session_over(s);
 	}
 }
 
@@ -837,7 +849,7 @@ static void reconcile_apply(struct al_wsess *s)
 				    s->verdicts, id,
 				    json_string(jstr(ev, "result") ? jstr(ev, "result") : ""));
 		} else if (strcmp(t, "session.status_terminated") == 0) {
-			finish(s, AL_WSESS_DONE, "session terminated");
+			session_over(s);
 		}
 	}
 	/* Emptied, not freed: every reconnect reads the history into it again. */
@@ -1074,7 +1086,7 @@ static void session_get_cb(const struct al_wc_resp *r, void *ud)
 	if (status != NULL && strcmp(status, "terminated") == 0) {
 		al_info(LOGC, "skipping the work item of a terminated session work_id=%s",
 			s->work_id);
-		finish(s, AL_WSESS_DONE, "session terminated");
+		session_over(s);
 		return;
 	}
 	s->started_stream = 1;
@@ -1346,11 +1358,17 @@ static void finish(struct al_wsess *s, enum al_wsess_end end, const char *why)
 	teardown_advance(s);
 }
 
+/* On the pool: the sandbox's teardown, then the workspace's deletion or its "last used" mark. */
 static void close_ts_work_cb(uv_work_t *req)
 {
 	struct al_wsess *s = req->data;
 
-	al_tool_session_close(s->ts);
+	if (s->ts != NULL)
+		al_tool_session_close(s->ts);
+	if (s->ws_wipe)
+		s->ws_rc = al_workspace_remove(s->ctx->cfg, s->session_id);
+	else if (s->ts_used)
+		al_workspace_touch(s->ctx->cfg, s->session_id);
 }
 
 static void close_ts_after_cb(uv_work_t *req, int status)
@@ -1360,6 +1378,19 @@ static void close_ts_after_cb(uv_work_t *req, int status)
 	(void)status;
 	s->ts = NULL;
 	s->ts_closing = 0;
+	if (s->ws_wipe && !s->ws_done) {
+		s->ws_done = 1;
+		if (s->ws_rc > 0)
+			al_info(LOGC, "session over; deleted its workspace work_id=%s session_id=%s",
+				s->work_id, s->session_id);
+		else if (s->ws_rc < 0)
+			al_error(LOGC, "workspace of an ended session not deleted (%s) session_id=%s",
+				 strerror(-s->ws_rc), s->session_id);
+		if (s->ws_rc != 0)
+			audit(s, "workspace.removed", s->ws_rc < 0, NULL,
+			      json_pack("{s:s, s:i}", "reason", "session over", "error",
+					s->ws_rc < 0 ? -s->ws_rc : 0));
+	}
 	teardown_advance(s);
 }
 
@@ -1398,16 +1429,16 @@ static void teardown_advance(struct al_wsess *s)
 		return;
 	if (s->cur != NULL || s->ack_call != NULL)
 		return; /* the running call finishes (or is cancelled) and is posted first */
-	if (s->ts != NULL && !s->ts_closing) {
+	if ((s->ts != NULL || (s->ws_wipe && !s->ws_done)) && !s->ts_closing) {
 		/* Destroying the sandbox waits for its processes: on the pool. */
 		s->ts_closing = 1;
 		s->close_req.data = s;
 		if (uv_queue_work(s->ctx->loop, &s->close_req, close_ts_work_cb,
 				  close_ts_after_cb) == 0)
 			return;
-		al_tool_session_close(s->ts);
-		s->ts = NULL;
-		s->ts_closing = 0;
+		close_ts_work_cb(&s->close_req);
+		close_ts_after_cb(&s->close_req, 0);
+		return;
 	}
 	if (s->ts_closing)
 		return;

@@ -53,6 +53,12 @@ struct al_worker_config {
 	 * and `airlock worker run` then needs only the item's sessions token.
 	 */
 	int on_work_env_key;
+	/*
+	 * --workspace-ttl: `worker poll` deletes a workspace nothing used for
+	 * this many seconds (workspace.h); 0 (default): only when its session
+	 * is over.
+	 */
+	unsigned workspace_ttl_s;
 	unsigned max_idle_s;   /* --max-idle: quiet seconds after end_turn before stopping */
 	unsigned max_sessions; /* --max-sessions: concurrent work items (poll) */
 	unsigned block_ms;     /* poll block_ms, 1..999 (999) */
