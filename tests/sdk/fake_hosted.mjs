@@ -59,6 +59,9 @@
 //                            force-stops the item (state stopped; the agent
 //                            emits nothing more): heartbeats report it and a
 //                            later stop gets 409.
+//   terminateAfterResults: N after the Nth stored tool result the session is
+//                            terminated (session.status_terminated; its GET
+//                            says status "terminated"; the turn counts as done).
 // Option extraItems: [{type:'healthcheck'} | {type:'session', id}] queues
 // items ahead of the sessions' (a session id the fake lacks answers 404).
 //
@@ -666,6 +669,12 @@ export class FakeHosted {
 				item.state = 'stopped';
 				item.stop_requested_at = item.stopped_at = stamp();
 				s.halted = true;
+			}
+			if (e.type === 'user.tool_result' && this.faults.terminateAfterResults && this.results(s.id).length === this.faults.terminateAfterResults) {
+				s.halted = true;
+				s.done = true;
+				s.status = 'terminated';
+				setTimeout(() => this.emit(s, { type: 'session.status_terminated' }), 5);
 			}
 			if (e.type === 'user.tool_result' && s.pendingCall && e.tool_use_id === s.pendingCall.id && !s.halted) {
 				s.pendingCall = null;
