@@ -453,6 +453,23 @@ AL_TEST(worker_config_validate_refuses)
 			 -EINVAL);
 	assert_err_has("applies to `airlock worker poll` only");
 
+	/* The key goes to scripts only on request, and only where there is a script. */
+	FRESH();
+	AL_ASSERT_INT_EQ(c.on_work_env_key, 0);
+	AL_ASSERT_INT_EQ(al_worker_config_set(&c, "on_work_env_key", "true", err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(c.on_work_env_key, 1);
+	AL_ASSERT_INT_EQ(al_worker_config_validate(&c, AL_WORKER_MODE_POLL, err, sizeof(err)),
+			 -EINVAL);
+	assert_err_has("on_work_env_key");
+	al_worker_config_set(&c, "on_work", notexec, err, sizeof(err));
+	AL_ASSERT_INT_EQ(al_worker_config_validate(&c, AL_WORKER_MODE_POLL, err, sizeof(err)), 0);
+
+	FRESH();
+	AL_ASSERT_INT_EQ(c.workspace_ttl_s, 0);
+	AL_ASSERT_INT_EQ(al_worker_config_set(&c, "workspace_ttl", "86400", err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(c.workspace_ttl_s, 86400);
+	AL_ASSERT(al_worker_config_set(&c, "workspace_ttl", "31536001", err, sizeof(err)) < 0);
+
 	FRESH();
 	al_worker_config_set(&c, "ca_file", tmp("nope.pem"), err, sizeof(err));
 	AL_ASSERT_INT_EQ(al_worker_config_validate(&c, AL_WORKER_MODE_POLL, err, sizeof(err)),
