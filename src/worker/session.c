@@ -1381,10 +1381,12 @@ static void close_ts_after_cb(uv_work_t *req, int status)
 	if (s->ws_wipe && !s->ws_done) {
 		s->ws_done = 1;
 		if (s->ws_rc > 0)
-			al_info(LOGC, "session over; deleted its workspace work_id=%s session_id=%s",
+			al_info(LOGC,
+				"session over; deleted its workspace work_id=%s session_id=%s",
 				s->work_id, s->session_id);
 		else if (s->ws_rc < 0)
-			al_error(LOGC, "workspace of an ended session not deleted (%s) session_id=%s",
+			al_error(LOGC,
+				 "workspace of an ended session not deleted (%s) session_id=%s",
 				 strerror(-s->ws_rc), s->session_id);
 		if (s->ws_rc != 0)
 			audit(s, "workspace.removed", s->ws_rc < 0, NULL,

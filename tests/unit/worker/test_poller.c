@@ -96,9 +96,9 @@ AL_TEST(worker_script_env_unwinds_on_allocation_failure)
 AL_TEST(worker_item_script_env_has_the_key_only_on_request)
 {
 	struct al_worker_config cfg;
-	json_t *work = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "id", "work_1", "environment_id",
-				 "env_1", "data", "type", "session", "id", "sesn_1", "secret",
-				 "c2VjcmV0");
+	json_t *work =
+	    json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "id", "work_1", "environment_id", "env_1",
+		      "data", "type", "session", "id", "sesn_1", "secret", "c2VjcmV0");
 	char *base[] = {"PATH=/usr/bin", "ANTHROPIC_ENVIRONMENT_KEY=inherited", NULL};
 	char key[] = "sk-ant-envk-x", url[] = "http://127.0.0.1:1";
 	char **env;
