@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -100,6 +101,11 @@ static int write_file(pid_t pid, const char *name, const char *s)
 
 static void native_destroy(struct al_sandbox *sb);
 
+static void sweep_once(void)
+{
+	(void)al_sandbox_sweep_stale();
+}
+
 static int native_create(const struct al_sandbox_policy *p, struct al_sandbox **out, char *err,
 			 size_t errlen)
 {
@@ -113,6 +119,11 @@ static int native_create(const struct al_sandbox_policy *p, struct al_sandbox **
 	*out = NULL;
 	if ((rc = al_sandbox_probe_userns(err, errlen)) < 0)
 		goto fail;
+	{
+		/* What killed creators left (sandbox.h); once, before our first sandbox. */
+		static pthread_once_t swept = PTHREAD_ONCE_INIT;
+		pthread_once(&swept, sweep_once);
+	}
 	n = al_calloc(1, sizeof(*n));
 	if (n == NULL) {
 		rc = -ENOMEM;

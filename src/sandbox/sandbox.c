@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "sandbox/egress.h"
 #include "sandbox/landlock.h"
+#include "sandbox/limits.h"
 #include "sandbox/netpolicy.h"
 #include "sandbox/output.h"
 #include "sandbox/seccomp.h"
@@ -46,6 +47,14 @@ void al_sandbox_cancel(struct al_sandbox *sb)
 int al_sandbox_is_cancelled(const struct al_sandbox *sb)
 {
 	return __atomic_load_n(&sb->cancelled, __ATOMIC_SEQ_CST);
+}
+
+int al_sandbox_sweep_stale(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	/* The same parent al_sandbox_egress_prepare uses. */
+	return al_limits_sweep_stale() + al_egress_sweep_stale(tmp && tmp[0] == '/' ? tmp : "/tmp");
 }
 
 int al_sandbox_is_broken(const struct al_sandbox *sb)
@@ -423,8 +432,9 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 				*fd = -1;
 			}
 		}
-		if (iproc >= 0 && ((pf[iproc].revents & (POLLIN | POLLHUP | POLLERR)) ||
-				   (killed && al_sandbox_now_ms() >= kill_at + AL_SANDBOX_KILL_GRACE_MS))) {
+		if (iproc >= 0 &&
+		    ((pf[iproc].revents & (POLLIN | POLLHUP | POLLERR)) ||
+		     (killed && al_sandbox_now_ms() >= kill_at + AL_SANDBOX_KILL_GRACE_MS))) {
 			rc = sb->ops->proc_reap(proc, &st);
 			proc = NULL;
 			reaped = 1;

@@ -270,6 +270,18 @@ void al_sandbox_cancel_all(void);
 void al_sandbox_cancel(struct al_sandbox *sb);
 /* 1 once al_sandbox_cancel was called on sb. */
 int al_sandbox_is_cancelled(const struct al_sandbox *sb);
+/*
+ * What a sandbox leaves behind when its creator is killed with SIGKILL. Its
+ * processes die on their own: PID 1 exits when the control socket hangs up
+ * (it only ever waits in poll on it) and the kernel then kills the whole pid
+ * namespace; each runner also kills its command tree when its result socket
+ * hangs up. Its cgroup directories and egress socket directory stay, as
+ * nothing is left to remove them: this startup sweep removes those whose
+ * creator pid is gone (limits.h, egress.h). Called once per process by the
+ * native backend before its first sandbox, and by `airlock worker` at
+ * startup. Returns the number of directories removed.
+ */
+int al_sandbox_sweep_stale(void);
 /* 1 once the sandbox was torn down by force (see `broken` below): free it, make a new one. */
 int al_sandbox_is_broken(const struct al_sandbox *sb);
 

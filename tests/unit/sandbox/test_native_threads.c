@@ -153,12 +153,12 @@ static void *egress_one(void *arg)
 {
 	static const char *const env[] = {"PATH=/usr/bin:/bin", "HOME=/tmp"};
 	static const char *const allow[] = {"allowed.example.com"};
-	static const char *const argv[] = {
-	    "/bin/bash", "-c",
-	    "exec 3<>/dev/tcp/127.0.0.1/3128 && "
-	    "printf 'CONNECT denied.invalid:443 HTTP/1.1\\r\\nHost: denied.invalid:443\\r\\n\\r\\n' "
-	    ">&3 && head -c 8 <&3",
-	    NULL};
+	static const char *const argv[] = {"/bin/bash", "-c",
+					   "exec 3<>/dev/tcp/127.0.0.1/3128 && "
+					   "printf 'CONNECT denied.invalid:443 HTTP/1.1\\r\\nHost: "
+					   "denied.invalid:443\\r\\n\\r\\n' "
+					   ">&3 && head -c 8 <&3",
+					   NULL};
 	struct eg *m = arg;
 	struct al_sandbox_policy p;
 	struct al_sandbox *sb = NULL;
@@ -216,8 +216,8 @@ AL_TEST(sandbox_native_egress_forwarder_while_other_threads_allocate)
 			pthread_join(t[i], NULL);
 			if (e->rc != 0 || e->timed_out || strncmp(e->out, "HTTP/1.", 7) != 0)
 				al_test_fail(__FILE__, __LINE__,
-					     "round %d sandbox %d: rc %d timed_out %d out '%s' %s", k,
-					     i, e->rc, e->timed_out, e->out, e->err);
+					     "round %d sandbox %d: rc %d timed_out %d out '%s' %s",
+					     k, i, e->rc, e->timed_out, e->out, e->err);
 		}
 	}
 	hammer_stop = 1;
