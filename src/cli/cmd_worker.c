@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "sandbox/sandbox.h"
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -297,6 +298,10 @@ static int worker_main(enum worker_cmd cmd, int argc, char **argv)
 	al_log_set_format(c.log_format == AL_WORKER_LOG_JSON ? AL_LOG_JSON : AL_LOG_TEXT);
 
 	if (cmd == CMD_POLL) {
+		/* A worker killed with SIGKILL leaves cgroup and egress dirs: remove them now. */
+		int swept = al_sandbox_sweep_stale();
+		if (swept > 0)
+			al_info("worker", "removed %d directories left by killed workers", swept);
 		status = al_worker_poll(&c);
 	} else {
 		if ((status = item_from_env(&it, &c)) != 0)

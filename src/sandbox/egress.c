@@ -18,8 +18,10 @@
 #include "core/buf.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1090,10 +1092,45 @@ int al_egress_private_dir(const char *parent, char *out, size_t outlen)
 
 	if (parent == NULL || out == NULL)
 		return -EINVAL;
-	n = snprintf(out, outlen, "%s/airlock-egress-XXXXXX", parent);
+	/* Our pid in the name: al_egress_sweep_stale finds a killed owner's directories. */
+	n = snprintf(out, outlen, "%s/airlock-egress-%ld-XXXXXX", parent, (long)getpid());
 	if (n < 0 || (size_t)n >= outlen)
 		return -ENAMETOOLONG;
 	if (mkdtemp(out) == NULL) /* mkdtemp creates 0700 */
 		return -errno;
 	return 0;
+}
+
+int al_egress_sweep_stale(const char *parent)
+{
+	char dir[4096], sock[4096 + 16];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	if (parent == NULL || (d = opendir(parent)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		static const char pre[] = "airlock-egress-";
+		char *end;
+		long pid;
+		struct stat st;
+		if (strncmp(e->d_name, pre, sizeof(pre) - 1) != 0)
+			continue;
+		pid = strtol(e->d_name + sizeof(pre) - 1, &end, 10);
+		if (end == e->d_name + sizeof(pre) - 1 || *end != '-' || pid <= 0 ||
+		    pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", parent, e->d_name) >= sizeof(dir))
+			continue;
+		/* Only what we put there: the socket; anything else keeps the directory. */
+		if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		snprintf(sock, sizeof(sock), "%s/egress.sock", dir);
+		unlink(sock);
+		if (rmdir(dir) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }

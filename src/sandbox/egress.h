@@ -114,9 +114,15 @@ size_t al_egress_active(const al_egress *e);
 size_t al_egress_peak_queued(const al_egress *e);
 
 /*
- * Creates a fresh private directory (0700) "PARENT/airlock-egress-XXXXXX"
+ * Creates a fresh private directory (0700) "PARENT/airlock-egress-<our pid>-XXXXXX"
  * for the socket; the path goes to out[outlen]. 0 or a negative errno.
  */
 int al_egress_private_dir(const char *parent, char *out, size_t outlen);
+/*
+ * Removes PARENT/airlock-egress-<pid>-* directories (and the egress.sock in
+ * them) whose pid no longer exists: those of a process killed before it
+ * could clean up. Returns how many were removed.
+ */
+int al_egress_sweep_stale(const char *parent);
 
 #endif

@@ -3,8 +3,6 @@
  */
 #include "sandbox/forwarder.h"
 
-#include "core/alloc.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +10,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -70,16 +69,16 @@ static int connect_proxy(const char *path)
 	return fd;
 }
 
-static void fconn_free(struct fconn *c)
+/* Closes the connection's sockets; its buffers stay with the slot for the next one. */
+static void fconn_close(struct fconn *c)
 {
-	if (c == NULL)
-		return;
 	for (int i = 0; i < 2; i++) {
 		if (c->fd[i] >= 0)
 			close(c->fd[i]);
-		al_free(c->buf[i]);
+		c->fd[i] = -1;
+		c->off[i] = c->len[i] = 0;
+		c->eof[i] = c->shut[i] = 0;
 	}
-	al_free(c);
 }
 
 /* Moves bytes for direction d. 0 to keep going, -1 when the connection is finished/broken. */
@@ -116,22 +115,57 @@ static int pump(struct fconn *c, int d, short rev_src)
 	return 0;
 }
 
+/*
+ * All the memory the forwarder ever uses, in one anonymous mapping made when
+ * it starts: the connection slots, the pollfds and two buffers per slot.
+ * Not malloc: the forwarder runs in a child of the sandbox's PID 1, itself a
+ * raw clone of a multithreaded host, where a malloc arena lock may have been
+ * copied held by another host thread and would never be released (init.h,
+ * "Memory"). mmap is a plain system call. Untouched pages cost nothing.
+ */
+struct arena {
+	struct fconn *conns; /* max slots; each keeps its two buffers for life */
+	struct pollfd *pfd;  /* 2 + 2 * max */
+	size_t size;
+};
+
+static int arena_map(struct arena *a, unsigned max)
+{
+	size_t conns = (size_t)max * sizeof(struct fconn);
+	size_t pfds = (2 + 2 * (size_t)max) * sizeof(struct pollfd);
+	size_t head = (conns + pfds + 63) & ~(size_t)63;
+	char *m;
+
+	a->size = head + (size_t)max * 2 * BUF_SIZE;
+	m = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return -ENOMEM;
+	a->conns = (struct fconn *)m;
+	a->pfd = (struct pollfd *)(m + conns);
+	for (unsigned i = 0; i < max; i++) {
+		struct fconn *c = &a->conns[i];
+		c->fd[0] = c->fd[1] = -1;
+		c->buf[0] = m + head + (size_t)i * 2 * BUF_SIZE;
+		c->buf[1] = c->buf[0] + BUF_SIZE;
+	}
+	return 0;
+}
+
 int al_forwarder_serve(int listen_fd, const struct al_forwarder_config *cfg)
 {
 	unsigned max = cfg && cfg->max_conns ? cfg->max_conns : DEFAULT_MAXCONN;
-	struct fconn **conns = NULL;
-	struct pollfd *pfd = NULL;
+	struct arena a = {0};
+	struct fconn *conns;
+	struct pollfd *pfd;
 	size_t nconns = 0;
 	int rc = 0;
 
 	if (cfg == NULL || cfg->proxy_path == NULL || listen_fd < 0)
 		return -EINVAL;
-	conns = al_calloc(max, sizeof(*conns));
-	pfd = al_calloc(2 + 2 * (size_t)max, sizeof(*pfd));
-	if (conns == NULL || pfd == NULL) {
-		rc = -ENOMEM;
-		goto done;
-	}
+	if ((rc = arena_map(&a, max)) < 0)
+		return rc;
+	conns = a.conns;
+	pfd = a.pfd;
 	for (;;) {
 		size_t np = 0, i;
 		int n;
@@ -139,7 +173,7 @@ int al_forwarder_serve(int listen_fd, const struct al_forwarder_config *cfg)
 		pfd[np++] = (struct pollfd){.fd = cfg->stop_fd, .events = POLLIN};
 		pfd[np++] = (struct pollfd){.fd = nconns < max ? listen_fd : -1, .events = POLLIN};
 		for (i = 0; i < nconns; i++) {
-			struct fconn *c = conns[i];
+			struct fconn *c = &conns[i];
 			for (int s = 0; s < 2; s++) {
 				short ev = 0;
 				if (c->len[s] == 0 && !c->eof[s])
@@ -160,51 +194,58 @@ int al_forwarder_serve(int listen_fd, const struct al_forwarder_config *cfg)
 			goto done;
 		/* Existing connections first: their pollfds are indexed by position. */
 		for (i = 0; i < nconns;) {
-			struct fconn *c = conns[i];
+			struct fconn *c = &conns[i];
 			short r0 = pfd[2 + 2 * i].revents, r1 = pfd[3 + 2 * i].revents;
 			int bad = 0;
 
 			if (r0 || r1)
 				bad = pump(c, 0, r0) != 0 || pump(c, 1, r1) != 0;
 			if (bad || (c->eof[0] && c->eof[1] && c->len[0] == 0 && c->len[1] == 0)) {
-				fconn_free(c);
-				/* Swap-remove. The moved connection's revents sit at its
-				 * old index; poll is level-triggered, so it is served on
-				 * the next round instead. */
-				conns[i] = conns[--nconns];
+				fconn_close(c);
+				/*
+				 * Swap-remove, swapping whole slots so each keeps its
+				 * buffers. The moved connection's revents sit at its old
+				 * index; poll is level-triggered, so it is served on the
+				 * next round instead.
+				 */
+				struct fconn t = *c;
+				*c = conns[--nconns];
+				conns[nconns] = t;
 			}
 			i++;
 		}
 		if (pfd[1].revents & POLLIN) {
 			int cfd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-			struct fconn *c;
+			struct fconn *c = &conns[nconns];
 			int pfd_proxy;
 
 			if (cfd < 0)
 				continue;
-			c = al_calloc(1, sizeof(*c));
-			if (c == NULL) {
-				close(cfd);
-				continue;
-			}
 			c->fd[0] = cfd;
-			c->buf[0] = al_malloc(BUF_SIZE);
-			c->buf[1] = al_malloc(BUF_SIZE);
 			pfd_proxy = connect_proxy(cfg->proxy_path);
 			c->fd[1] = pfd_proxy < 0 ? -1 : pfd_proxy;
-			if (c->buf[0] == NULL || c->buf[1] == NULL || c->fd[1] < 0) {
-				fconn_free(c); /* no proxy, no connection: the client sees EOF */
+			if (c->fd[1] < 0) {
+				fconn_close(c); /* no proxy, no connection: the client sees EOF */
 				continue;
 			}
-			conns[nconns++] = c;
+			nconns++;
 		}
 	}
 done:
 	for (size_t i = 0; i < nconns; i++)
-		fconn_free(conns[i]);
-	al_free(conns);
-	al_free(pfd);
+		fconn_close(&conns[i]);
+	munmap(conns, a.size);
 	return rc;
+}
+
+/* Writes "forwarder: <what>: errno N" to stderr without stdio (its lock may be held). */
+static void say(const char *what, int err)
+{
+	char m[160];
+	int k = snprintf(m, sizeof(m), "forwarder: %s: errno %d\n", what, err);
+
+	if (k > 0)
+		(void)!write(2, m, (size_t)k < sizeof(m) ? (size_t)k : sizeof(m) - 1);
 }
 
 int al_forwarder_main(uint16_t port, const char *proxy_path, int ready_fd, int stop_fd)
@@ -216,8 +257,7 @@ int al_forwarder_main(uint16_t port, const char *proxy_path, int ready_fd, int s
 
 	fd = al_forwarder_listen(port, &bound);
 	if (fd < 0) {
-		fprintf(stderr, "forwarder: cannot listen on 127.0.0.1:%u: %s\n", (unsigned)port,
-			strerror(-fd));
+		say("cannot listen on 127.0.0.1", -fd);
 		return 1;
 	}
 	if (ready_fd >= 0) {
@@ -232,7 +272,7 @@ int al_forwarder_main(uint16_t port, const char *proxy_path, int ready_fd, int s
 	rc = al_forwarder_serve(fd, &cfg);
 	close(fd);
 	if (rc != 0) {
-		fprintf(stderr, "forwarder: %s\n", strerror(-rc));
+		say("serve", -rc);
 		return 1;
 	}
 	return 0;

@@ -13,6 +13,10 @@
  * Backpressure: each direction has one fixed buffer that is only refilled
  * once it has been written out, so a slow reader stalls its writer rather
  * than growing memory. Half-closes are passed on (shutdown(SHUT_WR)).
+ *
+ * Memory: one anonymous mapping made when serving starts, never malloc (the
+ * forwarder runs after a raw clone of a multithreaded host; see init.h), and
+ * no stdio: messages go to fd 2 with write(2).
  */
 #ifndef AL_SANDBOX_FORWARDER_H
 #define AL_SANDBOX_FORWARDER_H

@@ -88,8 +88,9 @@ static int confine(const struct al_init_config *c)
  * clone of a multithreaded host) any of them may have been copied while
  * another host thread held it, and would never be released: PID 1 hung on
  * its first fork while a host thread was allocating. Children of PID 1
- * allocate nothing (the runner) or only from the cloning thread's arena
- * (the forwarder), which PID 1 never touches.
+ * allocate nothing either: the runner uses static buffers, the forwarder
+ * one mmap (forwarder.h). The cloning thread's arena is no refuge: arenas
+ * are shared between threads once there are more threads than arenas.
  */
 static pid_t raw_fork(void)
 {

@@ -13,7 +13,10 @@
  * writes a struct al_init_result to the result socket.
  *
  * When the host closes the control socket init exits, and the kernel kills
- * everything left in the pid namespace.
+ * everything left in the pid namespace. This holds when the host is killed
+ * with SIGKILL too: after its setup init only ever waits in poll() on the
+ * control socket (runners do the work), so it sees the hang-up at once. Its
+ * parent-death signal is no help: setresuid clears it.
  *
  * Memory: everything init needs is prepared before clone() and read from the
  * copy-on-write image; after clone nothing is allocated, so a host process

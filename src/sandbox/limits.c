@@ -390,3 +390,71 @@ int al_limits_apply_rlimits(const struct al_limits *l, enum al_limits_mode mode)
 	}
 	return 0;
 }
+
+/* 1 when pid names no process any more (a live one, or one we may not signal, is alive). */
+static int owner_dead(long pid)
+{
+	return pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+/* Kills what is left in a stale cgroup directory and removes it: 1 when removed. */
+static int sweep_one(const char *dir)
+{
+	useconds_t waited = 0;
+
+	(void)write_file(dir, "cgroup.kill", "1"); /* v2; v1 has none */
+	for (int round = 0; round < 100 && kill_procs(dir) > 0; round++)
+		usleep(1000);
+	while (rmdir(dir) < 0) {
+		if (errno != EBUSY || waited >= 2000000)
+			return 0;
+		usleep(10000);
+		waited += 10000;
+		kill_procs(dir);
+	}
+	return 1;
+}
+
+/* Sweeps airlock-PID-N under base+self whose PID is dead. */
+static int sweep_base(const char *base, const char *self)
+{
+	char dir[4096], sub[4096 + 256];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s%s", base, self) >= sizeof(dir))
+		return 0;
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long pid;
+		if (strncmp(e->d_name, "airlock-", 8) != 0)
+			continue;
+		pid = strtol(e->d_name + 8, &end, 10);
+		if (end == e->d_name + 8 || *end != '-' || !owner_dead(pid))
+			continue;
+		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) >= sizeof(sub))
+			continue;
+		n += sweep_one(sub);
+	}
+	closedir(d);
+	return n;
+}
+
+int al_limits_sweep_stale(void)
+{
+	static const char *const v1[] = {"memory", "pids", "cpu"};
+	char self[2048], base[64];
+	int n = 0;
+
+	if (self_cgroup("", self, sizeof(self)) == 0)
+		n += sweep_base("/sys/fs/cgroup", self);
+	for (size_t i = 0; i < sizeof(v1) / sizeof(v1[0]); i++) {
+		snprintf(base, sizeof(base), "/sys/fs/cgroup/%s", v1[i]);
+		if (self_cgroup(v1[i], self, sizeof(self)) == 0)
+			n += sweep_base(base, self);
+	}
+	return n;
+}

@@ -38,6 +38,19 @@ int al_limits_cgroup_oom(const struct al_cgroup *cg);
 void al_limits_cgroup_free(struct al_cgroup *cg);
 
 /*
+ * Startup sweep. A sandbox's cgroup directories are named
+ * airlock-<creator pid>-<n> under the creator's own cgroup(s); a creator
+ * killed with SIGKILL cannot remove them, and nothing else will. This kills
+ * whatever is left in every such directory whose creator pid no longer
+ * exists, and removes it. Directories of live processes (and of pids reused
+ * by a live process) are left alone, so it is safe while other airlock
+ * processes run, provided they share this pid namespace (a creator in another
+ * pid namespace with the same cgroup parent would look dead). Returns the
+ * number of directories removed.
+ */
+int al_limits_sweep_stale(void);
+
+/*
  * Sets the rlimits for a sandboxed process: RLIMIT_FSIZE, RLIMIT_CORE 0, and in
  * AL_LIMITS_RLIMIT mode RLIMIT_AS and RLIMIT_NPROC too. Async-signal-safe.
  */

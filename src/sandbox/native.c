@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,7 +35,9 @@ struct native {
 };
 
 struct al_sandbox_proc {
-	int fd; /* host end of the request's result socket */
+	int fd;		  /* host end of the request's result socket */
+	struct native *n; /* borrowed: the sandbox outlives its processes */
+	double kill_ms;	  /* when proc_kill was first called; 0: not killed */
 };
 
 static int read_int_file(const char *path, long *v)
@@ -98,6 +101,11 @@ static int write_file(pid_t pid, const char *name, const char *s)
 
 static void native_destroy(struct al_sandbox *sb);
 
+static void sweep_once(void)
+{
+	(void)al_sandbox_sweep_stale();
+}
+
 static int native_create(const struct al_sandbox_policy *p, struct al_sandbox **out, char *err,
 			 size_t errlen)
 {
@@ -111,6 +119,11 @@ static int native_create(const struct al_sandbox_policy *p, struct al_sandbox **
 	*out = NULL;
 	if ((rc = al_sandbox_probe_userns(err, errlen)) < 0)
 		goto fail;
+	{
+		/* What killed creators left (sandbox.h); once, before our first sandbox. */
+		static pthread_once_t swept = PTHREAD_ONCE_INIT;
+		pthread_once(&swept, sweep_once);
+	}
 	n = al_calloc(1, sizeof(*n));
 	if (n == NULL) {
 		rc = -ENOMEM;
@@ -293,6 +306,10 @@ static int native_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 	const char *cwd = s->cwd ? s->cwd : sb->workspace;
 
 	*out = NULL;
+	if (sb->broken) {
+		snprintf(err, errlen, "the sandbox was destroyed after it stopped responding");
+		return -EPIPE;
+	}
 	msg = al_malloc(AL_INIT_MSG_MAX);
 	p = al_calloc(1, sizeof(*p));
 	if (msg == NULL || p == NULL) {
@@ -341,6 +358,7 @@ static int native_spawn(struct al_sandbox *sb, const struct al_sandbox_spawn *s,
 	}
 	close(rs[1]);
 	p->fd = rs[0];
+	p->n = n;
 	*out = p;
 	al_free(msg);
 	return 0;
@@ -361,8 +379,28 @@ static int native_proc_fd(struct al_sandbox_proc *p)
 
 static int native_proc_kill(struct al_sandbox_proc *p)
 {
+	if (p->kill_ms == 0)
+		p->kill_ms = al_sandbox_now_ms();
 	/* The runner kills the command's whole subtree (it is their subreaper). */
 	return send(p->fd, "K", 1, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+/*
+ * The runner did not answer a kill within the grace period: it (or PID 1)
+ * is wedged, stopped or starved. Killing PID 1 makes the kernel kill every
+ * process of the pid namespace, the stopped ones included, so the result
+ * socket ends and nothing of the sandbox's is left; the sandbox is marked
+ * broken and refuses further commands (its owner makes a new one).
+ */
+static void native_kill_all(struct native *n)
+{
+	__atomic_store_n(&n->base.broken, 1, __ATOMIC_SEQ_CST);
+	if (n->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, n->pidfd, SIGKILL, NULL, 0);
+	else if (n->pid > 0)
+		kill(n->pid, SIGKILL);
+	/* Whatever left the namespace's reach (nothing should) dies with the cgroup. */
+	al_limits_cgroup_kill(n->cg);
 }
 
 static int native_proc_reap(struct al_sandbox_proc *p, struct al_sandbox_status *st)
@@ -373,6 +411,20 @@ static int native_proc_reap(struct al_sandbox_proc *p, struct al_sandbox_status 
 
 	memset(st, 0, sizeof(*st));
 	while (got < sizeof(r)) {
+		if (p->kill_ms > 0) {
+			/* Killed: the answer is due within the grace period, never later. */
+			double left = p->kill_ms + AL_SANDBOX_KILL_GRACE_MS - al_sandbox_now_ms();
+			struct pollfd pf = {p->fd, POLLIN, 0};
+			int k = poll(&pf, 1, left > 0 ? (int)left + 1 : 0);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k == 0) {
+				native_kill_all(p->n);
+				rc = -ETIMEDOUT;
+				st->signal = SIGKILL;
+				goto done;
+			}
+		}
 		ssize_t k = recv(p->fd, (char *)&r + got, sizeof(r) - got, 0);
 		if (k < 0 && errno == EINTR)
 			continue;

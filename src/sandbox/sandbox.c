@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "sandbox/egress.h"
 #include "sandbox/landlock.h"
+#include "sandbox/limits.h"
 #include "sandbox/netpolicy.h"
 #include "sandbox/output.h"
 #include "sandbox/seccomp.h"
@@ -46,6 +47,19 @@ void al_sandbox_cancel(struct al_sandbox *sb)
 int al_sandbox_is_cancelled(const struct al_sandbox *sb)
 {
 	return __atomic_load_n(&sb->cancelled, __ATOMIC_SEQ_CST);
+}
+
+int al_sandbox_sweep_stale(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	/* The same parent al_sandbox_egress_prepare uses. */
+	return al_limits_sweep_stale() + al_egress_sweep_stale(tmp && tmp[0] == '/' ? tmp : "/tmp");
+}
+
+int al_sandbox_is_broken(const struct al_sandbox *sb)
+{
+	return __atomic_load_n(&sb->broken, __ATOMIC_SEQ_CST);
 }
 
 double al_sandbox_now_ms(void)
@@ -333,7 +347,7 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 	int po[2] = {-1, -1}, pe[2] = {-1, -1}, nul = -1, rc = 0, reaped = 0, killed = 0;
 	unsigned timeout = o && o->timeout_ms ? o->timeout_ms : sb->policy.timeout_ms;
 	size_t limit = o && o->output_limit ? o->output_limit : sb->policy.output_limit;
-	double t0 = al_sandbox_now_ms(), deadline, drain_until = 0;
+	double t0 = al_sandbox_now_ms(), deadline, drain_until = 0, kill_at = 0;
 	char buf[65536];
 
 	memset(res, 0, sizeof(*res));
@@ -394,6 +408,11 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 			ms = deadline > now ? (int)(deadline - now) + 1 : 0;
 		if (reaped && drain_until)
 			ms = (int)(drain_until - now) + 1;
+		if (!reaped && killed) {
+			/* Killed: the end is due within the grace period (proc_reap bounds it). */
+			double left = kill_at + AL_SANDBOX_KILL_GRACE_MS - now;
+			ms = left > 0 ? (int)left + 1 : 0;
+		}
 		int k = poll(pf, (nfds_t)np, ms);
 		if (k < 0 && errno != EINTR) {
 			rc = -errno;
@@ -413,11 +432,20 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 				*fd = -1;
 			}
 		}
-		if (iproc >= 0 && (pf[iproc].revents & (POLLIN | POLLHUP | POLLERR))) {
+		if (iproc >= 0 &&
+		    ((pf[iproc].revents & (POLLIN | POLLHUP | POLLERR)) ||
+		     (killed && al_sandbox_now_ms() >= kill_at + AL_SANDBOX_KILL_GRACE_MS))) {
 			rc = sb->ops->proc_reap(proc, &st);
 			proc = NULL;
 			reaped = 1;
 			drain_until = al_sandbox_now_ms() + 2000;
+			if (rc == -ETIMEDOUT) {
+				snprintf(err, errlen,
+					 "the sandbox did not end the killed command within %u ms "
+					 "and was destroyed",
+					 AL_SANDBOX_KILL_GRACE_MS);
+				goto done;
+			}
 			if (rc < 0 && !killed) {
 				snprintf(err, errlen,
 					 "the sandbox went away while the command ran");
@@ -428,6 +456,7 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 		if (!reaped && !killed && (cancelled || al_sandbox_is_cancelled(sb))) {
 			sb->ops->proc_kill(proc);
 			killed = 1;
+			kill_at = al_sandbox_now_ms();
 			res->cancelled = al_sandbox_is_cancelled(sb);
 		}
 		if (!reaped && !killed && deadline && al_sandbox_now_ms() >= deadline) {
@@ -435,6 +464,7 @@ int al_sandbox_generic_exec(struct al_sandbox *sb, const char *const *argv,
 			 */
 			sb->ops->proc_kill(proc);
 			killed = 1;
+			kill_at = al_sandbox_now_ms();
 			res->timed_out = 1;
 		}
 	}

@@ -62,6 +62,12 @@ struct al_egress_decision; /* sandbox/egress.h */
 #define AL_SANDBOX_DEFAULT_FSIZE      (1ull << 30)
 #define AL_SANDBOX_DEFAULT_TMP_MB     256u
 #define AL_SANDBOX_SHELL_OUTPUT	      102400u /* 100 KiB per shell command */
+/*
+ * How long a killed command (timeout, cancel) may take to be reported dead.
+ * Past it the backend kills the whole sandbox, marks it broken and the
+ * exec/shell call fails: a wedged or stopped runner never blocks the caller.
+ */
+#define AL_SANDBOX_KILL_GRACE_MS 3000u
 
 /*
  * What a sandbox may see and use. Every pointer is borrowed: the caller keeps
@@ -187,7 +193,11 @@ struct al_sandbox_backend_ops {
 	int (*proc_fd)(struct al_sandbox_proc *p);
 	/* Kills the process and every descendant, including those that setsid'd. */
 	int (*proc_kill)(struct al_sandbox_proc *p);
-	/* Collects the status (blocks until it is known) and frees p. */
+	/*
+	 * Collects the status and frees p. Blocks until it is known, but after
+	 * proc_kill for AL_SANDBOX_KILL_GRACE_MS at most: then the whole sandbox
+	 * is killed, sb->broken set and -ETIMEDOUT returned.
+	 */
 	int (*proc_reap)(struct al_sandbox_proc *p, struct al_sandbox_status *st);
 };
 
@@ -220,6 +230,12 @@ struct al_sandbox {
 	 */
 	int cancel_fd;
 	int cancelled;
+	/*
+	 * Set by the backend once it had to kill the whole sandbox (a killed
+	 * command was not reported dead in time): every later exec/shell fails
+	 * with -EPIPE. The owner frees it and creates a new one.
+	 */
+	int broken;
 };
 
 /* Creates a sandbox with the given backend. *out owned by the caller (al_sandbox_free). */
@@ -254,6 +270,20 @@ void al_sandbox_cancel_all(void);
 void al_sandbox_cancel(struct al_sandbox *sb);
 /* 1 once al_sandbox_cancel was called on sb. */
 int al_sandbox_is_cancelled(const struct al_sandbox *sb);
+/*
+ * What a sandbox leaves behind when its creator is killed with SIGKILL. Its
+ * processes die on their own: PID 1 exits when the control socket hangs up
+ * (it only ever waits in poll on it) and the kernel then kills the whole pid
+ * namespace; each runner also kills its command tree when its result socket
+ * hangs up. Its cgroup directories and egress socket directory stay, as
+ * nothing is left to remove them: this startup sweep removes those whose
+ * creator pid is gone (limits.h, egress.h). Called once per process by the
+ * native backend before its first sandbox, and by `airlock worker` at
+ * startup. Returns the number of directories removed.
+ */
+int al_sandbox_sweep_stale(void);
+/* 1 once the sandbox was torn down by force (see `broken` below): free it, make a new one. */
+int al_sandbox_is_broken(const struct al_sandbox *sb);
 
 /* For backends: copy the policy into sb (validated); free the copies. */
 int al_sandbox_base_init(struct al_sandbox *sb, const struct al_sandbox_backend_ops *ops,

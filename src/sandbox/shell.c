@@ -30,6 +30,7 @@ struct al_shell {
 	int started_before;
 };
 
+/* Kills the shell's tree; the reap is bounded (sandbox.h, AL_SANDBOX_KILL_GRACE_MS). */
 static void shell_stop(struct al_shell *sh, struct al_sandbox_status *st)
 {
 	struct al_sandbox_status dummy;
@@ -246,6 +247,14 @@ int al_sandbox_generic_shell(struct al_sandbox *sb, const char *command,
 			sh->cwd = cwd;
 		}
 		done = 1;
+	}
+	if (al_sandbox_is_broken(sb)) {
+		/* Stopping the shell took down the whole sandbox: no result to trust. */
+		rc = -EPIPE;
+		snprintf(err, errlen,
+			 "the sandbox did not end the killed shell within %u ms and was destroyed",
+			 AL_SANDBOX_KILL_GRACE_MS);
+		goto done;
 	}
 	if ((rc = al_output_finish(&cap, &res->out)) < 0) {
 		snprintf(err, errlen, "out of memory");

@@ -424,8 +424,17 @@ static int ensure_sandbox(struct call *c, int *audit_down, char *err, size_t err
 	json_t *fields;
 	int rc;
 
-	if (ts->sb)
+	if (ts->sb && !al_sandbox_is_broken(ts->sb))
 		return 0;
+	if (ts->sb) {
+		/* Torn down by force after a wedged kill (sandbox.h): start afresh. */
+		pthread_mutex_lock(&ts->lock);
+		sb = ts->sb;
+		ts->sb = NULL;
+		pthread_mutex_unlock(&ts->lock);
+		al_sandbox_free(sb);
+		sb = NULL;
+	}
 	al_sandbox_policy_init(&p);
 	p.workspace = ts->workspace;
 	p.ro_paths = (const char *const *)cfg->ro_paths;

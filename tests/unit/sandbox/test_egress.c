@@ -4,7 +4,10 @@
  */
 #include "unit/sandbox/egress_fixture.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* The loopback upstream is reachable only through explicit rules. */
 static struct fx *fx_for_upstream(uint16_t port)
@@ -603,4 +606,37 @@ AL_TEST(egress_head_timeout)
 	AL_ASSERT_INT_EQ(fx->d[0].event, AL_EGRESS_DENIED);
 	AL_ASSERT_STR_EQ(fx->d[0].reason, "request head timeout");
 	fx_free(fx);
+}
+
+/* A dead pid: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t p = fork();
+	if (p == 0)
+		_exit(0);
+	waitpid(p, NULL, 0);
+	return p;
+}
+
+/* The startup sweep removes a killed owner's socket directory, never a live one's. */
+AL_TEST(egress_sweep_stale_removes_only_dead_owners)
+{
+	char dead[1024], live[1024], other[1024], sock[1100];
+	struct stat st;
+	int fd;
+
+	snprintf(dead, sizeof(dead), "%s/airlock-egress-%ld-abcdef", al_test_tmpdir(),
+		 (long)dead_pid());
+	AL_ASSERT_INT_EQ(mkdir(dead, 0700), 0);
+	snprintf(sock, sizeof(sock), "%s/egress.sock", dead);
+	AL_ASSERT((fd = open(sock, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)) >= 0);
+	close(fd);
+	AL_ASSERT_INT_EQ(al_egress_private_dir(al_test_tmpdir(), live, sizeof(live)), 0);
+	snprintf(other, sizeof(other), "%s/airlock-egress-%ld-ghijkl", al_test_tmpdir(),
+		 (long)getppid());
+	AL_ASSERT_INT_EQ(mkdir(other, 0700), 0);
+	AL_ASSERT_INT_EQ(al_egress_sweep_stale(al_test_tmpdir()), 1);
+	AL_ASSERT_INT_EQ(stat(dead, &st), -1);
+	AL_ASSERT_INT_EQ(stat(live, &st), 0);
+	AL_ASSERT_INT_EQ(stat(other, &st), 0);
 }

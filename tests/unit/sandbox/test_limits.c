@@ -146,3 +146,82 @@ AL_TEST(limits_cgroup_modes_leave_as_and_nproc_alone)
 	AL_ASSERT_INT_EQ(waitpid(c, &st, 0), c);
 	AL_ASSERT_INT_EQ(WEXITSTATUS(st), 0);
 }
+
+/* 1 when pid has ended (gone, or a zombie nobody reaped yet: orphans go to a subreaper). */
+static int ended(pid_t pid)
+{
+	char path[64], buf[512];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	char *r = strrchr(buf, ')');
+	return r && r[1] == ' ' && (r[2] == 'Z' || r[2] == 'X');
+}
+
+/*
+ * A creator killed before it removed its cgroup (simulated: it exits without
+ * al_limits_cgroup_free, a process still inside): the startup sweep kills
+ * what is left and removes the directories; the directories of a live
+ * creator (ours) stay.
+ */
+AL_TEST(limits_sweep_stale_removes_dead_creators_cgroups)
+{
+	struct al_limits l = {.pids = 8, .memory_mb = 64};
+	struct al_cgroup *mine = NULL;
+	enum al_limits_mode m;
+	char err[256] = "";
+	int p[2];
+	pid_t inside = -1, creator;
+
+	AL_ASSERT_INT_EQ(al_limits_cgroup_new(&l, &mine, &m, err, sizeof(err)), 0);
+	if (m == AL_LIMITS_RLIMIT)
+		return; /* no usable hierarchy here: nothing to leak */
+	AL_ASSERT_INT_EQ(pipe(p), 0);
+	creator = fork();
+	if (creator == 0) {
+		struct al_cgroup *cg = NULL;
+		enum al_limits_mode cm;
+		char e[256];
+		if (al_limits_cgroup_new(&l, &cg, &cm, e, sizeof(e)) < 0)
+			_exit(1);
+		pid_t k = fork();
+		if (k == 0) {
+			al_limits_cgroup_attach(cg, 0);
+			(void)!write(p[1], "x", 1);
+			pause();
+			_exit(0);
+		}
+		char b;
+		if (read(p[0], &b, 1) != 1)
+			_exit(2);
+		(void)!write(p[1], &k, sizeof(k));
+		_exit(0); /* no al_limits_cgroup_free: as if killed */
+	}
+	close(p[1]);
+	int st = 0;
+	AL_ASSERT_INT_EQ(waitpid(creator, &st, 0), creator);
+	AL_ASSERT_INT_EQ(st, 0);
+	AL_ASSERT_INT_EQ(read(p[0], &inside, sizeof(inside)), (long)sizeof(inside));
+	close(p[0]);
+	AL_ASSERT_INT_EQ(ended(inside), 0);
+	AL_ASSERT(al_limits_sweep_stale() >= 1);
+	for (int i = 0; i < 200 && !ended(inside); i++)
+		usleep(10000);
+	AL_ASSERT_INT_EQ(ended(inside), 1);
+	/* Ours (a live creator) is untouched: a child can still join it. */
+	al_limits_sweep_stale();
+	pid_t j = fork();
+	if (j == 0)
+		_exit(al_limits_cgroup_attach(mine, 0) == 0 ? 0 : 1);
+	AL_ASSERT_INT_EQ(waitpid(j, &st, 0), j);
+	AL_ASSERT_INT_EQ(st, 0);
+	al_limits_cgroup_free(mine);
+}

@@ -9,9 +9,11 @@
 
 #include "sandbox/sandbox.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,4 +132,96 @@ AL_TEST(sandbox_native_commands_while_another_thread_allocates)
 	}
 	hammer_stop = 1;
 	pthread_join(t, NULL);
+}
+
+/*
+ * Egress allowed: PID 1 forks the in-sandbox forwarder, which relays a
+ * connection only once it has its buffers. It used to malloc them after the
+ * clone; with one malloc arena for every thread (M_ARENA_MAX=1) a lock held
+ * by a hammering thread at clone time was copied held, and the first
+ * connection through the forwarder hung. Each command below goes through the
+ * forwarder to the host proxy (a denied CONNECT: an immediate answer, no
+ * network needed). alarm() bounds the test: a hang fails it, not the suite.
+ */
+struct eg {
+	long i;
+	int rc, timed_out;
+	char out[64], err[512];
+};
+
+static void *egress_one(void *arg)
+{
+	static const char *const env[] = {"PATH=/usr/bin:/bin", "HOME=/tmp"};
+	static const char *const allow[] = {"allowed.example.com"};
+	static const char *const argv[] = {"/bin/bash", "-c",
+					   "exec 3<>/dev/tcp/127.0.0.1/3128 && "
+					   "printf 'CONNECT denied.invalid:443 HTTP/1.1\\r\\nHost: "
+					   "denied.invalid:443\\r\\n\\r\\n' "
+					   ">&3 && head -c 8 <&3",
+					   NULL};
+	struct eg *m = arg;
+	struct al_sandbox_policy p;
+	struct al_sandbox *sb = NULL;
+	struct al_sandbox_result r;
+	char ws[512];
+
+	snprintf(ws, sizeof(ws), "%s/eg%ld", al_test_tmpdir(), m->i);
+	if (mkdir(ws, 0755) < 0 || (geteuid() == 0 && chown(ws, 65534, 65534) < 0)) {
+		m->rc = -1;
+		return NULL;
+	}
+	al_sandbox_policy_init(&p);
+	p.workspace = ws;
+	p.env = env;
+	p.n_env = 2;
+	p.egress_allow = allow;
+	p.n_egress = 1;
+	p.timeout_ms = 5000;
+	m->rc = al_sandbox_new(&al_sandbox_native_ops, &p, &sb, m->err, sizeof(m->err));
+	if (m->rc == 0) {
+		m->rc = al_sandbox_exec(sb, argv, NULL, &r, m->err, sizeof(m->err));
+		if (m->rc == 0) {
+			m->timed_out = r.timed_out;
+			snprintf(m->out, sizeof(m->out), "%s", r.out.head ? r.out.head : "");
+			if (r.timed_out == 0 && al_sandbox_result_status(&r) != 0)
+				snprintf(m->err, sizeof(m->err), "status %d: %s",
+					 al_sandbox_result_status(&r),
+					 r.err.head ? r.err.head : "");
+		}
+		al_sandbox_result_clear(&r);
+	}
+	al_sandbox_free(sb);
+	return NULL;
+}
+
+AL_TEST(sandbox_native_egress_forwarder_while_other_threads_allocate)
+{
+	enum { ROUNDS = 6, N = 3, H = 3 };
+	pthread_t t[N], h[H];
+	struct eg m[ROUNDS * N];
+
+	alarm(150);
+	mallopt(M_ARENA_MAX, 1);
+	chmod(al_test_tmpdir(), 0755);
+	hammer_stop = 0;
+	for (int i = 0; i < H; i++)
+		AL_ASSERT_INT_EQ(pthread_create(&h[i], NULL, hammer, NULL), 0);
+	for (int k = 0; k < ROUNDS; k++) {
+		for (int i = 0; i < N; i++) {
+			m[k * N + i] = (struct eg){.i = k * N + i};
+			AL_ASSERT_INT_EQ(pthread_create(&t[i], NULL, egress_one, &m[k * N + i]), 0);
+		}
+		for (int i = 0; i < N; i++) {
+			struct eg *e = &m[k * N + i];
+			pthread_join(t[i], NULL);
+			if (e->rc != 0 || e->timed_out || strncmp(e->out, "HTTP/1.", 7) != 0)
+				al_test_fail(__FILE__, __LINE__,
+					     "round %d sandbox %d: rc %d timed_out %d out '%s' %s",
+					     k, i, e->rc, e->timed_out, e->out, e->err);
+		}
+	}
+	hammer_stop = 1;
+	for (int i = 0; i < H; i++)
+		pthread_join(h[i], NULL);
+	alarm(0);
 }

@@ -8,6 +8,7 @@
 #include "audit/log.h"
 #include "audit/verify.h"
 #include "sandbox/sandbox.h"
+#include "unit/sandbox/procs.h"
 #include "worker/tools.h"
 
 #include <errno.h>
@@ -556,4 +557,45 @@ AL_TEST(tools_on_the_bwrap_backend)
 	EXPECT(ts, "bash", "{\"command\":\"cd d && echo b >> f.txt && cat f.txt\"}", 0, "a\nb");
 	EXPECT(ts, "bash", "{\"command\":\"basename $PWD; env | grep -c ANTHROPIC\"}", 1, "d\n0");
 	al_tool_session_close(ts);
+}
+
+/*
+ * A timed-out command whose runner never answers the kill (SIGSTOPped here):
+ * the call ends with an error within the grace period instead of blocking
+ * the worker thread, nothing of the old sandbox is left, and the next call
+ * runs in a new sandbox on the same workspace.
+ */
+AL_TEST(tools_bash_after_a_wedged_kill_gets_a_new_sandbox)
+{
+	struct runner a = {0};
+	pthread_t t;
+	pid_t runner = -1;
+	double t0;
+
+	alarm(60);
+	test_cfg();
+	cfg.timeout_ms = 800;
+	a.ts = open_session("sesn_wedged", NULL);
+	EXPECT(a.ts, "bash", "{\"command\":\"echo kept > f\"}", 0, "(no output)");
+	a.input = "{\"command\":\"sleep 1000.2468\"}";
+	t0 = al_sandbox_now_ms();
+	AL_ASSERT_INT_EQ(pthread_create(&t, NULL, run_thread, &a), 0);
+	for (int i = 0; i < 200 && runner < 0; i++) {
+		usleep(10000);
+		runner = find_runner("1000.2468");
+	}
+	AL_ASSERT(runner > 0);
+	AL_ASSERT_INT_EQ(kill(runner, SIGSTOP), 0);
+	pthread_join(t, NULL);
+	AL_ASSERT(al_sandbox_now_ms() - t0 < 800 + AL_SANDBOX_KILL_GRACE_MS + 3000);
+	AL_ASSERT_INT_EQ(a.rc, 0);
+	AL_ASSERT_INT_EQ(a.r.is_error, 1);
+	AL_ASSERT(strstr(text(&a.r), "destroyed") != NULL);
+	al_tool_result_clear(&a.r);
+	for (int i = 0; i < 300 && find_cmdline("1000.2468") > 0; i++)
+		usleep(10000);
+	AL_ASSERT_INT_EQ(find_cmdline("1000.2468"), -1);
+	EXPECT(a.ts, "bash", "{\"command\":\"cat f\"}", 0, "kept");
+	al_tool_session_close(a.ts);
+	alarm(0);
 }
