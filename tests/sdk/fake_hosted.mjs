@@ -44,6 +44,9 @@
 //                            destroys the socket without an answer; nothing
 //                            is stored; 'lost' stores the events and then
 //                            destroys the socket, so the answer is lost).
+//   lostUnstreamed: true     with 'lost', the stored result is not pushed to
+//                            open streams (a stream lagging behind history):
+//                            only a history read can find it.
 //   poll429: K, retryAfter: S  the first K polls get 429 with retry-after S.
 //   nullPolls: K             the first K polls return JSON null even when work
 //                            is queued.
@@ -193,10 +196,10 @@ export class FakeHosted {
 
 	// ---- the agent's side ----
 
-	emit(s, ev) {
+	emit(s, ev, live = true) {
 		const full = { id: rid('sevt'), processed_at: stamp(), ...ev };
 		s.events.push(full);
-		for (const st of this.streams) if (st.session === s.id) this.streamWrite(st, full);
+		if (live) for (const st of this.streams) if (st.session === s.id) this.streamWrite(st, full);
 		this.wake();
 		return full;
 	}
@@ -644,9 +647,10 @@ export class FakeHosted {
 			}
 		}
 		const stored = [];
+		const lost = results.length && this.faults.failResultStatus === 'lost' && this.counts.resultPosts <= (this.faults.failResultPosts ?? 0);
 		for (const e of evs) {
 			// Stored even when it repeats an answer: the tests count answers per call.
-			stored.push(this.emit(s, { ...e }));
+			stored.push(this.emit(s, { ...e }, !(lost && this.faults.lostUnstreamed)));
 			if (e.type === 'user.tool_result' && this.faults.stopAfterResults && this.results(s.id).length === this.faults.stopAfterResults) {
 				// An operator force-stops the item: the next heartbeat says so,
 				// and the worker's own stop then gets 409.
@@ -660,7 +664,7 @@ export class FakeHosted {
 				setTimeout(() => this.advance(s), 5);
 			}
 		}
-		if (results.length && this.faults.failResultStatus === 'lost' && this.counts.resultPosts <= (this.faults.failResultPosts ?? 0)) {
+		if (lost) {
 			// Stored, but the answer is lost on the way back: a retry must
 			// not answer the call a second time.
 			rec.failed = true;
