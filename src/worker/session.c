@@ -633,7 +633,7 @@ static void check_cb(const struct al_wc_resp *r, void *ud)
 	al_info(LOGC, "tool result not in history; posting it again work_id=%s tool_use_id=%s",
 		s->work_id, jb->id);
 	jb->unsure = 0;
-	post_result(s);
+	send_result(s); /* the stream may have shown it meanwhile; the lease may be gone */
 }
 
 static void check_history(struct al_wsess *s, const char *page)
