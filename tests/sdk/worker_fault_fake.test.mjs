@@ -234,6 +234,17 @@ test('result answers lost and the stored results not on the stream: found by rea
 	eq(answered.filter((l) => l.includes('"how":"confirmed_by_history"')).length, 2, 'audited as confirmed by history');
 });
 
+test('a lost answer that history does not show yet: the server refuses the second post, taken as answered', async (dir) => {
+	const { f, w } = await scenario(dir, { calls: calls4.slice(0, 2), faults: { failResultPosts: 1, failResultStatus: 'lost', lostHidden: true, refuseDuplicates: true } });
+	const posts = f.requests.filter((r) => r.method === 'POST' && r.body?.events?.some((e) => e.type === 'user.tool_result'));
+	eq(posts.map((p) => p.status).join(','), '-1,400,200', 'lost, refused as a duplicate, then the second call');
+	assert((w.log.match(/how=confirmed_by_server/g) || []).length === 1, 'confirmed by the server (log)');
+	const answered = readFileSync(w.audit, 'utf8').split('\n').filter((l) => l.includes('"event":"tool.answered"'));
+	eq(answered.length, 2, 'one tool.answered record per call');
+	eq(answered.filter((l) => l.includes('"how":"confirmed_by_server"')).length, 1, 'audited as confirmed by the server');
+	assert(!readFileSync(w.audit, 'utf8').includes('tool.answer_failed'), 'no answer_failed record');
+});
+
 test('null polls and a 429 with retry-after, then work', async (dir) => {
 	const { f } = await scenario(dir, { calls: [bash('a')], faults: { poll429: 1, retryAfter: 1, nullPolls: 2 } });
 	const polls = f.requestsTo(/\/poll$/);
