@@ -201,6 +201,100 @@ int al_event_validate(const json_t *ev, size_t index, char *err, size_t errlen)
 
 /* ---- send ---- */
 
+/* The answer key of a result event ("tool_use_id" or "custom_tool_use_id"), NULL otherwise. */
+static const char *answer_key(const char *type)
+{
+	if (type != NULL && strcmp(type, "user.tool_result") == 0)
+		return "tool_use_id";
+	if (type != NULL && strcmp(type, "user.custom_tool_result") == 0)
+		return "custom_tool_use_id";
+	return NULL;
+}
+
+/*
+ * 1 when the session already holds a `type` event answering call `id`, 0
+ * when not, or a negative errno. A call's id is the id of its
+ * agent.(custom_)tool_use event, so only the events after it are read (a
+ * handful); an id that is no event of this session (accepted, as before:
+ * the transcript ignores it) falls back to reading every result of the
+ * session.
+ */
+static int answered_in_store(al_store_tx *tx, const char *session_id, const char *type,
+			     const char *key, const char *id)
+{
+	struct al_event_query q = {0};
+	struct al_event call, *evs = NULL;
+	size_t n = 0;
+	int rc, found = 0;
+
+	memset(&call, 0, sizeof(call));
+	rc = al_store_event_get(tx, session_id, id, &call);
+	al_event_clear(&call);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	q.session_id = session_id;
+	q.type = type;
+	q.after_id = rc == 0 ? id : NULL;
+	if ((rc = al_store_event_list(tx, &q, &evs, &n, NULL)) < 0)
+		return rc;
+	for (size_t i = 0; i < n && !found; i++) {
+		json_t *e = json_loads(evs[i].body, 0, NULL);
+		const char *v = json_string_value(json_object_get(e, key));
+
+		if (e == NULL) {
+			rc = -EIO;
+			break;
+		}
+		found = v != NULL && strcmp(v, id) == 0;
+		json_decref(e);
+	}
+	al_event_array_free(evs, n);
+	return rc < 0 ? rc : found;
+}
+
+/*
+ * Exactly one answer per tool call: a result whose call already has one
+ * (stored, or earlier in the same send) is refused with 400
+ * invalid_request_error, error_code tool_use_already_answered, and nothing
+ * of the send is stored. Checked inside the append transaction, so of two
+ * concurrent posts of the same answer exactly one is stored. 400 rather
+ * than 409: the SDK's client retries 409 and its SessionToolRunner keeps
+ * retrying a 409 for the whole lease, while a 400 ends the send at once;
+ * a duplicate can never succeed later, so retrying it is pointless.
+ */
+static int check_answers(al_store_tx *tx, struct al_api_job *job)
+{
+	json_t *evs = json_object_get(job->in, "events"), *ev, *prev;
+	size_t i, k;
+	int rc;
+
+	json_array_foreach(evs, i, ev)
+	{
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const char *key = answer_key(type), *id;
+
+		if (key == NULL)
+			continue;
+		id = json_string_value(json_object_get(ev, key));
+		for (k = 0; k < i; k++) {
+			prev = json_array_get(evs, k);
+			if (answer_key(json_string_value(json_object_get(prev, "type"))) == key &&
+			    strcmp(json_string_value(json_object_get(prev, key)), id) == 0)
+				break;
+		}
+		if (k < i)
+			rc = 1;
+		else if ((rc = answered_in_store(tx, job->p[0], type, key, id)) < 0)
+			return rc;
+		if (rc == 1)
+			return al_api_job_fail_code(
+			    job, 400, "tool_use_already_answered",
+			    "events[%zu].%s: tool call %s has already been answered in session %s",
+			    i, key, id, job->p[0]);
+	}
+	return 0;
+}
+
 /*
  * Runs inside the bus's append transaction, on the session it has just
  * read: one store round trip per send instead of a check job then the
@@ -217,7 +311,7 @@ static int send_check_cb(al_store_tx *tx, const struct al_doc *d, void *ud)
 		return al_api_job_fail(job, 400, NULL, "session %s is archived", job->p[0]);
 	if (strcmp(d->state, "terminated") == 0)
 		return al_api_job_fail(job, 400, NULL, "session %s is terminated", job->p[0]);
-	return 0;
+	return check_answers(tx, job);
 }
 
 static void send_appended_cb(int rc, json_t *events, void *ud)

@@ -689,6 +689,8 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 		SET(CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
 	if (req->ca_file)
 		SET(CURLOPT_CAINFO, req->ca_file);
+	if (req->fresh_connect)
+		SET(CURLOPT_FRESH_CONNECT, 1L);
 	if (req->body != NULL || strcmp(method, "POST") == 0) {
 		/* COPYPOSTFIELDS copies, so the caller's body need not outlive us. */
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);

@@ -64,6 +64,16 @@ struct al_http_client_req {
 	size_t max_body_bytes;	     /* accumulated body cap; 0: 64 MiB */
 	al_http_data_cb on_data;     /* optional streaming callback, see above */
 	al_http_head_cb on_head;     /* optional, see above */
+	/*
+	 * 1: open a new connection for this request (CURLOPT_FRESH_CONNECT).
+	 * On a reused keep-alive connection that dies before any response
+	 * byte, libcurl silently sends the request again on a new one, even a
+	 * POST whose first copy the server may have received and acted on.
+	 * A request that is not idempotent sets this so it goes out once per
+	 * call, and the caller alone decides about a retry. Costs a connect
+	 * (and a TLS handshake) per request.
+	 */
+	int fresh_connect;
 };
 
 /*

@@ -139,7 +139,12 @@ int al_wc_events_list(struct al_wc *c, const char *session_id, const char *token
  * next_page, as PageCursor), or NULL when it was the last page. Borrowed.
  */
 const char *al_wc_next_page(const json_t *list_body);
-/* POST /v1/sessions/{id}/events  body {"events": events} (borrowed). */
+/*
+ * POST /v1/sessions/{id}/events  body {"events": events} (borrowed). Always
+ * on a fresh connection (CURLOPT_FRESH_CONNECT): libcurl would otherwise
+ * re-send it by itself when a reused connection dies before the response,
+ * answering a tool call twice behind the caller's back.
+ */
 int al_wc_events_send(struct al_wc *c, const char *session_id, const char *token,
 		      const json_t *events, al_wc_cb cb, void *ud, struct al_wc_call **out);
 /* GET /v1/sessions/{id}: the session object (status...). */

@@ -82,6 +82,7 @@ struct job {
 	json_t *event; /* parsed result_json */
 	unsigned attempt;
 	uint64_t send_start_ms;
+	int unsure; /* a failed post may have been stored: check history before the next */
 };
 
 struct qcall {
@@ -439,17 +440,68 @@ static void mark_answered(struct al_wsess *s, const char *id)
 }
 
 static void send_result(struct al_wsess *s);
+static void check_history(struct al_wsess *s, const char *page);
+static void post_result(struct al_wsess *s);
 
 static void send_timer_cb(uv_timer_t *t)
 {
 	send_result(t->data);
 }
 
+/*
+ * 1 when a failed post may have reached the server and been stored all the
+ * same: the connection died or timed out after the request may have left,
+ * or the server failed (5xx, 408) after it may have stored it. Refused
+ * connections, unresolvable names and TLS verification failures never
+ * delivered anything; -ENOMEM/-EINVAL are ours, before sending.
+ */
+static int post_unsure(const struct al_wc_resp *r)
+{
+	if (r->err < 0)
+		return r->err != -ECONNREFUSED && r->err != -EHOSTUNREACH && r->err != -EPROTO &&
+		       r->err != -ENOMEM && r->err != -EINVAL;
+	return r->status >= 500 || r->status == 408;
+}
+
+/* airlock's server refuses a second answer: 400, error_code tool_use_already_answered. */
+static int reply_already_answered(const struct al_wc_resp *r)
+{
+	const char *code = json_string_value(json_object_get(r->details, "error_code"));
+
+	return r->err == 0 && r->status == 400 && code != NULL &&
+	       strcmp(code, "tool_use_already_answered") == 0;
+}
+
+/*
+ * The call turned out to be answered already, most likely by a post of ours
+ * whose response was lost: record it and send nothing more. how says who
+ * told us (history, including its live tail on the stream, or the server).
+ */
+static void confirm_answered(struct al_wsess *s, const char *how)
+{
+	struct job *jb = s->cur;
+
+	mark_answered(s, jb->id);
+	al_info(LOGC,
+		"answered tool call work_id=%s session_id=%s tool_use_id=%s name=%s how=%s "
+		"result=%s is_error=%d attempts=%u",
+		s->work_id, s->session_id, jb->id, jb->name, how, how_name[jb->how], jb->is_error,
+		jb->attempt);
+	audit(s, "tool.answered", jb->is_error, jb->id,
+	      json_pack("{s:s, s:s, s:s, s:b, s:i, s:I, s:I}", "how", how, "result",
+			how_name[jb->how], "name", jb->name, "is_error", jb->is_error, "exit_code",
+			jb->exit_code, "duration_us", (json_int_t)jb->duration_us, "attempts",
+			(json_int_t)jb->attempt));
+	call_done(s);
+}
+
+/* A post (or history check) failed: retry after a backoff, or give up past the window. */
+static void send_retry(struct al_wsess *s, const struct al_wc_resp *r);
+
 static void send_cb(const struct al_wc_resp *r, void *ud)
 {
 	struct al_wsess *s = ud;
 	struct job *jb = s->cur;
-	uint64_t now = al_mono_ms(), window, wait;
 
 	if (r->err == 0 && r->status >= 200 && r->status < 300) {
 		mark_answered(s, jb->id);
@@ -466,6 +518,10 @@ static void send_cb(const struct al_wc_resp *r, void *ud)
 		call_done(s);
 		return;
 	}
+	if (reply_already_answered(r)) {
+		confirm_answered(s, "confirmed_by_server");
+		return;
+	}
 	if (r->err == 0 && al_wc_is_fatal_4xx(r->status)) {
 		al_error(LOGC, "tool result refused (%d %s); not retried work_id=%s tool_use_id=%s",
 			 r->status, r->error_type ? r->error_type : "", s->work_id, jb->id);
@@ -474,6 +530,16 @@ static void send_cb(const struct al_wc_resp *r, void *ud)
 		call_done(s);
 		return;
 	}
+	if (post_unsure(r))
+		jb->unsure = 1;
+	send_retry(s, r);
+}
+
+static void send_retry(struct al_wsess *s, const struct al_wc_resp *r)
+{
+	struct job *jb = s->cur;
+	uint64_t now = al_mono_ms(), window, wait;
+
 	window = s->ending && s->end == AL_WSESS_SHUTDOWN
 		     ? (uint64_t)s->ctx->cfg->shutdown_grace_s * 1000
 		     : SEND_WINDOW_MS;
@@ -504,8 +570,6 @@ static void send_cb(const struct al_wc_resp *r, void *ud)
 static void send_result(struct al_wsess *s)
 {
 	struct job *jb = s->cur;
-	json_t *events;
-	int rc;
 
 	if (s->lease_lost) {
 		al_warn(LOGC, "lease lost: result of tool_use_id=%s not posted work_id=%s", jb->id,
@@ -515,10 +579,92 @@ static void send_result(struct al_wsess *s)
 	}
 	if (set_has(s->answered, jb->id)) {
 		/* Answered meanwhile (by history or another worker): never twice. */
+		if (jb->attempt > 0) {
+			/* Most likely our own earlier post, seen on the stream. */
+			confirm_answered(s, "confirmed_by_history");
+			return;
+		}
 		mark_answered(s, jb->id);
 		call_done(s);
 		return;
 	}
+	if (jb->unsure) {
+		check_history(s, NULL);
+		return;
+	}
+	post_result(s);
+}
+
+/*
+ * The previous post may have been stored though its response was lost (and
+ * the hosted API may store a second copy): before posting again, read the
+ * session's history, every page, for an answer to this call. A page's
+ * answers of other calls are left to the stream and reconcile.
+ */
+static void check_cb(const struct al_wc_resp *r, void *ud)
+{
+	struct al_wsess *s = ud;
+	struct job *jb = s->cur;
+	const char *next;
+	json_t *ev;
+	size_t i;
+
+	if (r->err != 0 || r->status != 200 || !json_is_array(json_object_get(r->body, "data"))) {
+		al_warn(LOGC,
+			"history check before resending failed (status %d err %d) work_id=%s "
+			"tool_use_id=%s",
+			r->status, r->err, s->work_id, jb->id);
+		if (r->err == 0 && al_wc_is_fatal_4xx(r->status)) {
+			audit(
+			    s, "tool.answer_failed", 1, jb->id,
+			    json_pack("{s:s, s:i}", "how", how_name[jb->how], "status", r->status));
+			call_done(s);
+			return;
+		}
+		send_retry(s, r);
+		return;
+	}
+	json_array_foreach(json_object_get(r->body, "data"), i, ev)
+	{
+		const char *t = jstr(ev, "type"), *id = NULL;
+
+		if (t != NULL && strcmp(t, "user.tool_result") == 0)
+			id = jstr(ev, "tool_use_id");
+		else if (t != NULL && strcmp(t, "user.custom_tool_result") == 0)
+			id = jstr(ev, "custom_tool_use_id");
+		if (id != NULL && strcmp(id, jb->id) == 0) {
+			confirm_answered(s, "confirmed_by_history");
+			return;
+		}
+	}
+	if ((next = al_wc_next_page(r->body)) != NULL) {
+		check_history(s, next);
+		return;
+	}
+	al_info(LOGC, "tool result not in history; posting it again work_id=%s tool_use_id=%s",
+		s->work_id, jb->id);
+	jb->unsure = 0;
+	send_result(s); /* the stream may have shown it meanwhile; the lease may be gone */
+}
+
+static void check_history(struct al_wsess *s, const char *page)
+{
+	int rc = al_wc_events_list(s->ctx->client, s->session_id, s->token, HISTORY_PAGE, page,
+				   check_cb, s, NULL);
+
+	if (rc < 0) {
+		struct al_wc_resp r = {.err = rc, .retry_after_ms = -1};
+
+		send_retry(s, &r);
+	}
+}
+
+static void post_result(struct al_wsess *s)
+{
+	struct job *jb = s->cur;
+	json_t *events;
+	int rc;
+
 	jb->attempt++;
 	events = json_pack("[O]", jb->event);
 	rc = events ? al_wc_events_send(s->ctx->client, s->session_id, s->token, events, send_cb, s,

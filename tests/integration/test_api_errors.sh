@@ -94,6 +94,19 @@ expect 400 invalid_request_error
 api GET "/v1/sessions/$SESS/events?limit=abc"
 expect 400 invalid_request_error
 
+# ---- a tool call is answered once: a second answer is refused, not stored ----
+api POST /v1/sessions "{\"agent\":\"$AGENT\",\"environment_id\":\"$ENV\"}"
+SESS4=$(jq_ "j['id']")
+R='{"events":[{"type":"user.tool_result","tool_use_id":"sevt_call1","content":[{"type":"text","text":"r"}]}]}'
+api POST /v1/sessions/$SESS4/events "$R"
+expect 200
+api POST /v1/sessions/$SESS4/events "$R"
+expect 400 invalid_request_error
+eq "$(jq_ "j['error']['details']['error_code']")" tool_use_already_answered "duplicate answer error_code"
+jq_ "j['error']['message']" | grep -q "events\[0\].tool_use_id" || fail "message names the field"
+api GET "/v1/sessions/$SESS4/events?types[]=user.tool_result" "" -g
+eq "$(jq_ "len(j['data'])")" 1 "the second answer was not stored"
+
 # ---- environment keys: scope ----
 api POST /v1/environments '{"name":"other"}'
 ENV2=$(jq_ "j['id']")

@@ -51,6 +51,17 @@
 //                            destroys the socket without an answer; nothing
 //                            is stored; 'lost' stores the events and then
 //                            destroys the socket, so the answer is lost).
+//   lostUnstreamed: true     with 'lost', the stored result is not pushed to
+//                            open streams (a stream lagging behind history):
+//                            only a history read can find it.
+//   lostHidden: true         with 'lost', the stored result is in neither the
+//                            stream nor history lists (reads lagging behind
+//                            the store): only the server's refusal below
+//                            can tell the worker.
+//   refuseDuplicates: true   a user.tool_result for a call already answered
+//                            gets 400 invalid_request_error, error_code
+//                            tool_use_already_answered, and is not stored
+//                            (what airlock's control plane does).
 //   poll429: K, retryAfter: S  the first K polls get 429 with retry-after S.
 //   nullPolls: K             the first K polls return JSON null even when work
 //                            is queued.
@@ -203,10 +214,10 @@ export class FakeHosted {
 
 	// ---- the agent's side ----
 
-	emit(s, ev) {
+	emit(s, ev, live = true) {
 		const full = { id: rid('sevt'), processed_at: stamp(), ...ev };
 		s.events.push(full);
-		for (const st of this.streams) if (st.session === s.id) this.streamWrite(st, full);
+		if (live) for (const st of this.streams) if (st.session === s.id) this.streamWrite(st, full);
 		this.wake();
 		return full;
 	}
@@ -590,7 +601,7 @@ export class FakeHosted {
 	list(res, url, s, rec) {
 		const limit = Math.max(1, Math.min(Number(url.searchParams.get('limit') ?? 20) || 20, 1000, this.pageSize));
 		const order = url.searchParams.get('order') ?? 'asc';
-		let evs = s.events.slice();
+		let evs = s.events.filter((e) => !this.hidden?.has(e.id));
 		if (this.faults.duplicateEvents) evs = evs.flatMap((e) => [e, e]);
 		if (order === 'desc') evs.reverse();
 		const start = url.searchParams.has('page') ? Number(Buffer.from(url.searchParams.get('page'), 'base64url').toString()) : 0;
@@ -649,7 +660,9 @@ export class FakeHosted {
 				return this.fail(res, rec, f.failResultStatus, 'scripted transient failure');
 			}
 		}
-		for (const e of evs) {
+		for (const [i, e] of evs.entries()) {
+			if (e?.type === 'user.tool_result' && this.faults.refuseDuplicates && this.results(s.id).some((r) => r.tool_use_id === e.tool_use_id))
+				return this.fail(res, rec, 400, `events[${i}].tool_use_id: tool call ${e.tool_use_id} has already been answered`, { error_code: 'tool_use_already_answered' });
 			if (e?.type === 'user.tool_result') {
 				if (typeof e.tool_use_id !== 'string' || !s.events.some((x) => x.type === 'agent.tool_use' && x.id === e.tool_use_id))
 					return this.fail(res, rec, 400, `tool_use_id: no agent.tool_use ${e.tool_use_id} in this session`);
@@ -659,9 +672,11 @@ export class FakeHosted {
 			}
 		}
 		const stored = [];
+		const lost = results.length && this.faults.failResultStatus === 'lost' && this.counts.resultPosts <= (this.faults.failResultPosts ?? 0);
 		for (const e of evs) {
 			// Stored even when it repeats an answer: the tests count answers per call.
-			stored.push(this.emit(s, { ...e }));
+			stored.push(this.emit(s, { ...e }, !(lost && (this.faults.lostUnstreamed || this.faults.lostHidden))));
+			if (lost && this.faults.lostHidden) (this.hidden ??= new Set()).add(stored.at(-1).id);
 			if (e.type === 'user.tool_result' && this.faults.stopAfterResults && this.results(s.id).length === this.faults.stopAfterResults) {
 				// An operator force-stops the item: the next heartbeat says so,
 				// and the worker's own stop then gets 409.
@@ -681,7 +696,7 @@ export class FakeHosted {
 				setTimeout(() => this.advance(s), 5);
 			}
 		}
-		if (results.length && this.faults.failResultStatus === 'lost' && this.counts.resultPosts <= (this.faults.failResultPosts ?? 0)) {
+		if (lost) {
 			// Stored, but the answer is lost on the way back: a retry must
 			// not answer the call a second time.
 			rec.failed = true;

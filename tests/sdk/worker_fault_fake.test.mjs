@@ -8,7 +8,7 @@
 //     the session's workspace) and, when answered with its output, exactly once;
 //   - the worker's audit chain verifies (`airlock audit verify`);
 //   - neither the environment key nor a sessions token in its output.
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeHosted } from './fake_hosted.mjs';
@@ -230,6 +230,44 @@ test('result posts fail transiently (503, then 500) and are retried, answered on
 test('result posts fail with a connection reset and are retried, answered once', async (dir) => {
 	const { f } = await scenario(dir, { calls: calls4.slice(0, 2), faults: { failResultPosts: 2, failResultStatus: 'reset' } });
 	eq(f.requests.filter((r) => r.failed).length, 2, 'two result posts reset');
+});
+
+// 'lost': the fake stores the result, then destroys the socket before any
+// byte of the response, the case where a blind retry (ours, or libcurl's
+// silent re-send on a reused connection) answers the call twice.
+test('result posts are stored but their answers lost: confirmed from history, never posted twice', async (dir) => {
+	const { f, w } = await scenario(dir, { calls: calls4, faults: { failResultPosts: 3, failResultStatus: 'lost' } });
+	eq(f.requests.filter((r) => r.failed).length, 3, 'three result posts stored, their answers lost');
+	const posts = f.requests.filter((r) => r.method === 'POST' && r.body?.events?.some((e) => e.type === 'user.tool_result'));
+	eq(posts.length, 4, `one post per call, none repeated (${posts.length})`);
+	// OCSF records: our fields sit in a nested object; match them in the text.
+	const answered = readFileSync(w.audit, 'utf8').split('\n').filter((l) => l.includes('"event":"tool.answered"'));
+	eq(answered.length, 4, 'one tool.answered record per call');
+	eq(answered.filter((l) => l.includes('"how":"confirmed_by_history"')).length, 3, 'the three lost answers are audited as confirmed by history');
+});
+
+test('result answers lost and the stored results not on the stream: found by reading history, never posted twice', async (dir) => {
+	const { f, w } = await scenario(dir, { calls: calls4.slice(0, 2), faults: { failResultPosts: 2, failResultStatus: 'lost', lostUnstreamed: true } });
+	eq(f.requests.filter((r) => r.failed).length, 2, 'two result posts stored, their answers lost');
+	const posts = f.requests.filter((r) => r.method === 'POST' && r.body?.events?.some((e) => e.type === 'user.tool_result'));
+	eq(posts.length, 2, `one post per call, none repeated (${posts.length})`);
+	assert((w.log.match(/how=confirmed_by_history/g) || []).length === 2, 'both confirmed by history (log)');
+	const lost = new Set(posts.map((p) => p.t));
+	const lists = f.requestsTo(/\/events$/).filter((r) => r.method === 'GET' && [...lost].some((t) => r.t > t));
+	assert(lists.length >= 2, `history was read after the lost posts (${lists.length} lists)`);
+	const answered = readFileSync(w.audit, 'utf8').split('\n').filter((l) => l.includes('"event":"tool.answered"'));
+	eq(answered.filter((l) => l.includes('"how":"confirmed_by_history"')).length, 2, 'audited as confirmed by history');
+});
+
+test('a lost answer that history does not show yet: the server refuses the second post, taken as answered', async (dir) => {
+	const { f, w } = await scenario(dir, { calls: calls4.slice(0, 2), faults: { failResultPosts: 1, failResultStatus: 'lost', lostHidden: true, refuseDuplicates: true } });
+	const posts = f.requests.filter((r) => r.method === 'POST' && r.body?.events?.some((e) => e.type === 'user.tool_result'));
+	eq(posts.map((p) => p.status).join(','), '-1,400,200', 'lost, refused as a duplicate, then the second call');
+	assert((w.log.match(/how=confirmed_by_server/g) || []).length === 1, 'confirmed by the server (log)');
+	const answered = readFileSync(w.audit, 'utf8').split('\n').filter((l) => l.includes('"event":"tool.answered"'));
+	eq(answered.length, 2, 'one tool.answered record per call');
+	eq(answered.filter((l) => l.includes('"how":"confirmed_by_server"')).length, 1, 'audited as confirmed by the server');
+	assert(!readFileSync(w.audit, 'utf8').includes('tool.answer_failed'), 'no answer_failed record');
 });
 
 test('null polls and a 429 with retry-after, then work', async (dir) => {
