@@ -47,6 +47,11 @@
 #define SEND_WINDOW_MS	   (10u * 60u * 1000u)
 #define HISTORY_PAGE	   1000u
 /*
+ * The most history events held at once: a control plane that hands out
+ * next_page cursors forever must not grow the worker without bound.
+ */
+#define HISTORY_MAX (1000u * 1000u)
+/*
  * A stream that received nothing (not even a `: ping`) for this long is taken
  * for dead (a proxy that silently dropped it) and reopened. airlock's server
  * pings every 15 s; checked on each heartbeat.
@@ -715,11 +720,19 @@ static void apply_verdict(struct al_wsess *s, json_t *ev, const char *verdict)
 static void route(struct al_wsess *s, json_t *ev)
 {
 	const char *id = jstr(ev, "id"), *name = jstr(ev, "name");
-	const char *perm = jstr(ev, "evaluated_permission");
+	json_t *pv = json_object_get(ev, "evaluated_permission");
+	const char *perm = json_string_value(pv);
 	const char *verdict;
 
 	if (id == NULL || name == NULL)
 		return;
+	/*
+	 * Fail closed as the SDK does (only an absent permission or "allow" runs
+	 * unconfirmed): a present value that is not a string (null, a number)
+	 * is held like an unrecognised one, never taken for absent.
+	 */
+	if (pv != NULL && perm == NULL)
+		perm = "";
 	if (!al_tool_is_owned(name)) {
 		al_debug(LOGC,
 			 "tool %s not owned by this worker; left for its owner tool_use_id=%s",
@@ -924,6 +937,13 @@ static void list_cb(const struct al_wc_resp *r, void *ud)
 	data = json_object_get(r->body, "data");
 	if (json_is_array(data))
 		json_array_extend(s->hist, data);
+	if (json_array_size(s->hist) > HISTORY_MAX) {
+		al_error(LOGC, "history longer than %u events; giving up work_id=%s session_id=%s",
+			 HISTORY_MAX, s->work_id, s->session_id);
+		json_array_clear(s->hist);
+		finish(s, AL_WSESS_FAILED, "history too long");
+		return;
+	}
 	next = al_wc_next_page(r->body);
 	if (next != NULL && json_array_size(data) > 0) {
 		if ((page = al_strdup(next)) == NULL || (rc = list_page(s, page)) < 0) {
@@ -1470,7 +1490,14 @@ int al_wsess_start(struct al_wctx *ctx, const json_t *work, const struct al_wses
 	    (s->held = json_object()) == NULL || (s->queued = json_object()) == NULL ||
 	    (s->stream_buf = json_array()) == NULL || (s->hist = json_array()) == NULL)
 		goto fail;
-	if (s->type != NULL && strcmp(s->type, "session") == 0 && s->session_id == NULL) {
+	/*
+	 * No type (or not a string): not a session, handled as the SDK does any
+	 * non-session item (one beat, then stopped); left NULL it would beat on
+	 * forever and hold a slot.
+	 */
+	if (s->type == NULL && (s->type = al_strdup("")) == NULL)
+		goto fail;
+	if (strcmp(s->type, "session") == 0 && s->session_id == NULL) {
 		rc = -EINVAL;
 		goto fail;
 	}
