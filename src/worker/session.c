@@ -627,8 +627,12 @@ static void pump(struct al_wsess *s)
 		    (jb->input = input ? json_deep_copy(input) : json_object()) == NULL) {
 			al_error(LOGC, "out of memory queueing tool_use_id=%s", id);
 			job_free(jb);
-			/* Unjournalled: a later reconcile sees it unanswered and retries. */
+			/*
+			 * Unjournalled: a later reconcile sees it unanswered and retries
+			 * (forgotten as an event too, or the reconcile would skip it).
+			 */
 			json_object_del(s->seen, id);
+			json_object_del(s->evseen, id);
 			json_decref(q->ev);
 			al_free(q);
 			continue;
