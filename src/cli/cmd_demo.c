@@ -1221,8 +1221,10 @@ static int create_resources(struct demo *d, char **env_key)
 			"enabled", 1, "permission_policy", "type", "always_allow", "name", "read",
 			"enabled", 1, "permission_policy", "type", "always_allow", "name", "write",
 			"enabled", 1, "permission_policy", "type", "always_allow");
-	if (req == NULL)
-		return -ENOMEM;
+	if (req == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	rc = api_call(d, "POST", "/v1/agents", req, &reply, "creating the agent");
 	json_decref(req);
 	if (rc < 0 || (rc = take_id(d, reply, d->agent_id, sizeof(d->agent_id), "agent")) < 0)
@@ -1231,8 +1233,10 @@ static int create_resources(struct demo *d, char **env_key)
 	reply = NULL;
 
 	req = json_pack("{s:s, s:{s:s}}", "name", "airlock-demo", "config", "type", "self_hosted");
-	if (req == NULL)
-		return -ENOMEM;
+	if (req == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	rc = api_call(d, "POST", "/v1/environments", req, &reply, "creating the environment");
 	json_decref(req);
 	if (rc < 0 || (rc = take_id(d, reply, d->env_id, sizeof(d->env_id), "environment")) < 0)
@@ -1242,8 +1246,10 @@ static int create_resources(struct demo *d, char **env_key)
 
 	snprintf(path, sizeof(path), "/v1/environments/%s/keys", d->env_id);
 	req = json_pack("{s:s}", "name", "airlock-demo worker");
-	if (req == NULL)
-		return -ENOMEM;
+	if (req == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	rc = api_call(d, "POST", path, req, &reply, "creating the environment key");
 	json_decref(req);
 	if (rc < 0)
@@ -1260,8 +1266,10 @@ static int create_resources(struct demo *d, char **env_key)
 	reply = NULL;
 
 	req = json_pack("{s:s, s:s}", "agent", d->agent_id, "environment_id", d->env_id);
-	if (req == NULL)
-		return -ENOMEM;
+	if (req == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	rc = api_call(d, "POST", "/v1/sessions", req, &reply, "creating the session");
 	json_decref(req);
 	if (rc < 0 || (rc = take_id(d, reply, d->session_id, sizeof(d->session_id), "session")) < 0)
