@@ -607,7 +607,7 @@ done:
 	/* The key-creation reply carries a secret. */
 	al_buf_wipe(&resp);
 	al_buf_free(&resp);
-	free(payload);
+	al_free(payload); /* jansson allocates through al_malloc */
 	curl_slist_free_all(hdrs);
 	if (c)
 		curl_easy_cleanup(c);
@@ -773,7 +773,7 @@ static void render_tool_use(struct demo *d, json_t *ev)
 		char *s = json_dumps(in, JSON_COMPACT);
 		out(d, "tool", "%s %.100s%s", name, s ? s : "{}",
 		    s && strlen(s) > 100 ? "..." : "");
-		free(s);
+		al_free(s);
 	}
 }
 
