@@ -1587,6 +1587,8 @@ int al_cmd_demo(int argc, char **argv)
 	sigaction(SIGTERM, &sa, &old_term);
 	sigaction(SIGHUP, &sa, &old_hup);
 
+	/* rc is 0 here (the run directory was made): a failure below must not exit 0. */
+	rc = -ENOMEM;
 	d.seen = json_object();
 	d.tools = json_object();
 	if (d.seen == NULL || d.tools == NULL)
