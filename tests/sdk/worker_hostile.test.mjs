@@ -9,9 +9,7 @@ import { createServer } from 'node:http';
 import { mkdtempSync, chmodSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { BIN, assert, assertEq } from './harness.mjs';
-import { until } from './procs.mjs';
+import { Worker, assert, assertNoSecret, eq, until } from './worker_lib.mjs';
 
 const secret = (tok) => Buffer.from(JSON.stringify({ sessions_token: tok })).toString('base64url');
 const write = (id, file, perm) => ({
@@ -80,32 +78,26 @@ const queue = [
 await new Promise((r) => srv.listen(0, '127.0.0.1', r));
 const dir = mkdtempSync(join(tmpdir(), 'al-hostile-'));
 chmodSync(dir, 0o711);
-const w = spawn(BIN, ['worker', 'poll', '--base-url', `http://127.0.0.1:${srv.address().port}`, '--environment', 'env_1', '--workdir', join(dir, 'w')], {
-	env: { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: 'ekey_test', ANTHROPIC_BASE_URL: '' },
-	stdio: ['ignore', 'pipe', 'pipe'],
-});
-let out = '';
-w.stdout.on('data', (d) => (out += d));
-w.stderr.on('data', (d) => (out += d));
-const exited = new Promise((r) => w.on('exit', (code, sig) => r(sig ?? code)));
+const w = new Worker({ dir, baseURL: `http://127.0.0.1:${srv.address().port}`, environmentId: 'env_1', environmentKey: 'ekey_test', args: ['--max-idle', '60'] });
 try {
-	await until(() => stopped.some((p) => p.endsWith('/work_nt/stop')), 'the item without a type is stopped');
-	await until(() => posted.some((e) => e.tool_use_id === 'sevt_ok'), 'the well-formed call is answered', 20000);
-	const ws = join(dir, 'w', 'sesn_h');
-	assertEq(readFileSync(join(ws, 'ok.txt'), 'utf8'), 'x', 'the allowed call ran');
+	w.start();
+	await w.alive(until(() => stopped.some((p) => p.endsWith('/work_nt/stop')), 'the item without a type is stopped'));
+	await w.alive(until(() => posted.some((e) => e.tool_use_id === 'sevt_ok'), 'the well-formed call is answered', 20000));
+	const ws = w.workspace('sesn_h');
+	eq(readFileSync(join(ws, 'ok.txt'), 'utf8'), 'x', 'the allowed call ran');
 	for (const f of ['id_num.txt', 'perm_num.txt', 'perm_null.txt', 'perm_obj.txt', 'perm_odd.txt'])
 		assert(!existsSync(join(ws, f)), `${f} was not written: a call without "allow" is held`);
 	const ids = posted.map((e) => e.tool_use_id).sort();
-	assertEq(ids.join(','), 'sevt_fp,sevt_in,sevt_ok,sevt_vr', 'answered exactly the ungated calls');
-	for (const e of posted.filter((e) => e.tool_use_id !== 'sevt_ok')) assertEq(e.is_error, true, `${e.tool_use_id} is an error result`);
-	w.kill('SIGTERM');
-	assertEq(await exited, 0, 'worker exit status (no crash)');
-	assert(!out.includes('tok_h') && !out.includes('ekey_test'), 'no credential in the log');
+	eq(ids.join(','), 'sevt_fp,sevt_in,sevt_ok,sevt_vr', 'answered exactly the ungated calls');
+	for (const e of posted.filter((e) => e.tool_use_id !== 'sevt_ok')) eq(e.is_error, true, `${e.tool_use_id} is an error result`);
+	eq(JSON.stringify(await w.stop()), JSON.stringify({ code: 0, signal: null }), 'worker exit status (no crash)');
+	w.assertClean();
+	assertNoSecret(w.log, ['tok_h', 'tok_nt', 'ekey_test'], 'the worker log');
 } catch (e) {
-	console.error(out);
+	console.error(w.logs());
 	throw e;
 } finally {
-	w.kill('SIGKILL');
+	await w.kill('SIGKILL');
 	srv.closeAllConnections?.();
 	srv.close();
 	rmSync(dir, { recursive: true, force: true });
