@@ -146,6 +146,13 @@ struct al_wsess {
 	 */
 	uv_timer_t hb_timer, stream_timer, idle_timer, send_timer, grace_timer, ev_timer;
 	int need_list;
+	/*
+	 * The history page being read: its cursor (owned; NULL: the first) and
+	 * the limit asked for, cut down when a page is more than the client
+	 * takes (events echo tool results) and kept for the session.
+	 */
+	char *hist_page;
+	unsigned hist_limit;
 	int timers_open;
 
 	/* end */
@@ -905,10 +912,19 @@ static void reconcile_apply(struct al_wsess *s)
 
 static void list_cb(const struct al_wc_resp *r, void *ud);
 
+/* Asks for the page at cursor `page` (copied; NULL: the first). */
 static int list_page(struct al_wsess *s, const char *page)
 {
-	return al_wc_events_list(s->ctx->client, s->session_id, s->token, HISTORY_PAGE, page,
-				 list_cb, s, &s->list_call);
+	char *dup = NULL;
+
+	if (page != NULL && (dup = al_strdup(page)) == NULL)
+		return -ENOMEM;
+	al_free(s->hist_page);
+	s->hist_page = dup;
+	if (s->hist_limit == 0)
+		s->hist_limit = HISTORY_PAGE;
+	return al_wc_events_list(s->ctx->client, s->session_id, s->token, s->hist_limit,
+				 s->hist_page, list_cb, s, &s->list_call);
 }
 
 static void stream_retry(struct al_wsess *s, const char *why);
@@ -918,10 +934,27 @@ static void list_cb(const struct al_wc_resp *r, void *ud)
 	struct al_wsess *s = ud;
 	json_t *data;
 	const char *next;
-	char *page = NULL;
-	int rc;
 
 	s->list_call = NULL;
+	if (r->err == -EFBIG) {
+		/*
+		 * The page is larger than a response may be (a few hundred large
+		 * tool results): ask for the same page with fewer events, or the
+		 * history could never be read and no call would ever run.
+		 */
+		if (s->hist_limit <= 1) {
+			al_error(LOGC, "a history event exceeds the response limit work_id=%s",
+				 s->work_id);
+			finish(s, AL_WSESS_FAILED, "history event too large");
+			return;
+		}
+		s->hist_limit = s->hist_limit / 4 > 0 ? s->hist_limit / 4 : 1;
+		al_warn(LOGC, "history page too large; asking for %u events work_id=%s",
+			s->hist_limit, s->work_id);
+		if (list_page(s, s->hist_page) < 0)
+			stream_retry(s, "history list failed");
+		return;
+	}
 	if (r->err != 0 || r->status != 200 || !json_is_object(r->body)) {
 		if (r->err == 0 && al_wc_is_fatal_4xx(r->status)) {
 			al_error(LOGC, "history refused (%d %s) work_id=%s session_id=%s",
@@ -950,12 +983,8 @@ static void list_cb(const struct al_wc_resp *r, void *ud)
 	}
 	next = al_wc_next_page(r->body);
 	if (next != NULL && json_array_size(data) > 0) {
-		if ((page = al_strdup(next)) == NULL || (rc = list_page(s, page)) < 0) {
-			al_free(page);
+		if (list_page(s, next) < 0)
 			stream_retry(s, "history list failed");
-			return;
-		}
-		al_free(page);
 		return;
 	}
 	reconcile_apply(s);
@@ -1596,6 +1625,7 @@ void al_wsess_free(struct al_wsess *s)
 	al_free(s->type);
 	al_free_secret_str(s->token);
 	al_free(s->last_hb);
+	al_free(s->hist_page);
 	json_decref(s->hist);
 	json_decref(s->stream_buf);
 	json_decref(s->evseen);

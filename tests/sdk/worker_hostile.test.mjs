@@ -37,6 +37,13 @@ const events = [
 	write('sevt_ok', 'ok.txt', 'allow'),
 ];
 
+// A history larger than one response may be (32 MiB): twelve 3 MiB
+// messages and then a call. The worker must read it in smaller pages.
+const big = [];
+for (let i = 0; i < 12; i++) big.push({ id: `sevt_big${i}`, type: 'user.message', content: [{ type: 'text', text: 'y'.repeat(3 << 20) }] });
+big.push(write('sevt_big_use', 'big.txt', 'allow'));
+const limits = [];
+
 const posted = [];
 const srv = createServer((req, res) => {
 	let b = '';
@@ -61,6 +68,23 @@ const srv = createServer((req, res) => {
 			return; // held open
 		}
 		if (u.pathname === '/v1/sessions/sesn_h/events' && req.method === 'GET') return send(200, { data: 'not a list', next_page: 5 });
+		if (u.pathname === '/v1/sessions/sesn_big/events/stream') {
+			res.writeHead(200, { 'content-type': 'text/event-stream' });
+			res.write(': ping\n\n'); // the head goes out with it
+			return; // held open
+		}
+		if (u.pathname === '/v1/sessions/sesn_big/events' && req.method === 'GET') {
+			const limit = Number(u.searchParams.get('limit') ?? 1000);
+			const from = Number(u.searchParams.get('page') ?? 0);
+			limits.push(limit);
+			const data = big.slice(from, from + limit);
+			return send(200, { data, next_page: from + limit < big.length ? String(from + limit) : null });
+		}
+		if (u.pathname === '/v1/sessions/sesn_big/events' && req.method === 'POST') {
+			posted.push(JSON.parse(b).events[0]);
+			return send(200, { data: [] });
+		}
+		if (u.pathname === '/v1/sessions/sesn_big') return send(200, { id: 'sesn_big', type: 'session', status: 'running' });
 		if (u.pathname === '/v1/sessions/sesn_h/events' && req.method === 'POST') {
 			const ev = JSON.parse(b).events[0];
 			posted.push(ev);
@@ -74,6 +98,7 @@ const stopped = [];
 const queue = [
 	{ id: 'work_nt', type: 'work', environment_id: 'env_1', data: { id: 'x', type: 5 }, state: 'queued', secret: secret('tok_nt') },
 	{ id: 'work_h', type: 'work', environment_id: 'env_1', data: { type: 'session', id: 'sesn_h' }, state: 'queued', secret: secret('tok_h') },
+	{ id: 'work_big', type: 'work', environment_id: 'env_1', data: { type: 'session', id: 'sesn_big' }, state: 'queued', secret: secret('tok_big') },
 ];
 await new Promise((r) => srv.listen(0, '127.0.0.1', r));
 const dir = mkdtempSync(join(tmpdir(), 'al-hostile-'));
@@ -87,12 +112,15 @@ try {
 	eq(readFileSync(join(ws, 'ok.txt'), 'utf8'), 'x', 'the allowed call ran');
 	for (const f of ['id_num.txt', 'perm_num.txt', 'perm_null.txt', 'perm_obj.txt', 'perm_odd.txt'])
 		assert(!existsSync(join(ws, f)), `${f} was not written: a call without "allow" is held`);
-	const ids = posted.map((e) => e.tool_use_id).sort();
+	await w.alive(until(() => posted.some((e) => e.tool_use_id === 'sevt_big_use'), 'the call after a 36 MiB history is answered', 30000));
+	assert(limits[0] === 1000 && limits.some((l) => l < 12), `smaller pages asked for after a page too large (${limits})`);
+	assert(w.log.includes('history page too large'), 'logged');
+	const ids = posted.map((e) => e.tool_use_id).filter((id) => id !== 'sevt_big_use').sort();
 	eq(ids.join(','), 'sevt_fp,sevt_in,sevt_ok,sevt_vr', 'answered exactly the ungated calls');
-	for (const e of posted.filter((e) => e.tool_use_id !== 'sevt_ok')) eq(e.is_error, true, `${e.tool_use_id} is an error result`);
+	for (const e of posted.filter((e) => e.tool_use_id !== 'sevt_ok' && e.tool_use_id !== 'sevt_big_use')) eq(e.is_error, true, `${e.tool_use_id} is an error result`);
 	eq(JSON.stringify(await w.stop()), JSON.stringify({ code: 0, signal: null }), 'worker exit status (no crash)');
 	w.assertClean();
-	assertNoSecret(w.log, ['tok_h', 'tok_nt', 'ekey_test'], 'the worker log');
+	assertNoSecret(w.log, ['tok_h', 'tok_nt', 'tok_big', 'ekey_test'], 'the worker log');
 } catch (e) {
 	console.error(w.logs());
 	throw e;
@@ -102,4 +130,4 @@ try {
 	srv.close();
 	rmSync(dir, { recursive: true, force: true });
 }
-console.log('ok hostile events: no crash, nothing ungated runs, the good call is answered');
+console.log('ok hostile events: no crash, nothing ungated runs, the good call is answered; a history over 32 MiB is read in smaller pages');
