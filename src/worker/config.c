@@ -867,8 +867,8 @@ static int dir_ready(char **p, mode_t mode, const char *what, char *err, size_t 
 	 */
 	if ((mode & 077) == 0 && (st.st_mode & 077) != 0) {
 		if (st.st_uid == geteuid() ? chmod(real, mode) < 0 : (st.st_mode & 022) != 0) {
-			set_err(err, errlen, "%s %.200s: mode %03o is open to group or others", what,
-				*p, (unsigned)(st.st_mode & 0777));
+			set_err(err, errlen, "%s %.200s: mode %03o is open to group or others",
+				what, *p, (unsigned)(st.st_mode & 0777));
 			return -EPERM;
 		}
 	}
