@@ -607,4 +607,3 @@ AL_TEST(tools_file_calls_survive_each_allocation_failure)
 	EXPECT(ts, "read", "{\"file_path\":\"d/a.txt\"}", 0, "1\ntwo\n");
 	al_tool_session_close(ts);
 }
-
