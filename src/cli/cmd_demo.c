@@ -607,7 +607,7 @@ done:
 	/* The key-creation reply carries a secret. */
 	al_buf_wipe(&resp);
 	al_buf_free(&resp);
-	free(payload);
+	al_free(payload); /* jansson allocates through al_malloc */
 	curl_slist_free_all(hdrs);
 	if (c)
 		curl_easy_cleanup(c);
@@ -773,7 +773,7 @@ static void render_tool_use(struct demo *d, json_t *ev)
 		char *s = json_dumps(in, JSON_COMPACT);
 		out(d, "tool", "%s %.100s%s", name, s ? s : "{}",
 		    s && strlen(s) > 100 ? "..." : "");
-		free(s);
+		al_free(s);
 	}
 }
 
@@ -1221,8 +1221,10 @@ static int create_resources(struct demo *d, char **env_key)
 			"enabled", 1, "permission_policy", "type", "always_allow", "name", "read",
 			"enabled", 1, "permission_policy", "type", "always_allow", "name", "write",
 			"enabled", 1, "permission_policy", "type", "always_allow");
-	if (req == NULL)
-		return -ENOMEM;
+	if (req == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	rc = api_call(d, "POST", "/v1/agents", req, &reply, "creating the agent");
 	json_decref(req);
 	if (rc < 0 || (rc = take_id(d, reply, d->agent_id, sizeof(d->agent_id), "agent")) < 0)
@@ -1231,8 +1233,10 @@ static int create_resources(struct demo *d, char **env_key)
 	reply = NULL;
 
 	req = json_pack("{s:s, s:{s:s}}", "name", "airlock-demo", "config", "type", "self_hosted");
-	if (req == NULL)
-		return -ENOMEM;
+	if (req == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	rc = api_call(d, "POST", "/v1/environments", req, &reply, "creating the environment");
 	json_decref(req);
 	if (rc < 0 || (rc = take_id(d, reply, d->env_id, sizeof(d->env_id), "environment")) < 0)
@@ -1242,8 +1246,10 @@ static int create_resources(struct demo *d, char **env_key)
 
 	snprintf(path, sizeof(path), "/v1/environments/%s/keys", d->env_id);
 	req = json_pack("{s:s}", "name", "airlock-demo worker");
-	if (req == NULL)
-		return -ENOMEM;
+	if (req == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	rc = api_call(d, "POST", path, req, &reply, "creating the environment key");
 	json_decref(req);
 	if (rc < 0)
@@ -1260,8 +1266,10 @@ static int create_resources(struct demo *d, char **env_key)
 	reply = NULL;
 
 	req = json_pack("{s:s, s:s}", "agent", d->agent_id, "environment_id", d->env_id);
-	if (req == NULL)
-		return -ENOMEM;
+	if (req == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	rc = api_call(d, "POST", "/v1/sessions", req, &reply, "creating the session");
 	json_decref(req);
 	if (rc < 0 || (rc = take_id(d, reply, d->session_id, sizeof(d->session_id), "session")) < 0)
@@ -1579,6 +1587,8 @@ int al_cmd_demo(int argc, char **argv)
 	sigaction(SIGTERM, &sa, &old_term);
 	sigaction(SIGHUP, &sa, &old_hup);
 
+	/* rc is 0 here (the run directory was made): a failure below must not exit 0. */
+	rc = -ENOMEM;
 	d.seen = json_object();
 	d.tools = json_object();
 	if (d.seen == NULL || d.tools == NULL)

@@ -176,8 +176,16 @@ static int add_query_ul(al_buf *b, int *first, const char *name, unsigned long v
 /* ---- response decoding ---- */
 
 /*
+ * The longest wait a server may ask for, as the SDK takes it (one timer's
+ * 2^31 - 1 ms, about 24.8 days); a longer one is ignored like an
+ * unparseable one, so a server cannot park the worker for years.
+ */
+#define RETRY_AFTER_MAX_MS 2147483647.0
+
+/*
  * retry-after-ms wins, then Retry-After as seconds (the SDK parseFloat()s
- * it, so "1.5" counts) or an HTTP date. -1 when absent or unparseable.
+ * it, so "1.5" counts) or an HTTP date. -1 when absent, unparseable or
+ * over RETRY_AFTER_MAX_MS.
  */
 static long parse_retry_after(const char *ms_hdr, const char *hdr)
 {
@@ -186,7 +194,7 @@ static long parse_retry_after(const char *ms_hdr, const char *hdr)
 
 	if (ms_hdr != NULL) {
 		v = strtod(ms_hdr, &end);
-		if (end != ms_hdr && isfinite(v) && v > 0 && v < 1e12)
+		if (end != ms_hdr && isfinite(v) && v > 0 && v <= RETRY_AFTER_MAX_MS)
 			return (long)ceil(v);
 	}
 	if (hdr == NULL || *hdr == '\0')
@@ -195,13 +203,14 @@ static long parse_retry_after(const char *ms_hdr, const char *hdr)
 	if (end != hdr) {
 		while (*end == ' ' || *end == '\t')
 			end++;
-		if (*end != '\0' || !isfinite(v) || v < 0 || v > 1e9)
+		if (*end != '\0' || !isfinite(v) || v < 0 || v * 1000 > RETRY_AFTER_MAX_MS)
 			return -1;
 		return (long)ceil(v * 1000);
 	} else {
 		time_t when = curl_getdate(hdr, NULL);
 		time_t now = time(NULL);
-		if (when == (time_t)-1)
+		if (when == (time_t)-1 ||
+		    (when > now && (double)(when - now) * 1000 > RETRY_AFTER_MAX_MS))
 			return -1;
 		return when <= now ? 0 : (long)(when - now) * 1000;
 	}

@@ -862,6 +862,18 @@ static int dir_ready(char **p, mode_t mode, const char *what, char *err, size_t 
 		set_err(err, errlen, "%s %.200s: not writable: %s", what, *p, strerror(-rc));
 		return rc;
 	}
+	/*
+	 * A private directory (the state dir: journal, audit log) that already
+	 * existed with a wider mode is narrowed when it is ours; one another
+	 * user owns and others may write to (plant a journal.db link) is refused.
+	 */
+	if ((mode & 077) == 0 && (st.st_mode & 077) != 0) {
+		if (st.st_uid == geteuid() ? chmod(real, mode) < 0 : (st.st_mode & 022) != 0) {
+			set_err(err, errlen, "%s %.200s: mode %03o is open to group or others",
+				what, *p, (unsigned)(st.st_mode & 0777));
+			return -EPERM;
+		}
+	}
 	if ((dup = al_strdup(real)) == NULL) {
 		set_err(err, errlen, "out of memory");
 		return -ENOMEM;

@@ -456,6 +456,8 @@ static void poll_cb(const struct al_wc_resp *r, void *ud)
 		}
 		p->idle_logged = 0;
 		claim(p, r->body);
+		/* The session and the script took their copies: wipe the response's. */
+		work_wipe_secret(r->body);
 		poll_next(p);
 		return;
 	}

@@ -48,6 +48,11 @@
 #define SEND_WINDOW_MS	   (10u * 60u * 1000u)
 #define HISTORY_PAGE	   1000u
 /*
+ * The most history events held at once: a control plane that hands out
+ * next_page cursors forever must not grow the worker without bound.
+ */
+#define HISTORY_MAX (1000u * 1000u)
+/*
  * A stream that received nothing (not even a `: ping`) for this long is taken
  * for dead (a proxy that silently dropped it) and reopened. airlock's server
  * pings every 15 s; checked on each heartbeat.
@@ -143,6 +148,13 @@ struct al_wsess {
 	 */
 	uv_timer_t hb_timer, stream_timer, idle_timer, send_timer, grace_timer, ev_timer;
 	int need_list;
+	/*
+	 * The history page being read: its cursor (owned; NULL: the first) and
+	 * the limit asked for, cut down when a page is more than the client
+	 * takes (events echo tool results) and kept for the session.
+	 */
+	char *hist_page;
+	unsigned hist_limit;
 	int timers_open;
 
 	/* end */
@@ -780,8 +792,12 @@ static void pump(struct al_wsess *s)
 		    (jb->input = input ? json_deep_copy(input) : json_object()) == NULL) {
 			al_error(LOGC, "out of memory queueing tool_use_id=%s", id);
 			job_free(jb);
-			/* Unjournalled: a later reconcile sees it unanswered and retries. */
+			/*
+			 * Unjournalled: a later reconcile sees it unanswered and retries
+			 * (forgotten as an event too, or the reconcile would skip it).
+			 */
 			json_object_del(s->seen, id);
+			json_object_del(s->evseen, id);
 			json_decref(q->ev);
 			al_free(q);
 			continue;
@@ -873,11 +889,19 @@ static void apply_verdict(struct al_wsess *s, json_t *ev, const char *verdict)
 static void route(struct al_wsess *s, json_t *ev)
 {
 	const char *id = jstr(ev, "id"), *name = jstr(ev, "name");
-	const char *perm = jstr(ev, "evaluated_permission");
+	json_t *pv = json_object_get(ev, "evaluated_permission");
+	const char *perm = json_string_value(pv);
 	const char *verdict;
 
 	if (id == NULL || name == NULL)
 		return;
+	/*
+	 * Fail closed as the SDK does (only an absent permission or "allow" runs
+	 * unconfirmed): a present value that is not a string (null, a number)
+	 * is held like an unrecognised one, never taken for absent.
+	 */
+	if (pv != NULL && perm == NULL)
+		perm = "";
 	if (!al_tool_is_owned(name)) {
 		al_debug(LOGC,
 			 "tool %s not owned by this worker; left for its owner tool_use_id=%s",
@@ -1046,10 +1070,19 @@ static void reconcile_apply(struct al_wsess *s)
 
 static void list_cb(const struct al_wc_resp *r, void *ud);
 
+/* Asks for the page at cursor `page` (copied; NULL: the first). */
 static int list_page(struct al_wsess *s, const char *page)
 {
-	return al_wc_events_list(s->ctx->client, s->session_id, s->token, HISTORY_PAGE, page,
-				 list_cb, s, &s->list_call);
+	char *dup = NULL;
+
+	if (page != NULL && (dup = al_strdup(page)) == NULL)
+		return -ENOMEM;
+	al_free(s->hist_page);
+	s->hist_page = dup;
+	if (s->hist_limit == 0)
+		s->hist_limit = HISTORY_PAGE;
+	return al_wc_events_list(s->ctx->client, s->session_id, s->token, s->hist_limit,
+				 s->hist_page, list_cb, s, &s->list_call);
 }
 
 static void stream_retry(struct al_wsess *s, const char *why);
@@ -1059,10 +1092,27 @@ static void list_cb(const struct al_wc_resp *r, void *ud)
 	struct al_wsess *s = ud;
 	json_t *data;
 	const char *next;
-	char *page = NULL;
-	int rc;
 
 	s->list_call = NULL;
+	if (r->err == -EFBIG) {
+		/*
+		 * The page is larger than a response may be (a few hundred large
+		 * tool results): ask for the same page with fewer events, or the
+		 * history could never be read and no call would ever run.
+		 */
+		if (s->hist_limit <= 1) {
+			al_error(LOGC, "a history event exceeds the response limit work_id=%s",
+				 s->work_id);
+			finish(s, AL_WSESS_FAILED, "history event too large");
+			return;
+		}
+		s->hist_limit = s->hist_limit / 4 > 0 ? s->hist_limit / 4 : 1;
+		al_warn(LOGC, "history page too large; asking for %u events work_id=%s",
+			s->hist_limit, s->work_id);
+		if (list_page(s, s->hist_page) < 0)
+			stream_retry(s, "history list failed");
+		return;
+	}
 	if (r->err != 0 || r->status != 200 || !json_is_object(r->body)) {
 		if (r->err == 0 && al_wc_is_fatal_4xx(r->status)) {
 			al_error(LOGC, "history refused (%d %s) work_id=%s session_id=%s",
@@ -1082,14 +1132,17 @@ static void list_cb(const struct al_wc_resp *r, void *ud)
 	data = json_object_get(r->body, "data");
 	if (json_is_array(data))
 		json_array_extend(s->hist, data);
+	if (json_array_size(s->hist) > HISTORY_MAX) {
+		al_error(LOGC, "history longer than %u events; giving up work_id=%s session_id=%s",
+			 HISTORY_MAX, s->work_id, s->session_id);
+		json_array_clear(s->hist);
+		finish(s, AL_WSESS_FAILED, "history too long");
+		return;
+	}
 	next = al_wc_next_page(r->body);
 	if (next != NULL && json_array_size(data) > 0) {
-		if ((page = al_strdup(next)) == NULL || (rc = list_page(s, page)) < 0) {
-			al_free(page);
+		if (list_page(s, next) < 0)
 			stream_retry(s, "history list failed");
-			return;
-		}
-		al_free(page);
 		return;
 	}
 	reconcile_apply(s);
@@ -1670,7 +1723,14 @@ int al_wsess_start(struct al_wctx *ctx, const json_t *work, const struct al_wses
 	    (s->held = json_object()) == NULL || (s->queued = json_object()) == NULL ||
 	    (s->stream_buf = json_array()) == NULL || (s->hist = json_array()) == NULL)
 		goto fail;
-	if (s->type != NULL && strcmp(s->type, "session") == 0 && s->session_id == NULL) {
+	/*
+	 * No type (or not a string): not a session, handled as the SDK does any
+	 * non-session item (one beat, then stopped); left NULL it would beat on
+	 * forever and hold a slot.
+	 */
+	if (s->type == NULL && (s->type = al_strdup("")) == NULL)
+		goto fail;
+	if (strcmp(s->type, "session") == 0 && s->session_id == NULL) {
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -1765,6 +1825,7 @@ void al_wsess_free(struct al_wsess *s)
 	al_free(s->type);
 	al_free_secret_str(s->token);
 	al_free(s->last_hb);
+	al_free(s->hist_page);
 	json_decref(s->hist);
 	json_decref(s->stream_buf);
 	json_decref(s->evseen);

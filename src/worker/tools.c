@@ -700,7 +700,13 @@ static void audit_edit(struct call *c, const char *path, int rc)
 	struct al_fileops_out o = {0};
 	char err[256];
 
-	if (rc >= 0 && al_fileops_read(c->ts->root, path, NULL, &o, &lim, err, sizeof(err)) == 0)
+	/*
+	 * An edit leaves at most 16 MiB, but a command of the session may have
+	 * grown the file since: over the cap it is recorded without size or hash
+	 * (a prefix's hash would claim to be the file's).
+	 */
+	if (rc >= 0 && al_fileops_read(c->ts->root, path, NULL, &o, &lim, err, sizeof(err)) == 0 &&
+	    !o.truncated)
 		audit_file(c, AL_AUDIT_FILE_UPDATE, path, o.text.data, o.text.len, 0);
 	else
 		audit_file(c, AL_AUDIT_FILE_UPDATE, path, NULL, 0, rc < 0 ? rc : 0);

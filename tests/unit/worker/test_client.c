@@ -564,6 +564,17 @@ AL_TEST(wc_error_shapes_and_retry_after)
 		"Connection: close\r\nContent-Length: 0\r\n\r\n",
 		&r);
 	AL_ASSERT_INT_EQ(r.retry_after_ms, -1);
+	/* Longer than the SDK would wait (2^31 - 1 ms): ignored, not obeyed for years. */
+	run_one(&f,
+		"HTTP/1.1 503 Unavailable\r\nRetry-After: 31536000\r\n"
+		"Connection: close\r\nContent-Length: 0\r\n\r\n",
+		&r);
+	AL_ASSERT_INT_EQ(r.retry_after_ms, -1);
+	run_one(&f,
+		"HTTP/1.1 503 Unavailable\r\nretry-after-ms: 99999999999\r\n"
+		"Connection: close\r\nContent-Length: 0\r\n\r\n",
+		&r);
+	AL_ASSERT_INT_EQ(r.retry_after_ms, -1);
 
 	/* x-should-retry overrides the status, both ways. */
 	run_one(&f,

@@ -399,6 +399,27 @@ AL_TEST(worker_config_validate_completes)
 	al_worker_config_clear(&c);
 }
 
+/* A state dir that exists with a wider mode is narrowed to 0700 (journal, audit log). */
+AL_TEST(worker_config_state_dir_narrowed)
+{
+	struct al_worker_config c;
+	char wd[600], sd[640];
+	struct stat st;
+
+	snprintf(wd, sizeof(wd), "%s/w", al_test_tmpdir());
+	snprintf(sd, sizeof(sd), "%s/w/state", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(mkdir(wd, 0711), 0);
+	AL_ASSERT_INT_EQ(mkdir(sd, 0700), 0);
+	AL_ASSERT_INT_EQ(chmod(sd, 0777), 0);
+	al_worker_config_init(&c);
+	AL_ASSERT_INT_EQ(al_worker_config_set(&c, "workdir", wd, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_worker_config_set(&c, "state_dir", sd, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(al_worker_config_validate(&c, AL_WORKER_MODE_RUN, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(stat(sd, &st), 0);
+	AL_ASSERT_INT_EQ(st.st_mode & 0777, 0700);
+	al_worker_config_clear(&c);
+}
+
 AL_TEST(worker_config_validate_refuses)
 {
 	struct al_worker_config c;
