@@ -262,6 +262,12 @@ static void call_free(al_http_call *call)
 	curl_slist_free_all(call->req_headers);
 	headers_clear(call);
 	al_free(call->headers);
+	/*
+	 * Response bodies can carry secrets (a work item's secret in a poll, a
+	 * key at creation): wiped, whatever they held. libcurl's own receive
+	 * buffer is out of our reach.
+	 */
+	al_buf_wipe(&call->body);
 	al_buf_free(&call->body);
 	al_free(call);
 }
