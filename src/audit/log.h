@@ -19,9 +19,10 @@
  * at the points that matter (before an action runs, before a result leaves
  * the host), and concurrent callers share one fdatasync (group commit). A
  * written record survives a crash of the process at once (it is in the page
- * cache); a power cut can lose the unsynced tail, never a middle record, so
- * what remains is still a valid chain (a truncated tail, which a shipped
- * checkpoint exposes if the checkpoint was past it).
+ * cache); a power cut can lose or tear only what was written after the last
+ * sync: the synced prefix is intact and verifies, the tail past it may be
+ * missing (a shorter valid chain) or torn (reopen refuses it; `airlock
+ * audit verify` names the line; the prefix before it stands).
  * A failed write() is rolled back with ftruncate so the file stays a valid
  * chain and later writes may succeed; a failed fdatasync poisons the log
  * (the kernel may have dropped the dirty pages) and every later write fails.
