@@ -7,9 +7,11 @@
  * checkpoints. That is the cheapest durable scheme SQLite offers short of
  * batching calls, and a begin must be durable on its own before its call
  * runs, so there is nothing to batch. Measured on this project's VM disk
- * (ext4 on virtio): about 0.27 ms per begin or finish at p50, 1-5 ms p99.
- * answered commits without the fsync (about 0.04 ms), and checkpoints run
- * only inside begin/finish, so the loop thread never waits for the disk.
+ * (ext4 on virtio): about 0.27 ms per begin at p50, 1-5 ms p99. finish and
+ * answered commit without the fsync (about 0.04 ms; journal.h says why that
+ * keeps the rule), and checkpoints run only inside begin/finish, so the loop
+ * thread never waits for the disk (unless it waits for the mutex a begin
+ * holds through its fsync).
  *
  * Integrity: quick_check at open (a damaged b-tree could hide a STARTED row)
  * and a SHA-256 per stored result checked on every read (SQLite has no page
@@ -633,6 +635,26 @@ done:
 	return rc;
 }
 
+/*
+ * Steps a write statement and commits it without the WAL fsync (mutex held).
+ * Switching synchronous is a connection flag, no I/O; the mutex keeps a
+ * begin on another thread from committing in between with NORMAL. The next
+ * FULL commit (a begin) syncs the WAL, these frames included, and a power
+ * cut loses only a suffix of the WAL (its frames are checksummed in order).
+ */
+static int step_nosync(struct al_journal *j, sqlite3_stmt *st, const char *what)
+{
+	int rc, nosync = set_sync(j, 0) == 0; /* if not, commit under FULL: slower, never wrong */
+
+	rc = step_write(j, st, what);
+	if (nosync && set_sync(j, 1) < 0) {
+		/* This write stands; begin retries (ensure_full) or refuses. */
+		al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
+		j->broken = 1;
+	}
+	return rc;
+}
+
 int al_journal_finish(struct al_journal *j, const char *session_id, const char *tool_use_id,
 		      const char *result_json)
 {
@@ -657,7 +679,11 @@ int al_journal_finish(struct al_journal *j, const char *session_id, const char *
 		stmt_done(st);
 		goto done;
 	}
-	rc = step_write(j, st, "finish");
+	/*
+	 * Unsynced (journal.h): losing DONE in a power cut leaves the call
+	 * STARTED, which is answered with the restarted error, never run again.
+	 */
+	rc = step_nosync(j, st, "finish");
 	stmt_done(st);
 	if (rc < 0)
 		goto done;
@@ -677,7 +703,7 @@ done:
 int al_journal_answered(struct al_journal *j, const char *session_id, const char *tool_use_id)
 {
 	sqlite3_stmt *st = j->st[ST_ANSWERED];
-	int rc, nosync;
+	int rc;
 
 	if ((rc = check_key(session_id, tool_use_id)) < 0)
 		return rc;
@@ -691,21 +717,12 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 	/*
 	 * ANSWERED need not survive a power loss (the session's history shows
 	 * the answer), and the loop thread calls this: commit it without the
-	 * WAL fsync (about 0.4 ms here, p99 2 ms). The next FULL commit (a
-	 * begin or finish) syncs the WAL, these frames included. Switching
-	 * synchronous is a connection flag, no I/O; the mutex keeps a begin on
-	 * another thread from committing in between with NORMAL.
+	 * WAL fsync (about 0.4 ms here, p99 2 ms).
 	 */
-	nosync = set_sync(j, 0) == 0; /* if not, commit under FULL: slower, never wrong */
-	rc = step_write(j, st, "answered");
+	rc = step_nosync(j, st, "answered");
 	stmt_done(st);
 	if (rc > 0)
 		rc = 0;
-	if (nosync && set_sync(j, 1) < 0) {
-		/* This write stands; begin/finish retry (ensure_full) or refuse. */
-		al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
-		j->broken = 1;
-	}
 done:
 	pthread_mutex_unlock(&j->mu);
 	return rc;
