@@ -28,7 +28,11 @@
  * same session and across restarts of the worker on the same state dir.
  *
  * Thread-safe (SQLite serialized mode plus one mutex): tool threads call
- * begin/finish, the loop thread calls answered/get.
+ * begin/finish (and, from a pool job, answered), the loop thread get.
+ * begin is group-committed: begins from several threads that arrive while
+ * another commit is in progress are committed together in one transaction,
+ * one fsync; if that transaction fails, every begin in it fails (none of
+ * their calls may run) with the same error.
  */
 #ifndef AL_WORKER_JOURNAL_H
 #define AL_WORKER_JOURNAL_H
