@@ -116,7 +116,7 @@ worker_bench() {
 	fi
 	WAGENT=$(api POST /v1/agents '{"name":"bench-worker","model":"claude-sonnet-4-5","tools":[{"type":"agent_toolset_20260401"}]}' | jget id)
 	echo
-	echo "- Worker: $WSESS sessions at once, $WCALLS bash calls each (\`echo N\`), scripted model; round trip = user.tool_result processed_at - agent.tool_use processed_at (server clock, 1 ms resolution); \"stream\": the same from the two events' arrival on an event stream (\`$B/bench-worker observe\`, µs clock); first call of each session excluded from both:"
+	echo "- Worker: $WSESS sessions at once, $WCALLS bash calls each (\`echo N\`), scripted model; round trip = user.tool_result processed_at - agent.tool_use processed_at (server clock, µs resolution); \"stream\": the same from the two events' arrival on an event stream (\`$B/bench-worker observe\`, µs clock); first call of each session excluded from both:"
 	echo
 	echo "| worker | calls | p50 ms | p90 ms | p99 ms | mean ms | stream p50 / p90 / p99 ms | first call p50 ms | worker RSS idle (anon + file) / peak KiB | other processes peak RSS (PSS) KiB | tree peak RSS (PSS) KiB | CPU s: all (of it, the work) | CPU s / 1000 calls (the work) | wall s |"
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
