@@ -8,7 +8,9 @@
 #        BENCH_SESSIONS (500), BENCH_IDLE (2000), BENCH_SANDBOX_RUNS (150),
 #        BENCH_WORKER_SESSIONS (4), BENCH_WORKER_CALLS (100), BENCH_WORKER_ROUNDS (3),
 #        BENCH_WORKERS ("sdk ours": the order within each round; "ours-nosync"
-#        puts our journal and audit log on /dev/shm, an experiment),
+#        puts our journal and audit log on /dev/shm, an experiment; "base" is
+#        `worker poll` of another build, BENCH_BASE_BIN, for before/after runs
+#        on the same server),
 #        AIRLOCK_NODE_MODULES (the SDK's node_modules), BENCH_KEEP=1 (keep the
 #        scratch directory with every log).
 set -eu
@@ -114,7 +116,7 @@ worker_bench() {
 	fi
 	WAGENT=$(api POST /v1/agents '{"name":"bench-worker","model":"claude-sonnet-4-5","tools":[{"type":"agent_toolset_20260401"}]}' | jget id)
 	echo
-	echo "- Worker: $WSESS sessions at once, $WCALLS bash calls each (\`echo N\`), scripted model; round trip = user.tool_result processed_at - agent.tool_use processed_at (server clock, 1 ms resolution); \"stream\": the same from the two events' arrival on an event stream (\`$B/bench-worker observe\`, µs clock); first call of each session excluded from both:"
+	echo "- Worker: $WSESS sessions at once, $WCALLS bash calls each (\`echo N\`), scripted model; round trip = user.tool_result processed_at - agent.tool_use processed_at (server clock, µs resolution); \"stream\": the same from the two events' arrival on an event stream (\`$B/bench-worker observe\`, µs clock); first call of each session excluded from both:"
 	echo
 	echo "| worker | calls | p50 ms | p90 ms | p99 ms | mean ms | stream p50 / p90 / p99 ms | first call p50 ms | worker RSS idle (anon + file) / peak KiB | other processes peak RSS (PSS) KiB | tree peak RSS (PSS) KiB | CPU s: all (of it, the work) | CPU s / 1000 calls (the work) | wall s |"
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -134,11 +136,13 @@ worker_bench() {
 					echo "| sdk | skipped: no node or no SDK in $NODE_MODULES |"; continue
 				fi
 				set -- node "$(pwd)/bench/sdk_worker.mjs" "http://127.0.0.1:$SP" "$WENV" "$T/work-$w" "$WSESS" ;;
-			ours | ours-nosync)
-				if ! "$BIN" worker poll --help >/dev/null 2>&1; then
-					echo "| $w | skipped: \`$BIN worker poll\` not built in |"; continue
+			ours | ours-nosync | base)
+				WBIN=$BIN
+				[ $w != base ] || WBIN=${BENCH_BASE_BIN:-}
+				if [ -z "$WBIN" ] || ! "$WBIN" worker poll --help >/dev/null 2>&1; then
+					echo "| $w | skipped: \`$WBIN worker poll\` not built in (BENCH_BASE_BIN for base) |"; continue
 				fi
-				set -- "$BIN" worker poll --base-url "http://127.0.0.1:$SP" --environment "$WENV" \
+				set -- "$WBIN" worker poll --base-url "http://127.0.0.1:$SP" --environment "$WENV" \
 					--workdir "$T/work-$w" --max-sessions "$WSESS" --max-idle 1
 				# An experiment, not a configuration: the journal and the audit log
 				# on tmpfs, where fsync costs nothing, to show what the syncs cost.
@@ -199,7 +203,6 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 work = lambda r: r["cpuacct_work_s"] if r["cpuacct_work_s"] is not None else r["cpu_s"]
 med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None
-pairs = [(o, s) for o in rows for s in rows if o["w"] == "ours" and s["w"] == "sdk" and o["round"] == s["round"]]
 ratios = {
     "p50 (server clock)": lambda o, s: o["p50_ms"] / s["p50_ms"],
     "p99 (server clock)": lambda o, s: o["p99_ms"] / s["p99_ms"],
@@ -210,9 +213,12 @@ ratios = {
     "process tree peak RSS": lambda o, s: o["tree_rss_peak_kb"] / s["tree_rss_peak_kb"],
     "CPU per call (the work)": lambda o, s: (work(o) / o["calls"]) / (work(s) / s["calls"]),
 }
-if pairs:
+for ow, sw in (("ours", "sdk"), ("base", "sdk"), ("ours", "base")):
+    pairs = [(o, s) for o in rows for s in rows if o["w"] == ow and s["w"] == sw and o["round"] == s["round"]]
+    if not pairs:
+        continue
     print()
-    print("| ours / SDK | " + " | ".join(f"round {o['round']}" for o, _ in pairs) + " | median | goal |")
+    print(f"| {ow} / {sw} | " + " | ".join(f"round {o['round']}" for o, _ in pairs) + " | median | goal |")
     print("| --- | " + " | ".join("---" for _ in pairs) + " | --- | --- |")
     for name, fn in ratios.items():
         vs = []
@@ -222,6 +228,7 @@ if pairs:
             except (ZeroDivisionError, TypeError):
                 pass
         goal = "<= 0.1x" if "RSS" in name or "PSS" in name else "<= 0.3x" if name.startswith("p") else "-"
+        goal = goal if sw == "sdk" else "-"
         print(f"| {name} | " + " | ".join(f"{v:.2f}x" for v in vs) + f" | {med(vs):.2f}x | {goal} |" if vs else f"| {name} | - |")
 PY
 	echo

@@ -8,11 +8,12 @@
  * network: the journal's STARTED record (al_journal_begin: an SQLite commit
  * with synchronous=FULL, so an fsync), the call in the session's sandbox
  * (al_tool_session_run of `echo N` in the persistent shell, with the audit
- * records it writes), DONE with the result (al_journal_finish) and
- * ANSWERED (al_journal_answered). The tool run is measured twice: with an
- * audit log (synced every record, the default) and without one (audit NULL,
+ * records it writes and its two audit syncs), DONE with the result
+ * (al_journal_finish, unsynced) and ANSWERED (al_journal_answered,
+ * unsynced). The tool run is measured twice: with an audit log opened as the
+ * worker opens it (AL_AUDIT_SYNC_EXPLICIT) and without one (audit NULL,
  * otherwise only for unit tests), so the audit's share shows; and a bare
- * al_audit_write of a record of the same size. The first call (the
+ * al_audit_write (no sync in this mode) of a record of the same size. The first call (the
  * sandbox's creation) is left out. Prints one JSON line, times in ms.
  */
 #include "audit/log.h"
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
 	struct al_tool_session *ts = NULL, *ts2 = NULL;
 	struct al_journal *j = NULL;
 	al_audit_log *audit = NULL;
+	struct al_audit_opts ao = {.component = "worker", .sync_every = AL_AUDIT_SYNC_EXPLICIT};
 	char path[512], err[256], ws[512];
 	double *t[PARTS];
 	int n, rc = 1;
@@ -76,7 +78,7 @@ int main(int argc, char **argv)
 	if (al_journal_open(path, &j, err, sizeof(err)) < 0)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/audit.log", argv[1]);
-	if (al_audit_open(path, NULL, &audit, err, sizeof(err)) < 0)
+	if (al_audit_open(path, &ao, &audit, err, sizeof(err)) < 0)
 		goto fail;
 	if (al_tool_session_open(&cfg, "sesn_bench_audited", audit, &ts, err, sizeof(err)) < 0 ||
 	    al_tool_session_open(&cfg, "sesn_bench_bare", NULL, &ts2, err, sizeof(err)) < 0)

@@ -10,7 +10,8 @@
 For every agent.tool_use the round trip is the user.tool_result's
 processed_at minus the tool_use's processed_at: both are the server's clock
 when it stored each event, so neither worker's nor the client's clock is in
-it. The server records milliseconds, so each sample is quantised to 1 ms.
+it. The server records microseconds (an older server: milliseconds, and each
+sample is then quantised to 1 ms).
 
 The first call of each session also pays the worker's claim of the work item
 and the session's set-up (our sandbox creation; the SDK's stream connection),
@@ -79,7 +80,8 @@ def pct(xs, p):
     if not xs:
         return None
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+    # processed_at has microseconds (the server's clock): keep them, no more.
+    return round(xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))], 3)
 
 
 def text_of(content):
@@ -124,10 +126,10 @@ def main():
         "p50_ms": pct(rts, 50),
         "p90_ms": pct(rts, 90),
         "p99_ms": pct(rts, 99),
-        "max_ms": max(rts) if rts else None,
+        "max_ms": round(max(rts), 3) if rts else None,
         "mean_ms": round(sum(rts) / len(rts), 2) if rts else None,
         "first_p50_ms": pct(firsts, 50),
-        "first_max_ms": max(firsts) if firsts else None,
+        "first_max_ms": round(max(firsts), 3) if firsts else None,
         "errors": len(errors),
     }
     print(json.dumps(out))

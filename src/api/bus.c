@@ -358,7 +358,9 @@ static int append_fn(al_store_tx *tx, void *ud)
 	struct al_doc session;
 	struct al_event ev;
 	char processed_at[32];
-	int64_t now = al_now_ms();
+	/* processed_at in microseconds (RFC 3339 allows any fraction; the SDK
+	 * keeps it as a string): sub-millisecond steps stay visible. */
+	int64_t now_us = al_now_us(), now = now_us / 1000;
 	size_t i;
 	json_t *e;
 	int rc;
@@ -380,7 +382,7 @@ static int append_fn(al_store_tx *tx, void *ud)
 		goto done;
 	if (j->check && (rc = j->check(tx, &session, j->check_ud)) < 0)
 		goto done;
-	if ((rc = al_time_format(now, processed_at, sizeof(processed_at))) < 0)
+	if ((rc = al_time_format_us(now_us, processed_at, sizeof(processed_at))) < 0)
 		goto done;
 	json_array_foreach(j->events, i, e)
 	{

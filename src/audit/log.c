@@ -26,6 +26,9 @@
 
 struct al_audit_log {
 	pthread_mutex_t mu;
+	pthread_cond_t synced_cv; /* signalled when a group sync ends */
+	int syncing;		  /* an al_audit_sync leader is in fdatasync */
+	int64_t synced_seq;	  /* every record up to this seq is on disk */
 	int fd;
 	int ckpt_fd; /* -1 unless ckpt_copy_path */
 	off_t size;  /* bytes of complete records in the file */
@@ -196,6 +199,7 @@ static int append_line(al_audit_log *log, const char *p, size_t len)
 	return 0;
 }
 
+/* Mutex held. */
 static int sync_now(al_audit_log *log)
 {
 	log->since_sync = 0;
@@ -204,6 +208,8 @@ static int sync_now(al_audit_log *log)
 		log->poisoned = 1;
 		return -errno;
 	}
+	log->st.syncs++;
+	log->synced_seq = log->st.seq;
 	return 0;
 }
 
@@ -353,6 +359,59 @@ done:
 	return rc;
 }
 
+/*
+ * Group commit: the first caller to find records unsynced becomes the
+ * leader and runs fdatasync without the mutex, so writers keep appending
+ * meanwhile (their records may or may not ride along); callers arriving
+ * during its sync wait for it and, if it covered their records, return
+ * without a sync of their own, else one of them leads the next round. A
+ * record is covered when its seq was written before the leader started.
+ */
+int al_audit_sync(al_audit_log *log)
+{
+	int64_t want;
+	int rc = 0;
+
+	if (log == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&log->mu);
+	want = log->st.seq;
+	for (;;) {
+		int64_t covers;
+
+		if (log->poisoned) {
+			rc = -EIO;
+			break;
+		}
+		if (log->synced_seq >= want)
+			break;
+		if (log->syncing) {
+			pthread_cond_wait(&log->synced_cv, &log->mu);
+			continue;
+		}
+		covers = log->st.seq;
+		log->syncing = 1;
+		pthread_mutex_unlock(&log->mu);
+		rc = fdatasync(log->fd) < 0 ? -errno : 0;
+		pthread_mutex_lock(&log->mu);
+		log->syncing = 0;
+		if (rc < 0) {
+			/* As in sync_now: the pages may be gone; nothing more is written. */
+			log->poisoned = 1;
+		} else {
+			log->st.syncs++;
+			if (covers > log->synced_seq)
+				log->synced_seq = covers;
+			log->since_sync = (unsigned)(log->st.seq - log->synced_seq);
+		}
+		pthread_cond_broadcast(&log->synced_cv);
+		if (rc < 0)
+			break;
+	}
+	pthread_mutex_unlock(&log->mu);
+	return rc;
+}
+
 int al_audit_checkpoint(al_audit_log *log)
 {
 	int rc;
@@ -379,6 +438,7 @@ static void log_free(al_audit_log *log)
 	al_audit_key_free(log->key);
 	al_audit_syslog_close(log->syslog);
 	al_free(log->component);
+	pthread_cond_destroy(&log->synced_cv);
 	pthread_mutex_destroy(&log->mu);
 	al_free(log);
 }
@@ -417,6 +477,7 @@ int al_audit_open(const char *path, const struct al_audit_opts *opts, al_audit_l
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&log->mu, NULL);
+	pthread_cond_init(&log->synced_cv, NULL);
 	log->fd = log->ckpt_fd = -1;
 	memcpy(log->st.head_hash, AL_AUDIT_GENESIS, AL_SHA256_HEX);
 	log->component = al_strdup(opts->component ? opts->component : "airlock");

@@ -14,6 +14,15 @@
  * by default fdatasync follows every record, so a record reported written
  * survives a crash. opts.sync_every = N syncs every N records instead
  * (faster; up to N-1 records can be lost in a power cut, never reordered).
+ * opts.sync_every = AL_AUDIT_SYNC_EXPLICIT never syncs on its own (only
+ * checkpoints, al_audit_sync and close do): the caller calls al_audit_sync
+ * at the points that matter (before an action runs, before a result leaves
+ * the host), and concurrent callers share one fdatasync (group commit). A
+ * written record survives a crash of the process at once (it is in the page
+ * cache); a power cut can lose or tear only what was written after the last
+ * sync: the synced prefix is intact and verifies, the tail past it may be
+ * missing (a shorter valid chain) or torn (reopen refuses it; `airlock
+ * audit verify` names the line; the prefix before it stands).
  * A failed write() is rolled back with ftruncate so the file stays a valid
  * chain and later writes may succeed; a failed fdatasync poisons the log
  * (the kernel may have dropped the dirty pages) and every later write fails.
@@ -39,8 +48,12 @@
 #include "core/hash.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* opts.sync_every for explicit syncs only (al_audit_sync). */
+#define AL_AUDIT_SYNC_EXPLICIT UINT_MAX
 
 struct al_audit_opts {
 	const char *component;	     /* "sandbox", "worker", "gateway"; NULL: "airlock" */
@@ -49,7 +62,8 @@ struct al_audit_opts {
 	unsigned ckpt_every_seconds; /* 0: no time-based checkpoints */
 	const char *ckpt_copy_path;  /* also append each checkpoint line here; may be NULL */
 	const char *syslog_target;   /* "udp://HOST:PORT" / "tcp://HOST:PORT"; may be NULL */
-	unsigned sync_every;	     /* fdatasync every N records; 0 and 1: every record */
+	unsigned sync_every;	     /* fdatasync every N records; 0 and 1: every record;
+					AL_AUDIT_SYNC_EXPLICIT: only on al_audit_sync */
 	int full_verify;	     /* on reopen verify the whole file, not only its tail */
 };
 
@@ -61,6 +75,7 @@ struct al_audit_stats {
 	long checkpoints;   /* written by this handle */
 	long syslog_sent;   /* messages exported */
 	long syslog_failed; /* exports that failed (reported, not fatal) */
+	long syncs;	    /* fdatasyncs of the log made by this handle */
 };
 
 /*
@@ -85,6 +100,16 @@ int al_audit_open(const char *path, const struct al_audit_opts *opts, al_audit_l
  * or -EFBIG) and the record is not in the log.
  */
 int al_audit_write(al_audit_log *log, const json_t *record);
+
+/*
+ * Makes every record written before the call durable (fdatasync), unless a
+ * sync since covered them already: then it returns at once without I/O. Safe
+ * from any thread; concurrent callers share one fdatasync (see Durability).
+ * Returns 0, -EIO for a poisoned log, or the errno of the failed fdatasync,
+ * which poisons the log like any failed sync (every later write and sync
+ * fails with -EIO: the kernel may have dropped the unsynced records).
+ */
+int al_audit_sync(al_audit_log *log);
 
 /* Writes a signed checkpoint now (-EINVAL without a key). */
 int al_audit_checkpoint(al_audit_log *log);

@@ -13,6 +13,14 @@ int64_t al_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t al_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 uint64_t al_mono_ms(void)
 {
 	struct timespec ts;
@@ -31,6 +39,20 @@ int al_time_format(int64_t ms, char *out, size_t len)
 		return -EINVAL;
 	n = snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
 		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	return (n < 0 || (size_t)n >= len) ? -ENOSPC : 0;
+}
+
+int al_time_format_us(int64_t us, char *out, size_t len)
+{
+	time_t secs = (time_t)(us / 1000000);
+	struct tm tm;
+	int n;
+
+	if (us < 0 || gmtime_r(&secs, &tm) == NULL)
+		return -EINVAL;
+	n = snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     (int)(us % 1000000));
 	return (n < 0 || (size_t)n >= len) ? -ENOSPC : 0;
 }
 

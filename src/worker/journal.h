@@ -2,11 +2,23 @@
  * journal.h - the worker's exactly-once journal of tool calls (SQLite).
  *
  * The rule (docs/WORKER.md, "Exactly once"):
- *   begin     before a call runs, durably (fsync'd): state STARTED;
- *   finish    after it ran, durably, with the result event to send: DONE;
+ *   begin     before a call runs, durably (fsync'd): state STARTED. This is
+ *             the one sync the rule needs: without it a power cut could
+ *             forget that the call ran and let it run again;
+ *   finish    after it ran, with the result event to send: DONE. Committed
+ *             without the fsync: it survives a crash of the process (the
+ *             WAL is in the page cache), and if a power cut loses it the
+ *             call is back at STARTED, so it is answered with the restarted
+ *             error below, or, if its result was posted before the cut, the
+ *             session's history shows the answer and it is marked ANSWERED.
+ *             Either way it never runs twice and is answered at most once;
+ *             what a power cut costs is a real result replaced by the error;
  *   answered  once the control plane acknowledged the result (2xx), or the
  *             session's history already holds an answer: ANSWERED (need not
  *             be synced: if it is lost, the history shows the answer).
+ * SQLite's WAL frames are checksummed in order, so a power cut drops a
+ * suffix of the unsynced commits, never a synced begin; the next begin's
+ * fsync makes every earlier finish and answered durable too.
  * After a crash, a call found STARTED is never run again: it is answered with
  * an error result saying the worker restarted during execution; a call found
  * DONE has its stored result sent (it ran once and is answered once); a call
@@ -16,7 +28,11 @@
  * same session and across restarts of the worker on the same state dir.
  *
  * Thread-safe (SQLite serialized mode plus one mutex): tool threads call
- * begin/finish, the loop thread calls answered/get.
+ * begin/finish (and, from a pool job, answered), the loop thread get.
+ * begin is group-committed: begins from several threads that arrive while
+ * another commit is in progress are committed together in one transaction,
+ * one fsync; if that transaction fails, every begin in it fails (none of
+ * their calls may run) with the same error.
  */
 #ifndef AL_WORKER_JOURNAL_H
 #define AL_WORKER_JOURNAL_H
@@ -61,7 +77,8 @@ int al_journal_begin(struct al_journal *j, const char *session_id, const char *t
 /*
  * STARTED -> DONE with the result event to send (`result_json`, the whole
  * user.tool_result event as compact JSON). -ENOENT if unknown, -EALREADY if
- * already DONE or ANSWERED (unchanged).
+ * already DONE or ANSWERED (unchanged). Committed without the WAL fsync
+ * (see the rule above), about 0.05 ms instead of 0.3-0.5.
  */
 int al_journal_finish(struct al_journal *j, const char *session_id, const char *tool_use_id,
 		      const char *result_json);
@@ -80,8 +97,8 @@ int al_journal_answered(struct al_journal *j, const char *session_id, const char
 int al_journal_get(struct al_journal *j, const char *session_id, const char *tool_use_id,
 		   enum al_journal_state *state, char **result_json);
 /*
- * The connection's PRAGMA synchronous level (2 = FULL, what begin and finish
- * run under), or a negative errno. For tests and diagnostics.
+ * The connection's PRAGMA synchronous level (2 = FULL, what begin runs
+ * under and what the connection is left at between calls), or a negative errno. For tests and diagnostics.
  */
 int al_journal_synchronous(struct al_journal *j);
 /* Deletes ANSWERED entries last changed more than max_age_ms ago. Returns the count. */

@@ -436,19 +436,73 @@ static void call_done(struct al_wsess *s)
 		pump(s);
 }
 
-static void mark_answered(struct al_wsess *s, const char *id)
+/* The journal's ANSWERED for one call, written on the pool (mark_answered). */
+struct answered_work {
+	uv_work_t req;
+	struct al_journal *journal;
+	char *session_id, *id;
+};
+
+static void answered_write(struct al_journal *jn, const char *session_id, const char *id)
 {
 	enum al_journal_state st = AL_JOURNAL_NONE;
 
-	set_add(s->answered, id);
 	/*
 	 * Only calls this journal knows need the write: history holds many
 	 * answers of calls run elsewhere or long ago, and rewriting each on
 	 * every reconcile would cost an SQLite transaction apiece.
 	 */
-	if (al_journal_get(s->ctx->journal, s->session_id, id, &st, NULL) == 0 &&
+	if (al_journal_get(jn, session_id, id, &st, NULL) == 0 &&
 	    (st == AL_JOURNAL_STARTED || st == AL_JOURNAL_DONE))
-		al_journal_answered(s->ctx->journal, s->session_id, id);
+		al_journal_answered(jn, session_id, id);
+}
+
+static void answered_work_cb(uv_work_t *req)
+{
+	struct answered_work *aw = req->data;
+
+	answered_write(aw->journal, aw->session_id, aw->id);
+}
+
+static void answered_after_cb(uv_work_t *req, int status)
+{
+	struct answered_work *aw = req->data;
+
+	(void)status;
+	al_free(aw->session_id);
+	al_free(aw->id);
+	al_free(aw);
+}
+
+static void mark_answered(struct al_wsess *s, const char *id)
+{
+	struct answered_work *aw;
+
+	/* Once per call: our own result comes back on the stream after the POST. */
+	if (set_has(s->answered, id))
+		return;
+	set_add(s->answered, id);
+	/*
+	 * Off the loop thread: the journal's mutex is held through a begin's
+	 * fsync on a tool thread, and the loop serves every session. Nothing
+	 * waits for this write (journal.h: ANSWERED need not be synced; the
+	 * in-memory set above already keeps this worker from answering twice).
+	 * The loop runs until queued work is done, so it lands before the
+	 * journal closes. If it cannot be queued, it is written here.
+	 */
+	aw = al_calloc(1, sizeof(*aw));
+	if (aw != NULL) {
+		aw->journal = s->ctx->journal;
+		aw->session_id = al_strdup(s->session_id);
+		aw->id = al_strdup(id);
+		aw->req.data = aw;
+	}
+	if (aw == NULL || aw->session_id == NULL || aw->id == NULL ||
+	    uv_queue_work(s->ctx->loop, &aw->req, answered_work_cb, answered_after_cb) < 0) {
+		if (aw != NULL)
+			answered_after_cb(&aw->req, 0);
+		answered_write(s->ctx->journal, s->session_id, id);
+	}
 }
 
 static void send_result(struct al_wsess *s);

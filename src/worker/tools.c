@@ -340,6 +340,16 @@ static int audit_put(struct al_tool_session *ts, json_t *rec)
 	return rc;
 }
 
+/*
+ * Makes the records written so far durable (tools.h, Durability). Shared
+ * with other sessions' syncs (group commit in audit/log.c); no I/O when a
+ * sync since covered them.
+ */
+static int audit_commit(struct al_tool_session *ts)
+{
+	return ts->audit ? al_audit_sync(ts->audit) : 0;
+}
+
 /* On the egress proxy's thread: a decision already taken can only be counted as unrecorded. */
 static void egress_cb(const struct al_egress_decision *d, void *data)
 {
@@ -573,7 +583,7 @@ static int tool_bash(struct call *c, const json_t *in)
 	pr.argv = argv;
 	pr.cwd = ts->workspace;
 	pr.env = (const char *const *)ts->env;
-	if (audit_put(ts, al_audit_rec_process_launch(&c->ctx, &pr)) < 0) {
+	if (audit_put(ts, al_audit_rec_process_launch(&c->ctx, &pr)) < 0 || audit_commit(ts) < 0) {
 		c->out->audit_failed = 1;
 		return set_textf(c->out, 1, AUDIT_UNAVAILABLE);
 	}
@@ -1043,7 +1053,10 @@ int al_tool_session_run(struct al_tool_session *ts, const char *work_id, const c
 	}
 	/* Nothing runs unless its start is on record. */
 	fields = json_pack("{s:s, s:s}", "tool", c.tool, "input_sha256", out->input_sha256);
-	if (audit_put(ts, al_audit_rec_event(&c.ctx, "tool.start", 0, fields)) < 0) {
+	/* bash syncs after its process launch record, just before the shell runs. */
+	if (audit_put(ts, al_audit_rec_event(&c.ctx, "tool.start", 0, fields)) < 0 ||
+	    ((strcmp(c.tool, "write") == 0 || strcmp(c.tool, "edit") == 0) &&
+	     audit_commit(ts) < 0)) {
 		out->audit_failed = 1;
 		rc = set_textf(out, 1, AUDIT_UNAVAILABLE);
 		goto hash;
@@ -1078,7 +1091,8 @@ int al_tool_session_run(struct al_tool_session *ts, const char *work_id, const c
 		json_object_set_new(fields, "exit_status", json_integer(out->exit_code));
 	if (fields && rc == -ECANCELED)
 		json_object_set_new(fields, "cancelled", json_true());
-	if (audit_put(ts, al_audit_rec_event(&c.ctx, "tool.call", out->is_error, fields)) < 0)
+	if (audit_put(ts, al_audit_rec_event(&c.ctx, "tool.call", out->is_error, fields)) < 0 ||
+	    audit_commit(ts) < 0)
 		out->audit_failed = 1;
 	if (__atomic_exchange_n(&ts->net_failures, 0, __ATOMIC_RELAXED))
 		out->audit_failed = 1;

@@ -29,6 +29,14 @@
  * after it fails, the result stands and audit_failed is set (the log is
  * broken: the caller should stop taking work).
  *
+ * Durability (a log opened with AL_AUDIT_SYNC_EXPLICIT; docs/AUDIT.md): the
+ * records before an action with effects (bash, write, edit) are synced
+ * (al_audit_sync) before it runs, and every record of the call is synced
+ * before al_tool_session_run returns, so nothing leaves the host (the result
+ * is posted after the return) that a power cut could erase from the log. A
+ * read-only tool (read, glob, grep) has only the second sync. A failed sync
+ * counts as a failed write of the records it covers.
+ *
  * Threads: al_tool_session_run blocks (up to the call's timeout) and is
  * called from a thread-pool thread, one call at a time per session;
  * al_tool_session_cancel may be called from any thread meanwhile.

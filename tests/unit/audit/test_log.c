@@ -689,3 +689,151 @@ AL_TEST(audit_verifier_line_api)
 	AL_ASSERT_STR_EQ(r->reason, "not a JSON object");
 	al_audit_verifier_free(v);
 }
+
+AL_TEST(audit_explicit_sync)
+{
+	const char *p = path_in_tmp("x.log");
+	struct al_audit_opts o = {.sync_every = AL_AUDIT_SYNC_EXPLICIT};
+	struct al_audit_verify_result res;
+	struct al_audit_stats st;
+	al_audit_log *log = NULL;
+	char err[256];
+	json_t *r = json_pack("{s:s}", "event", "e");
+
+	AL_ASSERT_INT_EQ(al_audit_open(p, &o, &log, err, sizeof(err)), 0);
+	al_audit_get_stats(log, &st);
+	AL_ASSERT_INT_EQ(st.syncs, 1); /* the open record is always synced */
+	/* Nothing unsynced: no I/O. */
+	AL_ASSERT_INT_EQ(al_audit_sync(log), 0);
+	al_audit_get_stats(log, &st);
+	AL_ASSERT_INT_EQ(st.syncs, 1);
+	for (int i = 0; i < 5; i++)
+		AL_ASSERT_INT_EQ(al_audit_write(log, r), 0);
+	al_audit_get_stats(log, &st);
+	AL_ASSERT_INT_EQ(st.syncs, 1); /* writes alone do not sync in this mode */
+	AL_ASSERT_INT_EQ(st.seq, 6);
+	AL_ASSERT_INT_EQ(al_audit_sync(log), 0); /* one sync for the five */
+	AL_ASSERT_INT_EQ(al_audit_sync(log), 0);
+	al_audit_get_stats(log, &st);
+	AL_ASSERT_INT_EQ(st.syncs, 2);
+	AL_ASSERT_INT_EQ(al_audit_write(log, r), 0);
+	AL_ASSERT_INT_EQ(al_audit_close(log), 0); /* close syncs the tail */
+	json_decref(r);
+	AL_ASSERT_INT_EQ(al_audit_verify_file(p, NULL, NULL, &res, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(res.last_seq, 7);
+	AL_ASSERT_INT_EQ(al_audit_sync(NULL), -EINVAL);
+}
+
+struct sync_arg {
+	al_audit_log *log;
+	int fails;
+};
+
+static void *sync_writer(void *a)
+{
+	struct sync_arg *sa = a;
+	json_t *r = json_pack("{s:s}", "event", "t");
+
+	for (int i = 0; i < 50; i++)
+		if (al_audit_write(sa->log, r) < 0 || al_audit_sync(sa->log) < 0)
+			sa->fails++;
+	json_decref(r);
+	return NULL;
+}
+
+/* Group commit: 4 threads x 50 (write, sync); every sync returns durable, chain intact. */
+AL_TEST(audit_explicit_sync_threads)
+{
+	const char *p = path_in_tmp("g.log");
+	struct al_audit_opts o = {.sync_every = AL_AUDIT_SYNC_EXPLICIT};
+	struct al_audit_verify_result res;
+	struct al_audit_stats st;
+	struct sync_arg sa[4];
+	pthread_t th[4];
+	al_audit_log *log = NULL;
+	char err[256];
+
+	AL_ASSERT_INT_EQ(al_audit_open(p, &o, &log, err, sizeof(err)), 0);
+	for (int i = 0; i < 4; i++) {
+		sa[i].log = log;
+		sa[i].fails = 0;
+		AL_ASSERT_INT_EQ(pthread_create(&th[i], NULL, sync_writer, &sa[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		AL_ASSERT_INT_EQ(sa[i].fails, 0);
+	}
+	al_audit_get_stats(log, &st);
+	AL_ASSERT_INT_EQ(st.seq, 201);
+	/* At most one sync per (write, sync) pair, plus the open's. */
+	AL_ASSERT(st.syncs >= 2 && st.syncs <= 201);
+	AL_ASSERT_INT_EQ(al_audit_sync(log), 0);
+	al_audit_get_stats(log, &st);
+	AL_ASSERT_INT_EQ(al_audit_close(log), 0);
+	AL_ASSERT_INT_EQ(al_audit_verify_file(p, NULL, NULL, &res, err, sizeof(err)), 0);
+	AL_ASSERT_INT_EQ(res.last_seq, 201);
+}
+
+/* The log's own descriptor, found by its path in /proc/self/fd. */
+static int fd_of(const char *path)
+{
+	char link[64], target[512];
+
+	for (int fd = 3; fd < 1024; fd++) {
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(target, path) == 0)
+			return fd;
+	}
+	return -1;
+}
+
+/*
+ * A failed fdatasync poisons the log in either mode. fdatasync of a FIFO
+ * fails (EINVAL): a real failure of the real call, made by putting a FIFO
+ * under the log's descriptor after it opened.
+ */
+static void sync_failure_poisons(unsigned sync_every)
+{
+	char *p = path_in_tmp("f.log"), *fifo = path_in_tmp("f.fifo");
+	struct al_audit_opts o = {.sync_every = sync_every};
+	al_audit_log *log = NULL;
+	char err[256];
+	json_t *r = json_pack("{s:s}", "event", "e");
+	int lfd, ffd;
+
+	unlink(p);
+	unlink(fifo);
+	AL_ASSERT_INT_EQ(mkfifo(fifo, 0600), 0);
+	AL_ASSERT_INT_EQ(al_audit_open(p, &o, &log, err, sizeof(err)), 0);
+	AL_ASSERT((lfd = fd_of(p)) >= 0);
+	AL_ASSERT((ffd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC)) >= 0);
+	AL_ASSERT_INT_EQ(dup2(ffd, lfd), lfd);
+	if (sync_every == AL_AUDIT_SYNC_EXPLICIT) {
+		AL_ASSERT_INT_EQ(al_audit_write(log, r), 0); /* write() to the FIFO works */
+		AL_ASSERT_INT_EQ(al_audit_sync(log), -EINVAL);
+	} else {
+		AL_ASSERT_INT_EQ(al_audit_write(log, r), -EINVAL);
+	}
+	/* Poisoned: nothing more is written or reported synced. */
+	AL_ASSERT_INT_EQ(al_audit_write(log, r), -EIO);
+	AL_ASSERT_INT_EQ(al_audit_sync(log), -EIO);
+	al_audit_close(log);
+	close(ffd);
+	json_decref(r);
+}
+
+AL_TEST(audit_explicit_sync_failure_poisons)
+{
+	sync_failure_poisons(AL_AUDIT_SYNC_EXPLICIT);
+}
+
+AL_TEST(audit_per_record_sync_failure_poisons)
+{
+	sync_failure_poisons(0);
+}

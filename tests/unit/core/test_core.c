@@ -144,6 +144,16 @@ AL_TEST(core_time_format_and_parse)
 	AL_ASSERT_INT_EQ(al_time_parse("2026-11-27T21:49:55Zjunk", &ms), -EINVAL);
 	AL_ASSERT_INT_EQ(al_time_format(0, s, 10), -ENOSPC);
 	AL_ASSERT(al_mono_ms() > 0);
+	/* Microseconds (processed_at): six digits, parsed back to the millisecond. */
+	AL_ASSERT_INT_EQ(al_time_format_us(1795816195123456LL, s, sizeof(s)), 0);
+	AL_ASSERT_STR_EQ(s, "2026-11-27T21:49:55.123456Z");
+	AL_ASSERT_INT_EQ(al_time_parse(s, &ms), 0);
+	AL_ASSERT_INT_EQ(ms, 1795816195123LL);
+	AL_ASSERT_INT_EQ(al_time_format_us(1795816195000007LL, s, sizeof(s)), 0);
+	AL_ASSERT_STR_EQ(s, "2026-11-27T21:49:55.000007Z");
+	AL_ASSERT_INT_EQ(al_time_format_us(0, s, 27), -ENOSPC);
+	AL_ASSERT_INT_EQ(al_time_format_us(-1, s, sizeof(s)), -EINVAL);
+	AL_ASSERT(al_now_us() / 1000 - al_now_ms() <= 1);
 }
 
 AL_TEST(core_sha256_and_ct_equal)

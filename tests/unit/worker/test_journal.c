@@ -130,8 +130,8 @@ AL_TEST(journal_state_transitions)
 }
 
 /*
- * begin and finish must run under synchronous=FULL; answered drops to
- * NORMAL for its own commit only. (A PRAGMA kept as a prepared statement
+ * begin must run under synchronous=FULL; finish and answered drop to
+ * NORMAL for their own commit only. (A PRAGMA kept as a prepared statement
  * would not do this: it takes effect when compiled.)
  */
 AL_TEST(journal_stays_full_sync_around_answered)
@@ -141,6 +141,9 @@ AL_TEST(journal_stays_full_sync_around_answered)
 	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
 	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "t", NULL, NULL, NULL, NULL), 0);
 	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "f", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(al_journal_finish(j, "s", "f", "{}"), 0);
+	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2); /* the next begin is FULL again */
 	for (int i = 0; i < 3; i++) {
 		AL_ASSERT_INT_EQ(al_journal_answered(j, "s", "t"), 0);
 		AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);

@@ -451,6 +451,46 @@ AL_TEST(tools_audit_records_and_chain)
 	free(buf);
 }
 
+/*
+ * With explicit syncs (how the worker opens its log), a call's records are
+ * durable where tools.h says: bash, write and edit sync before the action
+ * and before returning (2 syncs); read only before returning (1); and every
+ * record is synced when the call returns (a sync right after costs nothing).
+ */
+static long syncs_of(al_audit_log *log)
+{
+	struct al_audit_stats st;
+
+	AL_ASSERT_INT_EQ(al_audit_sync(log), 0);
+	al_audit_get_stats(log, &st);
+	return st.syncs;
+}
+
+AL_TEST(tools_audit_explicit_sync_points)
+{
+	struct al_audit_opts o = {.sync_every = AL_AUDIT_SYNC_EXPLICIT};
+	struct al_tool_session *ts;
+	al_audit_log *log = NULL;
+	char path[700], err[512] = "";
+	long n0;
+
+	test_cfg();
+	snprintf(path, sizeof(path), "%s/audit.log", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(al_audit_open(path, &o, &log, err, sizeof(err)), 0);
+	ts = open_session("sesn_sync", log);
+	EXPECT(ts, "bash", "{\"command\":\"true\"}", 0, "(no output)");
+	n0 = syncs_of(log); /* the sandbox is created now; its records are synced too */
+	EXPECT(ts, "bash", "{\"command\":\"echo a\"}", 0, "a");
+	AL_ASSERT_INT_EQ(syncs_of(log), n0 + 2);
+	EXPECT(ts, "write", "{\"file_path\":\"s.txt\",\"content\":\"x\"}", 0,
+	       "wrote 1 bytes to s.txt");
+	AL_ASSERT_INT_EQ(syncs_of(log), n0 + 4);
+	EXPECT(ts, "read", "{\"file_path\":\"s.txt\"}", 0, "x");
+	AL_ASSERT_INT_EQ(syncs_of(log), n0 + 5);
+	al_tool_session_close(ts);
+	AL_ASSERT_INT_EQ(al_audit_close(log), 0);
+}
+
 /* A log that cannot take the call's first record: the call does not run. */
 AL_TEST(tools_audit_failure_means_the_call_does_not_run)
 {
