@@ -697,8 +697,6 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 		SET(CURLOPT_CAINFO, req->ca_file);
 	if (req->fresh_connect)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
-	if (req->max_idle_reuse_s > 0)
-		SET(CURLOPT_MAXAGE_CONN, req->max_idle_reuse_s);
 	if (req->body != NULL || strcmp(method, "POST") == 0) {
 		/* COPYPOSTFIELDS copies, so the caller's body need not outlive us. */
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);

@@ -74,14 +74,6 @@ struct al_http_client_req {
 	 * (and a TLS handshake) per request.
 	 */
 	int fresh_connect;
-	/*
-	 * > 0: reuse a pooled connection only if it has been idle at most this
-	 * many seconds (CURLOPT_MAXAGE_CONN), else connect anew. A connection
-	 * idle for long may have been closed by the peer's idle timer, the
-	 * usual way a keep-alive connection dies under a request; one used a
-	 * moment ago almost never is. 0: libcurl's default (118 s).
-	 */
-	long max_idle_reuse_s;
 };
 
 /*

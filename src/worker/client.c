@@ -385,16 +385,10 @@ static int token_ok(const char *t)
 	return t != NULL && *t != '\0' && strpbrk(t, "\r\n") == NULL;
 }
 
-/* Which pooled connection a call may use (see al_wc_events_send). */
-enum conn_use {
-	CONN_ANY,    /* libcurl's default */
-	CONN_FRESH,  /* a new one: libcurl never re-sends the request by itself */
-	CONN_RECENT, /* one idle at most AL_WC_REUSE_IDLE_S, else a new one */
-};
-
+/* fresh: a new connection, so libcurl never re-sends the request by itself (http_client.h). */
 static int start_call_fresh(struct al_wc *c, const char *method, const char *url, const char *token,
-			    const char *worker_id, const char *body, uint64_t timeout_ms,
-			    enum conn_use conn, al_wc_cb cb, void *ud, struct al_wc_call **out)
+			    const char *worker_id, const char *body, uint64_t timeout_ms, int fresh,
+			    al_wc_cb cb, void *ud, struct al_wc_call **out)
 {
 	struct al_http_header h[8];
 	struct al_http_client_req req = {0};
@@ -432,8 +426,7 @@ static int start_call_fresh(struct al_wc *c, const char *method, const char *url
 	req.connect_timeout_ms = CONNECT_TIMEOUT_MS;
 	req.ca_file = c->ca_file;
 	req.max_body_bytes = MAX_BODY;
-	req.fresh_connect = conn == CONN_FRESH;
-	req.max_idle_reuse_s = conn == CONN_RECENT ? AL_WC_REUSE_IDLE_S : 0;
+	req.fresh_connect = fresh;
 	if ((rc = al_http_client_request(c->http, &req, call_done, call, &call->http)) < 0)
 		goto done;
 	LINK(c->calls, call);
@@ -452,8 +445,7 @@ static int start_call(struct al_wc *c, const char *method, const char *url, cons
 		      const char *worker_id, const char *body, uint64_t timeout_ms, al_wc_cb cb,
 		      void *ud, struct al_wc_call **out)
 {
-	return start_call_fresh(c, method, url, token, worker_id, body, timeout_ms, CONN_ANY, cb,
-				ud, out);
+	return start_call_fresh(c, method, url, token, worker_id, body, timeout_ms, 0, cb, ud, out);
 }
 
 int al_wc_poll(struct al_wc *c, const char *env_id, const char *env_key, const char *worker_id,
@@ -568,8 +560,7 @@ done:
 }
 
 int al_wc_events_send(struct al_wc *c, const char *session_id, const char *token,
-		      const json_t *events, int fresh, al_wc_cb cb, void *ud,
-		      struct al_wc_call **out)
+		      const json_t *events, al_wc_cb cb, void *ud, struct al_wc_call **out)
 {
 	const char *segs[] = {"=v1/sessions", session_id, "=events", NULL};
 	al_buf u = {0};
@@ -588,9 +579,14 @@ int al_wc_events_send(struct al_wc *c, const char *session_id, const char *token
 	if ((body = json_pack("{s:O}", "events", (json_t *)events)) == NULL ||
 	    (text = json_dumps(body, JSON_COMPACT)) == NULL)
 		goto done;
-	/* Events are not idempotent (a tool result answers its call once): see client.h. */
-	rc = start_call_fresh(c, "POST", u.data, token, NULL, text, AL_WC_TIMEOUT_MS,
-			      fresh ? CONN_FRESH : CONN_RECENT, cb, ud, out);
+	/*
+	 * Events are not idempotent (a tool result answers its call once): a
+	 * fresh connection stops libcurl from re-sending one by itself after a
+	 * reused connection died, so every copy that leaves is one the caller
+	 * asked for, and checked history before asking again.
+	 */
+	rc = start_call_fresh(c, "POST", u.data, token, NULL, text, AL_WC_TIMEOUT_MS, 1, cb, ud,
+			      out);
 done:
 	al_free(text);
 	json_decref(body);

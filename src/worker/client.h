@@ -140,26 +140,13 @@ int al_wc_events_list(struct al_wc *c, const char *session_id, const char *token
  */
 const char *al_wc_next_page(const json_t *list_body);
 /*
- * POST /v1/sessions/{id}/events  body {"events": events} (borrowed).
- *
- * libcurl re-sends a request by itself when a reused keep-alive connection
- * dies before the response, which for a tool result may answer a call twice
- * behind the caller's back. A first send (fresh == 0) therefore reuses only a
- * connection idle for at most AL_WC_REUSE_IDLE_S (the common way such a
- * connection dies is the peer's idle timer, never that short); a re-send
- * after an ambiguous failure (fresh == 1) always opens a new connection, so
- * every copy that leaves is one the caller asked for. The residual case, a
- * peer that reads a request on a busy connection and dies without a byte of
- * reply, is caught by airlock's server (a second answer is refused) and by
- * the session's history check before each re-send (docs/WORKER.md).
- * A fresh connection per post would close it completely at the price of a
- * connect and a TLS handshake per tool call: one round trip or more against
- * the hosted API.
+ * POST /v1/sessions/{id}/events  body {"events": events} (borrowed). Always
+ * on a fresh connection (CURLOPT_FRESH_CONNECT): libcurl would otherwise
+ * re-send it by itself when a reused connection dies before the response,
+ * answering a tool call twice behind the caller's back.
  */
-#define AL_WC_REUSE_IDLE_S 1
 int al_wc_events_send(struct al_wc *c, const char *session_id, const char *token,
-		      const json_t *events, int fresh, al_wc_cb cb, void *ud,
-		      struct al_wc_call **out);
+		      const json_t *events, al_wc_cb cb, void *ud, struct al_wc_call **out);
 /* GET /v1/sessions/{id}: the session object (status...). */
 int al_wc_session_get(struct al_wc *c, const char *session_id, const char *token, al_wc_cb cb,
 		      void *ud, struct al_wc_call **out);

@@ -733,9 +733,8 @@ static void post_result(struct al_wsess *s)
 
 	jb->attempt++;
 	events = json_pack("[O]", jb->event);
-	/* A re-send goes out on a new connection (client.h). */
-	rc = events ? al_wc_events_send(s->ctx->client, s->session_id, s->token, events,
-					jb->attempt > 1, send_cb, s, NULL)
+	rc = events ? al_wc_events_send(s->ctx->client, s->session_id, s->token, events, send_cb, s,
+					NULL)
 		    : -ENOMEM;
 	json_decref(events);
 	if (rc < 0) {

@@ -405,7 +405,7 @@ AL_TEST(wc_session_calls_encode_and_send)
 	    al_wc_events_list(f.wc, "ses x/y", "sesstok-C", 1000, "pg/1+2=&z", res_cb, &r[0], NULL),
 	    0);
 	uv_run(&f.loop, UV_RUN_DEFAULT);
-	AL_ASSERT_INT_EQ(al_wc_events_send(f.wc, "ses_1", "sesstok-C", events, 0, res_cb, &r[1], NULL),
+	AL_ASSERT_INT_EQ(al_wc_events_send(f.wc, "ses_1", "sesstok-C", events, res_cb, &r[1], NULL),
 			 0);
 	uv_run(&f.loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(al_wc_session_get(f.wc, "ses_1", "sesstok-C", res_cb, &r[2], NULL), 0);
@@ -458,7 +458,7 @@ AL_TEST(wc_rejects_bad_input)
 			 -EINVAL);
 	AL_ASSERT_INT_EQ(al_wc_ack(f.wc, "env_1", "work_1", "", res_cb, &r, NULL), -EINVAL);
 	AL_ASSERT_INT_EQ(al_wc_ack(f.wc, "", "work_1", "tok", res_cb, &r, NULL), -EINVAL);
-	AL_ASSERT_INT_EQ(al_wc_events_send(f.wc, "ses_1", "tok", NULL, 0, res_cb, &r, NULL), -EINVAL);
+	AL_ASSERT_INT_EQ(al_wc_events_send(f.wc, "ses_1", "tok", NULL, res_cb, &r, NULL), -EINVAL);
 	uv_run(&f.loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(r.n, 0);
 	AL_ASSERT_INT_EQ(f.peer.nreqs, 0);
@@ -1045,7 +1045,7 @@ AL_TEST(wc_alloc_failures)
 			rc = al_wc_stream_open(f.wc, "ses_1", "t", s_open_cb, s_event_cb, s_end_cb,
 					       &x, &x.s);
 		if (rc == 0) {
-			rc = al_wc_events_send(f.wc, "ses_1", "t", events, 1, res_cb, &r, NULL);
+			rc = al_wc_events_send(f.wc, "ses_1", "t", events, res_cb, &r, NULL);
 			if (rc < 0)
 				al_wc_stream_close(x.s);
 		}

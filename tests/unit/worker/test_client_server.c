@@ -267,7 +267,7 @@ static void st_open(void *ud)
 	t->opened++;
 	/* Live first, then act: what the stream shows next was not missed. */
 	AL_ASSERT_INT_EQ(
-	    al_wc_events_send(t->s->wc, t->session, t->key, ev, 0, res_cb, &t->sent, NULL), 0);
+	    al_wc_events_send(t->s->wc, t->session, t->key, ev, res_cb, &t->sent, NULL), 0);
 	json_decref(ev);
 }
 
