@@ -10,7 +10,9 @@
 //     log, and the proxy variables never reach the sandbox (`env` in bash);
 //   - fail closed: no --ca-file (system CAs) or a stranger's CA, the worker
 //     runs no tool call, logs a TLS verification error and exits 1; a dead
-//     proxy is retried with backoff and its credentials are not logged.
+//     proxy is retried with backoff and its credentials are not logged;
+//   - libcurl has no default NO_PROXY: 127.0.0.1 goes through the proxy
+//     unless NO_PROXY names it.
 // The control plane's name (airlock-cp.test) resolves nowhere but in the
 // proxy, so a session that completes proves no call bypassed it.
 // TEST DOUBLES: the scripted model (`airlock model-stub`) and the forward
@@ -322,6 +324,34 @@ await runAll([
 				await w.stop();
 			}
 			assertNoProxySecret(readFileSync(w.audit, 'utf8'), 'the audit log (dead proxy)');
+		},
+	],
+	[
+		'NO_PROXY: libcurl has no default exceptions, so 127.0.0.1 goes through the proxy unless NO_PROXY names it',
+		async (f) => {
+			await fleetUp(f, true);
+			const proxy = await startProxy();
+			try {
+				const port = new URL(f.baseURL).port;
+				const { env, key } = await setupEnvironment(f.client, 'noproxy');
+				const via = `http://${PROXY_USER}:${PROXY_PASS}@127.0.0.1:${proxy.port}`;
+				const polls = async (name, extra) => {
+					const w = new Worker({ dir: scratch(f.dir, name), baseURL: f.baseURL, environmentId: env.id, environmentKey: key.key, args: ['--ca-file', join(CERTS, 'ca.pem')], env: proxyEnv({ HTTPS_PROXY: via, ...extra }) });
+					w.start();
+					try {
+						await w.alive(until(() => /idle; polling for work/.test(w.log), `${name}: a successful poll`));
+					} finally {
+						await w.stop();
+					}
+				};
+				await polls('w-default', {});
+				assert(proxy.seen.connects.includes(`127.0.0.1:${port}`), `without NO_PROXY the proxy saw the CONNECT: ${proxy.seen.connects}`);
+				const before = proxy.seen.connects.length;
+				await polls('w-bypass', { NO_PROXY: '127.0.0.1' });
+				assertEq(proxy.seen.connects.length, before, 'with NO_PROXY=127.0.0.1 the proxy saw nothing new');
+			} finally {
+				await proxy.close();
+			}
 		},
 	],
 ]);
