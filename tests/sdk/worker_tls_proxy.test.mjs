@@ -300,6 +300,29 @@ await runAll([
 				assert(!/claimed work|answered tool call/.test(w.log), `${what}: no work was claimed`);
 				assert(!existsSync(join(w.workspace(s.id), 'ran.txt')), `${what}: a tool call ran`);
 			}
+			// `worker run` (one item claimed for it, as `poll --on-work` would)
+			// without the CA: it fails closed too, naming TLS.
+			const H = { authorization: `Bearer ${key.key}`, 'anthropic-beta': 'managed-agents-2026-04-01', 'anthropic-version': '2023-06-01' };
+			const item = await until(async () => {
+				const r = await fetch(`${f.baseURL}/v1/environments/${env.id}/work/poll?block_ms=500`, { headers: H });
+				const j = r.status === 200 ? await r.json() : null;
+				return j && j.id ? j : null;
+			}, 'the item, claimed by the test');
+			const wr = new Worker({
+				dir: scratch(f.dir, 'w-run'),
+				baseURL: f.baseURL,
+				mode: 'run',
+				env: proxyEnv({ ANTHROPIC_WORK_ID: item.id, ANTHROPIC_ENVIRONMENT_ID: env.id, ANTHROPIC_SESSION_ID: item.data.id, ANTHROPIC_WORK_SECRET: item.secret }),
+			});
+			wr.start();
+			const tr = setTimeout(() => wr.kill('SIGKILL'), 15000);
+			const rexit = await wr.cur.exited;
+			clearTimeout(tr);
+			assertEq(rexit.code, 1, `worker run: exit status (log: ${wr.log})`);
+			assert(/session fetch failed \(status 0 err -\d+: SSL certificate problem/.test(wr.log), `worker run: a clear TLS error: ${wr.log}`);
+			assert(!wr.log.includes(item.secret) && !wr.log.includes(key.key), 'worker run: a secret in the log');
+			assert(!existsSync(join(wr.workspace(s.id), 'ran.txt')), 'worker run: a tool call ran');
+
 			// The model asked for the call; nobody answered it.
 			const evs = await listEvents(f.client, s.id);
 			assert(evs.some((e) => e.type === 'agent.tool_use'), 'the session has a pending call');
