@@ -209,6 +209,7 @@ async function sessionThroughProxy(f, proxy, { scheme, workerEnv, args = [] }) {
 		await until(() => /stopped work work_id=/.test(w.log), 'item stopped');
 		const exit = await w.stop();
 		assertEq(exit.code, 0, 'worker exit status');
+		w.assertClean();
 		const audit = w.verifyAudit();
 		for (const [t, where] of [
 			[w.log, 'the worker log'],
@@ -240,7 +241,8 @@ await runAll([
 				const port = new URL(f.baseURL).port;
 				await sessionThroughProxy(f, proxy, {
 					scheme: 'https',
-					args: ['--ca-file', join(CERTS, 'ca.pem')],
+					// debug: the most the worker ever logs, checked for the credentials.
+					args: ['--ca-file', join(CERTS, 'ca.pem'), '--log-level', 'debug'],
 					workerEnv: proxyEnv({ HTTPS_PROXY: `http://${PROXY_USER}:${PROXY_PASS}@127.0.0.1:${proxy.port}` }),
 				});
 				assertEq(proxy.seen.denied, 0, 'no request without the proxy credentials');
@@ -298,6 +300,7 @@ await runAll([
 				assert(/TLS verification of the control plane failed \([^)]*certificate/i.test(w.log), `${what}: a clear TLS error: ${w.log}`);
 				assert(!w.log.includes(key.key) && !w.log.includes('alk_env_'), `${what}: the key in the log`);
 				assert(!/claimed work|answered tool call/.test(w.log), `${what}: no work was claimed`);
+				w.assertClean();
 				assert(!existsSync(join(w.workspace(s.id), 'ran.txt')), `${what}: a tool call ran`);
 			}
 			// `worker run` (one item claimed for it, as `poll --on-work` would)
@@ -322,6 +325,7 @@ await runAll([
 			assert(/session fetch failed \(status 0 err -\d+: SSL certificate problem/.test(wr.log), `worker run: a clear TLS error: ${wr.log}`);
 			assert(!wr.log.includes(item.secret) && !wr.log.includes(key.key), 'worker run: a secret in the log');
 			assert(!existsSync(join(wr.workspace(s.id), 'ran.txt')), 'worker run: a tool call ran');
+			wr.assertClean();
 
 			// The model asked for the call; nobody answered it.
 			const evs = await listEvents(f.client, s.id);
@@ -367,6 +371,19 @@ await runAll([
 						await w.stop();
 					}
 				};
+				// Wrong proxy credentials: refused with 407 on CONNECT; logged
+				// (libcurl's text), retried, and the wrong password not shown.
+				{
+					const w = new Worker({ dir: scratch(f.dir, 'w-407'), baseURL: f.baseURL, environmentId: env.id, environmentKey: key.key, args: ['--ca-file', join(CERTS, 'ca.pem')], env: proxyEnv({ HTTPS_PROXY: `http://${PROXY_USER}:wrong-${PROXY_PASS}@127.0.0.1:${proxy.port}` }) });
+					w.start();
+					try {
+						await w.alive(until(() => /poll failed \(status 0 err -\d+: [^)]*407[^)]*\); backing off/.test(w.log), 'a 407 logged'));
+						assertNoProxySecret(w.log, 'the worker log (407)');
+					} finally {
+						await w.stop();
+					}
+					assert(proxy.seen.denied > 0, 'the proxy refused the wrong credentials');
+				}
 				await polls('w-default', {});
 				assert(proxy.seen.connects.includes(`127.0.0.1:${port}`), `without NO_PROXY the proxy saw the CONNECT: ${proxy.seen.connects}`);
 				const before = proxy.seen.connects.length;
