@@ -11,17 +11,21 @@
 //   - fail closed: no --ca-file (system CAs) or a stranger's CA, the worker
 //     runs no tool call, logs a TLS verification error and exits 1; a dead
 //     proxy is retried with backoff and its credentials are not logged;
+//   - a TLS-inspecting proxy (its own CA): refused before any byte of a
+//     request reaches it, exit 1; with its CA in --ca-file, it works;
 //   - libcurl has no default NO_PROXY: 127.0.0.1 goes through the proxy
 //     unless NO_PROXY names it.
 // The control plane's name (airlock-cp.test) resolves nowhere but in the
 // proxy, so a session that completes proves no call bypassed it.
 // TEST DOUBLES: the scripted model (`airlock model-stub`) and the forward
 // proxy below (a few lines of Node: CONNECT tunnelling, absolute-URI
-// forwarding, Basic proxy authentication). Everything else is real.
+// forwarding, Basic proxy authentication, optional TLS interception).
+// Everything else is real.
 import { spawnSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +48,11 @@ if (!process.env.AL_TLS_DIR) {
 	writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:airlock-cp.test\nextendedKeyUsage=serverAuth\n');
 	ossl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf');
 	ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other.key', '-out', 'other.pem', '-days', '2', '-subj', '/CN=stranger');
+	// A TLS-inspecting proxy's CA and the certificate it forges for the control plane.
+	ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'pca.key', '-out', 'pca.pem', '-days', '2', '-subj', '/CN=corp inspection CA');
+	ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'mitm.key', '-out', 'mitm.csr', '-subj', '/CN=airlock-cp.test');
+	ossl('x509', '-req', '-in', 'mitm.csr', '-CA', 'pca.pem', '-CAkey', 'pca.key', '-CAcreateserial', '-out', 'mitm.pem', '-days', '2', '-extfile', 'ext.cnf');
+	writeFileSync(join(dir, 'both.pem'), readFileSync(join(dir, 'ca.pem'), 'utf8') + readFileSync(join(dir, 'pca.pem'), 'utf8'));
 	const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
 		stdio: 'inherit',
 		env: { ...process.env, AL_TLS_DIR: dir, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') },
@@ -67,9 +76,11 @@ const PROXY_AUTH = 'Basic ' + Buffer.from(`${PROXY_USER}:${PROXY_PASS}`).toStrin
 // ---- TEST DOUBLE: an enterprise forward proxy ----
 // CONNECT host:port opens a tunnel (https); a request line with an absolute
 // URI is forwarded (http). Both need Proxy-Authorization; CP_HOST resolves
-// to 127.0.0.1 here only. It records what it saw.
-function startProxy() {
-	const seen = { connects: [], requests: [], denied: 0, tunnels: 0, maxTunnels: 0, longestTunnelMs: 0 };
+// to 127.0.0.1 here only. It records what it saw. With intercept, it is a
+// TLS-inspecting proxy: it answers each tunnel's TLS itself with a
+// certificate from its own CA, reads the plaintext, and re-encrypts upstream.
+function startProxy({ intercept } = {}) {
+	const seen = { connects: [], requests: [], denied: 0, tunnels: 0, maxTunnels: 0, longestTunnelMs: 0, plain: '' };
 	const target = (host) => (host === CP_HOST ? '127.0.0.1' : host);
 	const server = http.createServer((req, res) => {
 		if (req.headers['proxy-authorization'] !== PROXY_AUTH) {
@@ -107,6 +118,25 @@ function startProxy() {
 		seen.connects.push(req.url);
 		const [host, port] = req.url.split(':');
 		const t0 = Date.now();
+		if (intercept) {
+			sock.write('HTTP/1.1 200 Connection established\r\n\r\n');
+			if (head.length) sock.unshift(head);
+			const inner = new tls.TLSSocket(sock, { isServer: true, key: intercept.key, cert: intercept.cert });
+			const up = tls.connect({ host: target(host), port: Number(port), servername: host, ca: intercept.ca });
+			inner.on('data', (d) => (seen.plain += d.toString('latin1')));
+			inner.pipe(up);
+			up.pipe(inner);
+			const end = () => {
+				inner.destroy();
+				up.destroy();
+				sock.destroy();
+			};
+			for (const x of [inner, up, sock]) {
+				x.on('error', end);
+				x.on('close', end);
+			}
+			return;
+		}
 		const up = net.connect(Number(port), target(host), () => {
 			sock.write('HTTP/1.1 200 Connection established\r\n\r\n');
 			up.write(head);
@@ -351,6 +381,36 @@ await runAll([
 				await w.stop();
 			}
 			assertNoProxySecret(readFileSync(w.audit, 'utf8'), 'the audit log (dead proxy)');
+		},
+	],
+	[
+		'a TLS-inspecting proxy: refused (nothing sent in its clear, exit 1) until its CA is in --ca-file',
+		async (f) => {
+			await fleetUp(f, true);
+			const rd = (n) => readFileSync(join(CERTS, n), 'utf8');
+			const proxy = await startProxy({ intercept: { key: rd('mitm.key'), cert: rd('mitm.pem'), ca: rd('ca.pem') } });
+			try {
+				const port = new URL(f.baseURL).port;
+				const via = `http://${PROXY_USER}:${PROXY_PASS}@127.0.0.1:${proxy.port}`;
+				const { env, key } = await setupEnvironment(f.client, 'mitm');
+				const w = new Worker({ dir: scratch(f.dir, 'w-mitm'), baseURL: `https://${CP_HOST}:${port}`, environmentId: env.id, environmentKey: key.key, args: ['--ca-file', join(CERTS, 'ca.pem')], env: proxyEnv({ HTTPS_PROXY: via }) });
+				w.start();
+				const t = setTimeout(() => w.kill('SIGKILL'), 15000);
+				const exit = await w.cur.exited;
+				clearTimeout(t);
+				assertEq(exit.code, 1, `exit status behind the inspecting proxy (log: ${w.log})`);
+				assert(/TLS verification of the control plane failed \(SSL certificate problem/.test(w.log), 'a clear TLS error: ' + w.log);
+				assert(proxy.seen.connects.length > 0, 'it went through the proxy');
+				// The handshake failed before any request: the proxy read nothing, the key least of all.
+				assertEq(proxy.seen.plain, '', 'plaintext the inspecting proxy read');
+				w.assertClean();
+				// The remedy the docs give: its CA in ca_file (with the control plane's).
+				await sessionThroughProxy(f, proxy, { scheme: 'https', args: ['--ca-file', join(CERTS, 'both.pem')], workerEnv: proxyEnv({ HTTPS_PROXY: via }) });
+				assert(/^GET \/v1\/environments\/[^ ]+\/work\/poll\?/m.test(proxy.seen.plain), 'the proxy inspected the calls');
+				assert(proxy.seen.plain.includes('/events/stream'), 'the proxy inspected the event stream');
+			} finally {
+				await proxy.close();
+			}
 		},
 	],
 	[
