@@ -297,7 +297,11 @@ await runAll([
 				const url = `http://${PROXY_USER}:${PROXY_PASS}@127.0.0.1:${proxy.port}`;
 				// libcurl reads only the lower-case http_proxy (upper case is
 				// ignored against "httpoxy"); operators set both.
-				const { session, env } = await sessionThroughProxy(f, proxy, { scheme: 'http', workerEnv: proxyEnv({ http_proxy: url, HTTP_PROXY: url }) });
+				// The other sandbox backend here (the https case has native), so
+				// the sandbox's env is checked under both.
+				const args = existsSync('/usr/bin/bwrap') ? ['--backend', 'bwrap'] : [];
+				const { w, session, env } = await sessionThroughProxy(f, proxy, { scheme: 'http', args, workerEnv: proxyEnv({ http_proxy: url, HTTP_PROXY: url }) });
+				if (args.length) assert(/"backend":"bwrap"/.test(readFileSync(w.audit, 'utf8')), 'the bwrap backend ran the calls');
 				const base = `http://${CP_HOST}:${port}`;
 				const saw = (re) => proxy.seen.requests.some((r) => re.test(r));
 				assertEq(proxy.seen.denied, 0, 'no request without the proxy credentials');
