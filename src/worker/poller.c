@@ -6,7 +6,8 @@
  * WorkPoller (lib/environments/poller.js): block_ms long-polls, a jittered
  * 1-3 s sleep after an empty poll, exponential backoff 1 s -> 60 s with
  * jitter after an error (or the server's Retry-After when longer), and a
- * non-retryable 4xx stops the worker with exit status 1. Unlike the SDK,
+ * non-retryable 4xx stops the worker with exit status 1, as does (unlike
+ * the SDK) a TLS verification failure. Unlike the SDK,
  * which serves one item at a time, up to max_sessions items run at once:
  * the poll is simply not issued while that many are running.
  *
@@ -469,13 +470,32 @@ static void poll_cb(const struct al_wc_resp *r, void *ud)
 		begin_stop(p);
 		return;
 	}
+	if (r->err == -EPROTO) {
+		/*
+		 * The control plane's certificate did not verify (or ca_file is
+		 * unreadable): a wrong ca_file, or a TLS-inspecting proxy whose CA
+		 * we do not trust. Configuration, not weather, and retrying here
+		 * would not even re-read ca_file (libcurl caches the CA store), so
+		 * stop with status 1: the unit restarts us every 5 s, each start
+		 * reading ca_file afresh. libcurl's text names host and reason only.
+		 */
+		al_error(LOGC,
+			 "poll failed: TLS verification of the control plane failed (%s); check "
+			 "ca_file and any TLS-inspecting proxy; stopping",
+			 r->error_message ? r->error_message : "");
+		p->exit_status = 1;
+		begin_stop(p);
+		return;
+	}
 	wait = al_worker_apply_jitter(
 	    al_worker_backoff_ms(p->attempt, POLL_BACKOFF_MS, POLL_BACKOFF_CAP));
 	if (r->retry_after_ms > 0 && (uint64_t)r->retry_after_ms > wait)
 		wait = (uint64_t)r->retry_after_ms;
 	p->attempt++;
-	al_warn(LOGC, "poll failed (status %d err %d); backing off backoff_ms=%llu", r->status,
-		r->err, (unsigned long long)wait);
+	/* A transport error's text (libcurl's: host, port, reason) says which hop failed. */
+	al_warn(LOGC, "poll failed (status %d err %d%s%s); backing off backoff_ms=%llu", r->status,
+		r->err, r->err < 0 && r->error_message ? ": " : "",
+		r->err < 0 && r->error_message ? r->error_message : "", (unsigned long long)wait);
 	uv_timer_start(&p->poll_timer, poll_timer_cb, wait, 0);
 }
 

@@ -1330,8 +1330,12 @@ static void session_get_cb(const struct al_wc_resp *r, void *ud)
 	if (s->ending)
 		return;
 	if (r->err != 0 || r->status != 200) {
-		al_error(LOGC, "session fetch failed (status %d err %d) work_id=%s session_id=%s",
-			 r->status, r->err, s->work_id, s->session_id);
+		/* libcurl's text (host, port, reason: a TLS verification failure) or nothing. */
+		al_error(LOGC,
+			 "session fetch failed (status %d err %d%s%s) work_id=%s session_id=%s",
+			 r->status, r->err, r->err < 0 && r->error_message ? ": " : "",
+			 r->err < 0 && r->error_message ? r->error_message : "", s->work_id,
+			 s->session_id);
 		finish(s, AL_WSESS_FAILED, "session fetch failed");
 		return;
 	}
@@ -1474,8 +1478,9 @@ static void hb_cb(const struct al_wc_resp *r, void *ud)
 		lease_lost(s, "no successful heartbeat within the TTL");
 		return;
 	} else {
-		al_warn(LOGC, "transient heartbeat failure (status %d err %d) work_id=%s",
-			r->status, r->err, s->work_id);
+		al_warn(LOGC, "transient heartbeat failure (status %d err %d%s%s) work_id=%s",
+			r->status, r->err, r->err < 0 && r->error_message ? ": " : "",
+			r->err < 0 && r->error_message ? r->error_message : "", s->work_id);
 	}
 	if (!s->hb_stopped)
 		uv_timer_start(&s->hb_timer, hb_timer_cb, s->hb_interval_ms, 0);

@@ -89,7 +89,9 @@ export class Fleet {
 		const a = ['server', '--listen', `127.0.0.1:${this.port}`, '--data', this.dataDir, ...this.serverArgs];
 		if (this.modelUrl) a.push('--model-url', this.modelUrl);
 		this.server = this.spawn('server', a, { ANTHROPIC_API_KEY: '', ...this.serverEnv });
-		this.baseURL = `http://127.0.0.1:${this.port}`;
+		// With --tls-cert the server speaks only https (the caller's Node must
+		// trust its CA: NODE_EXTRA_CA_CERTS, read at start-up).
+		this.baseURL = `${this.serverArgs.includes('--tls-cert') ? 'https' : 'http'}://127.0.0.1:${this.port}`;
 		const keyFile = join(this.dataDir, 'admin.key');
 		const srv = this.server;
 		await until(() => {
