@@ -19,6 +19,7 @@ void al_mcp_error_set(al_mcp_error *err, int code, int http_status, json_t *data
 		      ...)
 {
 	va_list ap;
+	int n;
 
 	if (err == NULL) {
 		json_decref(data);
@@ -29,8 +30,17 @@ void al_mcp_error_set(al_mcp_error *err, int code, int http_status, json_t *data
 	err->http_status = http_status;
 	err->data = data;
 	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
+	/* A message cut short may end inside a UTF-8 sequence, which jansson
+	 * would refuse to put in a response: drop the partial character. */
+	if (n >= (int)sizeof(err->message)) {
+		size_t len = sizeof(err->message) - 1, k = len;
+		while (k > 0 && ((unsigned char)err->message[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && (unsigned char)err->message[k - 1] >= 0xc0)
+			err->message[k - 1] = '\0';
+	}
 }
 
 const char *al_mcp_error_name(int code)
@@ -268,15 +278,19 @@ fail:
 
 json_t *al_mcp_error_response_new(const al_mcp_id *id, const al_mcp_error *err)
 {
-	json_t *o = NULL, *e = NULL;
-	const char *msg = err->message[0] ? err->message : al_mcp_error_name(err->code);
+	json_t *o = NULL, *e = NULL, *ms;
 
 	o = envelope(id);
 	e = json_object();
 	if (o == NULL || e == NULL)
 		goto fail;
+	/* A message quoting peer bytes that are not UTF-8 cannot be a JSON
+	 * string; the code's standard name stands in for it. */
+	ms = err->message[0] ? json_string(err->message) : NULL;
+	if (ms == NULL)
+		ms = json_string(al_mcp_error_name(err->code));
 	if (json_object_set_new(e, "code", json_integer(err->code)) < 0 ||
-	    json_object_set_new(e, "message", json_string(msg)) < 0)
+	    json_object_set_new(e, "message", ms) < 0)
 		goto fail;
 	if (err->data != NULL && json_object_set(e, "data", err->data) < 0)
 		goto fail;
