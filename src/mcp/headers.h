@@ -121,7 +121,9 @@ int al_mcp_hdr_build(const char *version, const char *method, const json_t *para
  *   - MCP-Protocol-Version is present and equals meta_version;
  *   - Mcp-Method is present and equals the method;
  *   - for tools/call, prompts/get (params.name) and resources/read
- *     (params.uri): Mcp-Name is present and decodes to the body value;
+ *     (params.uri): Mcp-Name is present and decodes to the body value (when
+ *     the body lacks the value, a present Mcp-Name is a mismatch and an
+ *     absent one is left to the handler's -32602);
  *   - for each annotation: when the argument is present and not null, the
  *     Mcp-Param header is present once and decodes to its text (integers
  *     compare numerically: "42.0" matches 42); a present header with invalid

@@ -428,6 +428,17 @@ AL_TEST(mcp_headers_check_name)
 			 -EINVAL);
 	free_fixture(&fx);
 
+	/* No name in the body: nothing to mirror, the handler answers -32602;
+	 * a stray Mcp-Name is still a mismatch. */
+	load_fixture(
+	    &fx, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/get\",\"params\":{" META "}}");
+	AL_ASSERT_INT_EQ(
+	    CHECK(&fx, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method", "prompts/get"), 0);
+	AL_ASSERT_INT_EQ(CHECK(&fx, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method",
+			       "prompts/get", "Mcp-Name", "p"),
+			 -EINVAL);
+	free_fixture(&fx);
+
 	load_fixture(&fx, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{"
 			  "\"uri\":\"file:///caf\\u00e9.txt\"," META "}}");
 	AL_ASSERT_INT_EQ(CHECK(&fx, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method",
