@@ -10,7 +10,9 @@
  *   2  read the rest as a tool inputSchema (x-mcp-header annotations);
  *   3  "body\n\nName: value\n..." - a message and its headers, checked
  *      against each other with a fixed set of annotations, as a server
- *      does before dispatch.
+ *      does before dispatch;
+ *   4  "host\norigin" - the DNS-rebinding check, which must agree with the
+ *      separate Host and Origin checks.
  * Nothing may crash or leak; refusals are -EINVAL (or -ENOENT) only.
  */
 #include "core/alloc.h"
@@ -19,6 +21,7 @@
 #include "mcp/headers.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/meta.h"
+#include "mcp/origin.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -140,6 +143,28 @@ done:
 	al_mcp_msg_free(&m);
 }
 
+static void mode_origin(const char *p, size_t n)
+{
+	static const char *const allowed[] = {"localhost", "127.0.0.1", "[::1]", "a.example", NULL};
+	char *s = al_strndup(p, n), *nl;
+	const char *origin = NULL;
+	int rc, want;
+
+	if (s == NULL)
+		return;
+	nl = strchr(s, '\n');
+	if (nl != NULL) {
+		*nl = '\0';
+		origin = nl + 1;
+	}
+	rc = al_mcp_origin_check(s, origin, allowed);
+	want = al_mcp_host_allowed(s, allowed) &&
+	       (origin == NULL || al_mcp_origin_allowed(origin, allowed));
+	if ((rc == 0) != want || (rc != 0 && rc != -EPERM))
+		__builtin_trap();
+	al_free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int init;
@@ -162,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1)
 		return 0;
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0:
 		mode_decode(p, size - 1);
 		break;
@@ -172,8 +197,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2:
 		mode_schema(p, size - 1);
 		break;
-	default:
+	case 3:
 		mode_check(p, size - 1, &ph);
+		break;
+	default:
+		mode_origin(p, size - 1);
 		break;
 	}
 	return 0;
