@@ -81,3 +81,83 @@ int al_b64url_decode(const char *in, size_t n, void *out, size_t outlen, size_t 
 	*outn = w;
 	return 0;
 }
+
+static const char std_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t al_b64_len(size_t n)
+{
+	return (n + 2) / 3 * 4;
+}
+
+int al_b64_encode(const void *in, size_t n, char *out, size_t outlen)
+{
+	const uint8_t *p = in;
+	size_t o = 0, i;
+
+	if (outlen < al_b64_len(n) + 1)
+		return -ENOSPC;
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		out[o++] = std_alphabet[(v >> 18) & 63];
+		out[o++] = std_alphabet[(v >> 12) & 63];
+		out[o++] = std_alphabet[(v >> 6) & 63];
+		out[o++] = std_alphabet[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		out[o++] = std_alphabet[(v >> 18) & 63];
+		out[o++] = std_alphabet[(v >> 12) & 63];
+		out[o++] = '=';
+		out[o++] = '=';
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+		out[o++] = std_alphabet[(v >> 18) & 63];
+		out[o++] = std_alphabet[(v >> 12) & 63];
+		out[o++] = std_alphabet[(v >> 6) & 63];
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static int dec_std(char c)
+{
+	if (c == '-' || c == '_')
+		return -1;
+	return dec(c);
+}
+
+int al_b64_decode(const char *in, size_t n, void *out, size_t outlen, size_t *outn)
+{
+	uint8_t *o = out;
+	uint32_t acc = 0;
+	size_t w = 0, pad = 0;
+	int bits = 0;
+
+	if (n % 4 != 0)
+		return -EINVAL;
+	while (pad < 2 && n > 0 && in[n - 1] == '=') {
+		n--;
+		pad++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int v = dec_std(in[i]);
+		if (v < 0)
+			return -EINVAL;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (w >= outlen)
+				return -ENOSPC;
+			o[w++] = (uint8_t)(acc >> bits);
+		}
+	}
+	/* A third '=' lands in the loop above and fails there; leftover bits
+	 * must be zero so "QR==" and "QQ==" do not both decode to "A". */
+	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+		return -EINVAL;
+	*outn = w;
+	return 0;
+}

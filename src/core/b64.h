@@ -14,4 +14,18 @@ int al_b64url_encode(const void *in, size_t n, char *out, size_t outlen);
  */
 int al_b64url_decode(const char *in, size_t n, void *out, size_t outlen, size_t *outn);
 
+/* Encoded length of n bytes, padded standard base64, without the NUL. */
+size_t al_b64_len(size_t n);
+/* Writes NUL-terminated padded standard base64; -ENOSPC when out is too small. */
+int al_b64_encode(const void *in, size_t n, char *out, size_t outlen);
+/*
+ * Decodes padded standard base64 strictly: the length is a multiple of 4,
+ * '=' appears only as one or two trailing pad characters, every other
+ * character is in the standard alphabet (no '-' or '_'), and the unused bits
+ * of the last group are zero, so each byte string has exactly one accepted
+ * encoding. Writes at most outlen bytes and the decoded length to *outn.
+ * -EINVAL on any violation, -ENOSPC when out is too small.
+ */
+int al_b64_decode(const char *in, size_t n, void *out, size_t outlen, size_t *outn);
+
 #endif
