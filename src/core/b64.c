@@ -11,31 +11,46 @@ size_t al_b64url_len(size_t n)
 	return (n / 3) * 4 + (n % 3 ? n % 3 + 1 : 0);
 }
 
-int al_b64url_encode(const void *in, size_t n, char *out, size_t outlen)
+/*
+ * The one encoder: `alpha` is the alphabet, `pad` whether the last group is
+ * padded with '=' to four characters. out must hold outlen bytes, checked by
+ * the callers against the length with their padding rule.
+ */
+static void encode(const uint8_t *p, size_t n, const char *alpha, int pad, char *out)
 {
-	const uint8_t *p = in;
 	size_t o = 0, i;
 
-	if (outlen < al_b64url_len(n) + 1)
-		return -ENOSPC;
 	for (i = 0; i + 2 < n; i += 3) {
 		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		out[o++] = url_alphabet[(v >> 18) & 63];
-		out[o++] = url_alphabet[(v >> 12) & 63];
-		out[o++] = url_alphabet[(v >> 6) & 63];
-		out[o++] = url_alphabet[v & 63];
+		out[o++] = alpha[(v >> 18) & 63];
+		out[o++] = alpha[(v >> 12) & 63];
+		out[o++] = alpha[(v >> 6) & 63];
+		out[o++] = alpha[v & 63];
 	}
 	if (n - i == 1) {
 		uint32_t v = (uint32_t)p[i] << 16;
-		out[o++] = url_alphabet[(v >> 18) & 63];
-		out[o++] = url_alphabet[(v >> 12) & 63];
+		out[o++] = alpha[(v >> 18) & 63];
+		out[o++] = alpha[(v >> 12) & 63];
+		if (pad) {
+			out[o++] = '=';
+			out[o++] = '=';
+		}
 	} else if (n - i == 2) {
 		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-		out[o++] = url_alphabet[(v >> 18) & 63];
-		out[o++] = url_alphabet[(v >> 12) & 63];
-		out[o++] = url_alphabet[(v >> 6) & 63];
+		out[o++] = alpha[(v >> 18) & 63];
+		out[o++] = alpha[(v >> 12) & 63];
+		out[o++] = alpha[(v >> 6) & 63];
+		if (pad)
+			out[o++] = '=';
 	}
 	out[o] = '\0';
+}
+
+int al_b64url_encode(const void *in, size_t n, char *out, size_t outlen)
+{
+	if (outlen < al_b64url_len(n) + 1)
+		return -ENOSPC;
+	encode(in, n, url_alphabet, 0, out);
 	return 0;
 }
 
@@ -92,32 +107,9 @@ size_t al_b64_len(size_t n)
 
 int al_b64_encode(const void *in, size_t n, char *out, size_t outlen)
 {
-	const uint8_t *p = in;
-	size_t o = 0, i;
-
 	if (outlen < al_b64_len(n) + 1)
 		return -ENOSPC;
-	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		out[o++] = std_alphabet[(v >> 18) & 63];
-		out[o++] = std_alphabet[(v >> 12) & 63];
-		out[o++] = std_alphabet[(v >> 6) & 63];
-		out[o++] = std_alphabet[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		out[o++] = std_alphabet[(v >> 18) & 63];
-		out[o++] = std_alphabet[(v >> 12) & 63];
-		out[o++] = '=';
-		out[o++] = '=';
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-		out[o++] = std_alphabet[(v >> 18) & 63];
-		out[o++] = std_alphabet[(v >> 12) & 63];
-		out[o++] = std_alphabet[(v >> 6) & 63];
-		out[o++] = '=';
-	}
-	out[o] = '\0';
+	encode(in, n, std_alphabet, 1, out);
 	return 0;
 }
 
