@@ -90,14 +90,7 @@ static void *conn_main(void *arg)
 	send_all(fd, r.body, r.body_len);
 done:
 	al_model_stub_reply_free(&r);
-	shutdown(fd, SHUT_WR);
-	{
-		struct pollfd pf = {.fd = fd, .events = POLLIN};
-		char junk[256];
-		while (poll(&pf, 1, 2000) > 0 && recv(fd, junk, sizeof(junk), 0) > 0)
-			;
-	}
-	close(fd);
+	al_test_close_drained(fd);
 	return NULL;
 }
 

@@ -132,15 +132,7 @@ static void *conn_main(void *arg)
 			     "Connection: close\r\n\r\nnot found");
 	}
 done:
-	shutdown(fd, SHUT_WR);
-	/* Drain until the client closes, so it sees a clean end of stream. */
-	{
-		struct pollfd pf = {.fd = fd, .events = POLLIN};
-		char junk[512];
-		while (poll(&pf, 1, 2000) > 0 && recv(fd, junk, sizeof(junk), 0) > 0)
-			;
-	}
-	close(fd);
+	al_test_close_drained(fd);
 	return NULL;
 }
 

@@ -2,7 +2,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <sys/socket.h>
 
@@ -56,4 +58,15 @@ int al_test_read_request(int fd, char *buf, size_t cap, size_t *len, size_t *hle
 	buf[n] = '\0';
 	*len = n;
 	return 0;
+}
+
+void al_test_close_drained(int fd)
+{
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	char junk[512];
+
+	shutdown(fd, SHUT_WR);
+	while (poll(&pf, 1, 2000) > 0 && recv(fd, junk, sizeof(junk), 0) > 0)
+		;
+	close(fd);
 }

@@ -19,4 +19,10 @@ int al_test_read_request(int fd, char *buf, size_t cap, size_t *len, size_t *hle
 /* Copies header `name` (case-insensitive) of a request head into out: 1, or 0 if absent. */
 int al_test_header(const char *head, const char *name, char *out, size_t outlen);
 
+/*
+ * Half-closes fd, reads until the client closes (up to 2 s of silence) and
+ * closes it: the client then sees a clean end of stream, not a reset.
+ */
+void al_test_close_drained(int fd);
+
 #endif

@@ -103,14 +103,7 @@ static void *conn_main(void *arg)
 		send_str(fd, p->reply);
 	}
 done:
-	shutdown(fd, SHUT_WR);
-	{
-		struct pollfd pf = {.fd = fd, .events = POLLIN};
-		char junk[512];
-		while (poll(&pf, 1, 2000) > 0 && recv(fd, junk, sizeof(junk), 0) > 0)
-			;
-	}
-	close(fd);
+	al_test_close_drained(fd);
 	return NULL;
 }
 
