@@ -755,3 +755,77 @@ AL_TEST(journal_open_survives_sqlite_heap_exhaustion)
 	}
 	AL_ASSERT(opened > 0);
 }
+
+/*
+ * The split begin (the worker's path: commit, then the WAL's fsync overlapped
+ * with the audit sync): the same answers as al_journal_begin, FULL restored
+ * for the next begin, a sync before any commit succeeds, and the row is
+ * there for a second connection and after reopen.
+ */
+AL_TEST(journal_unsynced_begin_then_sync)
+{
+	const char *p = jpath("j.db");
+	struct al_journal *j = open_ok(p), *k;
+	enum al_journal_state prev = AL_JOURNAL_DONE;
+
+	AL_ASSERT_INT_EQ(al_journal_sync(j), 0); /* nothing to sync yet, no -wal fd needed */
+	AL_ASSERT_INT_EQ(al_journal_begin_unsynced(j, "s", "t", "w", "bash", "h", &prev), 0);
+	AL_ASSERT_INT_EQ(prev, AL_JOURNAL_NONE);
+	AL_ASSERT_INT_EQ(al_journal_synchronous(j), 2);
+	AL_ASSERT_INT_EQ(al_journal_sync(j), 0);
+	AL_ASSERT_INT_EQ(al_journal_sync(j), 0); /* covered: returns at once */
+	AL_ASSERT_INT_EQ(al_journal_begin_unsynced(j, "s", "t", "w", "bash", "h", &prev), -EEXIST);
+	AL_ASSERT_INT_EQ(prev, AL_JOURNAL_STARTED);
+	AL_ASSERT_INT_EQ(al_journal_begin(j, "s", "t", "w", "bash", "h", &prev), -EEXIST);
+	AL_ASSERT_INT_EQ(al_journal_begin_unsynced(j, "", "t", NULL, NULL, NULL, NULL), -EINVAL);
+	k = open_ok(p);
+	AL_ASSERT_INT_EQ(state_of(k, "s", "t"), AL_JOURNAL_STARTED);
+	al_journal_close(k);
+	AL_ASSERT_INT_EQ(al_journal_finish(j, "s", "t", "{}"), 0);
+	AL_ASSERT_INT_EQ(al_journal_begin_unsynced(j, "s", "u", NULL, NULL, NULL, NULL), 0);
+	AL_ASSERT_INT_EQ(al_journal_sync(j), 0);
+	al_journal_close(j);
+	j = open_ok(p);
+	AL_ASSERT_INT_EQ(state_of(j, "s", "t"), AL_JOURNAL_DONE);
+	AL_ASSERT_INT_EQ(state_of(j, "s", "u"), AL_JOURNAL_STARTED);
+	al_journal_close(j);
+}
+
+struct usync_arg {
+	struct al_journal *j;
+	int id, ran;
+};
+
+static void *usync_main(void *p)
+{
+	struct usync_arg *a = p;
+	char t[32];
+
+	for (int i = 0; i < 50; i++) {
+		snprintf(t, sizeof(t), "t%d", i);
+		if (al_journal_begin_unsynced(a->j, "s", t, NULL, NULL, NULL, NULL) == 0 &&
+		    al_journal_sync(a->j) == 0)
+			a->ran++;
+	}
+	return NULL;
+}
+
+/* Four threads racing split begins for the same 50 calls: each runs once, all syncs succeed. */
+AL_TEST(journal_unsynced_begins_race_once_each)
+{
+	struct al_journal *j = open_ok(jpath("j.db"));
+	struct usync_arg a[4];
+	pthread_t th[4];
+	int total = 0;
+
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct usync_arg){j, i, 0};
+		AL_ASSERT_INT_EQ(pthread_create(&th[i], NULL, usync_main, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		total += a[i].ran;
+	}
+	AL_ASSERT_INT_EQ(total, 50);
+	al_journal_close(j);
+}

@@ -707,3 +707,73 @@ AL_TEST(tools_file_calls_survive_each_allocation_failure)
 	EXPECT(ts, "read", "{\"file_path\":\"d/a.txt\"}", 0, "1\ntwo\n");
 	al_tool_session_close(ts);
 }
+
+struct gate_probe {
+	int rc, calls;
+	pthread_t thread;
+};
+
+static int probe_gate(void *arg)
+{
+	struct gate_probe *g = arg;
+
+	g->calls++;
+	g->thread = pthread_self();
+	return g->rc;
+}
+
+static int gated(struct al_tool_session *ts, const char *name, const char *input,
+		 struct gate_probe *g, struct al_tool_result *r)
+{
+	json_t *in = json_loads(input, 0, NULL);
+	int rc;
+
+	AL_ASSERT(in != NULL);
+	rc = al_tool_session_run_gated(ts, "work_1", "toolu_g", name, in, probe_gate, g, r);
+	json_decref(in);
+	return rc;
+}
+
+/*
+ * The gate (the journal's begin sync in the worker) runs once before the
+ * action, on its own thread when an audit sync is due too; a failed gate
+ * means the action does not run, for bash, write and read alike.
+ */
+AL_TEST(tools_gate_runs_before_the_action_and_can_stop_it)
+{
+	struct al_audit_opts o = {.sync_every = AL_AUDIT_SYNC_EXPLICIT};
+	struct gate_probe g = {0};
+	struct al_tool_session *ts;
+	struct al_tool_result r;
+	al_audit_log *log = NULL;
+	char path[700], p[800], err[512] = "";
+
+	test_cfg();
+	snprintf(path, sizeof(path), "%s/audit.log", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(al_audit_open(path, &o, &log, err, sizeof(err)), 0);
+	ts = open_session("sesn_gate", log);
+	AL_ASSERT_INT_EQ(gated(ts, "bash", "{\"command\":\"echo hi\"}", &g, &r), 0);
+	AL_ASSERT_STR_EQ(text(&r), "hi");
+	AL_ASSERT_INT_EQ(g.calls, 1);
+	AL_ASSERT(!pthread_equal(g.thread, pthread_self())); /* overlapped with the audit sync */
+	al_tool_result_clear(&r);
+	AL_ASSERT_INT_EQ(gated(ts, "read", "{\"file_path\":\"nope\"}", &g, &r), 0);
+	AL_ASSERT_INT_EQ(g.calls, 2);
+	al_tool_result_clear(&r);
+	g.rc = -EIO;
+	AL_ASSERT_INT_EQ(gated(ts, "bash", "{\"command\":\"touch g1\"}", &g, &r), 0);
+	AL_ASSERT_INT_EQ(r.is_error, 1);
+	AL_ASSERT(strstr(text(&r), "not run") != NULL);
+	AL_ASSERT_INT_EQ(r.audit_failed, 0);
+	al_tool_result_clear(&r);
+	AL_ASSERT_INT_EQ(gated(ts, "write", "{\"file_path\":\"g2\",\"content\":\"x\"}", &g, &r), 0);
+	AL_ASSERT_INT_EQ(r.is_error, 1);
+	al_tool_result_clear(&r);
+	AL_ASSERT_INT_EQ(g.calls, 4);
+	snprintf(p, sizeof(p), "%s/sesn_gate/g1", workdir);
+	AL_ASSERT_INT_EQ(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/sesn_gate/g2", workdir);
+	AL_ASSERT_INT_EQ(access(p, F_OK), -1);
+	al_tool_session_close(ts);
+	AL_ASSERT_INT_EQ(al_audit_close(log), 0);
+}
