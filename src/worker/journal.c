@@ -115,17 +115,6 @@ struct al_journal {
 	int leading;	/* a thread is committing a batch of begins */
 	int broken;	/* synchronous=FULL could not be restored: refuse begin/finish */
 	int wal_frames; /* frames in the WAL after the last commit (wal_hook_cb) */
-	/*
-	 * Deferred begins (al_journal_begin_unsynced / al_journal_sync): commits
-	 * counts their commits (atomic); smu guards the rest. wal_fd is our own
-	 * descriptor of the -wal file: fdatasync acts on the file, whichever
-	 * descriptor asks, and SQLite keeps that file (same inode) while the
-	 * connection is open.
-	 */
-	pthread_mutex_t smu;
-	pthread_cond_t scv;
-	int64_t commits, synced;
-	int syncing, sync_failed, wal_fd;
 	char path[4096];
 };
 
@@ -401,9 +390,6 @@ int al_journal_open(const char *path, struct al_journal **out, char *err, size_t
 	}
 	pthread_mutex_init(&j->qmu, NULL);
 	pthread_cond_init(&j->qcv, NULL);
-	pthread_mutex_init(&j->smu, NULL);
-	pthread_cond_init(&j->scv, NULL);
-	j->wal_fd = -1;
 	j->qtail = &j->queue;
 	rc = sqlite3_open_v2(
 	    path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
@@ -477,13 +463,9 @@ void al_journal_close(struct al_journal *j)
 	/* The last connection to close checkpoints the WAL into the file. */
 	if (j->db != NULL)
 		sqlite3_close_v2(j->db);
-	if (j->wal_fd >= 0)
-		close(j->wal_fd);
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->qcv);
 	pthread_mutex_destroy(&j->qmu);
-	pthread_cond_destroy(&j->scv);
-	pthread_mutex_destroy(&j->smu);
 	al_free(j);
 }
 
@@ -759,104 +741,6 @@ static int step_nosync(struct al_journal *j, sqlite3_stmt *st, const char *what)
 		al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
 		j->broken = 1;
 	}
-	return rc;
-}
-
-int al_journal_begin_unsynced(struct al_journal *j, const char *session_id, const char *tool_use_id,
-			      const char *work_id, const char *name, const char *input_sha256,
-			      enum al_journal_state *prev)
-{
-	struct begin_req req = {.session_id = session_id,
-				.tool_use_id = tool_use_id,
-				.work_id = work_id,
-				.name = name,
-				.input_sha256 = input_sha256};
-	int rc, nosync;
-
-	if (prev != NULL)
-		*prev = AL_JOURNAL_NONE;
-	if ((rc = check_key(session_id, tool_use_id)) < 0)
-		return rc;
-	if (__atomic_load_n(&j->sync_failed, __ATOMIC_ACQUIRE))
-		return -EIO;
-	pthread_mutex_lock(&j->mu);
-	if ((rc = ensure_full(j)) < 0)
-		goto done;
-	/* As step_nosync: NORMAL for this commit only; if it cannot be set, FULL. */
-	nosync = set_sync(j, 0) == 0;
-	rc = begin_one(j, &req);
-	if (nosync && set_sync(j, 1) < 0) {
-		al_error("journal", "%s: cannot restore synchronous=FULL", j->path);
-		j->broken = 1;
-	}
-	if (rc == 0) {
-		/* Counted once its frames are written: a sync that starts later covers them. */
-		__atomic_add_fetch(&j->commits, 1, __ATOMIC_RELEASE);
-		maybe_checkpoint(j);
-	}
-done:
-	pthread_mutex_unlock(&j->mu);
-	if (prev != NULL)
-		*prev = req.prev;
-	return rc;
-}
-
-/* fdatasync of the -wal file (smu held by the leader only). */
-static int wal_sync(struct al_journal *j)
-{
-	char wal[sizeof(j->path) + 8];
-
-	if (j->wal_fd < 0) {
-		if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", j->path) >= sizeof(wal))
-			return -ENAMETOOLONG;
-		j->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
-		if (j->wal_fd < 0)
-			return -errno;
-	}
-	return fdatasync(j->wal_fd) < 0 ? -errno : 0;
-}
-
-/*
- * Group commit as in al_audit_sync: the first caller to find commits
- * unsynced leads one fdatasync without smu; callers arriving meanwhile wait
- * and return without I/O when it covered their commits.
- */
-int al_journal_sync(struct al_journal *j)
-{
-	int64_t want = __atomic_load_n(&j->commits, __ATOMIC_ACQUIRE), covers;
-	int rc = 0;
-
-	pthread_mutex_lock(&j->smu);
-	for (;;) {
-		if (j->sync_failed) {
-			rc = -EIO;
-			break;
-		}
-		if (j->synced >= want)
-			break;
-		if (j->syncing) {
-			pthread_cond_wait(&j->scv, &j->smu);
-			continue;
-		}
-		j->syncing = 1;
-		pthread_mutex_unlock(&j->smu);
-		covers = __atomic_load_n(&j->commits, __ATOMIC_ACQUIRE);
-		rc = wal_sync(j);
-		pthread_mutex_lock(&j->smu);
-		j->syncing = 0;
-		if (rc < 0) {
-			/* The kernel may have dropped the pages: trust no deferred begin again. */
-			al_error("journal", "%s: fdatasync of the WAL failed: %s", j->path,
-				 strerror(-rc));
-			__atomic_store_n(&j->sync_failed, 1, __ATOMIC_RELEASE);
-		} else if (covers > j->synced) {
-			j->synced = covers;
-		}
-		pthread_cond_broadcast(&j->scv);
-		if (rc < 0)
-			break;
-	}
-	pthread_mutex_unlock(&j->smu);
 	return rc;
 }
 

@@ -75,20 +75,6 @@ int al_journal_begin(struct al_journal *j, const char *session_id, const char *t
 		     const char *work_id, const char *name, const char *input_sha256,
 		     enum al_journal_state *prev);
 /*
- * al_journal_begin split in two, so the caller can overlap the fsync with
- * other work (the audit log's sync before the action): begin_unsynced
- * commits STARTED without the WAL fsync (same answers as al_journal_begin);
- * al_journal_sync makes every commit made so far durable (one fdatasync of
- * the WAL, shared by concurrent callers; no I/O when a sync since covered
- * them). The call may run only once al_journal_sync has returned 0 after its
- * begin_unsynced. A failed sync is -EIO forever after for both (the kernel
- * may have dropped the pages): fail closed.
- */
-int al_journal_begin_unsynced(struct al_journal *j, const char *session_id, const char *tool_use_id,
-			      const char *work_id, const char *name, const char *input_sha256,
-			      enum al_journal_state *prev);
-int al_journal_sync(struct al_journal *j);
-/*
  * STARTED -> DONE with the result event to send (`result_json`, the whole
  * user.tool_result event as compact JSON). -ENOENT if unknown, -EALREADY if
  * already DONE or ANSWERED (unchanged). Committed without the WAL fsync

@@ -83,7 +83,6 @@ struct job {
 	int jrc;	  /* journal error, if any */
 	int audit_failed; /* a record after the call could not be written */
 	int tool_rc;	  /* al_tool_session_run's return */
-	int gate_rc;	  /* job_gate's: the begin could not be made durable */
 	/* post */
 	json_t *event; /* parsed result_json */
 	unsigned attempt;
@@ -327,18 +326,6 @@ static json_t *text_content(const char *text)
 	return json_pack("[{s:s, s:s}]", "type", "text", "text", text);
 }
 
-/*
- * The begin's fsync, run by the tools just before the action and overlapped
- * with the audit log's pre-action sync (tools.h, al_tool_gate_fn).
- */
-static int job_gate(void *arg)
-{
-	struct job *jb = arg;
-
-	jb->gate_rc = al_journal_sync(jb->s->ctx->journal);
-	return jb->gate_rc;
-}
-
 /* The pool thread: journal, run, journal again. Touches only the job. */
 static void job_work_cb(uv_work_t *req)
 {
@@ -351,12 +338,8 @@ static void job_work_cb(uv_work_t *req)
 
 	memset(&res, 0, sizeof(res));
 	jb->exit_code = -1;
-	/*
-	 * STARTED is committed here and made durable by job_gate just before the
-	 * action (nothing runs before it is), in parallel with the audit sync.
-	 */
-	rc = al_journal_begin_unsynced(jn, s->session_id, jb->id, s->work_id, jb->name,
-				       jb->input_sha, &prev);
+	rc =
+	    al_journal_begin(jn, s->session_id, jb->id, s->work_id, jb->name, jb->input_sha, &prev);
 	if (rc == 0) {
 		jb->how = HOW_RAN;
 		if (jb->ts == NULL) {
@@ -366,13 +349,8 @@ static void job_work_cb(uv_work_t *req)
 			    text_content("the worker could not open this session's tool "
 					 "sandbox; the call was not run"));
 		} else {
-			jb->tool_rc = al_tool_session_run_gated(
-			    jb->ts, s->work_id, jb->id, jb->name, jb->input, job_gate, jb, &res);
-			if (jb->gate_rc < 0) {
-				/* Not run (fail closed, as below): a journal failure. */
-				jb->how = HOW_JOURNAL_FAIL;
-				jb->jrc = jb->gate_rc;
-			}
+			jb->tool_rc = al_tool_session_run(jb->ts, s->work_id, jb->id, jb->name,
+							  jb->input, &res);
 			if (res.content == NULL) {
 				res.is_error = 1;
 				res.content =

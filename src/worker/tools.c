@@ -77,8 +77,6 @@ struct call {
 	struct al_audit_ctx ctx;
 	struct al_tool_result *out;
 	const char *tool;
-	al_tool_gate_fn gate; /* NULL once called */
-	void *gate_arg;
 };
 
 int al_tool_is_owned(const char *name)
@@ -352,56 +350,6 @@ static int audit_commit(struct al_tool_session *ts)
 	return ts->audit ? al_audit_sync(ts->audit) : 0;
 }
 
-struct gate_run {
-	al_tool_gate_fn fn;
-	void *arg;
-	int rc;
-};
-
-static void *gate_main(void *p)
-{
-	struct gate_run *g = p;
-
-	g->rc = g->fn(g->arg);
-	return NULL;
-}
-
-/*
- * Just before the action: syncs the records written so far (audit_sync) and
- * runs the caller's gate, on a second thread when both are due, so their
- * fsyncs (different files) overlap. Returns 0 to run the action, 1 when it
- * must not run (out holds the error result), or -ENOMEM.
- */
-static int pre_action(struct call *c, int audit_sync)
-{
-	struct gate_run g = {c->gate, c->gate_arg, 0};
-	pthread_t th;
-	int threaded = 0, arc = 0, rc;
-
-	c->gate = NULL;
-	audit_sync = audit_sync && c->ts->audit != NULL;
-	if (g.fn != NULL && audit_sync)
-		threaded = pthread_create(&th, NULL, gate_main, &g) == 0;
-	if (audit_sync)
-		arc = audit_commit(c->ts);
-	if (threaded)
-		pthread_join(th, NULL);
-	else if (g.fn != NULL)
-		g.rc = g.fn(g.arg);
-	if (arc < 0) {
-		c->out->audit_failed = 1;
-		rc = set_textf(c->out, 1, AUDIT_UNAVAILABLE);
-		return rc < 0 ? rc : 1;
-	}
-	if (g.rc < 0) {
-		rc =
-		    set_textf(c->out, 1,
-			      "%s: not run: the worker could not record the call durably", c->tool);
-		return rc < 0 ? rc : 1;
-	}
-	return 0;
-}
-
 /* On the egress proxy's thread: a decision already taken can only be counted as unrecorded. */
 static void egress_cb(const struct al_egress_decision *d, void *data)
 {
@@ -635,12 +583,10 @@ static int tool_bash(struct call *c, const json_t *in)
 	pr.argv = argv;
 	pr.cwd = ts->workspace;
 	pr.env = (const char *const *)ts->env;
-	if (audit_put(ts, al_audit_rec_process_launch(&c->ctx, &pr)) < 0) {
+	if (audit_put(ts, al_audit_rec_process_launch(&c->ctx, &pr)) < 0 || audit_commit(ts) < 0) {
 		c->out->audit_failed = 1;
 		return set_textf(c->out, 1, AUDIT_UNAVAILABLE);
 	}
-	if ((rc = pre_action(c, 1)) != 0)
-		return rc < 0 ? rc : 0;
 	o.timeout_ms = timeout;
 	o.output_limit = 2 * BASH_OUTPUT; /* head + a tail of exactly BASH_OUTPUT */
 	rc = al_sandbox_shell(ts->sb, cmd, &o, &res, err, sizeof(err));
@@ -1076,13 +1022,6 @@ void al_tool_session_close(struct al_tool_session *ts)
 int al_tool_session_run(struct al_tool_session *ts, const char *work_id, const char *tool_use_id,
 			const char *name, const json_t *input, struct al_tool_result *out)
 {
-	return al_tool_session_run_gated(ts, work_id, tool_use_id, name, input, NULL, NULL, out);
-}
-
-int al_tool_session_run_gated(struct al_tool_session *ts, const char *work_id,
-			      const char *tool_use_id, const char *name, const json_t *input,
-			      al_tool_gate_fn gate, void *gate_arg, struct al_tool_result *out)
-{
 	struct call c = {0};
 	json_t *empty = NULL, *fields;
 	int64_t t0 = now_us();
@@ -1090,8 +1029,6 @@ int al_tool_session_run_gated(struct al_tool_session *ts, const char *work_id,
 
 	memset(out, 0, sizeof(*out));
 	out->exit_code = -1;
-	c.gate = gate;
-	c.gate_arg = gate_arg;
 	c.ts = ts;
 	c.out = out;
 	c.tool = name ? name : "";
@@ -1116,20 +1053,12 @@ int al_tool_session_run_gated(struct al_tool_session *ts, const char *work_id,
 	}
 	/* Nothing runs unless its start is on record. */
 	fields = json_pack("{s:s, s:s}", "tool", c.tool, "input_sha256", out->input_sha256);
-	if (audit_put(ts, al_audit_rec_event(&c.ctx, "tool.start", 0, fields)) < 0) {
+	/* bash syncs after its process launch record, just before the shell runs. */
+	if (audit_put(ts, al_audit_rec_event(&c.ctx, "tool.start", 0, fields)) < 0 ||
+	    ((strcmp(c.tool, "write") == 0 || strcmp(c.tool, "edit") == 0) &&
+	     audit_commit(ts) < 0)) {
 		out->audit_failed = 1;
 		rc = set_textf(out, 1, AUDIT_UNAVAILABLE);
-		goto hash;
-	}
-	/*
-	 * bash syncs after its process launch record, just before the shell
-	 * runs; write and edit sync their tool.start; the read-only tools only
-	 * pass the gate.
-	 */
-	if (strcmp(c.tool, "bash") != 0 &&
-	    (rc = pre_action(&c, strcmp(c.tool, "write") == 0 || strcmp(c.tool, "edit") == 0)) !=
-		0) {
-		rc = rc < 0 ? rc : 0;
 		goto hash;
 	}
 	if (!json_is_object(input))

@@ -96,22 +96,6 @@ int al_tool_session_open(const struct al_worker_config *cfg, const char *session
  */
 int al_tool_session_run(struct al_tool_session *ts, const char *work_id, const char *tool_use_id,
 			const char *name, const json_t *input, struct al_tool_result *out);
-/*
- * The caller's gate: what must be durable before the action, besides the
- * audit records (the journal's begin). Called at most once per run, just
- * before the action (after the records before it are written), on another
- * thread concurrently with the audit log's sync of those records when there
- * is one, so the two fsyncs cost max() rather than sum. Returns 0 to let the
- * action run; a negative errno and the action does not run (the result is
- * an error saying so). Not called when the call ends before that point
- * (an audit write failed, cancelled, bash input without a command); the
- * file tools may call it before finding their input bad.
- */
-typedef int (*al_tool_gate_fn)(void *arg);
-/* al_tool_session_run with a gate (gate NULL: the same as al_tool_session_run). */
-int al_tool_session_run_gated(struct al_tool_session *ts, const char *work_id,
-			      const char *tool_use_id, const char *name, const json_t *input,
-			      al_tool_gate_fn gate, void *gate_arg, struct al_tool_result *out);
 /* Kills the running command (if any) and makes later runs return -ECANCELED. Any thread. */
 void al_tool_session_cancel(struct al_tool_session *ts);
 /* Destroys the sandbox (killing everything in it) and frees; the workspace stays. NULL ok. */
