@@ -19,8 +19,8 @@
  * at the points that matter (the worker: before an action runs, and once
  * its result is posted), and concurrent callers share one fdatasync (group
  * commit). A written record survives a crash of the process at once (it
- * is in the page cache); a power cut can lose or tear only what was written after the last
- * sync: the synced prefix is intact and verifies, the tail past it may be
+ * is in the page cache); a power cut can lose or tear only what was
+ * written after the last sync: the synced prefix is intact and verifies, the tail past it may be
  * missing (a shorter valid chain) or torn (reopen refuses it; `airlock
  * audit verify` names the line; the prefix before it stands).
  * A failed write() is rolled back with ftruncate so the file stays a valid
