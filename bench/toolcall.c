@@ -8,13 +8,17 @@
  * network: the journal's STARTED record (al_journal_begin: an SQLite commit
  * with synchronous=FULL, so an fsync), the call in the session's sandbox
  * (al_tool_session_run of `echo N` in the persistent shell, with the audit
- * records it writes and its two audit syncs), DONE with the result
+ * records it writes and its pre-action audit sync; the closing records'
+ * sync, which the worker makes after the post, apart: audit_sync_after),
+ * DONE with the result
  * (al_journal_finish, unsynced) and ANSWERED (al_journal_answered,
  * unsynced). The tool run is measured twice: with an audit log opened as the
  * worker opens it (AL_AUDIT_SYNC_EXPLICIT) and without one (audit NULL,
  * otherwise only for unit tests), so the audit's share shows; and a bare
- * al_audit_write (no sync in this mode) of a record of the same size. The first call (the
- * sandbox's creation) is left out. Prints one JSON line, times in ms.
+ * al_audit_write (no sync in this mode) of a record of the same size.
+ * begin_then_run is journal_begin + tool_run_audited: the local part of a
+ * call's critical path. The first call (the sandbox's creation) is left
+ * out. Prints one JSON line, times in ms.
  */
 #include "audit/log.h"
 #include "core/alloc.h"
@@ -28,7 +32,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define PARTS 7
+#define PARTS 9
 
 static double now_ms(void)
 {
@@ -53,8 +57,9 @@ static double pct(double *v, int n, double p)
 int main(int argc, char **argv)
 {
 	static const char *names[PARTS] = {
-	    "journal_begin",	 "tool_run_audited", "journal_finish",	 "journal_answered",
-	    "tool_run_no_audit", "audit_write",	     "sandbox_create_ms"};
+	    "journal_begin",	"tool_run_audited",  "journal_finish",
+	    "journal_answered", "tool_run_no_audit", "audit_write",
+	    "begin_then_run",	"audit_sync_after",  "sandbox_create_ms"};
 	struct al_worker_config cfg;
 	struct al_tool_session *ts = NULL, *ts2 = NULL;
 	struct al_journal *j = NULL;
@@ -103,6 +108,13 @@ int main(int argc, char **argv)
 			goto fail;
 		a = now_ms();
 		t[1][i] = a - b;
+		t[6][i] = t[0][i] + t[1][i];
+		/* The call's closing records: synced after the post, off the critical path. */
+		if (al_audit_sync(audit) < 0)
+			goto fail;
+		b = now_ms();
+		t[7][i] = b - a;
+		a = b;
 		snprintf(result, sizeof(result),
 			 "{\"type\":\"user.tool_result\",\"tool_use_id\":\"%s\",\"content\":[]}",
 			 id);
@@ -129,9 +141,12 @@ int main(int argc, char **argv)
 		a = now_ms();
 		t[5][i] = a - b;
 		json_decref(rec);
+		/* As in the worker, the next call starts with the log synced. */
+		if (al_audit_sync(audit) < 0)
+			goto fail;
 		json_decref(input);
 		if (i == 0) /* the sandbox's creation is in the first call of each */
-			t[6][0] = t[1][0];
+			t[PARTS - 1][0] = t[1][0];
 	}
 	printf("{\"calls\":%d", n - 1);
 	for (int p = 0; p < PARTS - 1; p++) {
@@ -141,7 +156,7 @@ int main(int argc, char **argv)
 		printf(",\"%s\":{\"p50\":%.3f,\"p99\":%.3f}", names[p], pct(v, n - 1, 50),
 		       pct(v, n - 1, 99));
 	}
-	printf(",\"%s\":%.3f}\n", names[PARTS - 1], t[6][0]);
+	printf(",\"%s\":%.3f}\n", names[PARTS - 1], t[PARTS - 1][0]);
 	rc = 0;
 	goto done;
 fail:

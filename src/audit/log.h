@@ -16,11 +16,11 @@
  * (faster; up to N-1 records can be lost in a power cut, never reordered).
  * opts.sync_every = AL_AUDIT_SYNC_EXPLICIT never syncs on its own (only
  * checkpoints, al_audit_sync and close do): the caller calls al_audit_sync
- * at the points that matter (before an action runs, before a result leaves
- * the host), and concurrent callers share one fdatasync (group commit). A
- * written record survives a crash of the process at once (it is in the page
- * cache); a power cut can lose or tear only what was written after the last
- * sync: the synced prefix is intact and verifies, the tail past it may be
+ * at the points that matter (the worker: before an action runs, and once
+ * its result is posted), and concurrent callers share one fdatasync (group
+ * commit). A written record survives a crash of the process at once (it
+ * is in the page cache); a power cut can lose or tear only what was
+ * written after the last sync: the synced prefix is intact and verifies, the tail past it may be
  * missing (a shorter valid chain) or torn (reopen refuses it; `airlock
  * audit verify` names the line; the prefix before it stands).
  * A failed write() is rolled back with ftruncate so the file stays a valid

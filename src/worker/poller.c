@@ -720,10 +720,11 @@ static int poller_open(struct poller *p, const struct al_worker_config *cfg,
 		return -ENAMETOOLONG;
 	ao.sign_key_path = cfg->audit_key;
 	/*
-	 * The tools sync where it matters (before an action with effects runs,
-	 * before a result leaves: tools.h), sharing fdatasyncs across sessions;
-	 * the protocol records (acked, lease, answered) ride along with the next
-	 * sync, and close syncs the rest (docs/AUDIT.md, "Durability").
+	 * The tools sync before an action with effects runs (tools.h), the
+	 * session after a result is posted (session.c), sharing fdatasyncs
+	 * across sessions; the protocol records (acked, lease, answered) ride
+	 * along with the next sync, and close syncs the rest (docs/AUDIT.md,
+	 * "Durability").
 	 */
 	ao.sync_every = AL_AUDIT_SYNC_EXPLICIT;
 	rc = al_audit_open(path, &ao, &p->ctx.audit, err, sizeof(err));

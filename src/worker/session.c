@@ -440,6 +440,7 @@ static void call_done(struct al_wsess *s)
 struct answered_work {
 	uv_work_t req;
 	struct al_journal *journal;
+	al_audit_log *audit; /* may be NULL */
 	char *session_id, *id;
 };
 
@@ -460,8 +461,18 @@ static void answered_write(struct al_journal *jn, const char *session_id, const 
 static void answered_work_cb(uv_work_t *req)
 {
 	struct answered_work *aw = req->data;
+	int rc;
 
 	answered_write(aw->journal, aw->session_id, aw->id);
+	/*
+	 * The call's closing audit records (tool.call, the exit record) were
+	 * written unsynced so the result could leave at once (tools.h,
+	 * Durability); make them durable here, off the critical path. A failed
+	 * sync poisons the log: the next call's pre-action write fails and the
+	 * worker stops taking work, as for any audit failure.
+	 */
+	if (aw->audit != NULL && (rc = al_audit_sync(aw->audit)) < 0)
+		al_error(LOGC, "audit sync after tool_use_id=%s failed: %s", aw->id, strerror(-rc));
 }
 
 static void answered_after_cb(uv_work_t *req, int status)
@@ -493,6 +504,7 @@ static void mark_answered(struct al_wsess *s, const char *id)
 	aw = al_calloc(1, sizeof(*aw));
 	if (aw != NULL) {
 		aw->journal = s->ctx->journal;
+		aw->audit = s->ctx->audit;
 		aw->session_id = al_strdup(s->session_id);
 		aw->id = al_strdup(id);
 		aw->req.data = aw;

@@ -1091,8 +1091,15 @@ int al_tool_session_run(struct al_tool_session *ts, const char *work_id, const c
 		json_object_set_new(fields, "exit_status", json_integer(out->exit_code));
 	if (fields && rc == -ECANCELED)
 		json_object_set_new(fields, "cancelled", json_true());
-	if (audit_put(ts, al_audit_rec_event(&c.ctx, "tool.call", out->is_error, fields)) < 0 ||
-	    audit_commit(ts) < 0)
+	/*
+	 * Written, not synced: the result may leave the host before this record
+	 * is on disk (tools.h, Durability). It survives a crash of the process
+	 * (page cache); the caller syncs it off the critical path once the
+	 * result is posted, and the next pre-action sync (any session's) or
+	 * close covers it too. Only a power cut in between can lose it, and
+	 * then the synced tool.start / launch records still show the call ran.
+	 */
+	if (audit_put(ts, al_audit_rec_event(&c.ctx, "tool.call", out->is_error, fields)) < 0)
 		out->audit_failed = 1;
 	if (__atomic_exchange_n(&ts->net_failures, 0, __ATOMIC_RELAXED))
 		out->audit_failed = 1;

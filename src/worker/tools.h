@@ -31,11 +31,14 @@
  *
  * Durability (a log opened with AL_AUDIT_SYNC_EXPLICIT; docs/AUDIT.md): the
  * records before an action with effects (bash, write, edit) are synced
- * (al_audit_sync) before it runs, and every record of the call is synced
- * before al_tool_session_run returns, so nothing leaves the host (the result
- * is posted after the return) that a power cut could erase from the log. A
- * read-only tool (read, glob, grep) has only the second sync. A failed sync
- * counts as a failed write of the records it covers.
+ * (al_audit_sync) before it runs, so a power cut can never erase the record
+ * of an action that ran. The records after the action (the exit record,
+ * tool.call) are written but not synced before al_tool_session_run returns:
+ * they survive a crash of the process (page cache) and the caller makes
+ * them durable once the result is posted (al_audit_sync off the critical
+ * path; session.c after the post); the next pre-action sync and close cover
+ * them too. A read-only tool (read, glob, grep) syncs nothing itself. A
+ * failed sync counts as a failed write of the records it covers.
  *
  * Threads: al_tool_session_run blocks (up to the call's timeout) and is
  * called from a thread-pool thread, one call at a time per session;
