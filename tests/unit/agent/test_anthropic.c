@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "http/server.h"
+#include "unit/support/peer.h"
 #include "unit/support/raw_http.h"
 #include "unit/unit.h"
 
@@ -30,44 +31,19 @@
 
 /* ---- the stub's loopback server ---- */
 
-#define MAX_CONNS 128
-
 struct stub_srv {
 	al_model_stub *stub;
-	int lfd;
-	int port;
-	pthread_t acceptor;
-	pthread_t conns[MAX_CONNS];
-	atomic_int nconns;
+	struct al_test_peer tp;
 };
 
-struct conn_arg {
-	struct stub_srv *s;
-	int fd;
-};
-
-static void send_all(int fd, const char *p, size_t n)
+static void conn_main(int fd, void *ud)
 {
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return;
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void *conn_main(void *arg)
-{
-	struct conn_arg *a = arg;
-	struct stub_srv *s = a->s;
-	int fd = a->fd;
+	struct stub_srv *s = ud;
 	static __thread char buf[256 * 1024];
 	char method[16] = "", path[256] = "", key[256], head[512];
 	size_t len = 0, clen = 0, hlen = 0;
 	struct al_model_stub_reply r = {0};
 
-	free(a);
 	if (al_test_read_request(fd, buf, sizeof(buf), &len, &hlen, &clen) < 0)
 		goto done;
 	sscanf(buf, "%15s %255s", method, path);
@@ -86,67 +62,26 @@ static void *conn_main(void *arg)
 		 "%s%s%sConnection: close\r\n\r\n",
 		 r.status, r.body_len, r.retry_after[0] ? "Retry-After: " : "", r.retry_after,
 		 r.retry_after[0] ? "\r\n" : "");
-	send_all(fd, head, strlen(head));
-	send_all(fd, r.body, r.body_len);
+	al_test_send_all(fd, head, strlen(head));
+	al_test_send_all(fd, r.body, r.body_len);
 done:
 	al_model_stub_reply_free(&r);
 	al_test_close_drained(fd);
-	return NULL;
-}
-
-static void *accept_main(void *arg)
-{
-	struct stub_srv *s = arg;
-
-	for (;;) {
-		int fd = accept(s->lfd, NULL, NULL), i;
-		struct conn_arg *a;
-
-		if (fd < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		i = atomic_fetch_add(&s->nconns, 1);
-		if (i >= MAX_CONNS) {
-			close(fd);
-			continue;
-		}
-		a = malloc(sizeof(*a));
-		a->s = s;
-		a->fd = fd;
-		pthread_create(&s->conns[i], NULL, conn_main, a);
-	}
-	return NULL;
 }
 
 static void srv_start(struct stub_srv *s, const char *script)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sa);
 	char err[256];
 
 	memset(s, 0, sizeof(*s));
 	if (al_model_stub_new(script, strlen(script), &s->stub, err, sizeof(err)) < 0)
 		al_test_fail(__FILE__, __LINE__, "script: %s", err);
-	s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	AL_ASSERT_INT_EQ(bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	AL_ASSERT_INT_EQ(listen(s->lfd, 128), 0);
-	AL_ASSERT_INT_EQ(getsockname(s->lfd, (struct sockaddr *)&sa, &sl), 0);
-	s->port = ntohs(sa.sin_port);
-	AL_ASSERT_INT_EQ(pthread_create(&s->acceptor, NULL, accept_main, s), 0);
+	al_test_peer_start(&s->tp, conn_main, s);
 }
 
 static void srv_stop(struct stub_srv *s)
 {
-	int n;
-
-	shutdown(s->lfd, SHUT_RDWR);
-	pthread_join(s->acceptor, NULL);
-	close(s->lfd);
-	n = atomic_load(&s->nconns);
-	for (int i = 0; i < n && i < MAX_CONNS; i++)
-		pthread_join(s->conns[i], NULL);
+	al_test_peer_stop(&s->tp);
 	al_model_stub_free(s->stub);
 }
 
@@ -199,7 +134,7 @@ static void fx_start(struct fx *f, const char *script, const char *key,
 		     const struct al_retry_policy *pol)
 {
 	srv_start(&f->srv, script);
-	snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d/", f->srv.port);
+	snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d/", f->srv.tp.port);
 	AL_ASSERT_INT_EQ(uv_loop_init(&f->loop), 0);
 	AL_ASSERT_INT_EQ(al_http_client_new(&f->loop, &f->http), 0);
 	f->p = al_anthropic_new(&f->loop, f->http, f->base, key, pol ? pol : &fast);

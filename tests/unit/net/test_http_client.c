@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "http/server.h"
+#include "unit/support/peer.h"
 #include "unit/support/raw_http.h"
 #include "unit/unit.h"
 
@@ -31,50 +32,20 @@
 
 /* ---- the raw-socket peer ---- */
 
-#define MAX_CONNS 256
-
 struct peer {
-	int lfd;
-	int port;
-	pthread_t acceptor;
-	pthread_t conns[MAX_CONNS];
-	atomic_int nconns;
+	struct al_test_peer tp;
 	atomic_int requests;
 	char last_auth[128];   /* the x-api-key the peer last saw */
 	atomic_int saw_expect; /* requests that carried an Expect header */
 	char last_ctype[128];  /* the Content-Type the peer last saw ("-" if none) */
 };
 
-struct conn_arg {
-	struct peer *p;
-	int fd;
-};
-
-static void send_all(int fd, const char *s, size_t n)
+static void conn_main(int fd, void *ud)
 {
-	while (n > 0) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return;
-		s += w;
-		n -= (size_t)w;
-	}
-}
-
-static void send_str(int fd, const char *s)
-{
-	send_all(fd, s, strlen(s));
-}
-
-static void *conn_main(void *arg)
-{
-	struct conn_arg *a = arg;
-	struct peer *p = a->p;
-	int fd = a->fd;
+	struct peer *p = ud;
 	char buf[65536], method[16] = "", path[256] = "", hv[128];
 	size_t len = 0, clen = 0, hlen = 0;
 
-	free(a);
 	if (al_test_read_request(fd, buf, sizeof(buf), &len, &hlen, &clen) < 0)
 		goto done;
 	sscanf(buf, "%15s %255s", method, path);
@@ -88,16 +59,16 @@ static void *conn_main(void *arg)
 	atomic_fetch_add(&p->requests, 1);
 
 	if (strcmp(path, "/hello") == 0) {
-		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Test: yes\r\n"
-			     "Retry-After: 7\r\nConnection: close\r\n\r\nhello");
+		al_test_send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Test: yes\r\n"
+				     "Retry-After: 7\r\nConnection: close\r\n\r\nhello");
 	} else if (strcmp(path, "/echo") == 0) {
 		char head[512];
 		snprintf(head, sizeof(head),
 			 "HTTP/1.1 201 Created\r\nContent-Length: %zu\r\nX-Method: %s\r\n"
 			 "Connection: close\r\n\r\n",
 			 clen, method);
-		send_str(fd, head);
-		send_all(fd, buf + hlen, clen);
+		al_test_send_str(fd, head);
+		al_test_send_all(fd, buf + hlen, clen);
 	} else if (strncmp(path, "/n/", 3) == 0) {
 		char head[512];
 		/* A little delay so the requests really overlap on the client. */
@@ -105,96 +76,50 @@ static void *conn_main(void *arg)
 		snprintf(head, sizeof(head),
 			 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
 			 strlen(path + 3), path + 3);
-		send_str(fd, head);
+		al_test_send_str(fd, head);
 	} else if (strcmp(path, "/slow") == 0 || strcmp(path, "/hang") == 0) {
 		/* Never answers; returns when the client gives up (or after 10 s). */
 		struct pollfd pf = {.fd = fd, .events = POLLIN};
 		poll(&pf, 1, 10000);
 	} else if (strcmp(path, "/stream") == 0) {
-		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-			     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+		al_test_send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+				     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
 		for (int i = 0; i < 3; i++) {
 			char ev[64], chunk[96];
 			int n = snprintf(ev, sizeof(ev), "data: part%d\n\n", i);
 			snprintf(chunk, sizeof(chunk), "%x\r\n%s\r\n", n, ev);
-			send_str(fd, chunk);
+			al_test_send_str(fd, chunk);
 			usleep(30000);
 		}
-		send_str(fd, "0\r\n\r\n");
+		al_test_send_str(fd, "0\r\n\r\n");
 	} else if (strcmp(path, "/big") == 0) {
 		static char blob[100000];
 		memset(blob, 'x', sizeof(blob));
-		send_str(fd,
-			 "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n");
-		send_all(fd, blob, sizeof(blob));
+		al_test_send_str(
+		    fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n");
+		al_test_send_all(fd, blob, sizeof(blob));
 	} else {
-		send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n"
-			     "Connection: close\r\n\r\nnot found");
+		al_test_send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n"
+				     "Connection: close\r\n\r\nnot found");
 	}
 done:
 	al_test_close_drained(fd);
-	return NULL;
-}
-
-static void *accept_main(void *arg)
-{
-	struct peer *p = arg;
-
-	for (;;) {
-		int fd = accept(p->lfd, NULL, NULL);
-		struct conn_arg *a;
-		int i;
-
-		if (fd < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		i = atomic_fetch_add(&p->nconns, 1);
-		if (i >= MAX_CONNS) {
-			close(fd);
-			continue;
-		}
-		a = malloc(sizeof(*a));
-		a->p = p;
-		a->fd = fd;
-		pthread_create(&p->conns[i], NULL, conn_main, a);
-	}
-	return NULL;
 }
 
 static void peer_start(struct peer *p)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sa);
-	int one = 1;
-
 	memset(p, 0, sizeof(*p));
-	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	AL_ASSERT(p->lfd >= 0);
-	setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	AL_ASSERT_INT_EQ(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	AL_ASSERT_INT_EQ(listen(p->lfd, 512), 0);
-	AL_ASSERT_INT_EQ(getsockname(p->lfd, (struct sockaddr *)&sa, &sl), 0);
-	p->port = ntohs(sa.sin_port);
-	AL_ASSERT_INT_EQ(pthread_create(&p->acceptor, NULL, accept_main, p), 0);
+	al_test_peer_start(&p->tp, conn_main, p);
 }
 
 static void peer_stop(struct peer *p)
 {
-	int n;
-
-	shutdown(p->lfd, SHUT_RDWR); /* wakes accept() with EINVAL */
-	pthread_join(p->acceptor, NULL);
-	close(p->lfd);
-	n = atomic_load(&p->nconns);
-	for (int i = 0; i < n && i < MAX_CONNS; i++)
-		pthread_join(p->conns[i], NULL);
+	al_test_peer_stop(&p->tp);
 }
 
 static void url(char *out, size_t len, const struct peer *p, const char *path)
 {
-	snprintf(out, len, "http://127.0.0.1:%d%s", p->port, path);
+	snprintf(out, len, "http://127.0.0.1:%d%s", p->tp.port, path);
 }
 
 /* ---- results ---- */

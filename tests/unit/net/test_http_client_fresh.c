@@ -9,6 +9,7 @@
  */
 #include "net/http_client.h"
 
+#include "unit/support/peer.h"
 #include "unit/support/raw_http.h"
 #include "unit/unit.h"
 
@@ -23,29 +24,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_CONNS 8
-
 struct peer {
-	int lfd, port;
-	pthread_t acceptor, conns[MAX_CONNS];
-	atomic_int nconns, oks, dies;
+	struct al_test_peer tp;
+	atomic_int oks, dies;
 };
 
-struct conn_arg {
-	struct peer *p;
-	int fd;
-};
-
-static void *conn_main(void *arg)
+static void conn_main(int fd, void *ud)
 {
-	struct conn_arg *a = arg;
-	struct peer *p = a->p;
-	int fd = a->fd;
+	struct peer *p = ud;
 	char buf[8192], path[256];
 	size_t len, hlen, clen;
 	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-	free(a);
 	while (al_test_read_request(fd, buf, sizeof(buf), &len, &hlen, &clen) == 0) {
 		path[0] = '\0';
 		sscanf(buf, "%*15s %255s", path);
@@ -58,60 +48,13 @@ static void *conn_main(void *arg)
 			break;
 	}
 	close(fd);
-	return NULL;
-}
-
-static void *accept_main(void *arg)
-{
-	struct peer *p = arg;
-
-	for (;;) {
-		int fd = accept(p->lfd, NULL, NULL), i;
-		struct conn_arg *a;
-
-		if (fd < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		i = atomic_fetch_add(&p->nconns, 1);
-		if (i >= MAX_CONNS || (a = malloc(sizeof(*a))) == NULL) {
-			close(fd);
-			continue;
-		}
-		a->p = p;
-		a->fd = fd;
-		pthread_create(&p->conns[i], NULL, conn_main, a);
-	}
-	return NULL;
 }
 
 static void peer_start(struct peer *p)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sa);
-
-	memset(p, 0, sizeof(*p));
-	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	AL_ASSERT(p->lfd >= 0);
-	AL_ASSERT_INT_EQ(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	AL_ASSERT_INT_EQ(listen(p->lfd, 16), 0);
-	AL_ASSERT_INT_EQ(getsockname(p->lfd, (struct sockaddr *)&sa, &sl), 0);
-	p->port = ntohs(sa.sin_port);
-	AL_ASSERT_INT_EQ(pthread_create(&p->acceptor, NULL, accept_main, p), 0);
-}
-
-/* After the client is freed (its pooled connections closed). */
-static void peer_stop(struct peer *p)
-{
-	int n;
-
-	shutdown(p->lfd, SHUT_RDWR);
-	pthread_join(p->acceptor, NULL);
-	close(p->lfd);
-	n = atomic_load(&p->nconns);
-	for (int i = 0; i < n && i < MAX_CONNS; i++)
-		pthread_join(p->conns[i], NULL);
+	atomic_init(&p->oks, 0);
+	atomic_init(&p->dies, 0);
+	al_test_peer_start(&p->tp, conn_main, p);
 }
 
 struct result {
@@ -142,13 +85,13 @@ static int post_after_keepalive(int fresh, struct result *die)
 	peer_start(&p);
 	AL_ASSERT_INT_EQ(uv_loop_init(&loop), 0);
 	AL_ASSERT_INT_EQ(al_http_client_new(&loop, &client), 0);
-	snprintf(u, sizeof(u), "http://127.0.0.1:%d/ok", p.port);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/ok", p.tp.port);
 	req.url = u;
 	AL_ASSERT_INT_EQ(al_http_client_request(client, &req, done_cb, &okr, NULL), 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(okr.done, 1);
 	AL_ASSERT_INT_EQ(okr.status, 200);
-	snprintf(u, sizeof(u), "http://127.0.0.1:%d/die", p.port);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/die", p.tp.port);
 	req.method = "POST";
 	req.body = "{\"answer\":1}";
 	req.body_len = strlen(req.body);
@@ -158,7 +101,7 @@ static int post_after_keepalive(int fresh, struct result *die)
 	al_http_client_free(client);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
-	peer_stop(&p);
+	al_test_peer_stop(&p.tp);
 	n = atomic_load(&p.dies);
 	AL_ASSERT_INT_EQ(atomic_load(&p.oks), 1);
 	return n;

@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "unit/support/peer.h"
 #include "unit/support/raw_http.h"
 #include "unit/unit.h"
 
@@ -30,18 +31,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CONNS 64
-#define MAX_REQS  16
+#define MAX_REQS 16
 
 struct peer;
 typedef void (*serve_fn)(struct peer *p, int fd, const char *req, size_t hlen);
 
 struct peer {
-	int lfd;
-	int port;
-	pthread_t acceptor;
-	pthread_t conns[MAX_CONNS];
-	atomic_int nconns;
+	struct al_test_peer tp;
 	pthread_mutex_t mu;
 	char reqs[MAX_REQS][8192]; /* every request received, head and body */
 	size_t hlens[MAX_REQS];
@@ -51,36 +47,13 @@ struct peer {
 	serve_fn serve;		   /* or this */
 };
 
-struct conn_arg {
-	struct peer *p;
-	int fd;
-};
-
-static void send_all(int fd, const char *s, size_t n)
+static void conn_main(int fd, void *ud)
 {
-	while (n > 0) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return;
-		s += w;
-		n -= (size_t)w;
-	}
-}
-
-static void send_str(int fd, const char *s)
-{
-	send_all(fd, s, strlen(s));
-}
-
-static void *conn_main(void *arg)
-{
-	struct conn_arg *a = arg;
-	struct peer *p = a->p;
-	int fd = a->fd, slot = -1;
+	struct peer *p = ud;
+	int slot = -1;
 	char buf[8192];
 	size_t len = 0, clen = 0, hlen = 0;
 
-	free(a);
 	if (al_test_read_request(fd, buf, sizeof(buf), &len, &hlen, &clen) < 0)
 		goto done;
 	pthread_mutex_lock(&p->mu);
@@ -93,75 +66,29 @@ static void *conn_main(void *arg)
 	if (p->serve) {
 		p->serve(p, fd, buf, hlen);
 	} else if (p->pieces) {
-		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-			     "Cache-Control: no-cache\r\nConnection: close\r\n\r\n");
+		al_test_send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+				     "Cache-Control: no-cache\r\nConnection: close\r\n\r\n");
 		for (int i = 0; p->pieces[i]; i++) {
 			usleep(30000);
-			send_str(fd, p->pieces[i]);
+			al_test_send_str(fd, p->pieces[i]);
 		}
 	} else if (p->reply) {
-		send_str(fd, p->reply);
+		al_test_send_str(fd, p->reply);
 	}
 done:
 	al_test_close_drained(fd);
-	return NULL;
-}
-
-static void *accept_main(void *arg)
-{
-	struct peer *p = arg;
-
-	for (;;) {
-		int fd = accept(p->lfd, NULL, NULL);
-		struct conn_arg *a;
-		int i;
-
-		if (fd < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		i = atomic_fetch_add(&p->nconns, 1);
-		if (i >= MAX_CONNS) {
-			close(fd);
-			continue;
-		}
-		a = malloc(sizeof(*a));
-		a->p = p;
-		a->fd = fd;
-		pthread_create(&p->conns[i], NULL, conn_main, a);
-	}
-	return NULL;
 }
 
 static void peer_start(struct peer *p)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sa);
-	int one = 1;
-
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->mu, NULL);
-	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	AL_ASSERT(p->lfd >= 0);
-	setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	AL_ASSERT_INT_EQ(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	AL_ASSERT_INT_EQ(listen(p->lfd, 64), 0);
-	AL_ASSERT_INT_EQ(getsockname(p->lfd, (struct sockaddr *)&sa, &sl), 0);
-	p->port = ntohs(sa.sin_port);
-	AL_ASSERT_INT_EQ(pthread_create(&p->acceptor, NULL, accept_main, p), 0);
+	al_test_peer_start(&p->tp, conn_main, p);
 }
 
 static void peer_stop(struct peer *p)
 {
-	int n;
-
-	shutdown(p->lfd, SHUT_RDWR);
-	pthread_join(p->acceptor, NULL);
-	close(p->lfd);
-	n = atomic_load(&p->nconns);
-	for (int i = 0; i < n && i < MAX_CONNS; i++)
-		pthread_join(p->conns[i], NULL);
+	al_test_peer_stop(&p->tp);
 }
 
 /* The request line of request i (copied out). */
@@ -191,7 +118,7 @@ static void fx_start(struct fx *f)
 	peer_start(&f->peer);
 	AL_ASSERT_INT_EQ(uv_loop_init(&f->loop), 0);
 	/* A trailing slash in the base URL is tolerated. */
-	snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d/", f->peer.port);
+	snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d/", f->peer.tp.port);
 	AL_ASSERT_INT_EQ(al_wc_new(&f->loop, f->base, NULL, &f->wc), 0);
 }
 
@@ -868,8 +795,8 @@ static void history_or_stream(struct peer *p, int fd, const char *req, size_t hl
 {
 	(void)hlen;
 	if (strncmp(req, "GET /v1/sessions/ses_1/events/stream ", 37) == 0) {
-		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-			     "Connection: close\r\n\r\n");
+		al_test_send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+				     "Connection: close\r\n\r\n");
 		/* Events only after the history call arrived, as a live server would. */
 		for (int i = 0; i < 100; i++) {
 			int n;
@@ -880,9 +807,10 @@ static void history_or_stream(struct peer *p, int fd, const char *req, size_t hl
 				break;
 			usleep(10000);
 		}
-		send_str(fd, "event: agent.message\ndata: {\"id\":\"live_1\"}\n\n");
+		al_test_send_str(fd, "event: agent.message\ndata: {\"id\":\"live_1\"}\n\n");
 	} else {
-		send_str(fd, OK_JSON(42) "{\"data\":[{\"id\":\"old_1\"}],\"next_page\":null}");
+		al_test_send_str(fd,
+				 OK_JSON(42) "{\"data\":[{\"id\":\"old_1\"}],\"next_page\":null}");
 	}
 }
 
@@ -963,9 +891,9 @@ static void broken_stream(struct peer *p, int fd, const char *req, size_t hlen)
 	(void)p;
 	(void)req;
 	(void)hlen;
-	send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-		     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-		     "12\r\ndata: {\"id\":\"a\"}\n\n\r\n");
+	al_test_send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+			     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+			     "12\r\ndata: {\"id\":\"a\"}\n\n\r\n");
 	usleep(30000);
 }
 
@@ -1008,10 +936,10 @@ static void stream_or_ok(struct peer *p, int fd, const char *req, size_t hlen)
 	(void)p;
 	(void)hlen;
 	if (strncmp(req, "GET /v1/sessions/ses_1/events/stream ", 37) == 0)
-		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-			     "Connection: close\r\n\r\ndata: {\"id\":\"a\"}\n\n");
+		al_test_send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+				     "Connection: close\r\n\r\ndata: {\"id\":\"a\"}\n\n");
 	else
-		send_str(fd, OK_JSON(2) "{}");
+		al_test_send_str(fd, OK_JSON(2) "{}");
 }
 
 /* Every allocation failure unwinds: a call fails with -ENOMEM or completes; no leak, no crash. */
@@ -1029,7 +957,7 @@ AL_TEST(wc_alloc_failures)
 		peer_start(&f.peer);
 		f.peer.serve = stream_or_ok;
 		AL_ASSERT_INT_EQ(uv_loop_init(&f.loop), 0);
-		snprintf(f.base, sizeof(f.base), "http://127.0.0.1:%d", f.peer.port);
+		snprintf(f.base, sizeof(f.base), "http://127.0.0.1:%d", f.peer.tp.port);
 		f.wc = NULL;
 		x.f = &f;
 		al_alloc_fail_after(n);
