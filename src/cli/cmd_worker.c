@@ -152,15 +152,6 @@ static int item_id_ok(const char *s)
 	return 1;
 }
 
-static void item_free(struct al_worker_item *it)
-{
-	al_free(it->work_id);
-	al_free(it->environment_id);
-	al_free(it->session_id);
-	al_free_secret_str(it->secret);
-	memset(it, 0, sizeof(*it));
-}
-
 /* ANTHROPIC_WORK_ID etc.; the secret was already taken. 0 or 2 (usage). */
 static int item_from_env(struct al_worker_item *it, const struct al_worker_config *c)
 {
@@ -310,7 +301,7 @@ static int worker_main(enum worker_cmd cmd, int argc, char **argv)
 	}
 done:
 	al_free(given);
-	item_free(&it);
+	al_worker_item_clear(&it);
 	al_worker_config_clear(&c);
 	return status;
 }

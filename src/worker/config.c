@@ -148,6 +148,15 @@ void al_worker_config_init(struct al_worker_config *c)
 	c->tmp_mb = AL_SANDBOX_DEFAULT_TMP_MB;
 }
 
+void al_worker_item_clear(struct al_worker_item *it)
+{
+	al_free(it->work_id);
+	al_free(it->environment_id);
+	al_free(it->session_id);
+	al_free_secret_str(it->secret);
+	memset(it, 0, sizeof(*it));
+}
+
 void al_worker_config_clear(struct al_worker_config *c)
 {
 	al_free(c->base_url);
