@@ -354,6 +354,9 @@ void al_limits_cgroup_free(struct al_cgroup *cg)
 	for (int i = 0; i < cg->n; i++) {
 		useconds_t wait = 1000, waited = 0;
 		while (rmdir(cg->dirs[i]) < 0 && errno == EBUSY && waited < 5000000) {
+			/* A member that was mid-fork when the kill rounds ended shows up
+			 * only now (v1 has no atomic cgroup.kill): kill again each try. */
+			kill_procs(cg->dirs[i]);
 			usleep(wait);
 			waited += wait;
 			if (wait < 50000)

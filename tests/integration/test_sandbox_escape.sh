@@ -124,8 +124,18 @@ host_unchanged() {
 		case " $PIDS " in *" $p "*) continue;; esac # our own listener and sentinel
 		echo "leftover process $p: $(tr '\0' ' ' <"$f" 2>/dev/null)"; return 1
 	done
-	if [ -n "${1:-}" ] && [ -n "$(find /sys/fs/cgroup -maxdepth 8 -name "airlock-$1-*" 2>/dev/null)" ]; then
-		echo "leftover cgroup airlock-$1-*"; return 1
+	if [ -n "${1:-}" ]; then
+		cgs=$(find /sys/fs/cgroup -maxdepth 8 -name "airlock-$1-*" 2>/dev/null)
+		if [ -n "$cgs" ]; then
+			# Say what kept it: its members and their state, for the next reader.
+			for d in $cgs; do
+				echo "leftover cgroup $d procs=[$(tr '\n' ' ' <"$d/cgroup.procs" 2>/dev/null)]"
+				for p in $(cat "$d/cgroup.procs" 2>/dev/null); do
+					echo "  $p $(grep -E '^(Name|State)' /proc/$p/status 2>/dev/null | tr '\n\t' '  ')"
+				done
+			done
+			return 1
+		fi
 	fi
 	return 0
 }
