@@ -96,6 +96,7 @@ struct child {
 	uv_timer_t kill;  /* SIGKILL after the grace period, then stderr drain */
 	int proc_open, in_open, out_open, err_open, timer_open, kill_open;
 	int exited;
+	int broken; /* a write failed at once: fail it from the timer, not inside send */
 	pid_t pid;
 	al_buf obuf, ebuf;
 	long long next_id;
@@ -127,6 +128,7 @@ struct al_gw_stdio_pool {
 
 static void child_spawn(struct slot *s);
 static void child_fail(struct child *c, const char *reason);
+static void timer_cb(uv_timer_t *t);
 
 /* ---- small helpers ---- */
 
@@ -257,7 +259,15 @@ static int child_write(struct child *c, const json_t *msg)
 	wr->c = c;
 	ub = uv_buf_init(wr->data, (unsigned)b.len);
 	if ((rc = uv_write(&wr->w, (uv_stream_t *)&c->in, &ub, 1, write_cb)) < 0) {
+		/*
+		 * Only a stream libuv no longer considers writable gets here. The
+		 * caller may be inside al_gw_stdio_pool_send: failing the child now
+		 * would run other callers' callbacks inside it, so the timer does.
+		 */
 		al_free(wr);
+		c->broken = 1;
+		if (c->timer_open)
+			uv_timer_start(&c->timer, timer_cb, 0, 0);
 		rc = -EPIPE;
 		goto done;
 	}
@@ -769,6 +779,10 @@ static void timer_cb(uv_timer_t *t)
 	uint64_t now = al_mono_ms();
 	struct al_gw_stdio_req *r;
 
+	if (c->broken) {
+		child_fail(c, MSG_EXITED);
+		return;
+	}
 	if (c->st == C_INIT || c->st == C_DISCOVER) {
 		child_fail(c, MSG_SILENT);
 		return;
@@ -800,7 +814,7 @@ static void arm_timer(struct child *c)
 {
 	uint64_t now = al_mono_ms();
 
-	if (c->st != C_READY || !c->timer_open)
+	if (c->st != C_READY || !c->timer_open || c->broken)
 		return;
 	if (c->head == NULL) {
 		uv_timer_stop(&c->timer);
@@ -1085,7 +1099,8 @@ static struct child *pick(al_gw_stdio_pool *p)
 	for (size_t k = 0; k < p->size; k++) {
 		struct child *c = p->slots[(p->rr + k) % p->size].c;
 
-		if (c == NULL || c->st != C_READY || c->in.write_queue_size > WRITE_QUEUE_MAX)
+		if (c == NULL || c->st != C_READY || c->broken ||
+		    c->in.write_queue_size > WRITE_QUEUE_MAX)
 			continue;
 		if (best == NULL || c->inflight < best->inflight)
 			best = c;
