@@ -5,6 +5,7 @@
  */
 #include "unit/unit.h"
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "gateway/stdio_pool.h"
@@ -753,4 +754,189 @@ AL_TEST(stdio_pool_bad_command)
 	o.env = bad_env;
 	AL_ASSERT_INT_EQ(al_gw_stdio_pool_new(&loop, &o, &p, err, sizeof(err)), -EINVAL);
 	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* Many requests with a handful of ids over two children: every answer finds its caller. */
+AL_TEST(stdio_pool_many_requests)
+{
+	enum { N = 300 };
+	static struct got g[N];
+	al_gw_stdio_pool *p;
+	int done = 0;
+
+	fx_start();
+	p = pool_new("t-many", "normal", 2, 0, NULL, NULL, NULL);
+	RUN_UNTIL(al_gw_stdio_pool_ready(p) == 2, 10000);
+	for (int i = 0; i < N; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "m%d", i);
+		AL_ASSERT_INT_EQ(send_call(p, json_integer(i % 3), "echo",
+					   json_pack("{s:s}", "text", text), NULL, &g[i], NULL),
+				 0);
+	}
+	for (uint64_t dl = al_mono_ms() + 20000; done < N && al_mono_ms() < dl;) {
+		uv_run(&loop, UV_RUN_ONCE);
+		done = 0;
+		for (int i = 0; i < N; i++)
+			done += g[i].finals;
+	}
+	AL_ASSERT_INT_EQ(done, N);
+	for (int i = 0; i < N; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "m%d", i);
+		AL_ASSERT_INT_EQ(json_integer_value(json_object_get(g[i].final, "id")), i % 3);
+		AL_ASSERT_STR_EQ(json_string_value(json_object_get(structured(&g[i]), "text")),
+				 text);
+		got_clear(&g[i]);
+	}
+	fx_end(p);
+}
+
+/* A command that dies at once is restarted with a growing delay, not in a tight loop. */
+AL_TEST(stdio_pool_backoff)
+{
+	const char *argv[] = {"false", NULL};
+	struct al_gw_stdio_opts o = {.route = "t-backoff", .argv = argv, .size = 1};
+	al_gw_stdio_pool *p = NULL;
+	char err[256], path[512], buf[65536];
+	int fd, starts = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/log", al_test_tmpdir());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	AL_ASSERT(fd >= 0);
+	al_log_set_fd(fd);
+	fx_start();
+	AL_ASSERT_INT_EQ(al_gw_stdio_pool_new(&loop, &o, &p, err, sizeof(err)), 0);
+	/* Starts at 0, +100, +300, +700 ms (then +1500): four in 1.2 s. */
+	RUN_UNTIL(0, 1200);
+	AL_ASSERT_INT_EQ(al_gw_stdio_pool_ready(p), 0);
+	fx_end(p);
+	al_log_set_fd(-1);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	for (const char *s = buf; (s = strstr(s, " started")) != NULL; s++)
+		starts++;
+	close(fd);
+	AL_ASSERT_INT_GE(starts, 3);
+	AL_ASSERT(starts <= 5);
+}
+
+static al_gw_stdio_req *cancel_me;
+static int cancel_finals, cancel_partials;
+
+static void cancel_in_cb(void *ud, const json_t *msg, int final)
+{
+	if (final) {
+		cancel_finals++;
+		return;
+	}
+	cancel_partials++;
+	al_gw_stdio_req_cancel(cancel_me);
+}
+
+/* Cancelling from inside a progress callback: no more callbacks, nothing freed twice. */
+AL_TEST(stdio_pool_cancel_inside_callback)
+{
+	struct got st = {0};
+	al_gw_stdio_pool *p;
+	json_t *m;
+
+	fx_start();
+	p = pool_new("t-cancel-cb", "normal", 1, 0, NULL, NULL, NULL);
+	RUN_UNTIL(al_gw_stdio_pool_ready(p) == 1, 10000);
+	m = call_msg(json_integer(1), "echo", json_pack("{s:s}", "text", "x"), json_integer(9));
+	AL_ASSERT_INT_EQ(al_gw_stdio_pool_send(p, m, cancel_in_cb, NULL, &cancel_me), 0);
+	json_decref(m);
+	RUN_UNTIL(cancel_partials == 1, 5000);
+	AL_ASSERT_INT_EQ(send_call(p, json_integer(2), "stats", NULL, NULL, &st, NULL), 0);
+	RUN_UNTIL(st.finals == 1, 5000);
+	AL_ASSERT_INT_EQ(json_array_size(json_object_get(structured(&st), "cancelled")), 1);
+	got_clear(&st);
+	AL_ASSERT_INT_EQ(cancel_partials, 1);
+	AL_ASSERT_INT_EQ(cancel_finals, 0);
+	fx_end(p);
+}
+
+static al_gw_stdio_pool *free_me;
+static int freed_finals;
+
+static void free_in_cb(void *ud, const json_t *msg, int final)
+{
+	freed_finals++;
+	al_gw_stdio_pool_free(free_me);
+}
+
+/* Freeing the pool from inside a callback while other requests fail with the child. */
+AL_TEST(stdio_pool_free_inside_callback)
+{
+	al_gw_stdio_pool *p;
+	json_t *m;
+
+	fx_start();
+	p = pool_new("t-free-cb", "crash-after", 1, 0, NULL, "--n", "3");
+	free_me = p;
+	RUN_UNTIL(al_gw_stdio_pool_ready(p) == 1, 10000);
+	/* Two slow calls in flight, then the crash: the first failure frees the pool. */
+	for (int i = 0; i < 3; i++) {
+		m = call_msg(json_integer(i), "slow", json_pack("{s:i}", "ms", 3000), NULL);
+		AL_ASSERT_INT_EQ(al_gw_stdio_pool_send(p, m, free_in_cb, NULL, NULL), 0);
+		json_decref(m);
+	}
+	RUN_UNTIL(freed_finals > 0, 5000);
+	/* Requests in flight get no more callbacks once the pool is freed. */
+	AL_ASSERT_INT_EQ(freed_finals, 1);
+	uv_close((uv_handle_t *)&tick, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(freed_finals, 1);
+	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* Every allocation of new and send failing in turn: -ENOMEM and nothing leaked (ASan). */
+AL_TEST(stdio_pool_alloc_failures)
+{
+	const char *env[] = {"A=1", NULL};
+	struct got g = {0};
+	al_gw_stdio_pool *p = NULL;
+	int rc, ok_new = 0, ok_send = 0;
+
+	al_alloc_init();
+	fx_start();
+	for (long n = 0; n < 64 && !ok_new; n++) {
+		const char *argv[] = {"python3", script, "--mode", "normal", NULL};
+		struct al_gw_stdio_opts o = {.route = "t-oom", .argv = argv, .env = env, .size = 1};
+		char err[128];
+
+		al_alloc_fail_after(n);
+		rc = al_gw_stdio_pool_new(&loop, &o, &p, err, sizeof(err));
+		al_alloc_fail_after(-1);
+		if (rc == 0)
+			ok_new = 1;
+		else
+			AL_ASSERT_INT_EQ(rc, -ENOMEM);
+	}
+	AL_ASSERT(ok_new);
+	RUN_UNTIL(al_gw_stdio_pool_ready(p) == 1, 10000);
+	AL_ASSERT_INT_EQ(al_gw_stdio_pool_ready(p), 1);
+	for (long n = 0; n < 64 && !ok_send; n++) {
+		json_t *m = call_msg(json_integer(1), "echo", json_pack("{s:s}", "text", "oom"),
+				     json_string("t"));
+
+		g.p = p;
+		al_alloc_fail_after(n);
+		rc = al_gw_stdio_pool_send(p, m, got_cb, &g, NULL);
+		al_alloc_fail_after(-1);
+		json_decref(m);
+		if (rc == 0)
+			ok_send = 1;
+		else
+			AL_ASSERT_INT_EQ(rc, -ENOMEM);
+	}
+	AL_ASSERT(ok_send);
+	RUN_UNTIL(g.finals == 1, 5000);
+	AL_ASSERT_STR_EQ(json_string_value(json_object_get(structured(&g), "text")), "oom");
+	got_clear(&g);
+	fx_end(p);
 }
