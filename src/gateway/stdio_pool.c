@@ -96,7 +96,8 @@ struct child {
 	uv_timer_t kill;  /* SIGKILL after the grace period, then stderr drain */
 	int proc_open, in_open, out_open, err_open, timer_open, kill_open;
 	int exited;
-	int broken; /* a write failed at once: fail it from the timer, not inside send */
+	int err_eof; /* stderr has ended: nothing left to drain at the exit */
+	int broken;  /* a write failed at once: fail it from the timer, not inside send */
 	pid_t pid;
 	al_buf obuf, ebuf;
 	long long next_id;
@@ -123,6 +124,7 @@ struct al_gw_stdio_pool {
 	size_t nslot_timers; /* respawn timers not yet closed */
 	json_t *init_result; /* owned: the last initialize result, or NULL */
 	json_t *disc_result; /* owned: the last server/discover result (modern child) */
+	json_t *oom_resp;    /* owned: the final answer when even an error cannot be built */
 	int closing;
 };
 
@@ -145,6 +147,7 @@ static void pool_release(al_gw_stdio_pool *p)
 {
 	json_decref(p->init_result);
 	json_decref(p->disc_result);
+	json_decref(p->oom_resp);
 	strv_free(p->args);
 	strv_free(p->env);
 	al_free(p->route);
@@ -213,10 +216,11 @@ static void req_finish_error(struct al_gw_stdio_req *r, const char *message)
 	json_t *resp = error_response(r->id, AL_MCP_INTERNAL_ERROR, message);
 
 	/*
-	 * Out of memory: the caller still needs its final callback, so it gets
-	 * a NULL message rather than nothing at all.
+	 * Out of memory: the caller still needs a final message (NULL would
+	 * mean "notification written"), so it gets the one made in advance,
+	 * without its id.
 	 */
-	req_finish(r, resp);
+	req_finish(r, resp ? resp : r->p->oom_resp);
 	json_decref(resp);
 }
 
@@ -225,7 +229,7 @@ static void req_finish_error(struct al_gw_stdio_req *r, const char *message)
 struct wreq {
 	uv_write_t w;
 	struct child *c;
-	char data[];
+	char *data; /* owned: the line */
 };
 
 static void write_cb(uv_write_t *w, int status)
@@ -233,6 +237,7 @@ static void write_cb(uv_write_t *w, int status)
 	struct wreq *wr = (struct wreq *)w;
 	struct child *c = wr->c;
 
+	al_free(wr->data);
 	al_free(wr);
 	/* EPIPE: the child closed its stdin (it is exiting). ECANCELED: we closed it. */
 	if (status < 0 && status != UV_ECANCELED)
@@ -251,19 +256,20 @@ static int child_write(struct child *c, const json_t *msg)
 		return -EPIPE;
 	if ((rc = al_mcp_msg_dump(msg, &b)) < 0 || (rc = al_buf_append(&b, "\n", 1)) < 0)
 		goto done;
-	if ((wr = al_malloc(sizeof(*wr) + b.len)) == NULL) {
+	if ((wr = al_malloc(sizeof(*wr))) == NULL) {
 		rc = -ENOMEM;
 		goto done;
 	}
-	memcpy(wr->data, b.data, b.len);
 	wr->c = c;
-	ub = uv_buf_init(wr->data, (unsigned)b.len);
+	ub.len = b.len;
+	ub.base = wr->data = al_buf_steal(&b, NULL);
 	if ((rc = uv_write(&wr->w, (uv_stream_t *)&c->in, &ub, 1, write_cb)) < 0) {
 		/*
 		 * Only a stream libuv no longer considers writable gets here. The
 		 * caller may be inside al_gw_stdio_pool_send: failing the child now
 		 * would run other callers' callbacks inside it, so the timer does.
 		 */
+		al_free(wr->data);
 		al_free(wr);
 		c->broken = 1;
 		if (c->timer_open)
@@ -399,7 +405,7 @@ static void exit_cb(uv_process_t *proc, int64_t status, int sig)
 	 * stderr may still hold the last words of the child: read on for a
 	 * moment (EOF closes it sooner), then close what is left.
 	 */
-	if (c->err_open && c->kill_open) {
+	if (c->err_open && !c->err_eof && c->kill_open) {
 		uv_timer_stop(&c->kill);
 		uv_timer_start(&c->kill, drain_done_cb, STDERR_DRAIN_MS, 0);
 		close_once((uv_handle_t *)&c->proc, c->proc_open);
@@ -508,6 +514,7 @@ static void err_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	if (n < 0) {
 		flush_stderr(c);
 		uv_read_stop(st);
+		c->err_eof = 1;
 		/* EOF after the exit: nothing more to drain. */
 		if (c->exited)
 			child_close_rest(c);
@@ -1046,7 +1053,9 @@ int al_gw_stdio_pool_new(uv_loop_t *loop, const struct al_gw_stdio_opts *opts,
 	    (p->args = strv_dup(opts->argv, 0)) == NULL ||
 	    (p->env = strv_dup(opts->env, 1)) == NULL ||
 	    (opts->cwd && (p->cwd = al_strdup(opts->cwd)) == NULL) ||
-	    (p->slots = al_calloc(p->size, sizeof(*p->slots))) == NULL)
+	    (p->slots = al_calloc(p->size, sizeof(*p->slots))) == NULL ||
+	    (p->oom_resp = json_pack("{s:s, s:{s:i, s:s}}", "jsonrpc", "2.0", "error", "code",
+				     AL_MCP_INTERNAL_ERROR, "message", "out of memory")) == NULL)
 		goto fail;
 	if (!own_path && (p->env[nenv] = al_strdup("PATH=" FIXED_PATH)) == NULL)
 		goto fail;
