@@ -681,18 +681,22 @@ static void handle_notification(struct child *c, al_mcp_msg *m)
 		    (out = json_copy(m->root)) == NULL ||
 		    json_object_set(out, "params", params) < 0)
 			goto drop;
-	} else if (strcmp(m->method, "notifications/cancelled") == 0) {
-		goto drop;
-	} else {
+	} else if (strcmp(m->method, "notifications/message") == 0) {
 		/*
-		 * notifications/message and the like name no request. With one
-		 * request in flight it can only be that one's; with several the
-		 * owner is unknowable and the message is dropped.
+		 * A log message names no request. With one request in flight it
+		 * can only be that one's; with several the owner is unknowable
+		 * and it is dropped.
 		 */
 		if (c->inflight != 1)
 			goto drop;
 		r = c->head;
 		out = json_incref(m->root);
+	} else {
+		/*
+		 * cancelled, list_changed, resources/updated...: nothing a
+		 * request's caller can use (the gateway keeps no subscriptions).
+		 */
+		goto drop;
 	}
 	deliver_partial(r, out);
 	goto done;
