@@ -397,6 +397,13 @@ static void exit_cb(uv_process_t *proc, int64_t status, int sig)
 	struct child *c = proc->data;
 
 	c->exited = 1;
+	/*
+	 * What the server started stays in its process group after it is
+	 * gone (a wrapper's child, a helper). Kill it now: this is the one
+	 * moment the group id is known to be the server's; once the group
+	 * is empty the number may be reused, so later is not safe.
+	 */
+	kill(-c->pid, SIGKILL);
 	if (c->st != C_DEAD)
 		al_warn(LOGC, "route=%s pid=%d exited status=%lld signal=%d", c->p->route,
 			(int)c->pid, (long long)status, sig);

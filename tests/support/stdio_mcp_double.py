@@ -3,7 +3,7 @@
 # newline-delimited JSON-RPC) for tests/unit/gateway/test_stdio_pool.c. It is
 # the peer the stdio pool is tested against, not an MCP implementation.
 #
-#   stdio_mcp_double.py [--mode MODE] [--n N] [--ignore-term]
+#   stdio_mcp_double.py [--mode MODE] [--n N] [--ignore-term] [--tag TEXT]
 #
 # Modes:
 #   normal       tools: echo (a progress notification first when the request
@@ -14,6 +14,7 @@
 #   crash-after  exits (status 3) on the N-th tools/call, without answering
 #   garbage      writes a line that is not JSON on the first tools/call
 #   never        answers initialize, then never answers anything
+#   mute         never answers anything, not even initialize
 #   modern       refuses initialize (-32601) and answers server/discover
 # --ignore-term: SIGTERM and EOF on stdin are ignored (the pool must escalate
 # to SIGKILL).
@@ -36,6 +37,8 @@ while i < len(args):
     elif args[i] == "--n":
         n_crash = int(args[i + 1])
         i += 2
+    elif args[i] == "--tag":
+        i += 2  # only there to find the process in /proc
     elif args[i] == "--ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stubborn = True
@@ -45,7 +48,8 @@ while i < len(args):
 
 out_lock = threading.Lock()
 state_lock = threading.Lock()
-stats = {"initialize": 0, "initialized": False, "cancelled": [], "slow_ids": []}
+stats = {"initialize": 0, "initialized": False, "cancelled": [], "slow_ids": [],
+         "notifications": []}
 slow_events = {}
 pending_replies = {}
 calls = 0
@@ -104,7 +108,8 @@ def tool(rid, params):
         box = {}
         with state_lock:
             pending_replies["srv-1"] = (ev, box)
-        send({"jsonrpc": "2.0", "id": "srv-1", "method": "sampling/createMessage",
+        send({"jsonrpc": "2.0", "id": "srv-1",
+              "method": a.get("method", "sampling/createMessage"),
               "params": {"messages": [], "maxTokens": 1}})
         ev.wait(5)
         result(rid, {"reply": box.get("msg")})
@@ -130,6 +135,8 @@ def handle(msg):
         if pr:
             pr[1]["msg"] = msg
             pr[0].set()
+        return
+    if mode == "mute":
         return
     if method == "initialize":
         stats["initialize"] += 1
@@ -164,6 +171,10 @@ def handle(msg):
             ev = slow_events.pop(json.dumps(p.get("requestId")), None)
         if ev:
             ev.set()
+        return
+    if rid is None:
+        with state_lock:
+            stats["notifications"].append(method)
         return
     if mode == "never":
         return

@@ -940,3 +940,120 @@ AL_TEST(stdio_pool_alloc_failures)
 	got_clear(&g);
 	fx_end(p);
 }
+
+/* A child's ping is answered; a caller's notification goes to every child. */
+AL_TEST(stdio_pool_ping_and_notifications)
+{
+	struct got g = {0}, n = {0}, st[2] = {{0}};
+	al_gw_stdio_pool *p;
+	const json_t *reply;
+	json_t *m;
+
+	fx_start();
+	p = pool_new("t-ping", "normal", 2, 0, NULL, NULL, NULL);
+	RUN_UNTIL(al_gw_stdio_pool_ready(p) == 2, 10000);
+	AL_ASSERT_INT_EQ(send_call(p, json_integer(1), "ask", json_pack("{s:s}", "method", "ping"),
+				   NULL, &g, NULL),
+			 0);
+	RUN_UNTIL(g.finals == 1, 8000);
+	reply = json_object_get(structured(&g), "reply");
+	AL_ASSERT_STR_EQ(json_string_value(json_object_get(reply, "id")), "srv-1");
+	AL_ASSERT(json_is_object(json_object_get(reply, "result")));
+	got_clear(&g);
+
+	m = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", "notifications/roots/list_changed");
+	AL_ASSERT_INT_EQ(al_gw_stdio_pool_send(p, m, got_cb, &n, NULL), 0);
+	json_decref(m);
+	AL_ASSERT_INT_EQ(n.finals, 1);
+	AL_ASSERT(json_is_null(n.final));
+	got_clear(&n);
+	/* Both children (one stats call each: least busy spreads them). */
+	AL_ASSERT_INT_EQ(send_call(p, json_integer(1), "stats", NULL, NULL, &st[0], NULL), 0);
+	AL_ASSERT_INT_EQ(send_call(p, json_integer(1), "stats", NULL, NULL, &st[1], NULL), 0);
+	RUN_UNTIL(st[0].finals + st[1].finals == 2, 5000);
+	AL_ASSERT_INT_NE(pid_of(&st[0]), pid_of(&st[1]));
+	for (int i = 0; i < 2; i++) {
+		const json_t *ns = json_object_get(structured(&st[i]), "notifications");
+
+		AL_ASSERT_INT_EQ(json_array_size(ns), 1);
+		AL_ASSERT_STR_EQ(json_string_value(json_array_get(ns, 0)),
+				 "notifications/roots/list_changed");
+		got_clear(&st[i]);
+	}
+	fx_end(p);
+}
+
+/* A child that never finishes its handshake is replaced after the timeout. */
+AL_TEST(stdio_pool_handshake_timeout)
+{
+	al_gw_stdio_pool *p;
+	pid_t first[4], now[4];
+	size_t n;
+
+	fx_start();
+	p = pool_new("t-mute", "mute", 1, 300, NULL, NULL, NULL);
+	RUN_UNTIL(child_pids(first, 4) == 1, 5000);
+	AL_ASSERT_INT_EQ(child_pids(first, 4), 1);
+	RUN_UNTIL((n = child_pids(now, 4)) >= 1 && !pid_in(first[0], now, n), 5000);
+	n = child_pids(now, 4);
+	AL_ASSERT(!pid_in(first[0], now, n));
+	AL_ASSERT_INT_EQ(al_gw_stdio_pool_ready(p), 0);
+	fx_end(p);
+}
+
+/* Processes of this test whose command line holds `mark`. */
+static int count_marked(const char *mark)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	AL_ASSERT_NOT_NULL(d);
+	while ((e = readdir(d)) != NULL) {
+		char path[300], buf[4096];
+		ssize_t r;
+		int fd;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		if ((fd = open(path, O_RDONLY)) < 0)
+			continue;
+		r = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] == '\0')
+				buf[i] = ' ';
+		buf[r] = '\0';
+		if (strstr(buf, mark))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* A wrapper (sh) in front of a server that ignores SIGTERM and EOF: the whole group goes. */
+AL_TEST(stdio_pool_free_kills_process_group)
+{
+	char cmd[1400], mark[64];
+	const char *argv[] = {"sh", "-c", cmd, NULL};
+	struct al_gw_stdio_opts o = {.route = "t-group", .argv = argv, .size = 1};
+	al_gw_stdio_pool *p = NULL;
+	char err[256];
+
+	fx_start();
+	/* `; :` keeps sh from exec'ing python: a real wrapper process stays in between. */
+	snprintf(mark, sizeof(mark), "al-group-mark-%d", (int)getpid());
+	snprintf(cmd, sizeof(cmd), "python3 %s --mode normal --ignore-term --tag %s; :", script,
+		 mark);
+	AL_ASSERT_INT_EQ(al_gw_stdio_pool_new(&loop, &o, &p, err, sizeof(err)), 0);
+	RUN_UNTIL(al_gw_stdio_pool_ready(p) == 1, 10000);
+	AL_ASSERT_INT_EQ(al_gw_stdio_pool_ready(p), 1);
+	/* sh and python both carry the mark in their command lines. */
+	AL_ASSERT_INT_EQ(count_marked(mark), 2);
+	fx_end(p);
+	RUN_UNTIL(0, 0);
+	AL_ASSERT_INT_EQ(count_marked(mark), 0);
+}
