@@ -725,6 +725,11 @@ static void handle_line(struct child *c, const char *s, size_t n)
 	if (n == 0)
 		return;
 	c->rx_lines++;
+	if (n > AL_MCP_MAX_MESSAGE) {
+		/* Whole in one read: the check in out_read_cb did not see it growing. */
+		child_fail(c, MSG_TOO_LONG);
+		goto done;
+	}
 	rc = al_mcp_msg_parse(s, n, &m, &e);
 	if (rc == -ENOMEM) {
 		al_error(LOGC, "route=%s pid=%d out of memory reading a message", c->p->route,
