@@ -655,6 +655,10 @@ static int on_head(al_http_call *call, int status, const struct al_http_header *
 			ct = hs[i].value;
 		if (op->kind == K_INIT && status / 100 == 2 &&
 		    strcasecmp(hs[i].name, "Mcp-Session-Id") == 0) {
+			/* Visible ASCII only (2025-11-25): it goes back in a header. */
+			for (const char *p = hs[i].value; *p != '\0'; p++)
+				if (*p < 0x21 || *p > 0x7e)
+					return -1;
 			al_free_secret_str(op->c->session);
 			op->c->session = al_strdup(hs[i].value);
 			if (op->c->session == NULL)
