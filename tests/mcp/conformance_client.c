@@ -224,11 +224,6 @@ static int run_scenario(const char *scenario, const json_t *ctx)
 	json_t *tools = NULL;
 	int rc;
 
-	if (strncmp(scenario, "auth/", 5) == 0) {
-		/* OAuth is not implemented by this client yet: fail honestly. */
-		fprintf(stderr, "conformance-client: %s: OAuth not implemented\n", scenario);
-		return -ENOTSUP;
-	}
 	tools = list_tools(&rc);
 	if (rc < 0)
 		goto done;
@@ -273,6 +268,7 @@ int main(int argc, char **argv)
 	al_http_client *http = NULL;
 	json_t *ctx = NULL;
 	struct al_mcp_client_opts o = {0};
+	struct al_mcp_oauth_opts oa = {0};
 	int rc = 1;
 
 	al_alloc_init();
@@ -291,6 +287,15 @@ int main(int argc, char **argv)
 	o.era = AL_MCP_ERA_AUTO;
 	o.on_input = input_cb;
 	o.timeout_ms = 20000;
+	/* OAuth for the auth scenarios: pre-registered credentials when the
+	 * scenario hands them over, else the suite's Client ID Metadata
+	 * Document URL (used when the server supports CIMD), else dynamic
+	 * registration. */
+	oa.client_id = json_string_value(json_object_get(ctx, "client_id"));
+	oa.client_secret = json_string_value(json_object_get(ctx, "client_secret"));
+	oa.client_metadata_url = "https://conformance-test.local/client-metadata.json";
+	oa.client_name = "airlock-conformance-client";
+	o.oauth = &oa;
 	if (al_mcp_client_new(loop, http, &o, &client) < 0)
 		goto done;
 	rc = run_scenario(scenario, ctx) < 0 ? 1 : 0;
