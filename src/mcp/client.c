@@ -1212,9 +1212,7 @@ static void oauth_done_cb(void *ud, int err, const char *token, const char *scop
 	if (err == 0)
 		return;
 	op->busy++;
-	if (op->kind == K_USER)
-		op_finish(op, err, NULL, NULL);
-	else
+	if (op->kind != K_USER) /* a connect step: the waiting requests fail too */
 		connect_finished(c, err, NULL, NULL, op->status);
 	op_finish(op, err, NULL, NULL);
 	op->busy--;
