@@ -241,6 +241,21 @@ static int run_scenario(const char *scenario, const json_t *ctx)
 						    "test_mrtr_no_result_type"};
 		for (size_t i = 0; i < 4 && rc == 0; i++)
 			rc = call_tool(order[i], NULL);
+	} else if (strcmp(scenario, "json-schema-2020-12-preservation") == 0) {
+		/* Hand the focal tool's inputSchema back as we received it: the
+		 * client must not strip 2020-12 keywords it does not interpret. */
+		const json_t *t;
+		size_t i;
+		json_array_foreach(json_object_get(tools, "tools"), i, t)
+		{
+			const char *n = json_string_value(json_object_get(t, "name"));
+			if (n != NULL && strcmp(n, "json_schema_2020_12_tool") == 0) {
+				json_t *args =
+				    json_pack("{sO}", "schema", json_object_get(t, "inputSchema"));
+				rc = call_tool("json_schema_echo", args);
+				json_decref(args);
+			}
+		}
 	} else if (json_is_array(json_object_get(ctx, "toolCalls"))) {
 		const json_t *tc;
 		size_t i;
