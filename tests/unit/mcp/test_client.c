@@ -856,3 +856,55 @@ AL_TEST(mcp_client_401_without_oauth_is_eacces)
 	AL_ASSERT_INT_EQ(count(&f, "initialize"), 0); /* no fallback on a 401 */
 	fix_stop(&f);
 }
+
+static void legacy_hang_respond(struct script *s, int fd, const struct rec *r, int nth)
+{
+	char c;
+
+	if (strcmp(r->method, "tools/call") != 0) {
+		if (strcmp(r->method, "notifications/cancelled") == 0)
+			send_resp(fd, 202, "text/plain", NULL, "");
+		else
+			legacy_respond(s, fd, r, nth);
+		return;
+	}
+	al_test_send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+			     "Connection: close\r\n\r\n: working\n\n");
+	if (read(fd, &c, 1) <= 0)
+		atomic_store(&saw_close, 1);
+}
+
+AL_TEST(mcp_client_legacy_cancel_sends_notifications_cancelled)
+{
+	struct fix f;
+	struct wait w = {0};
+	al_mcp_op *op = NULL;
+	const struct rec *call, *cancel = NULL;
+	json_t *body;
+
+	fix_start(&f, legacy_hang_respond, AL_MCP_ERA_LEGACY);
+	f.s.sessions = 1; /* start at sess-2: sess-1 is the one that "expires" */
+	AL_ASSERT_INT_EQ(al_mcp_client_call_tool(f.c, "hang", NULL, NULL, wait_cb, &w, &op), 0);
+	while (count(&f, "tools/call") == 0)
+		uv_run(&f.loop, UV_RUN_NOWAIT);
+	usleep(20000);
+	uv_run(&f.loop, UV_RUN_NOWAIT);
+	al_mcp_client_cancel(op);
+	for (int i = 0;
+	     i < 200 && (count(&f, "notifications/cancelled") == 0 || !atomic_load(&saw_close));
+	     i++) {
+		uv_run(&f.loop, UV_RUN_NOWAIT);
+		usleep(10000);
+	}
+	AL_ASSERT_INT_EQ(atomic_load(&saw_close), 1);
+	AL_ASSERT_INT_EQ(w.done, 0);
+	call = find(&f, "tools/call", 0);
+	cancel = find(&f, "notifications/cancelled", 0);
+	AL_ASSERT_NOT_NULL(cancel);
+	body = json_loads(cancel->body, 0, NULL);
+	AL_ASSERT(
+	    json_equal(json_object_get(json_object_get(body, "params"), "requestId"), call->id));
+	AL_ASSERT(json_object_get(body, "id") == NULL); /* a notification */
+	json_decref(body);
+	fix_stop(&f);
+}
