@@ -578,7 +578,7 @@ static const al_mcp_param_headers *cached_ph(const al_mcp_client *c, const char 
 static int op_send(al_mcp_op *op)
 {
 	al_mcp_client *c = op->c;
-	struct al_http_header h[64];
+	struct al_http_header *h = NULL;
 	struct al_http_client_req req = {0};
 	al_buf lines = {0}, body = {0};
 	json_t *msg = NULL, *p = NULL;
@@ -618,6 +618,7 @@ static int op_send(al_mcp_op *op)
 				      json_object_get(msg, "params"), ph, &lines);
 		if (rc < 0)
 			goto done;
+		rc = -ENOMEM;
 	} else if (!op->modern && c->version != NULL && op->kind != K_INIT) {
 		if (al_buf_appendf(&lines, "%s: %s\r\n", AL_MCP_HDR_PROTOCOL_VERSION, c->version) <
 		    0)
@@ -631,15 +632,21 @@ static int op_send(al_mcp_op *op)
 	if (op->get && op->last_event_id != NULL &&
 	    al_buf_appendf(&lines, "Last-Event-ID: %s\r\n", op->last_event_id) < 0)
 		goto done;
+	/* One header per line (any number of Mcp-Param-*), plus ours. */
+	h = al_calloc(lines.len / 2 + c->nxh + 4, sizeof(*h));
+	if (h == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	if (lines.data != NULL)
-		n = split_lines(lines.data, h, 40);
+		n = split_lines(lines.data, h, lines.len / 2);
 	if (!op->get)
 		h[n++] = (struct al_http_header){"Content-Type", "application/json"};
 	h[n++] = (struct al_http_header){"Accept", op->get ? "text/event-stream"
 							   : "application/json, text/event-stream"};
 	if (c->auth != NULL)
 		h[n++] = (struct al_http_header){"Authorization", c->auth};
-	for (size_t i = 0; i < c->nxh && n < sizeof(h) / sizeof(h[0]); i++)
+	for (size_t i = 0; i < c->nxh; i++)
 		h[n++] = c->xh[i];
 	req.method = op->get ? "GET" : "POST";
 	req.url = c->url;
@@ -660,6 +667,7 @@ static int op_send(al_mcp_op *op)
 	if (rc == 0 && !op->get && op->kind != K_FIRE)
 		op->sent = 1;
 done:
+	al_free(h);
 	json_decref(p);
 	json_decref(msg);
 	al_buf_free(&lines);
@@ -849,6 +857,7 @@ static void op_requeue(al_mcp_op *op)
 	al_mcp_client *c = op->c;
 
 	op->waiting = 1;
+	op->get = 0; /* a resumed stream died with its session: POST again */
 	op_reset_attempt(op);
 	if (c->listen != NULL)
 		op_release(c->listen);
