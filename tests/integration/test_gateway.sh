@@ -167,7 +167,7 @@ curl -sN --cacert "$T/ca.pem" --resolve "tickets.tun.test:$GP:127.0.0.1" \
 	"https://tickets.tun.test:$GP/mcp" >"$T/stream" &
 C=$!
 i=0
-while ! grep -q progress "$T/stream"; do
+while ! grep -q progress "$T/stream" 2>/dev/null; do
 	i=$((i + 1)); [ $i -lt 15 ] || fail "no first event within 1.5 s"
 	sleep 0.1
 done
@@ -182,7 +182,7 @@ curl -sN --cacert "$T/ca.pem" --resolve "tickets.tun.test:$GP:127.0.0.1" \
 	"https://tickets.tun.test:$GP/mcp" >"$T/stream2" &
 C=$!
 i=0
-while ! grep -q progress "$T/stream2"; do
+while ! grep -q progress "$T/stream2" 2>/dev/null; do
 	i=$((i + 1)); [ $i -lt 20 ] || fail "no first event"
 	sleep 0.1
 done
@@ -219,7 +219,7 @@ curl -sN --cacert "$T/ca.pem" --resolve "tickets.tun.test:$GP:127.0.0.1" \
 	"https://tickets.tun.test:$GP/mcp" >"$T/stream4" &
 C=$!
 i=0
-while ! grep -q progress "$T/stream4"; do
+while ! grep -q progress "$T/stream4" 2>/dev/null; do
 	i=$((i + 1)); [ $i -lt 20 ] || fail "no first event"
 	sleep 0.1
 done
@@ -247,7 +247,7 @@ curl -sN --cacert "$T/ca.pem" --resolve "tickets.tun.test:$GP:127.0.0.1" \
 	"https://tickets.tun.test:$GP/mcp" >"$T/stream3" &
 C=$!
 i=0
-while ! grep -q progress "$T/stream3"; do
+while ! grep -q progress "$T/stream3" 2>/dev/null; do
 	i=$((i + 1)); [ $i -lt 20 ] || fail "no first event"
 	sleep 0.1
 done
