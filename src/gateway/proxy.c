@@ -103,8 +103,7 @@ struct pxy {
 
 static void pxy_free(struct pxy *p)
 {
-	if (p->have_msg)
-		al_mcp_msg_free(&p->msg);
+	al_mcp_msg_free(&p->msg); /* also after a failed parse (jsonrpc.h) */
 	al_gw_snap_unref(p->snap);
 	EVP_MD_CTX_free(p->sha);
 	al_free(p->ctype);

@@ -94,5 +94,5 @@ grep -q '"path": "/.well-known/oauth-protected-resource?a=%2F1"' "$T/body" || fa
 kill -TERM "$GW"
 rc=0
 wait "$GW" || rc=$?
-[ "$rc" = 0 ] || fail "exit $rc after SIGTERM"
+[ "$rc" = 0 ] || fail "exit $rc after SIGTERM: $(tail -30 "$T/gw.log")"
 echo "ok"
