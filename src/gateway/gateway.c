@@ -148,6 +148,7 @@ static void stop_cb(uv_timer_t *t)
 	struct al_gw *gw = t->data;
 
 	uv_close((uv_handle_t *)t, NULL);
+	uv_close((uv_handle_t *)&gw->bp_timer, NULL);
 	/* Everything else closes now; uv_run returns once the handles are gone. */
 	al_http_server_free(gw->srv);
 	gw->srv = NULL;
@@ -243,6 +244,8 @@ int al_gw_start(struct al_gw *gw, uv_loop_t *loop, const char *config_path, char
 			goto fail;
 	}
 	uv_timer_init(loop, &gw->stop_timer);
+	uv_timer_init(loop, &gw->bp_timer);
+	gw->bp_timer.data = gw;
 	uv_signal_init(loop, &gw->sig_term);
 	uv_signal_init(loop, &gw->sig_int);
 	uv_signal_init(loop, &gw->sig_hup);

@@ -29,6 +29,7 @@ struct al_http_server;
 struct al_http_client;
 struct al_http_req;
 struct al_audit_log;
+struct al_gw_pxy;
 
 struct al_gw_snap {
 	int refs;
@@ -47,6 +48,13 @@ struct al_gw {
 	al_gw_metrics *metrics;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t stop_timer; /* teardown after a drain, outside every callback */
+	/*
+	 * Backpressure: requests whose upstream read is paused because their
+	 * client is behind (proxy.c), and the timer that resumes them once the
+	 * client has taken its bytes (the server has no "drained" callback).
+	 */
+	struct al_gw_pxy *paused;
+	uv_timer_t bp_timer;
 	int draining;
 	int exit_code;
 	long in_flight;
@@ -67,6 +75,7 @@ struct al_gw_snap *al_gw_snap_ref(struct al_gw_snap *s);
 void al_gw_snap_unref(struct al_gw_snap *s);
 
 /* the public listener's handler (proxy.c) and the admin one (admin.c) */
+void al_gw_proxy_bp_timer_cb(uv_timer_t *t);
 void al_gw_proxy_handle(struct al_http_req *req, void *gw);
 void al_gw_admin_handle(struct al_http_req *req, void *gw);
 
