@@ -81,6 +81,9 @@ struct al_http_client_req {
 	 * ADDR without a DNS lookup, while TLS still verifies the certificate
 	 * for HOST. Proxies from the environment are ignored for such a
 	 * request (a proxy would make its own connection). NULL: off.
+	 * libcurl keeps the pin in the client's DNS cache: a later request to
+	 * the same HOST:PORT without a pin connects there too, and a new pin
+	 * replaces it. A caller that pins should pin every request.
 	 */
 	const char *resolve;
 	/*
