@@ -615,7 +615,7 @@ static void send_http(struct pxy *p, const char *addr)
 	 * about retries). Reads reuse connections.
 	 */
 	cr.fresh_connect = p->method && strcmp(p->method, "tools/call") == 0;
-	rc = al_http_client_request(p->gw->client, &cr, done_cb, p, &p->call);
+	rc = al_http_client_request(p->snap->client, &cr, done_cb, p, &p->call);
 	if (rc < 0)
 		reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "upstream_error",
 			    "the upstream request could not be made");
