@@ -321,7 +321,9 @@ static int begin_response(struct pxy *p, int status, const char *ctype)
 	p->is_sse = ctype && strncasecmp(ctype, "text/event-stream", 17) == 0;
 	if (ctype && (p->ctype = al_strdup(ctype)) == NULL)
 		return -1;
-	if (status == 204 || status == 304 || (p->filter_list && !p->is_sse)) {
+	/* Bodiless answers (HEAD, 204, 304) and tools/list to filter are held. */
+	if (status == 204 || status == 304 || strcmp(al_http_req_method(p->req), "HEAD") == 0 ||
+	    (p->filter_list && !p->is_sse)) {
 		p->mode = M_HOLD;
 		return 0;
 	}

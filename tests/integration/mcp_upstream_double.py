@@ -68,6 +68,12 @@ class Handler(BaseHTTPRequestHandler):
         log({"method": "GET", "path": self.path, "headers": dict(self.headers.items())})
         self.send_json({"ok": True, "path": self.path})
 
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "11")
+        self.end_headers()
+
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(n)

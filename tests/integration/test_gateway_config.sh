@@ -102,6 +102,9 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert len(r["resul
 grep -q 'behind: cut off' "$T/gw.log" && fail "a slow reader was cut off"
 HWM=$(awk '/VmHWM/ {print $2}' "/proc/$GW/status")
 [ "$HWM" -lt 200000 ] || fail "gateway peak RSS ${HWM} kB for a 24 MiB answer"
+STATUS=$(curl -s -I -o "$T/head" -w '%{http_code}' -H 'Host: local' "http://127.0.0.1:$GP/x")
+[ "$STATUS" = 200 ] || fail "HEAD: $STATUS"
+grep -qi 'transfer-encoding' "$T/head" && fail "HEAD answered with a chunked body: $(cat "$T/head")"
 kill -TERM "$GW"
 rc=0
 wait "$GW" || rc=$?
