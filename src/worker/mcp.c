@@ -54,9 +54,10 @@ struct al_tool_mcp {
 	char session_id[AL_ID_MAX];
 	al_mcp_server *srv; /* owned */
 	/*
-	 * The tool session is used by the running job on the pool and, for a
-	 * cancel, by the loop; a job that reopens it swaps it under the lock so
-	 * a cancel never meets a session being freed.
+	 * The tool session: written only on the pool (the running job, one at
+	 * a time, when it reopens it; the close work at the end) and read by
+	 * the loop for a cancel. The swap is made under the lock, so a cancel
+	 * never meets a session being freed.
 	 */
 	pthread_mutex_t lock;
 	struct al_tool_session *ts;
@@ -93,7 +94,8 @@ static void run_work_cb(uv_work_t *w)
 	struct al_tool_mcp *tm = j->tm;
 	struct al_tool_session *old = NULL, *fresh = NULL;
 
-	if (j->reopen) {
+	/* No session: the last reopen failed; try again rather than fail every call for good. */
+	if (j->reopen || tm->ts == NULL) {
 		pthread_mutex_lock(&tm->lock);
 		old = tm->ts;
 		tm->ts = NULL;
