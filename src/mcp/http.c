@@ -38,9 +38,7 @@ struct hcall {
 	al_mcp_http *h;
 	al_http_req *req;  /* until finished */
 	al_mcp_call *call; /* in flight, or NULL */
-	char *session;	   /* the session of a GET stream or a legacy call in flight */
-	al_mcp_id id;	   /* a legacy call's request id, once read (for notifications/cancelled) */
-	char *id_str;	   /* owned copy behind id.str */
+	char *session;	   /* HC_STREAM: the session whose GET stream this is */
 	enum hc_kind kind;
 	int hold;	    /* nested calls in progress: not to be freed or cancelled now */
 	int streaming;	    /* the response is SSE (its head is sent) */
@@ -96,7 +94,6 @@ static void hc_free(struct hcall *hc)
 	if (hc->next)
 		hc->next->prev = hc->prev;
 	al_free(hc->session);
-	al_free(hc->id_str);
 	al_free(hc);
 }
 
@@ -355,67 +352,6 @@ static const char *session_header(al_http_req *req)
 	return sid && *sid ? sid : NULL;
 }
 
-/* ---- legacy cancellation ---- */
-
-/*
- * A legacy call that outlives al_mcp_server_handle may be cancelled by a
- * notifications/cancelled POSTed in its session (2025-11-25: a closed
- * connection is not a cancellation there, the notification is). The id is
- * read only for such calls, so the common case parses the body once.
- */
-static void remember_id(struct hcall *hc, const char *sid, const char *body, size_t len)
-{
-	al_mcp_msg m = {0};
-	al_mcp_error err = {0};
-
-	if (al_mcp_msg_parse(body, len, &m, &err) == 0 && m.kind == AL_MCP_REQUEST &&
-	    (hc->session = al_strdup(sid)) != NULL) {
-		hc->id = m.id;
-		if (m.id.kind == AL_MCP_ID_STR) {
-			hc->id_str = al_strdup(m.id.str);
-			hc->id.kind = hc->id_str ? AL_MCP_ID_STR : AL_MCP_ID_NONE;
-			hc->id.str = hc->id_str;
-		}
-	}
-	al_mcp_error_clear(&err);
-	al_mcp_msg_free(&m);
-}
-
-/* Cancels the call a legacy notifications/cancelled names, if it is still in flight. */
-static void legacy_cancel(al_mcp_http *h, const char *sid, const char *body, size_t len)
-{
-	al_mcp_msg m = {0};
-	al_mcp_error err = {0};
-	al_mcp_id id = {0};
-	json_t *rid;
-	struct hcall *hc;
-
-	if (memmem(body, len, "notifications/cancelled", 23) == NULL)
-		return; /* the cheap test first */
-	if (al_mcp_msg_parse(body, len, &m, &err) < 0 || m.kind != AL_MCP_NOTIFICATION ||
-	    strcmp(m.method, "notifications/cancelled") != 0 || m.params == NULL)
-		goto done;
-	rid = json_object_get(m.params, "requestId");
-	if (json_is_integer(rid)) {
-		id.kind = AL_MCP_ID_INT;
-		id.num = json_integer_value(rid);
-	} else if (json_is_string(rid)) {
-		id.kind = AL_MCP_ID_STR;
-		id.str = json_string_value(rid);
-	} else {
-		goto done; /* malformed: ignored, as the spec asks */
-	}
-	for (hc = h->calls; hc; hc = hc->next)
-		if (hc->kind == HC_CALL && hc->session && !hc->finished && hc->hold == 0 &&
-		    strcmp(hc->session, sid) == 0 && al_mcp_id_equal(&hc->id, &id))
-			break;
-	if (hc)
-		hc_cancel_now(hc);
-done:
-	al_mcp_error_clear(&err);
-	al_mcp_msg_free(&m);
-}
-
 /* ---- methods ---- */
 
 static void handle_post(al_mcp_http *h, al_http_req *req)
@@ -464,15 +400,13 @@ static void handle_post(al_mcp_http *h, al_http_req *req)
 			n++;
 		}
 	}
-	in.body = al_http_req_body(req, &len);
-	if (sid)
-		legacy_cancel(h, sid, in.body, len);
 	hc = hc_new(h, req, HC_CALL);
 	if (hc == NULL) {
 		respond_error(req, 500, AL_MCP_INTERNAL_ERROR, "Internal error");
 		goto done;
 	}
 	al_http_req_on_close(req, req_close_cb, hc);
+	in.body = al_http_req_body(req, &len);
 	in.len = len;
 	in.headers = fields;
 	in.nheaders = n;
@@ -497,8 +431,6 @@ static void handle_post(al_mcp_http *h, al_http_req *req)
 		goto done;
 	}
 	hc->call = call;
-	if (sid)
-		remember_id(hc, sid, in.body, len);
 	/* The connection broke while the handler was sending: cancel now, safely. */
 	if (hc->cancel_pending || hc->peer_gone)
 		hc_cancel_now(hc);

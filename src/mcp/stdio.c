@@ -13,10 +13,10 @@
  * output memory stays bounded by the calls already in flight.
  *
  * Calls: each message gets a context (struct scall) that lives until
- * sink->finish. notifications/cancelled {requestId} cancels the call with
- * that id; the id of a call is read only when the call outlives
- * al_mcp_server_handle (most answer at once, and need no second parse).
- * The same re-entrancy rule as http.c holds: a context is freed only when
+ * sink->finish. notifications/cancelled {requestId} goes to the dispatcher
+ * like any message: with inbound.http 0 it cancels the call with that id
+ * (server.c), which finishes that call's context through the sink. The
+ * same re-entrancy rule as http.c holds: a context is freed only when
  * finished and not inside one of our calls into the dispatcher (`hold`).
  *
  * Legacy era: the session an initialize creates becomes the stream's
@@ -40,8 +40,6 @@
 struct scall {
 	al_mcp_stdio *st;
 	al_mcp_call *call; /* in flight, or NULL */
-	al_mcp_id id;	   /* the request's id once read (kind NONE before) */
-	char *id_str;	   /* owned copy behind id.str */
 	int stream;	   /* the legacy session's standalone stream, not a call */
 	int hold;
 	int finished;
@@ -123,7 +121,6 @@ static void sc_free(struct scall *sc)
 		st->ncalls--;
 	if (st->sstream == sc)
 		st->sstream = NULL;
-	al_free(sc->id_str);
 	al_free(sc);
 }
 
@@ -393,76 +390,6 @@ static void session_take_up(al_mcp_stdio *st)
 		st->sstream = sc;
 }
 
-/* params.requestId of a notifications/cancelled as an id; 0 or -EINVAL. */
-static int cancelled_id(const al_mcp_msg *m, al_mcp_id *id)
-{
-	json_t *rid = m->params ? json_object_get(m->params, "requestId") : NULL;
-
-	if (json_is_integer(rid)) {
-		id->kind = AL_MCP_ID_INT;
-		id->num = json_integer_value(rid);
-		return 0;
-	}
-	if (json_is_string(rid)) {
-		id->kind = AL_MCP_ID_STR;
-		id->str = json_string_value(rid);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-static int id_matches(struct scall *sc, const void *id)
-{
-	return al_mcp_id_equal(&sc->id, id);
-}
-
-/*
- * notifications/cancelled is the transport's business on stdio (there is
- * no stream to close). 1 when the line was one (handled), else 0.
- */
-static int try_cancel(al_mcp_stdio *st, const char *p, size_t n)
-{
-	al_mcp_msg m = {0};
-	al_mcp_error err = {0};
-	al_mcp_id id = {0};
-	int handled = 0;
-
-	/* Cheap test first: most lines are not cancellations. */
-	if (memmem(p, n, "notifications/cancelled", 23) == NULL)
-		return 0;
-	if (al_mcp_msg_parse(p, n, &m, &err) == 0 && m.kind == AL_MCP_NOTIFICATION &&
-	    strcmp(m.method, "notifications/cancelled") == 0) {
-		handled = 1;
-		/* Unknown or finished ids are ignored, as the spec asks. */
-		if (cancelled_id(&m, &id) == 0)
-			cancel_one(st, id_matches, &id);
-	}
-	al_mcp_error_clear(&err);
-	al_mcp_msg_free(&m);
-	return handled;
-}
-
-/* Keeps a copy of the request id of a call that stays in flight. */
-static void remember_id(struct scall *sc, const char *p, size_t n)
-{
-	al_mcp_msg m = {0};
-	al_mcp_error err = {0};
-
-	if (al_mcp_msg_parse(p, n, &m, &err) == 0 && m.kind == AL_MCP_REQUEST) {
-		if (m.id.kind == AL_MCP_ID_STR) {
-			sc->id_str = al_strdup(m.id.str);
-			if (sc->id_str) {
-				sc->id.kind = AL_MCP_ID_STR;
-				sc->id.str = sc->id_str;
-			}
-		} else {
-			sc->id = m.id;
-		}
-	}
-	al_mcp_error_clear(&err);
-	al_mcp_msg_free(&m);
-}
-
 static void dispatch_line(al_mcp_stdio *st, const char *p, size_t n)
 {
 	struct al_mcp_inbound in = {0};
@@ -477,8 +404,6 @@ static void dispatch_line(al_mcp_stdio *st, const char *p, size_t n)
 		;
 	if (i == n)
 		return; /* blank lines carry nothing */
-	if (try_cancel(st, p, n))
-		return;
 	session_take_up(st);
 	sc = sc_new(st, 0);
 	if (sc == NULL) {
@@ -500,7 +425,6 @@ static void dispatch_line(al_mcp_stdio *st, const char *p, size_t n)
 		return;
 	}
 	sc->call = call;
-	remember_id(sc, p, n);
 }
 
 static void alloc_cb(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
