@@ -106,7 +106,7 @@ serve: $(B)/airlock
 	$(B)/airlock server --listen $(RUN_LISTEN) --data $(RUN_DATA)
 
 # One summary line at the end: "N passed, N failed".
-check: deps $(B)/airlock $(B)/test-unit $(B)/tickets-mcp
+check: deps $(B)/airlock $(B)/test-unit $(B)/tickets-mcp $(B)/mcp-fixture
 	@B=$(B) ./tests/run-all.sh
 
 unit: $(B)/test-unit

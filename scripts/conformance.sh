@@ -47,6 +47,7 @@ if ! deps=$(./scripts/mcp-deps.sh); then
 	echo "conformance: scripts/mcp-deps.sh could not install Node 22 and the suite"
 	exit 2
 fi
+# shellcheck disable=SC2086 # two words: the node binary and the suite
 set -- $deps
 NODE22=$1
 CONF=$2
@@ -79,6 +80,7 @@ score() { # role revision outdir expected-file
 	if [ -z "$counts" ]; then
 		echo "FAIL $1 $2: the report could not be made"; failed=$((failed + 1)); return
 	fi
+	# shellcheck disable=SC2086 # three numbers
 	set -- $counts
 	passed=$((passed + $1)); failed=$((failed + $2)); xfail=$((xfail + $3))
 }
