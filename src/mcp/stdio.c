@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OUT_HIGH (4u << 20)
 #define OUT_LOW	 (1u << 20)
@@ -58,10 +59,14 @@ struct al_mcp_stdio {
 	al_mcp_server *srv;
 	uv_pipe_t in_pipe, out_pipe;
 	uv_stream_t *in, *out; /* out == in when both fds are one socket */
-	int handles_open;
-	al_buf line;	/* a line longer than what one read brought */
-	int skipping;	/* discarding an oversize line up to its newline */
-	int reading;	/* uv_read_start is in effect */
+	int handles_open;      /* open handles and a file read in flight: st lives while > 0 */
+	al_buf line;	       /* a line longer than what one read brought */
+	int skipping;	       /* discarding an oversize line up to its newline */
+	int reading;	       /* reading is on (uv_read_start, or reads queued for a file) */
+	int in_file; /* the input is a regular file: read with uv_fs_read (epoll refuses it) */
+	int in_fd;
+	int fs_busy; /* a uv_fs_read is in flight (it holds a reference like a handle) */
+	uv_fs_t fsreq;
 	int paused;	/* reading stopped for output backpressure */
 	int eof;	/* input ended (or output broke): no more messages */
 	int out_broken; /* a write failed: nobody reads our output */
@@ -142,17 +147,23 @@ static void check_done(al_mcp_stdio *st)
 
 static void reading_stop(al_mcp_stdio *st)
 {
-	if (st->reading) {
+	if (st->reading && !st->in_file)
 		uv_read_stop(st->in);
-		st->reading = 0;
-	}
+	st->reading = 0;
 }
+
+static void file_read_next(al_mcp_stdio *st);
 
 static void reading_start(al_mcp_stdio *st)
 {
-	if (!st->reading && !st->eof && !st->freeing &&
-	    uv_read_start(st->in, alloc_cb, read_cb) == 0)
+	if (st->reading || st->eof || st->freeing)
+		return;
+	if (st->in_file) {
 		st->reading = 1;
+		file_read_next(st);
+	} else if (uv_read_start(st->in, alloc_cb, read_cb) == 0) {
+		st->reading = 1;
+	}
 }
 
 /* Detaches the session's stream and ends the session. */
@@ -489,18 +500,71 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	check_done(st);
 }
 
-/* ---- public ---- */
-
-static void handle_closed_cb(uv_handle_t *hd)
+/* Drops one reference (a handle closed, a file read done); the last frees st. */
+static void unref(al_mcp_stdio *st)
 {
-	al_mcp_stdio *st = hd->data;
-
 	if (--st->handles_open > 0)
 		return;
+	if (st->in_file)
+		close(st->in_fd);
 	al_buf_wipe(&st->line);
 	al_buf_free(&st->line);
 	al_free(st->session_new);
 	al_free(st);
+}
+
+static void fs_read_cb(uv_fs_t *req)
+{
+	al_mcp_stdio *st = req->data;
+	ssize_t n = req->result;
+
+	uv_fs_req_cleanup(req);
+	st->fs_busy = 0;
+	if (st->freeing) {
+		unref(st);
+		return;
+	}
+	st->handles_open--; /* never the last: the handles are open */
+	if (n <= 0) {
+		if (n < 0)
+			al_warn("mcp", "stdio input: %s", uv_strerror((int)n));
+		input_ended(st); /* may free st */
+		return;
+	}
+	st->hold++;
+	feed(st, st->rbuf, (size_t)n);
+	file_read_next(st);
+	st->hold--;
+	check_done(st);
+}
+
+/*
+ * A regular file (stdin redirected from one) cannot be watched with epoll
+ * (libuv aborts on EPERM): it is read with uv_fs_read on the threadpool,
+ * one block at a time, from its current position.
+ */
+static void file_read_next(al_mcp_stdio *st)
+{
+	uv_buf_t ub = uv_buf_init(st->rbuf, sizeof(st->rbuf));
+
+	if (!st->reading || st->fs_busy || st->eof || st->freeing)
+		return;
+	st->fsreq.data = st;
+	if (uv_fs_read(st->loop, &st->fsreq, st->in_fd, &ub, 1, -1, fs_read_cb) < 0) {
+		st->hold++;
+		input_ended(st);
+		st->hold--;
+		return; /* the caller runs check_done */
+	}
+	st->fs_busy = 1;
+	st->handles_open++;
+}
+
+/* ---- public ---- */
+
+static void handle_closed_cb(uv_handle_t *hd)
+{
+	unref(hd->data);
 }
 
 static void close_handles(al_mcp_stdio *st)
@@ -529,20 +593,32 @@ int al_mcp_stdio_serve(uv_loop_t *loop, al_mcp_server *srv, int in_fd, int out_f
 	st->handles_open = 1;
 	st->in = (uv_stream_t *)&st->in_pipe;
 	st->out = st->in;
-	if (out_fd != in_fd) {
+	st->in_fd = in_fd;
+	st->in_file = uv_guess_handle(in_fd) == UV_FILE;
+	if (out_fd != in_fd || st->in_file) {
 		uv_pipe_init(loop, &st->out_pipe, 0);
 		st->out_pipe.data = st;
 		st->handles_open++;
 		st->out = (uv_stream_t *)&st->out_pipe;
 	}
-	rc = uv_pipe_open(&st->in_pipe, in_fd);
+	rc = st->in_file ? 0 : uv_pipe_open(&st->in_pipe, in_fd);
 	if (rc == 0 && st->out != st->in)
 		rc = uv_pipe_open(&st->out_pipe, out_fd);
-	if (rc == 0) {
+	if (rc == 0 && st->in_file) {
+		st->reading = 1;
+		st->fsreq.data = st;
+		uv_buf_t ub = uv_buf_init(st->rbuf, sizeof(st->rbuf));
+		rc = uv_fs_read(loop, &st->fsreq, in_fd, &ub, 1, -1, fs_read_cb);
+		if (rc == 0) {
+			st->fs_busy = 1;
+			st->handles_open++;
+		}
+	} else if (rc == 0) {
 		rc = uv_read_start(st->in, alloc_cb, read_cb);
 		st->reading = rc == 0;
 	}
 	if (rc < 0) {
+		st->in_file = 0; /* the caller keeps its fd */
 		/* The handles are initialised: they close (and free st) on the loop. */
 		st->freeing = 1;
 		close_handles(st);

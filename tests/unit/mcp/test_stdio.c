@@ -11,6 +11,7 @@
 #include "mcp/stdio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -490,4 +491,58 @@ AL_TEST(mcp_stdio_output_backpressure)
 {
 	struct fx fx = {0};
 	run(&fx, 1, backpressure_client);
+}
+
+static void file_client(struct fx *fx)
+{
+	json_t *j;
+
+	static const int order[] = {1, 3, 2}; /* 2 is the slow one */
+
+	for (int i = 0; i < 3; i++) {
+		j = get_line(fx);
+		AL_ASSERT_NOT_NULL(j);
+		AL_ASSERT_INT_EQ(id_of(j), order[i]);
+		json_decref(j);
+	}
+	AL_ASSERT_NULL(get_line(fx));
+}
+
+/* stdin redirected from a regular file (which epoll cannot watch). */
+AL_TEST(mcp_stdio_file_input)
+{
+	struct fx fx = {0};
+	struct al_mcp_server_opts so = {.name = "test-stdio", .version = "1.0.0"};
+	char path[512];
+	FILE *f;
+	int in_fd;
+
+	snprintf(path, sizeof(path), "%s/in.jsonl", al_test_tmpdir());
+	f = fopen(path, "w");
+	AL_ASSERT_NOT_NULL(f);
+	for (int i = 1; i <= 3; i++)
+		fprintf(f,
+			"{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":"
+			"{\"name\":\"%s\",\"arguments\":{\"ms\":20}," META "}}\n",
+			i, i == 2 ? "slow" : "echo");
+	fclose(f);
+	in_fd = open(path, O_RDONLY);
+	AL_ASSERT_INT_GE(in_fd, 0);
+	AL_ASSERT_INT_EQ(pipe(fx.out_pipe), 0);
+	fx.rfd = fx.out_pipe[0];
+	fx.wfd = -1;
+	AL_ASSERT_INT_EQ(uv_loop_init(&fx.loop), 0);
+	fx.srv = al_mcp_server_new(&so);
+	add_tool(&fx, "echo", echo_tool);
+	add_tool(&fx, "slow", slow_tool);
+	AL_ASSERT_INT_EQ(
+	    al_mcp_stdio_serve(&fx.loop, fx.srv, in_fd, fx.out_pipe[1], eof_cb, &fx, &fx.st), 0);
+	fx.client = file_client;
+	AL_ASSERT_INT_EQ(pthread_create(&fx.th, NULL, client_main, &fx), 0);
+	uv_run(&fx.loop, UV_RUN_DEFAULT);
+	pthread_join(fx.th, NULL);
+	AL_ASSERT_INT_EQ(atomic_load(&fx.eofs), 1);
+	al_mcp_server_free(fx.srv);
+	AL_ASSERT_INT_EQ(uv_loop_close(&fx.loop), 0);
+	close(fx.rfd);
 }
