@@ -71,7 +71,10 @@ $(B)/mcp-fixture: $(B)/obj/tests/mcp/fixture.o $(B)/libairlock.a
 
 # The official MCP conformance suite (npm, Node 22; scripts/mcp-deps.sh) against
 # the fixture (both revisions) and, when built, our client. One line at the end.
-conformance: $(B)/mcp-fixture
+# The client runner (tests/mcp/conformance_client.c) joins in where it exists.
+CONFORMANCE_BINS := $(B)/mcp-fixture \
+	$(if $(wildcard tests/mcp/conformance_client.c),$(B)/mcp-conformance-client)
+conformance: $(CONFORMANCE_BINS)
 	@B=$(B) ./scripts/conformance.sh
 
 # The example MCP server (examples/tickets/, docs/TICKETS-MCP.md): a program
@@ -106,7 +109,7 @@ serve: $(B)/airlock
 	$(B)/airlock server --listen $(RUN_LISTEN) --data $(RUN_DATA)
 
 # One summary line at the end: "N passed, N failed".
-check: deps $(B)/airlock $(B)/test-unit $(B)/tickets-mcp $(B)/mcp-fixture
+check: deps $(B)/airlock $(B)/test-unit $(B)/tickets-mcp $(CONFORMANCE_BINS)
 	@B=$(B) ./tests/run-all.sh
 
 unit: $(B)/test-unit
