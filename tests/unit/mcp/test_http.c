@@ -122,6 +122,28 @@ static void hang_tool(al_mcp_call *c, json_t *args, void *ud)
 	atomic_fetch_add(&fx->entered, 1);
 }
 
+static void ask_reply_cb(al_mcp_call *c, json_t *result, const al_mcp_error *err, void *ud)
+{
+	json_t *text = json_object_get(json_object_get(result, "content"), "text");
+
+	(void)ud;
+	if (result == NULL && err == NULL)
+		return; /* cancelled first */
+	al_mcp_call_result(c, json_pack("{s:[{s:s,s:s}]}", "content", "type", "text", "text",
+					json_is_string(text) ? json_string_value(text) : "error"));
+}
+
+/* Legacy: asks the client for a sampling on the call's own stream, answers with it. */
+static void ask_tool(al_mcp_call *c, json_t *args, void *ud)
+{
+	(void)args;
+	AL_ASSERT_INT_EQ(al_mcp_call_legacy(c), 1);
+	AL_ASSERT_INT_EQ(al_mcp_call_request(c, "sampling/createMessage",
+					     json_pack("{s:[],s:i}", "messages", "maxTokens", 10),
+					     ask_reply_cb, ud),
+			 0);
+}
+
 /* ---- fixture ---- */
 
 static void done_closed_cb(uv_handle_t *h)
@@ -171,6 +193,7 @@ static void run(struct fx *fx, void (*client)(struct fx *))
 	add_tool(fx, "progress", progress_tool);
 	add_tool(fx, "slow", slow_tool);
 	add_tool(fx, "hang", hang_tool);
+	add_tool(fx, "ask", ask_tool);
 	fx->mh = al_mcp_http_new(fx->srv, NULL);
 	AL_ASSERT_NOT_NULL(fx->mh);
 	AL_ASSERT_INT_EQ(
@@ -628,4 +651,68 @@ AL_TEST(mcp_http_legacy_session)
 {
 	struct fx fx = {0};
 	run(&fx, legacy_client);
+}
+
+/* The legacy era's server-to-client request rides the SSE stream of the call
+ * that caused it; the client's answer comes back as a POST of its own (202). */
+static void legacy_request_client(struct fx *fx)
+{
+	struct tc_resp r;
+	struct tc *c;
+	char sid[256], hdrs[1024], ev[8192], resp[512];
+	json_t *req;
+	long n;
+
+	post(fx,
+	     "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n",
+	     NULL,
+	     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+	     "{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{\"sampling\":{}},"
+	     "\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}",
+	     &r);
+	AL_ASSERT_INT_EQ(r.status, 200);
+	AL_ASSERT_INT_EQ(tc_header(&r, "Mcp-Session-Id", sid, sizeof(sid)), 0);
+	snprintf(hdrs, sizeof(hdrs), LEGACY_HEADERS "Mcp-Session-Id: %s\r\n", sid);
+
+	c = tc_open(fx->port);
+	send_post(c, hdrs, NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
+		  "{\"name\":\"ask\",\"arguments\":{}}}");
+	memset(&r, 0, sizeof(r));
+	AL_ASSERT_INT_EQ(tc_read_head(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 200);
+	n = tc_read_chunk(c, ev, sizeof(ev));
+	AL_ASSERT(n > 0);
+	req = sse_find(ev, "sampling/createMessage");
+	AL_ASSERT_NOT_NULL(req);
+	AL_ASSERT_NOT_NULL(json_object_get(req, "id"));
+	{
+		char *id = json_dumps(json_object_get(req, "id"), JSON_ENCODE_ANY);
+		snprintf(resp, sizeof(resp),
+			 "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"role\":\"assistant\","
+			 "\"content\":{\"type\":\"text\",\"text\":\"sampled\"},\"model\":\"m\"}}",
+			 id);
+		free(id);
+	}
+	json_decref(req);
+	post(fx, hdrs, NULL, resp, &r);
+	AL_ASSERT_INT_EQ(r.status, 202);
+	AL_ASSERT_INT_EQ(r.body_len, 0);
+	/* The call's answer closes its stream. */
+	{
+		char all[8192] = "";
+		size_t len = 0;
+		while ((n = tc_read_chunk(c, all + len, sizeof(all) - len)) > 0)
+			len += (size_t)n;
+		AL_ASSERT_INT_EQ(n, 0);
+		AL_ASSERT(strstr(all, "\"id\":2") != NULL);
+		AL_ASSERT(strstr(all, "sampled") != NULL);
+	}
+	tc_close(c);
+}
+
+AL_TEST(mcp_http_legacy_request_on_call_stream)
+{
+	struct fx fx = {0};
+	run(&fx, legacy_request_client);
 }
