@@ -88,6 +88,7 @@ struct al_mcp_session {
 	struct al_mcp_session *next;
 	char id[SESSION_ID_BYTES * 2 + 1];
 	char *version;
+	char *principal; /* who opened it, or NULL */
 	json_t *caps;	 /* the client's capabilities from initialize */
 	int log_level;	 /* logging/setLevel; AL_MCP_LOG_UNSET until then */
 	int64_t last_ms; /* last use, for idle expiry */
@@ -688,6 +689,7 @@ static void reply_result(al_mcp_call *c, json_t *result, int cacheable)
 static void session_free(struct al_mcp_session *ss)
 {
 	al_free(ss->version);
+	al_free(ss->principal);
 	json_decref(ss->caps);
 	json_decref(ss->subs);
 	al_free(ss);
@@ -945,14 +947,21 @@ static void listen_close(al_mcp_call *c)
 {
 	json_t *r = json_object(), *meta = json_object(), *id = al_mcp_id_json(&c->msg.id);
 
+	int rc = (r && meta && id) ? 0 : -1;
+
 	call_hold(c);
-	if (r && meta && id && json_object_set_new(meta, AL_MCP_META_SUBSCRIPTION_ID, id) == 0) {
+	/* json_object_set_new takes the value even when it fails. */
+	if (rc == 0) {
+		rc = json_object_set_new(meta, AL_MCP_META_SUBSCRIPTION_ID, id);
 		id = NULL;
-		if (json_object_set_new(r, "_meta", meta) == 0) {
-			meta = NULL;
-			reply_result(c, r, 0);
-			r = NULL;
-		}
+	}
+	if (rc == 0) {
+		rc = json_object_set_new(r, "_meta", meta);
+		meta = NULL;
+	}
+	if (rc == 0) {
+		reply_result(c, r, 0);
+		r = NULL;
 	}
 	json_decref(r);
 	json_decref(meta);
@@ -1135,10 +1144,12 @@ static void do_list(al_mcp_call *c, const char *what)
 	}
 	if (rc == 0) {
 		r = json_object();
-		if (r && json_object_set_new(r, what, arr) == 0)
+		if (r) {
+			rc = json_object_set_new(r, what, arr); /* takes arr, even on failure */
 			arr = NULL;
-		else
+		} else {
 			rc = -1;
+		}
 	}
 	json_decref(arr);
 	if (rc != 0) {
@@ -1651,7 +1662,9 @@ static void do_initialize(al_mcp_server *s, al_mcp_call *c)
 	ss->subs = json_object();
 	ss->log_level = AL_MCP_LOG_UNSET;
 	ss->last_ms = al_now_ms();
-	if (!ss->version || !ss->caps || !ss->subs)
+	if (c->principal)
+		ss->principal = al_strdup(c->principal);
+	if (!ss->version || !ss->caps || !ss->subs || (c->principal && !ss->principal))
 		goto fail;
 	r = json_pack("{sssosO}", "protocolVersion", ss->version, "capabilities", server_caps(s, 1),
 		      "serverInfo", json_null());
@@ -1846,6 +1859,13 @@ static void route_response(al_mcp_server *s, const al_mcp_msg *m, struct al_mcp_
 	al_free(p);
 }
 
+static int same_principal(const char *a, const char *b)
+{
+	if (!a || !b)
+		return !a && !b;
+	return strcmp(a, b) == 0;
+}
+
 static void finish_raw_error(const struct al_mcp_sink *sink, void *t, const al_mcp_id *id,
 			     const al_mcp_error *err)
 {
@@ -1871,10 +1891,16 @@ int al_mcp_server_handle(al_mcp_server *s, const struct al_mcp_inbound *in,
 		goto done;
 	}
 	meta = json_object_get(m.params, "_meta");
-	legacy = in->session_id != NULL ||
-		 (m.method && strcmp(m.method, "initialize") == 0 && !json_is_object(meta));
+	/* initialize selects the legacy era unless it carries the modern _meta
+	 * (a legacy client may still send _meta, e.g. a progressToken). */
+	legacy = in->session_id != NULL || (m.method && strcmp(m.method, "initialize") == 0 &&
+					    !json_object_get(meta, AL_MCP_META_PROTOCOL_VERSION));
 	if (in->session_id) {
 		ss = session_find(s, in->session_id);
+		/* A session belongs to the principal that opened it: another
+		 * caller presenting its id is told it does not exist. */
+		if (ss && !same_principal(ss->principal, in->principal))
+			ss = NULL;
 		if (!ss) {
 			al_mcp_error_set(&err, AL_MCP_INVALID_REQUEST, 404, NULL,
 					 "Session not found or expired");

@@ -1212,3 +1212,165 @@ AL_TEST(mcp_server_legacy_session_idle_expiry)
 	AL_ASSERT_INT_EQ(al_mcp_server_has_session(s, sid), 0);
 	al_mcp_server_free(s);
 }
+
+AL_TEST(mcp_server_legacy_session_bound_to_principal_and_meta_on_initialize)
+{
+	al_mcp_server *s = fixture();
+	struct cap c = {0};
+	struct req alice = {.principal = "alice"};
+	json_t *p;
+
+	send_msg(s,
+		 legacy_req(1, "initialize",
+			    json_pack("{sss{}s{si}}", "protocolVersion", "2025-11-25",
+				      "capabilities", "_meta", "progressToken", 1)),
+		 &alice, &c);
+	/* A legacy _meta (no modern protocolVersion) still selects the legacy era. */
+	AL_ASSERT_INT_EQ(strlen(c.sid), 32);
+	alice.sid = al_strdup(c.sid);
+	cap_clear(&c);
+	send_msg(s, legacy_req(2, "ping", NULL), &alice, &c);
+	AL_ASSERT_INT_EQ(json_object_size(result_of(&c)), 0);
+	cap_clear(&c);
+	/* Another principal, or none, presenting the id: the session does not exist. */
+	send_msg(s, legacy_req(3, "ping", NULL),
+		 &(struct req){.sid = alice.sid, .principal = "bob"}, &c);
+	AL_ASSERT_INT_EQ(c.status, 404);
+	cap_clear(&c);
+	send_msg(s, legacy_req(4, "ping", NULL), &(struct req){.sid = alice.sid}, &c);
+	AL_ASSERT_INT_EQ(c.status, 404);
+	cap_clear(&c);
+	al_free((char *)alice.sid);
+
+	/* initialize with the modern _meta is a modern request: removed, 404. */
+	p = json_pack("{sss{}}", "protocolVersion", "2025-11-25", "capabilities");
+	send_msg(s, modern(5, "initialize", p), NULL, &c);
+	AL_ASSERT_INT_EQ(err_code(&c), -32601);
+	AL_ASSERT_INT_EQ(c.status, 404);
+	AL_ASSERT(c.sid[0] == '\0');
+	cap_clear(&c);
+	al_mcp_server_free(s);
+}
+
+/* For the allocation-failure sweep: a server-to-client request that may fail. */
+static void tool_sample_soft(al_mcp_call *c, json_t *args, void *ud)
+{
+	(void)args;
+	(void)ud;
+	if (al_mcp_call_request(c, "roots/list", NULL, on_reply, &reply_runs) < 0)
+		al_mcp_call_errorf(c, -32603, "no memory");
+}
+
+static int handle_raw(al_mcp_server *s, const char *body, const struct req *r, struct cap *c,
+		      al_mcp_call **call)
+{
+	struct al_mcp_inbound in = {.body = body, .len = strlen(body)};
+	int rc;
+
+	if (r) {
+		in.session_id = r->sid;
+		in.principal = r->principal;
+	}
+	*call = NULL;
+	rc = al_mcp_server_handle(s, &in, &sink, c, call);
+	/* Either nothing was done (-ENOMEM, no finish) or exactly one of: finished, in flight. */
+	if (rc < 0) {
+		AL_ASSERT_INT_EQ(rc, -ENOMEM);
+		AL_ASSERT_INT_EQ(c->finished, 0);
+		AL_ASSERT_NULL(*call);
+	} else {
+		AL_ASSERT_INT_EQ(rc, 0);
+		AL_ASSERT_INT_EQ(c->finished + (*call != NULL), 1);
+	}
+	return rc;
+}
+
+AL_TEST(mcp_server_allocation_failures_unwind)
+{
+	static const char *const modern_bodies[] = {
+	    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{\"_meta\":{"
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+	    "\"arguments\":{\"text\":\"x\"},\"_meta\":{\"progressToken\":\"t\","
+	    "\"io.modelcontextprotocol/logLevel\":\"debug\","
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"mrtr\","
+	    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{\"elicitation\":{}}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{\"uri\":"
+	    "\"test://template/7/data\",\"_meta\":{"
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	};
+	static const char listen[] =
+	    "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"subscriptions/listen\",\"params\":{"
+	    "\"notifications\":{\"toolsListChanged\":true},\"_meta\":{"
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}";
+	static const char init[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+				   "\"params\":{\"protocolVersion\":\"2025-11-25\","
+				   "\"capabilities\":{\"roots\":{}}}}";
+	static const char call_soft[] = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
+					"\"params\":{\"name\":\"soft\"}}";
+	static const char answer[] = "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"result\":{"
+				     "\"content\":{\"type\":\"text\",\"text\":\"r\"}}}";
+	int completed = 0;
+
+	al_alloc_init();
+	for (long n = 0; n < 3000 && completed < 3; n++) {
+		al_mcp_server *s = fixture();
+		json_t *schema = json_object();
+		struct cap c = {0}, l = {0}, a = {0};
+		al_mcp_call *call = NULL, *lcall = NULL;
+		char sid[80] = "";
+		int ok = 1;
+
+		AL_ASSERT_INT_EQ(
+		    al_mcp_server_add_tool(s, &(struct al_mcp_tool){.name = "soft",
+								    .input_schema = schema,
+								    .fn = tool_sample_soft}),
+		    0);
+		json_decref(schema);
+		al_alloc_fail_after(n);
+		for (size_t i = 0; i < sizeof(modern_bodies) / sizeof(modern_bodies[0]); i++) {
+			handle_raw(s, modern_bodies[i], NULL, &c, &call);
+			ok &= c.finished && c.final && !json_object_get(c.final, "error");
+			if (call)
+				al_mcp_call_cancel(call);
+			cap_clear(&c);
+		}
+		handle_raw(s, listen, NULL, &l, &lcall);
+		ok &= lcall != NULL;
+		al_mcp_server_list_changed(s, "tools");
+		handle_raw(s, init, NULL, &c, &call);
+		ok &= c.sid[0] != '\0';
+		snprintf(sid, sizeof(sid), "%s", c.sid);
+		cap_clear(&c);
+		if (sid[0]) {
+			handle_raw(s, call_soft, &(struct req){.sid = sid}, &c, &call);
+			if (call) {
+				al_mcp_call *acall;
+				handle_raw(s, answer, &(struct req){.sid = sid}, &a, &acall);
+				AL_ASSERT_NULL(acall);
+			}
+			ok &= c.finished && c.final && !json_object_get(c.final, "error");
+			if (!c.finished && call)
+				al_mcp_call_cancel(call);
+			cap_clear(&a);
+			cap_clear(&c);
+		}
+		al_alloc_fail_after(-1);
+		if (ok)
+			completed++;
+		al_mcp_server_free(s);
+		AL_ASSERT(!lcall || l.finished);
+		cap_clear(&l);
+	}
+	/* The sweep reached budgets large enough for everything to succeed. */
+	AL_ASSERT_INT_GE(completed, 1);
+}
