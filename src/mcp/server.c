@@ -950,6 +950,17 @@ static void listen_close(al_mcp_call *c)
 	int rc = (r && meta && id) ? 0 : -1;
 
 	call_hold(c);
+	/* On stdio, where every subscription shares the channel, the teardown
+	 * is also announced with notifications/cancelled naming the listen
+	 * request (basic/patterns/cancellation); over HTTP the stream ends. */
+	if (!c->http && id) {
+		json_t *n = al_mcp_notification_new("notifications/cancelled",
+						    json_pack("{sOss}", "requestId", id, "reason",
+							      "the server ended the subscription"));
+		if (n)
+			c->sink.send(c->t, n);
+		json_decref(n);
+	}
 	/* json_object_set_new takes the value even when it fails. */
 	if (rc == 0) {
 		rc = json_object_set_new(meta, AL_MCP_META_SUBSCRIPTION_ID, id);
@@ -1255,7 +1266,8 @@ void al_mcp_call_input_required(al_mcp_call *c, json_t *input_requests, json_t *
 	}
 	/* Never ask for what the client did not declare (MRTR server rule):
 	 * such requests are dropped; if nothing is left to ask, the client is
-	 * told what it lacks (-32021). */
+	 * told what it lacks (-32021), even with a state to return: a retry
+	 * could bring nothing new, and would be asked the same again. */
 	json_object_foreach_safe(input_requests, tmp, key, v)
 	{
 		const char *cap = input_cap(json_string_value(json_object_get(v, "method")));
@@ -1267,7 +1279,7 @@ void al_mcp_call_input_required(al_mcp_call *c, json_t *input_requests, json_t *
 			json_object_del(input_requests, key);
 		}
 	}
-	if (missing && json_object_size(input_requests) == 0 && !state) {
+	if (missing && json_object_size(input_requests) == 0) {
 		al_mcp_error err = {0};
 		al_mcp_error_set(&err, AL_MCP_MISSING_CAPABILITY, 400,
 				 json_pack("{sO}", "requiredCapabilities", missing),

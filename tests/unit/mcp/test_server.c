@@ -834,13 +834,14 @@ AL_TEST(mcp_server_mrtr_round_trip)
 	AL_ASSERT_INT_EQ(err_code(&c), -32602);
 	cap_clear(&c);
 
-	/* The client lacks elicitation: the request is not sent; with state
-	 * still to return, the result carries only requestState. */
+	/* The client lacks elicitation: the request is not sent; nothing is
+	 * left to ask, so the client is told what it lacks. */
 	send_msg(s, mrtr_call(7, NULL, NULL), &alice, &c);
-	r = result_of(&c);
-	AL_ASSERT_STR_EQ(str_at(r, "resultType"), "input_required");
-	AL_ASSERT_NULL(json_object_get(r, "inputRequests"));
-	AL_ASSERT_NOT_NULL(str_at(r, "requestState"));
+	AL_ASSERT_INT_EQ(err_code(&c), -32021);
+	AL_ASSERT(json_is_object(json_object_get(
+	    json_object_get(json_object_get(json_object_get(c.final, "error"), "data"),
+			    "requiredCapabilities"),
+	    "elicitation")));
 	cap_clear(&c);
 	al_free(state);
 	al_free(tampered);
@@ -914,6 +915,12 @@ AL_TEST(mcp_server_listen_ack_and_notifications)
 	AL_ASSERT_INT_EQ(l2.nsent, 2);
 	al_mcp_server_free(s);
 	AL_ASSERT_INT_EQ(l1.finished, 1);
+	/* Not HTTP (stdio): the teardown is announced with notifications/cancelled. */
+	AL_ASSERT_INT_EQ(l1.nsent, 4);
+	AL_ASSERT_STR_EQ(str_at(l1.sent[3], "method"), "notifications/cancelled");
+	AL_ASSERT_INT_EQ(
+	    json_integer_value(json_object_get(json_object_get(l1.sent[3], "params"), "requestId")),
+	    41);
 	AL_ASSERT_STR_EQ(str_at(result_of(&l1), "resultType"), "complete");
 	AL_ASSERT_INT_EQ(
 	    json_integer_value(json_object_get(json_object_get(result_of(&l1), "_meta"),
