@@ -15,7 +15,7 @@
  *   recently used session that has no call in flight; when every session is
  *   busy, initialize is refused -32603 with HTTP 503;
  * - idle expiry is checked lazily (on lookup and on initialize), never for
- *   a session with a call in flight;
+ *   a session with a call in flight or an open GET stream;
  * - a modern notification is accepted (202) and ignored, except
  *   notifications/cancelled on a transport without per-request streams
  *   (stdio, http 0), which cancels the call with that id, and
@@ -734,7 +734,9 @@ static void sessions_expire(al_mcp_server *s)
 
 	for (; ss; ss = next) {
 		next = ss->next;
-		if (ss->ncalls == 0 && now - ss->last_ms > s->session_idle_ms)
+		/* An open GET stream is a client listening, not an idle one;
+		 * a broken one is closed by the transport. */
+		if (ss->ncalls == 0 && !ss->has_stream && now - ss->last_ms > s->session_idle_ms)
 			session_end(s, ss);
 	}
 }
@@ -811,8 +813,10 @@ void al_mcp_server_close_stream(al_mcp_server *s, const char *session_id, void *
 	for (ss = s->sessions; ss; ss = ss->next)
 		if (strcmp(ss->id, session_id) == 0)
 			break;
-	if (ss && ss->has_stream && ss->stream_t == t)
+	if (ss && ss->has_stream && ss->stream_t == t) {
+		ss->last_ms = al_now_ms(); /* idle from now on */
 		session_stream_finish(ss);
+	}
 }
 
 /* ---- notifications to listeners ---- */

@@ -1214,7 +1214,17 @@ AL_TEST(mcp_server_legacy_session_idle_expiry)
 	AL_ASSERT_INT_EQ(al_mcp_server_has_session(s, sid), 1);
 	{
 		struct timespec ts = {0, 80 * 1000 * 1000};
+		struct cap st = {0};
+
+		/* An open GET stream keeps it alive; idle time counts from its close. */
+		AL_ASSERT_INT_EQ(al_mcp_server_open_stream(s, sid, &sink, &st), 0);
 		nanosleep(&ts, NULL);
+		AL_ASSERT_INT_EQ(al_mcp_server_has_session(s, sid), 1);
+		al_mcp_server_close_stream(s, sid, &st);
+		AL_ASSERT_INT_EQ(st.finished, 1);
+		AL_ASSERT_INT_EQ(al_mcp_server_has_session(s, sid), 1);
+		nanosleep(&ts, NULL);
+		cap_clear(&st);
 	}
 	AL_ASSERT_INT_EQ(al_mcp_server_has_session(s, sid), 0);
 	al_mcp_server_free(s);
