@@ -35,8 +35,9 @@ static int cap_send(void *t, const json_t *msg)
 	struct cap *c = t;
 
 	AL_ASSERT(c->finished == 0);
-	AL_ASSERT(c->nsent < MAX_SENT);
-	c->sent[c->nsent++] = json_deep_copy(msg);
+	if (c->nsent < MAX_SENT)
+		c->sent[c->nsent] = json_deep_copy(msg);
+	c->nsent++; /* counted beyond MAX_SENT, kept up to it */
 	return c->send_rc;
 }
 
@@ -56,7 +57,7 @@ static const struct al_mcp_sink sink = {cap_send, cap_finish};
 
 static void cap_clear(struct cap *c)
 {
-	for (int i = 0; i < c->nsent; i++)
+	for (int i = 0; i < c->nsent && i < MAX_SENT; i++)
 		json_decref(c->sent[i]);
 	json_decref(c->final);
 	memset(c, 0, sizeof(*c));
@@ -1390,4 +1391,112 @@ AL_TEST(mcp_server_allocation_failures_unwind)
 	}
 	/* The sweep reached budgets large enough for everything to succeed. */
 	AL_ASSERT_INT_GE(completed, 1);
+}
+
+/* A deterministic PRNG for the mutation test (xorshift64). */
+static unsigned long long rng_state = 0x9e3779b97f4a7c15ull;
+
+static unsigned rng(unsigned n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (unsigned)(rng_state % n);
+}
+
+AL_TEST(mcp_server_mutated_messages_finish_exactly_once)
+{
+	static const char *const seeds[] = {
+	    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+	    "\"arguments\":{\"text\":\"x\"},\"_meta\":{\"progressToken\":1,"
+	    "\"io.modelcontextprotocol/logLevel\":\"debug\","
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{\"sampling\":{}}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"resources/read\",\"params\":{\"uri\":"
+	    "\"test://template/9/data\",\"requestState\":\"v1.AAAA\",\"inputResponses\":{},"
+	    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"completion/complete\",\"params\":{\"ref\":"
+	    "{\"type\":\"ref/prompt\",\"name\":\"p1\"},\"argument\":{\"name\":\"lang\",\"value\":"
+	    "\"p\"},\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"subscriptions/listen\",\"params\":{"
+	    "\"notifications\":{\"toolsListChanged\":true,\"resourceSubscriptions\":[\"a\"]},"
+	    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"initialize\",\"params\":{"
+	    "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\",\"params\":{\"name\":\"mrtr\","
+	    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{\"elicitation\":{}}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
+	    "\"requestId\":7}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"result\":{}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"logging/setLevel\",\"params\":{\"level\":"
+	    "\"info\"}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"resources/subscribe\",\"params\":{\"uri\":"
+	    "\"test://static-text\"}}",
+	};
+	static const char junk[] = "{}[]\":,0-a\\ \x01";
+	al_mcp_server *s = fixture();
+	char body[1024], sid[80] = "";
+	struct cap st = {0};
+	int finished = 0, in_flight = 0, st_open = 0;
+
+	for (int it = 0; it < 4000; it++) {
+		const char *seed = seeds[rng(sizeof(seeds) / sizeof(seeds[0]))];
+		size_t n = strlen(seed);
+		struct cap c = {0};
+		al_mcp_call *call = NULL;
+		struct al_mcp_inbound in = {0};
+		struct al_http_field h[] = {{(char *)"MCP-Protocol-Version", (char *)"2026-07-28"},
+					    {(char *)"Mcp-Method", (char *)"tools/call"},
+					    {(char *)"Mcp-Name", (char *)"echo"}};
+
+		memcpy(body, seed, n);
+		for (unsigned k = rng(4); k > 0; k--) {
+			unsigned op = rng(3), at = rng((unsigned)n);
+			if (op == 0)
+				body[at] = junk[rng(sizeof(junk) - 1)];
+			else if (op == 1 && n > 1)
+				n = at + 1; /* truncate */
+			else if (n + 1 < sizeof(body)) {
+				memmove(body + at + 1, body + at, n - at);
+				body[at] = junk[rng(sizeof(junk) - 1)];
+				n++;
+			}
+		}
+		in.body = body;
+		in.len = n;
+		in.http = (int)rng(2);
+		in.headers = h;
+		in.nheaders = rng(4);
+		in.session_id = (sid[0] && rng(2)) ? sid : NULL;
+		AL_ASSERT_INT_EQ(al_mcp_server_handle(s, &in, &sink, &c, &call), 0);
+		AL_ASSERT_INT_EQ(c.finished + (call != NULL), 1);
+		if (c.sid[0]) {
+			snprintf(sid, sizeof(sid), "%s", c.sid);
+			if (!st_open && rng(2))
+				st_open = al_mcp_server_open_stream(s, sid, &sink, &st) == 0;
+		}
+		if (call) {
+			in_flight++;
+			if (rng(2))
+				al_mcp_server_list_changed(s, "tools");
+			al_mcp_call_cancel(call);
+		} else {
+			finished++;
+		}
+		AL_ASSERT_INT_EQ(c.finished, 1);
+		/* Whatever came back is a JSON-RPC response or nothing. */
+		if (c.final)
+			AL_ASSERT_STR_EQ(str_at(c.final, "jsonrpc"), "2.0");
+		cap_clear(&c);
+		parked = NULL;
+	}
+	al_mcp_server_free(s);
+	AL_ASSERT(st_open);
+	AL_ASSERT_INT_EQ(st.finished, 1); /* the stream ended with its session */
+	cap_clear(&st);
+	AL_ASSERT(finished > 100 && in_flight > 10);
 }
