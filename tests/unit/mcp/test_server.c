@@ -722,7 +722,13 @@ AL_TEST(mcp_server_async_call_and_cancel)
 	AL_ASSERT_STR_EQ(al_mcp_call_version(call), "2026-07-28");
 	AL_ASSERT(json_is_object(al_mcp_call_client_capabilities(call)));
 	AL_ASSERT_INT_EQ(al_mcp_call_progress(call, 1, 1, NULL), 0); /* no token: no-op */
-	AL_ASSERT_INT_EQ(c.nsent, 0);
+	AL_ASSERT_INT_EQ(al_mcp_call_log(call, AL_MCP_LOG_EMERGENCY, NULL, json_string("x")), 0);
+	AL_ASSERT_INT_EQ(c.nsent, 0); /* no logLevel: no log message either */
+	AL_ASSERT_INT_EQ(
+	    al_mcp_call_notify(call, "notifications/custom", json_pack("{si}", "n", 1)), 0);
+	AL_ASSERT_INT_EQ(c.nsent, 1);
+	AL_ASSERT_STR_EQ(str_at(c.sent[0], "method"), "notifications/custom");
+	AL_ASSERT_NULL(json_object_get(c.sent[0], "id"));
 	al_mcp_call_on_cancel(call, NULL, NULL);
 	parked = NULL;
 	al_mcp_call_result(call, json_pack("{s[]}", "content"));
@@ -852,7 +858,7 @@ AL_TEST(mcp_server_mrtr_round_trip)
 AL_TEST(mcp_server_listen_ack_and_notifications)
 {
 	al_mcp_server *s = fixture();
-	struct cap l1 = {0}, l2 = {0}, c = {0};
+	struct cap l1 = {0}, l2 = {0}, lh = {0}, c = {0};
 	al_mcp_call *call1, *call2;
 	json_t *p;
 
@@ -908,6 +914,26 @@ AL_TEST(mcp_server_listen_ack_and_notifications)
 			 "test://static-text");
 	AL_ASSERT_INT_EQ(l2.nsent, 2);
 
+	/* Over HTTP the server's teardown sends no notifications/cancelled. */
+	{
+		al_mcp_call *hc = send_msg(
+		    s,
+		    modern(43, "subscriptions/listen",
+			   json_pack("{s{sb}}", "notifications", "resourcesListChanged", 1)),
+		    &(struct req){.http = 1,
+				  .h =
+				      (struct al_http_field[]){
+					  {(char *)"MCP-Protocol-Version", (char *)"2026-07-28"},
+					  {(char *)"Mcp-Method", (char *)"subscriptions/listen"}},
+				  .nh = 2},
+		    &lh);
+		AL_ASSERT_NOT_NULL(hc);
+		al_mcp_server_list_changed(s, "resources");
+		al_mcp_server_list_changed(s, "bogus");
+		AL_ASSERT_INT_EQ(lh.nsent, 2);
+		AL_ASSERT_STR_EQ(str_at(lh.sent[1], "method"),
+				 "notifications/resources/list_changed");
+	}
 	/* The client closes one; the other is closed gracefully by the server. */
 	al_mcp_call_cancel(call2);
 	AL_ASSERT_INT_EQ(l2.finished, 1);
@@ -915,6 +941,10 @@ AL_TEST(mcp_server_listen_ack_and_notifications)
 	al_mcp_server_list_changed(s, "prompts");
 	AL_ASSERT_INT_EQ(l2.nsent, 2);
 	al_mcp_server_free(s);
+	AL_ASSERT_INT_EQ(lh.finished, 1);
+	AL_ASSERT_INT_EQ(lh.nsent, 2);
+	AL_ASSERT_STR_EQ(str_at(result_of(&lh), "resultType"), "complete");
+	cap_clear(&lh);
 	AL_ASSERT_INT_EQ(l1.finished, 1);
 	/* Not HTTP (stdio): the teardown is announced with notifications/cancelled. */
 	AL_ASSERT_INT_EQ(l1.nsent, 4);
