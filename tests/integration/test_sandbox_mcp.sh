@@ -120,8 +120,17 @@ mcp_post legacy tools/call '{"name": "read", "arguments": {"file_path": "notes/a
 mcp_check 'text == "hello\nsandbox\n"' "legacy tools/call"
 SID=""
 
-# ---- SIGTERM exits 0; the audit log holds the calls and verifies ----
+# ---- SIGTERM drains: the call in flight is answered, then exit 0 ----
+curl -sS -o "$T/drained" --max-time 30 -H 'Content-Type: application/json' \
+	-H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \
+	-H 'Mcp-Method: tools/call' -H 'Mcp-Name: bash' --data-binary \
+	'{"jsonrpc":"2.0","id":"d","method":"tools/call","params":{"name":"bash","arguments":{"command":"sleep 1.5; echo drained-ok"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
+	"$URL" &
+CURL=$!
+sleep 0.5
 kill -TERM "$PID"
+wait "$CURL" || fail "the call in flight at SIGTERM failed"
+grep -q drained-ok "$T/drained" || fail "the call in flight at SIGTERM: $(cat "$T/drained")"
 rc=0; wait "$PID" || rc=$?
 [ $rc -eq 0 ] || fail "SIGTERM: exit $rc: $(tail -5 "$T/sbx.log")"
 "$AIRLOCK_BIN" audit verify "$T/audit.log" >"$T/verify" 2>&1 || fail "audit verify: $(cat "$T/verify")"
@@ -165,6 +174,20 @@ for r in reqs:
     line = p.stdout.readline()
     m = json.loads(line)  # stdout carries only protocol lines
     got[m["id"]] = m["result"]
+# notifications/cancelled kills a running command; the next call is answered at once.
+if sys.argv[3] == "native":
+    import time
+    p.stdin.write(json.dumps(call(9, "bash", {"command": "sleep 30"})) + "\n")
+    p.stdin.flush()
+    time.sleep(0.5)
+    p.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                              "params": {"requestId": 9, "reason": "test"}}) + "\n")
+    p.stdin.write(json.dumps(call(10, "bash", {"command": "echo after"})) + "\n")
+    p.stdin.flush()
+    t0 = time.time()
+    m = json.loads(p.stdout.readline())
+    assert m["id"] == 10 and m["result"]["content"][0]["text"] == "after", m
+    assert time.time() - t0 < 10, "the cancelled command was not killed"
 p.stdin.close()
 rest = p.stdout.read()
 assert rest == "", rest
