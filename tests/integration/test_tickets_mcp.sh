@@ -12,6 +12,7 @@ BIN=$(dirname "$AIRLOCK_BIN")/tickets-mcp
 DB="$T/tickets.db"
 
 mcp_start tickets "$BIN" --db "$DB" --listen 127.0.0.1:0
+PID_A=$PID
 
 # ---- 2026-07-28: discovery and the lists ----
 mcp_post modern server/discover '{}'
@@ -124,6 +125,21 @@ mcp_post legacy resources/read '{"uri": "tickets://ticket/2"}'
 mcp_check 'len(json.loads(res["contents"][0]["text"])["comments"]) == 1' "legacy resources/read"
 mcp_post legacy prompts/get '{"name": "triage_ticket", "arguments": {"id": "2"}}'
 mcp_check 'res["messages"][1]["content"]["resource"]["uri"] == "tickets://ticket/2"' "legacy prompts/get"
+# A subscriber hears of a change to its ticket on the session's GET stream.
+mcp_post legacy resources/subscribe '{"uri": "tickets://ticket/2"}'
+mcp_check 'code == 200 and err is None' "resources/subscribe"
+curl -sS -N --max-time 10 -H "Mcp-Session-Id: $SID" -H "MCP-Protocol-Version: 2025-11-25" \
+	-H 'Accept: text/event-stream' "$URL" >"$T/stream" 2>/dev/null &
+STREAM=$!
+sleep 0.5
+mcp_post legacy tools/call '{"name": "tickets_comment", "arguments": {"id": 2, "body": "second"}}'
+i=0
+until grep -q 'notifications/resources/updated' "$T/stream"; do
+	i=$((i + 1)); [ $i -lt 50 ] || fail "no resources/updated on the stream: $(cat "$T/stream")"
+	sleep 0.1
+done
+grep -q '"uri":"tickets://ticket/2"' "$T/stream" || fail "updated names another uri: $(cat "$T/stream")"
+kill "$STREAM" 2>/dev/null; wait "$STREAM" 2>/dev/null || true
 code=$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE -H "Mcp-Session-Id: $SID" \
 	-H "MCP-Protocol-Version: 2025-11-25" "$URL")
 [ "$code" = 204 ] || fail "DELETE session: $code"
@@ -131,7 +147,35 @@ mcp_post legacy tools/list '{}'
 mcp_check 'code == 404' "a deleted session -> 404"
 SID=""
 
+# ---- concurrent writers, and a second instance on the same file (WAL) ----
+mcp_start tickets-b "$BIN" --db "$DB" --listen 127.0.0.1:0
+URL_B=$URL; PID_B=$PID
+URL_A=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$T/tickets.log" | head -n 1)
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	u=$URL_A; [ $((i % 2)) -eq 0 ] && u=$URL_B
+	curl -sS -o "$T/c$i" -H 'Content-Type: application/json' \
+		-H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \
+		-H 'Mcp-Method: tools/call' -H 'Mcp-Name: tickets_create' --data-binary \
+		"{\"jsonrpc\":\"2.0\",\"id\":$i,\"method\":\"tools/call\",\"params\":{\"name\":\"tickets_create\",\"arguments\":{\"title\":\"load $i\"},\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientCapabilities\":{}}}}" \
+		"$u" &
+	CURLS="${CURLS:-} $!"
+done
+for p in $CURLS; do wait "$p" || fail "a concurrent create failed"; done
+python3 - "$T" <<'PY' || fail "concurrent creates"
+import json, sys
+ids = sorted(json.load(open("%s/c%d" % (sys.argv[1], i)))["result"]["structuredContent"]["id"]
+             for i in range(1, 11))
+assert ids == list(range(3, 13)), ids
+PY
+URL=$URL_B
+mcp_post modern tools/call '{"name": "tickets_search", "arguments": {"query": "load", "limit": 100}}'
+mcp_check 'sc["count"] == 10' "instance B sees every ticket, whichever instance made it"
+kill -TERM "$PID_B"; rc=0; wait "$PID_B" || rc=$?
+[ $rc -eq 0 ] || fail "instance B: exit $rc"
+URL=$URL_A
+
 # ---- SIGTERM drains and exits 0; the data outlives the process ----
+PID=$PID_A
 kill -TERM "$PID"
 rc=0; wait "$PID" || rc=$?
 [ $rc -eq 0 ] || fail "SIGTERM: exit $rc: $(tail -5 "$T/tickets.log")"
@@ -140,7 +184,7 @@ mcp_start tickets2 "$BIN" --db "$DB" --listen 127.0.0.1:0
 mcp_post modern tools/call '{"name": "tickets_get", "arguments": {"id": 1}}'
 mcp_check 'sc["status"] == "closed" and sc["comments"][0]["body"].startswith("Unplugged")' "ticket 1 after a restart"
 mcp_post modern tools/call '{"name": "tickets_create", "arguments": {"title": "After restart"}}'
-mcp_check 'sc["id"] == 3' "ids continue after a restart"
+mcp_check 'sc["id"] == 13' "ids continue after a restart"
 kill -TERM "$PID"; rc=0; wait "$PID" || rc=$?
 [ $rc -eq 0 ] || fail "second SIGTERM: exit $rc"
 
@@ -153,7 +197,7 @@ meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
 reqs = [
     {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}},
     {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-     "params": {"_meta": meta, "name": "tickets_get", "arguments": {"id": 3}}},
+     "params": {"_meta": meta, "name": "tickets_get", "arguments": {"id": 13}}},
     {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
      "params": {"_meta": meta, "name": "tickets_get", "arguments": {"id": "x"}}},
     {"jsonrpc": "2.0", "id": 4, "method": "resources/read",
@@ -191,7 +235,7 @@ p = subprocess.run([sys.argv[1], "--db", sys.argv[2], "--stdio"],
 assert p.returncode == 0, "exit %d" % p.returncode
 msgs = {m.get("id"): m for m in map(json.loads, p.stdout.splitlines())}
 assert msgs[1]["result"]["protocolVersion"] == "2025-11-25", msgs[1]
-assert [t["id"] for t in msgs[2]["result"]["structuredContent"]["tickets"]] == [3, 2, 1], msgs[2]
+assert [t["id"] for t in msgs[2]["result"]["structuredContent"]["tickets"]][:3] == [13, 12, 11], msgs[2]
 PY
 
 # Usage errors.
