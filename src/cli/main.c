@@ -12,7 +12,8 @@ static const struct al_command commands[] = {
     {"server", "run the control plane (Managed Agents API and agent loop)", al_cmd_server},
     {"audit", "tamper-evident audit log: keygen, verify, write", al_cmd_audit},
     {"model-stub", "scripted Messages API server (a test double)", al_cmd_model_stub},
-    {"sandbox", "run a command in an isolated sandbox", al_cmd_sandbox},
+    {"sandbox", "run a command in an isolated sandbox, or serve its tools over MCP",
+     al_cmd_sandbox},
     {"worker", "self-hosted worker: run tool calls inside your perimeter", al_cmd_worker},
     {"demo", "the end-to-end demo: control plane, model, worker, one session", al_cmd_demo},
 };
