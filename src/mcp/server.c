@@ -152,6 +152,9 @@ struct al_mcp_call {
 	int want_tools, want_prompts, want_resources;
 	json_t *want_uris; /* array of strings or NULL */
 	int finished, cancelled, busy;
+	/* A handler was called and has not answered; `owed`: cancelled meanwhile
+	 * without an on_cancel, so the call stays allocated until it answers. */
+	int in_handler, owed;
 	void (*on_cancel)(al_mcp_call *c, void *ud);
 	void *on_cancel_ud;
 };
@@ -584,6 +587,24 @@ static void call_release(al_mcp_call *c)
 {
 	if (--c->busy == 0 && c->finished)
 		call_free(c);
+}
+
+/* A handler answered a call that was cancelled before: drop the hold kept for it. */
+static void call_settle(al_mcp_call *c)
+{
+	if (c->owed) {
+		c->owed = 0;
+		call_release(c);
+	}
+}
+
+/* 1 when the call waits for a reply from the client (its callback then hears of a cancel). */
+static int has_pending(const al_mcp_server *s, const al_mcp_call *c)
+{
+	for (const struct pending *p = s->pending; p; p = p->next)
+		if (p->c == c)
+			return 1;
+	return 0;
 }
 
 static void drop_pending(al_mcp_server *s, al_mcp_call *c, int run_cb)
@@ -1263,6 +1284,13 @@ void al_mcp_call_input_required(al_mcp_call *c, json_t *input_requests, json_t *
 	void *tmp;
 	int rc = 0;
 
+	if (c->finished || c->cancelled) {
+		json_decref(input_requests);
+		json_decref(state);
+		call_settle(c);
+		return;
+	}
+	c->in_handler = 0;
 	if (c->legacy ||
 	    (strcmp(m, "tools/call") && strcmp(m, "resources/read") && strcmp(m, "prompts/get"))) {
 		reply_errorf(c, AL_MCP_INTERNAL_ERROR, 200, NULL,
@@ -1398,6 +1426,7 @@ static void do_tools_call(al_mcp_call *c)
 	c->mrtr_name = name;
 	if (!c->legacy && mrtr_open(c, &err) < 0)
 		goto done;
+	c->in_handler = 1;
 	t->fn(c, args, t->ud);
 done:
 	reply_if_error(c, &err);
@@ -1489,6 +1518,7 @@ static void do_resources_read(al_mcp_call *c)
 	c->mrtr_name = uri;
 	if (!c->legacy && mrtr_open(c, &err) < 0)
 		goto done;
+	c->in_handler = 1;
 	fn(c, uri, c->vars, ud);
 done:
 	reply_if_error(c, &err);
@@ -1521,6 +1551,7 @@ static void do_prompts_get(al_mcp_call *c)
 	c->mrtr_name = name;
 	if (!c->legacy && mrtr_open(c, &err) < 0)
 		goto done;
+	c->in_handler = 1;
 	p->fn(c, args, p->ud);
 done:
 	reply_if_error(c, &err);
@@ -2004,6 +2035,16 @@ void al_mcp_call_cancel(al_mcp_call *c)
 		return;
 	c->cancelled = 1;
 	call_hold(c);
+	/*
+	 * A handler that answers later either registered on_cancel (and
+	 * forgets the call there: it is freed below) or did not, and will
+	 * still answer: then the call must outlive the cancel until that
+	 * answer, or the handler would write into freed memory.
+	 */
+	if (c->in_handler && !c->on_cancel && !has_pending(c->s, c)) {
+		c->owed = 1;
+		call_hold(c);
+	}
 	if (c->on_cancel)
 		c->on_cancel(c, c->on_cancel_ud);
 	c->on_cancel = NULL;
@@ -2123,15 +2164,20 @@ void al_mcp_call_result(al_mcp_call *c, json_t *result)
 {
 	if (c->finished || c->cancelled) {
 		json_decref(result);
+		call_settle(c);
 		return;
 	}
+	c->in_handler = 0;
 	reply_result(c, result, c->kind == K_READ);
 }
 
 void al_mcp_call_error(al_mcp_call *c, const al_mcp_error *err)
 {
-	if (c->finished || c->cancelled)
+	if (c->finished || c->cancelled) {
+		call_settle(c);
 		return;
+	}
+	c->in_handler = 0;
 	reply_error(c, err);
 }
 
@@ -2141,8 +2187,11 @@ void al_mcp_call_errorf(al_mcp_call *c, int code, const char *fmt, ...)
 	char msg[sizeof(err.message)];
 	va_list ap;
 
-	if (c->finished || c->cancelled)
+	if (c->finished || c->cancelled) {
+		call_settle(c);
 		return;
+	}
+	c->in_handler = 0;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

@@ -1530,3 +1530,42 @@ AL_TEST(mcp_server_mutated_messages_finish_exactly_once)
 	cap_clear(&st);
 	AL_ASSERT(finished > 100 && in_flight > 10);
 }
+
+static al_mcp_call *held;
+
+/* An asynchronous handler that registers no on_cancel and answers later regardless. */
+static void tool_late(al_mcp_call *c, json_t *args, void *ud)
+{
+	(void)args;
+	(void)ud;
+	held = c;
+}
+
+AL_TEST(mcp_server_cancelled_call_outlives_until_a_late_answer)
+{
+	struct al_mcp_server_opts o = {.name = "fx", .version = "1.0"};
+	al_mcp_server *s = al_mcp_server_new(&o);
+	json_t *schema = json_pack("{ss}", "type", "object");
+	struct cap c = {0};
+	al_mcp_call *call;
+
+	AL_ASSERT_NOT_NULL(s);
+	AL_ASSERT_INT_EQ(
+	    al_mcp_server_add_tool(
+		s, &(struct al_mcp_tool){.name = "late", .input_schema = schema, .fn = tool_late}),
+	    0);
+	json_decref(schema);
+	call = send_msg(s, modern(1, "tools/call", json_pack("{ss}", "name", "late")), NULL, &c);
+	AL_ASSERT(call != NULL && call == held);
+	al_mcp_call_cancel(call);
+	/* The transport is released at once; the handler still holds a valid call. */
+	AL_ASSERT_INT_EQ(c.finished, 1);
+	AL_ASSERT_NULL(c.final);
+	AL_ASSERT_INT_EQ(al_mcp_call_cancelled(held), 1);
+	/* Its late answer is dropped and frees the call (ASan sees any misuse). */
+	al_mcp_call_result(held, json_pack("{s[]}", "content"));
+	AL_ASSERT_INT_EQ(c.finished, 1);
+	held = NULL;
+	cap_clear(&c);
+	al_mcp_server_free(s);
+}
