@@ -124,10 +124,14 @@ SID=""
 curl -sS -o "$T/drained" --max-time 30 -H 'Content-Type: application/json' \
 	-H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \
 	-H 'Mcp-Method: tools/call' -H 'Mcp-Name: bash' --data-binary \
-	'{"jsonrpc":"2.0","id":"d","method":"tools/call","params":{"name":"bash","arguments":{"command":"sleep 1.5; echo drained-ok"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
+	'{"jsonrpc":"2.0","id":"d","method":"tools/call","params":{"name":"bash","arguments":{"command":"touch started; sleep 1.5; echo drained-ok"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
 	"$URL" &
 CURL=$!
-sleep 0.5
+i=0
+until [ -e "$WS/started" ]; do
+	i=$((i + 1)); [ $i -lt 200 ] || fail "the call to drain did not start"
+	sleep 0.05
+done
 kill -TERM "$PID"
 wait "$CURL" || fail "the call in flight at SIGTERM failed"
 grep -q drained-ok "$T/drained" || fail "the call in flight at SIGTERM: $(cat "$T/drained")"
