@@ -64,6 +64,11 @@ $(B)/test-unit: $(UNIT_OBJ) $(B)/libairlock.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(B)/libairlock.a $(LDLIBS)
 
+# The conformance suite's client runner (scripts/conformance-client.sh).
+$(B)/mcp-conformance-client: tests/mcp/conformance_client.c $(B)/libairlock.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libairlock.a $(LDLIBS)
+
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
