@@ -693,8 +693,14 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 		SET(CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
 	if (req->connect_timeout_ms)
 		SET(CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
-	if (req->ca_file)
+	if (req->ca_file) {
 		SET(CURLOPT_CAINFO, req->ca_file);
+		/*
+		 * Only that bundle: libcurl builds that also have a default CA
+		 * directory would otherwise trust the system's CAs as well.
+		 */
+		SET(CURLOPT_CAPATH, NULL);
+	}
 	if (req->fresh_connect)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
 	if (req->body != NULL || strcmp(method, "POST") == 0) {

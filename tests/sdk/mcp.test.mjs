@@ -1,0 +1,167 @@
+// The control plane as an MCP client: agents with mcp_servers get those
+// servers' tools in the loop. The MCP server is real: a tickets server on the
+// official MCP TypeScript SDK over HTTPS with a throwaway CA (mcp_peer.mjs);
+// the model is the scripted stub (a test double) issuing tool_use blocks for
+// the model-facing names "<server>__<tool>" (docs/CONTROL-PLANE-MCP.md).
+// Asserted, through the official Anthropic SDK:
+//   - agent.mcp_tool_use then agent.mcp_tool_result carrying the ticket, and
+//     the model's next request saw it as a tool_result;
+//   - a tool denied by the agent's mcp_toolset (glob config delete_*) is not
+//     offered: the model's call of it is refused and never reaches the server;
+//   - always_ask waits for user.tool_confirmation (requires_action), then runs;
+//   - a server whose certificate does not chain to the CA configured for it
+//     (--mcp-ca) gives session.error mcp_connection_failed_error and the run
+//     goes on without its tools;
+//   - a control plane killed (-9) during a call does not send it again after
+//     its restart: the call gets an is_error result saying so.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { assert, assertEq } from './harness.mjs';
+import { runAll, until, listEvents, scratch, endTurnIdle } from './procs.mjs';
+import { startTicketsPeer, makeCerts } from './mcp_peer.mjs';
+
+const use = (name, input) => ({ content: [{ type: 'tool_use', name, input }] });
+const say = (text) => ({ content: [{ type: 'text', text }], stop_reason: 'end_turn' });
+const script = {
+	scenarios: [
+		{ match: 'ticket please', steps: [use('tickets__get_ticket', { id: 'T-1' }), say('Ticket: {{last_tool_result}}')] },
+		{ match: 'delete it', steps: [use('tickets__delete_ticket', { id: 'T-1' }), say('Delete: {{last_tool_result}}')] },
+		{ match: 'close it', steps: [use('tickets__close_ticket', { id: 'T-2' }), say('Closed: {{last_tool_result}}')] },
+		{ match: 'slow one', steps: [use('tickets__slow_ticket', { id: 'T-1' }), say('Slow: {{last_tool_result}}')] },
+		{ match: 'other server', steps: [say('no tools needed')] },
+	],
+};
+
+async function turn(c, agent, env, text) {
+	const session = await c.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+	await c.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text }] }] });
+	return session;
+}
+
+// The session's events once its turn has ended idle/end_turn (the log on a timeout).
+async function waitEnd(c, s, what) {
+	let last = [];
+	try {
+		return await until(async () => {
+			last = await listEvents(c, s.id);
+			return endTurnIdle(last) ? last : null;
+		}, what);
+	} catch (e) {
+		throw new Error(`${e.message}; events: ${JSON.stringify(last)}`);
+	}
+}
+
+const ofType = (evs, t) => evs.filter((e) => e.type === t);
+const textOf = (blocks) => (blocks ?? []).map((b) => b.text ?? '').join('');
+
+async function mcpScenario(f) {
+	const certs = makeCerts(scratch(f.dir, 'pki'));
+	const peer = await startTicketsPeer({ cert: readFileSync(certs.cert), key: readFileSync(certs.key) });
+	try {
+		await f.startModel(script);
+		// trust by host for "tickets", by name (a CA that did not sign it) for "other"
+		await f.startServer({ args: ['--mcp-ca', `127.0.0.1=${certs.ca}`, '--mcp-ca', `other=${certs.wrongca}`] });
+		const c = () => f.client;
+		const env = await c().beta.environments.create({ name: 'mcp-env', config: { type: 'self_hosted' } });
+		const agent = await c().beta.agents.create({
+			name: 'mcp-agent',
+			model: 'claude-sonnet-4-5',
+			mcp_servers: [{ type: 'url', name: 'tickets', url: peer.url }],
+			tools: [
+				{
+					type: 'mcp_toolset',
+					mcp_server_name: 'tickets',
+					default_config: { permission_policy: { type: 'always_allow' } },
+					configs: [
+						{ name: 'delete_*', enabled: false },
+						{ name: 'close_ticket', permission_policy: { type: 'always_ask' } },
+					],
+				},
+			],
+		});
+
+		// 1. an allowed call: use, result with the ticket, the model saw it
+		let s = await turn(c(), agent, env, 'ticket please');
+		let evs = await waitEnd(c(), s, 'ticket turn');
+		const [u] = ofType(evs, 'agent.mcp_tool_use');
+		assert(u, 'agent.mcp_tool_use recorded: ' + evs.map((e) => e.type).join(','));
+		assertEq(u.name, 'get_ticket', 'tool name as the server knows it');
+		assertEq(u.mcp_server_name, 'tickets', 'server name');
+		assertEq(u.input.id, 'T-1', 'input');
+		assertEq(u.evaluated_permission, 'allow', 'always_allow');
+		const [r] = ofType(evs, 'agent.mcp_tool_result');
+		assert(r, 'agent.mcp_tool_result recorded');
+		assertEq(r.mcp_tool_use_id, u.id, 'result names the use');
+		assert(evs.indexOf(r) > evs.indexOf(u), 'result after use');
+		assertEq(r.is_error, false, 'not an error');
+		assert(textOf(r.content).includes('Printer on fire'), 'ticket content: ' + JSON.stringify(r.content));
+		const msg = ofType(evs, 'agent.message').pop();
+		assert(textOf(msg.content).includes('Ticket: T-1 [open] Printer on fire'), 'model saw the result: ' + textOf(msg.content));
+		assertEq(peer.calls.get_ticket, 1, 'server called once');
+		assertEq(ofType(evs, 'session.error').length, 0, 'no session.error');
+
+		// 2. a tool the toolset disables (glob) is not offered and never called
+		s = await turn(c(), agent, env, 'delete it');
+		evs = await waitEnd(c(), s, 'delete turn');
+		assertEq(ofType(evs, 'agent.mcp_tool_use').length, 0, 'not an MCP use');
+		const [d] = ofType(evs, 'agent.tool_use');
+		assert(d && d.evaluated_permission === 'deny', 'refused: ' + JSON.stringify(d));
+		assertEq(peer.calls.delete_ticket, undefined, 'delete never reached the server');
+		assert(textOf(ofType(evs, 'agent.message').pop().content).includes('not enabled'), 'model told it is not enabled');
+
+		// 3. always_ask: waits for the user's confirmation, then runs
+		s = await turn(c(), agent, env, 'close it');
+		const ask = await until(async () => {
+			const e = await listEvents(c(), s.id);
+			const idle = ofType(e, 'session.status_idle').pop();
+			return idle?.stop_reason?.type === 'requires_action' ? { e, idle } : null;
+		}, 'requires_action');
+		const [cu] = ofType(ask.e, 'agent.mcp_tool_use');
+		assertEq(cu.evaluated_permission, 'ask', 'always_ask');
+		assertEq(JSON.stringify(ask.idle.stop_reason.event_ids), JSON.stringify([cu.id]), 'waits on the MCP use');
+		assertEq(peer.calls.close_ticket, undefined, 'not called before confirmation');
+		await c().beta.sessions.events.send(s.id, { events: [{ type: 'user.tool_confirmation', tool_use_id: cu.id, result: 'allow' }] });
+		evs = await waitEnd(c(), s, 'close turn');
+		assertEq(peer.calls.close_ticket, 1, 'called once after confirmation');
+		assert(textOf(ofType(evs, 'agent.mcp_tool_result')[0].content).includes('T-2 [closed]'), 'closed');
+
+		// 4. wrong CA: mcp_connection_failed_error, the run goes on without the server
+		const other = await c().beta.agents.create({
+			name: 'other-agent',
+			model: 'claude-sonnet-4-5',
+			mcp_servers: [{ type: 'url', name: 'other', url: peer.url }],
+			tools: [{ type: 'mcp_toolset', mcp_server_name: 'other', default_config: { permission_policy: { type: 'always_allow' } } }],
+		});
+		const before = { ...peer.calls };
+		s = await turn(c(), other, env, 'other server');
+		evs = await waitEnd(c(), s, 'other turn');
+		const [err] = ofType(evs, 'session.error');
+		assert(err, 'session.error: ' + evs.map((e) => e.type).join(','));
+		assertEq(err.error.type, 'mcp_connection_failed_error', 'error type');
+		assertEq(err.error.mcp_server_name, 'other', 'names the server');
+		assertEq(textOf(ofType(evs, 'agent.message').pop().content), 'no tools needed', 'run continued');
+		assertEq(JSON.stringify(peer.calls), JSON.stringify(before), 'nothing called through the untrusted connection');
+
+		// 5. killed during a call: after the restart the call is answered, not re-sent
+		s = await turn(c(), agent, env, 'slow one');
+		await until(() => peer.pending() === 1, 'slow call at the server');
+		const su = await until(async () => ofType(await listEvents(c(), s.id), 'agent.mcp_tool_use')[0], 'slow use');
+		await f.server.kill('SIGKILL');
+		await f.startServer();
+		evs = await waitEnd(c(), s, 'slow turn after restart');
+		const sr = ofType(evs, 'agent.mcp_tool_result');
+		assertEq(sr.length, 1, 'one result');
+		assertEq(sr[0].mcp_tool_use_id, su.id, 'for the interrupted call');
+		assertEq(sr[0].is_error, true, 'an error');
+		assert(textOf(sr[0].content).includes('restarted'), 'says why: ' + textOf(sr[0].content));
+		peer.release();
+		await new Promise((r) => setTimeout(r, 300));
+		assertEq(peer.calls.slow_ticket, 1, 'never sent a second time');
+		assert(f.server.log.includes('was in flight at a restart'), 'logged');
+		assert(!/Bearer|authorization:/i.test(f.server.log), 'no credentials in the log');
+	} finally {
+		await peer.stop();
+	}
+}
+
+await runAll([['mcp tools in the loop over https', mcpScenario]]);
