@@ -624,20 +624,29 @@ static void url_host(const char *url, char *out, size_t outlen)
 	snprintf(out, outlen, "%.*s", (int)(end - p), p);
 }
 
-/* The operator's settings for a server: by its name first, then by its URL's host. */
-static const struct al_mcp_server_cfg *mcp_server_cfg(const struct al_api_config *cfg,
-						      const char *name, const char *url)
+/*
+ * The operator's settings for a server, each field looked up on its own: an
+ * entry keyed by the server's name first, then one keyed by its URL's host
+ * (so "--mcp-token-env NAME=VAR" and "--mcp-ca HOST=FILE" combine).
+ */
+static void mcp_server_cfg(const struct al_api_config *cfg, const char *name, const char *url,
+			   const char **ca_file, const char **token_env)
 {
 	char host[256];
 
-	for (size_t i = 0; i < cfg->n_mcp_servers; i++)
-		if (strcmp(cfg->mcp_servers[i].key, name) == 0)
-			return &cfg->mcp_servers[i];
+	*ca_file = *token_env = NULL;
 	url_host(url, host, sizeof(host));
-	for (size_t i = 0; i < cfg->n_mcp_servers; i++)
-		if (strcasecmp(cfg->mcp_servers[i].key, host) == 0)
-			return &cfg->mcp_servers[i];
-	return NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < cfg->n_mcp_servers; i++) {
+			const struct al_mcp_server_cfg *e = &cfg->mcp_servers[i];
+			if (pass == 0 ? strcmp(e->key, name) != 0 : strcasecmp(e->key, host) != 0)
+				continue;
+			if (*ca_file == NULL)
+				*ca_file = e->ca_file;
+			if (*token_env == NULL)
+				*token_env = e->token_env;
+		}
+	}
 }
 
 static json_t *ev_mcp_error(const char *server, int err, int status)
@@ -766,7 +775,7 @@ static void mcp_prepare(struct sess *s, const json_t *agent)
 	json_array_foreach(servers, i, srv)
 	{
 		const char *name = str_of(srv, "name"), *url = str_of(srv, "url");
-		const struct al_mcp_server_cfg *sc;
+		const char *token_env;
 		struct al_mcp_client_opts o = {0};
 		struct mcp_conn *mc;
 
@@ -775,16 +784,15 @@ static void mcp_prepare(struct sess *s, const json_t *agent)
 		mc = &s->conns[s->nconns++];
 		mc->s = s;
 		snprintf(mc->name, sizeof(mc->name), "%s", name);
-		sc = mcp_server_cfg(&ag->api->cfg, name, url);
+		mcp_server_cfg(&ag->api->cfg, name, url, &o.ca_file, &token_env);
 		o.url = url;
-		o.ca_file = sc != NULL ? sc->ca_file : NULL;
 		o.timeout_ms = 30000;
 		o.client_name = "airlock";
-		if (sc != NULL && sc->token_env != NULL) {
-			o.bearer_token = getenv(sc->token_env);
+		if (token_env != NULL) {
+			o.bearer_token = getenv(token_env);
 			if (o.bearer_token == NULL || !*o.bearer_token) {
 				al_warn("agent", "mcp server %s: $%s is not set: no token sent",
-					name, sc->token_env);
+					name, token_env);
 				o.bearer_token = NULL;
 			}
 		}
@@ -1028,6 +1036,24 @@ static const json_t *find_event(const json_t *events, const char *id)
 			return ev;
 	}
 	return NULL;
+}
+
+/*
+ * user.interrupt: MCP calls still at their server are cancelled (the stream
+ * is closed, a legacy server also gets notifications/cancelled); the turn's
+ * end answers them in the transcript. Results being recorded stay.
+ */
+static void mcp_cancel_calls(struct sess *s)
+{
+	struct mcp_call *mc = s->mcalls, *next;
+
+	for (; mc != NULL; mc = next) {
+		next = mc->next;
+		if (mc->op == NULL)
+			continue;
+		al_mcp_client_cancel(mc->op);
+		mcall_remove(s, mc);
+	}
 }
 
 /* Calls the server for every runnable MCP call not already in hand. */
@@ -1527,6 +1553,7 @@ static void observe_cb(const char *session_id, json_t *event, void *ud)
 		s->call = NULL;
 		stash_free(s->stash);
 		s->stash = NULL;
+		mcp_cancel_calls(s);
 	}
 	step(s);
 }

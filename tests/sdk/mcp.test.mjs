@@ -29,6 +29,7 @@ const script = {
 		{ match: 'close it', steps: [use('tickets__close_ticket', { id: 'T-2' }), say('Closed: {{last_tool_result}}')] },
 		{ match: 'slow one', steps: [use('tickets__slow_ticket', { id: 'T-1' }), say('Slow: {{last_tool_result}}')] },
 		{ match: 'other server', steps: [say('no tools needed')] },
+		{ match: 'secure ticket', steps: [use('secure__get_ticket', { id: 'T-2' }), say('Secure: {{last_tool_result}}')] },
 	],
 };
 
@@ -60,7 +61,10 @@ async function mcpScenario(f) {
 	try {
 		await f.startModel(script);
 		// trust by host for "tickets", by name (a CA that did not sign it) for "other"
-		await f.startServer({ args: ['--mcp-ca', `127.0.0.1=${certs.ca}`, '--mcp-ca', `other=${certs.wrongca}`] });
+		await f.startServer({
+			args: ['--mcp-ca', `127.0.0.1=${certs.ca}`, '--mcp-ca', `other=${certs.wrongca}`, '--mcp-token-env', 'secure=MCP_SECURE_TOKEN'],
+			env: { MCP_SECURE_TOKEN: peer.authToken },
+		});
 		const c = () => f.client;
 		const env = await c().beta.environments.create({ name: 'mcp-env', config: { type: 'self_hosted' } });
 		const agent = await c().beta.agents.create({
@@ -142,7 +146,30 @@ async function mcpScenario(f) {
 		assertEq(textOf(ofType(evs, 'agent.message').pop().content), 'no tools needed', 'run continued');
 		assertEq(JSON.stringify(peer.calls), JSON.stringify(before), 'nothing called through the untrusted connection');
 
-		// 5. killed during a call: after the restart the call is answered, not re-sent
+		// 5. bearer tokens from the server's environment; 401 -> mcp_authentication_failed_error
+		const sec = await c().beta.agents.create({
+			name: 'secure-agent',
+			model: 'claude-sonnet-4-5',
+			mcp_servers: [
+				{ type: 'url', name: 'secure', url: peer.authUrl },
+				{ type: 'url', name: 'locked', url: peer.authUrl },
+			],
+			tools: [
+				{ type: 'mcp_toolset', mcp_server_name: 'secure', default_config: { permission_policy: { type: 'always_allow' } } },
+				{ type: 'mcp_toolset', mcp_server_name: 'locked', default_config: { permission_policy: { type: 'always_allow' } } },
+			],
+		});
+		s = await turn(c(), sec, env, 'secure ticket');
+		evs = await waitEnd(c(), s, 'secure turn');
+		const auth = ofType(evs, 'session.error');
+		assertEq(auth.length, 1, 'one server failed: ' + JSON.stringify(auth));
+		assertEq(auth[0].error.type, 'mcp_authentication_failed_error', '401');
+		assertEq(auth[0].error.mcp_server_name, 'locked', 'the server without a token');
+		const [sres] = ofType(evs, 'agent.mcp_tool_result');
+		assert(sres && !sres.is_error && textOf(sres.content).includes('VPN drops'), 'token accepted: ' + JSON.stringify(sres));
+		assert(!JSON.stringify(evs).includes(peer.authToken), 'the token is in no event');
+
+		// 6. killed during a call: after the restart the call is answered, not re-sent
 		s = await turn(c(), agent, env, 'slow one');
 		await until(() => peer.pending() === 1, 'slow call at the server');
 		const su = await until(async () => ofType(await listEvents(c(), s.id), 'agent.mcp_tool_use')[0], 'slow use');
@@ -158,7 +185,10 @@ async function mcpScenario(f) {
 		await new Promise((r) => setTimeout(r, 300));
 		assertEq(peer.calls.slow_ticket, 1, 'never sent a second time');
 		assert(f.server.log.includes('was in flight at a restart'), 'logged');
-		assert(!/Bearer|authorization:/i.test(f.server.log), 'no credentials in the log');
+		for (const p of f.procs) {
+			assert(!p.log.includes(peer.authToken), `the token is not in ${p.name}'s log`);
+			assert(!/Bearer /i.test(p.log), `no Authorization value in ${p.name}'s log`);
+		}
 	} finally {
 		await peer.stop();
 	}

@@ -28,7 +28,9 @@ export const TICKETS = {
 	'T-2': { id: 'T-2', title: 'VPN drops', status: 'open', body: 'VPN disconnects every hour.' },
 };
 
-export async function startTicketsPeer({ cert, key }) {
+// authToken: requests to /auth-mcp need `Authorization: Bearer <authToken>`
+// (401 otherwise); /mcp needs nothing.
+export async function startTicketsPeer({ cert, key, authToken = 'peer-token-0123456789' }) {
 	const mods = mcpModules();
 	const sdk = join(mods, '@modelcontextprotocol/sdk/dist/esm');
 	const { Server } = await import(join(sdk, 'server/index.js'));
@@ -71,6 +73,10 @@ export async function startTicketsPeer({ cert, key }) {
 			res.writeHead(405).end();
 			return;
 		}
+		if (req.url.startsWith('/auth-mcp') && req.headers.authorization !== `Bearer ${authToken}`) {
+			res.writeHead(401, { 'www-authenticate': 'Bearer' }).end();
+			return;
+		}
 		const server = newServer();
 		const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
 		res.on('close', () => {
@@ -84,6 +90,8 @@ export async function startTicketsPeer({ cert, key }) {
 	const port = httpsServer.address().port;
 	return {
 		url: `https://127.0.0.1:${port}/mcp`,
+		authUrl: `https://127.0.0.1:${port}/auth-mcp`,
+		authToken,
 		calls,
 		pending: () => waiting.length,
 		release() {
