@@ -200,6 +200,9 @@ struct al_mcp_op {
 	al_mcp_error final_err;
 	int have_final, final_is_err;
 	uv_timer_t *timer;
+	char *www;	     /* this attempt's WWW-Authenticate, or NULL */
+	al_mcp_oauth *oauth; /* a flow in progress for this op */
+	int auth_tries;
 	al_mcp_client_done_cb done;
 	void *ud;
 };
@@ -231,6 +234,9 @@ struct al_mcp_client {
 	al_mcp_op *listen; /* legacy GET stream, or NULL */
 	al_mcp_client_done_cb connect_done;
 	void *connect_ud;
+	struct al_mcp_oauth_opts oauth; /* copies; client_secret is a secret */
+	char *scope;			/* what the last OAuth flow requested */
+	int has_oauth;
 };
 
 static int op_send(al_mcp_op *op);
@@ -276,6 +282,8 @@ static void op_reset_attempt(al_mcp_op *op)
 	al_mcp_error_clear(&op->final_err);
 	op->have_final = op->final_is_err = 0;
 	op->status = 0;
+	al_free(op->www);
+	op->www = NULL;
 }
 
 static void op_free(al_mcp_op *op)
@@ -283,6 +291,8 @@ static void op_free(al_mcp_op *op)
 	if (op == NULL)
 		return;
 	op_reset_attempt(op);
+	al_mcp_oauth_cancel(op->oauth);
+	op->oauth = NULL;
 	if (op->timer != NULL) {
 		uv_timer_stop(op->timer);
 		uv_close((uv_handle_t *)op->timer, timer_close_cb);
@@ -395,6 +405,17 @@ int al_mcp_client_new(uv_loop_t *loop, al_http_client *http, const struct al_mcp
 	c->max_rounds = opts->max_input_rounds != 0 ? opts->max_input_rounds : DEFAULT_ROUNDS;
 	c->on_input = opts->on_input;
 	c->input_ud = opts->input_ud;
+	if (opts->oauth != NULL) {
+		c->has_oauth = 1;
+		c->oauth.client_id = dup_opt(opts->oauth->client_id, &fail);
+		c->oauth.client_secret = dup_opt(opts->oauth->client_secret, &fail);
+		c->oauth.client_metadata_url = dup_opt(opts->oauth->client_metadata_url, &fail);
+		c->oauth.client_name = dup_opt(opts->oauth->client_name, &fail);
+		c->oauth.redirect_uri = dup_opt(opts->oauth->redirect_uri, &fail);
+		c->oauth.ca_file = dup_opt(opts->oauth->ca_file, &fail);
+		if (fail)
+			goto fail;
+	}
 	c->next_id = 1;
 	c->next_token = 1;
 	*out = c;
@@ -438,6 +459,13 @@ void al_mcp_client_free(al_mcp_client *c)
 	al_free_secret_str(c->session);
 	json_decref(c->server_result);
 	tools_clear(c);
+	al_free((char *)c->oauth.client_id);
+	al_free_secret_str((char *)c->oauth.client_secret);
+	al_free((char *)c->oauth.client_metadata_url);
+	al_free((char *)c->oauth.client_name);
+	al_free((char *)c->oauth.redirect_uri);
+	al_free((char *)c->oauth.ca_file);
+	al_free(c->scope);
 	al_free(c);
 }
 
@@ -550,7 +578,7 @@ static const al_mcp_param_headers *cached_ph(const al_mcp_client *c, const char 
 static int op_send(al_mcp_op *op)
 {
 	al_mcp_client *c = op->c;
-	struct al_http_header h[64];
+	struct al_http_header *h = NULL;
 	struct al_http_client_req req = {0};
 	al_buf lines = {0}, body = {0};
 	json_t *msg = NULL, *p = NULL;
@@ -590,6 +618,7 @@ static int op_send(al_mcp_op *op)
 				      json_object_get(msg, "params"), ph, &lines);
 		if (rc < 0)
 			goto done;
+		rc = -ENOMEM;
 	} else if (!op->modern && c->version != NULL && op->kind != K_INIT) {
 		if (al_buf_appendf(&lines, "%s: %s\r\n", AL_MCP_HDR_PROTOCOL_VERSION, c->version) <
 		    0)
@@ -603,15 +632,21 @@ static int op_send(al_mcp_op *op)
 	if (op->get && op->last_event_id != NULL &&
 	    al_buf_appendf(&lines, "Last-Event-ID: %s\r\n", op->last_event_id) < 0)
 		goto done;
+	/* One header per line (any number of Mcp-Param-*), plus ours. */
+	h = al_calloc(lines.len / 2 + c->nxh + 4, sizeof(*h));
+	if (h == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	if (lines.data != NULL)
-		n = split_lines(lines.data, h, 40);
+		n = split_lines(lines.data, h, lines.len / 2);
 	if (!op->get)
 		h[n++] = (struct al_http_header){"Content-Type", "application/json"};
 	h[n++] = (struct al_http_header){"Accept", op->get ? "text/event-stream"
 							   : "application/json, text/event-stream"};
 	if (c->auth != NULL)
 		h[n++] = (struct al_http_header){"Authorization", c->auth};
-	for (size_t i = 0; i < c->nxh && n < sizeof(h) / sizeof(h[0]); i++)
+	for (size_t i = 0; i < c->nxh; i++)
 		h[n++] = c->xh[i];
 	req.method = op->get ? "GET" : "POST";
 	req.url = c->url;
@@ -632,6 +667,7 @@ static int op_send(al_mcp_op *op)
 	if (rc == 0 && !op->get && op->kind != K_FIRE)
 		op->sent = 1;
 done:
+	al_free(h);
 	json_decref(p);
 	json_decref(msg);
 	al_buf_free(&lines);
@@ -653,6 +689,12 @@ static int on_head(al_http_call *call, int status, const struct al_http_header *
 	for (size_t i = 0; i < nh; i++) {
 		if (strcasecmp(hs[i].name, "Content-Type") == 0 && ct == NULL)
 			ct = hs[i].value;
+		if (strcasecmp(hs[i].name, "WWW-Authenticate") == 0 && op->www == NULL &&
+		    (status == 401 || status == 403)) {
+			op->www = al_strdup(hs[i].value);
+			if (op->www == NULL)
+				return -1;
+		}
 		if (op->kind == K_INIT && status / 100 == 2 &&
 		    strcasecmp(hs[i].name, "Mcp-Session-Id") == 0) {
 			/* Visible ASCII only (2025-11-25): it goes back in a header. */
@@ -815,6 +857,7 @@ static void op_requeue(al_mcp_op *op)
 	al_mcp_client *c = op->c;
 
 	op->waiting = 1;
+	op->get = 0; /* a resumed stream died with its session: POST again */
 	op_reset_attempt(op);
 	if (c->listen != NULL)
 		op_release(c->listen);
@@ -1157,11 +1200,68 @@ static void start_listen(al_mcp_client *c)
 		op_release(op);
 }
 
+static void oauth_done_cb(void *ud, int err, const char *token, const char *scope)
+{
+	al_mcp_op *op = ud;
+	al_mcp_client *c = op->c;
+	al_buf auth = {0};
+
+	op->oauth = NULL; /* the flow frees itself after this call */
+	if (err == 0 && al_buf_appendf(&auth, "Bearer %s", token) < 0)
+		err = -ENOMEM;
+	if (err == 0) {
+		al_free_secret_str(c->auth);
+		c->auth = al_buf_steal(&auth, NULL);
+		al_free(c->scope);
+		c->scope = scope != NULL ? al_strdup(scope) : NULL;
+		err = op_send(op);
+	}
+	al_buf_wipe(&auth);
+	al_buf_free(&auth);
+	if (err == 0)
+		return;
+	op->busy++;
+	if (op->kind != K_USER) /* a connect step: the waiting requests fail too */
+		connect_finished(c, err, NULL, NULL, op->status);
+	op_finish(op, err, NULL, NULL);
+	op->busy--;
+	if (op->dead && op->busy == 0)
+		op_free(op);
+}
+
+/* A 401, or a 403 whose challenge says insufficient_scope (step-up): get a
+ * token and send the attempt again. 1 when a flow started. */
+static int maybe_authorize(al_mcp_op *op)
+{
+	al_mcp_client *c = op->c;
+	char *error = NULL;
+	int want, rc;
+
+	if (!c->has_oauth || op->have_final || op->kind == K_FIRE || op->kind == K_LISTEN)
+		return 0;
+	want = op->status == 401;
+	if (op->status == 403) {
+		error = al_mcp_oauth_challenge_param(op->www, "error");
+		want = error != NULL && strcmp(error, "insufficient_scope") == 0;
+		al_free(error);
+	}
+	if (!want || op->auth_tries >= 3)
+		return 0;
+	op->auth_tries++;
+	rc = al_mcp_oauth_start(c->http, &c->oauth, c->url, op->www, c->scope, oauth_done_cb, op,
+				&op->oauth);
+	return rc == 0;
+}
+
 static void op_after_response(al_mcp_op *op, int err)
 {
 	int rc;
 
 	op->busy++;
+	if (err == 0 && maybe_authorize(op)) {
+		op->busy--;
+		return;
+	}
 	switch (op->kind) {
 	case K_FIRE:
 		op_finish(op, 0, NULL, NULL);

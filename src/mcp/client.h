@@ -47,6 +47,7 @@
 #define AL_MCP_CLIENT_H
 
 #include "mcp/jsonrpc.h"
+#include "mcp/oauth.h"
 #include "net/http_client.h"
 
 #include <jansson.h>
@@ -96,6 +97,10 @@ struct al_mcp_client_opts {
 	unsigned max_input_rounds; /* MRTR retries per request; 0: 8 */
 	al_mcp_input_cb on_input;  /* optional */
 	void *input_ud;
+	/* OAuth (mcp/oauth.h) on a 401, or a 403 insufficient_scope (step-up):
+	 * NULL means such answers fail with -EACCES / -EPERM. Copied. The
+	 * token obtained replaces bearer_token. At most 3 flows per request. */
+	const struct al_mcp_oauth_opts *oauth;
 };
 
 /*

@@ -224,11 +224,6 @@ static int run_scenario(const char *scenario, const json_t *ctx)
 	json_t *tools = NULL;
 	int rc;
 
-	if (strncmp(scenario, "auth/", 5) == 0) {
-		/* OAuth is not implemented by this client yet: fail honestly. */
-		fprintf(stderr, "conformance-client: %s: OAuth not implemented\n", scenario);
-		return -ENOTSUP;
-	}
 	tools = list_tools(&rc);
 	if (rc < 0)
 		goto done;
@@ -246,6 +241,21 @@ static int run_scenario(const char *scenario, const json_t *ctx)
 						    "test_mrtr_no_result_type"};
 		for (size_t i = 0; i < 4 && rc == 0; i++)
 			rc = call_tool(order[i], NULL);
+	} else if (strcmp(scenario, "json-schema-2020-12-preservation") == 0) {
+		/* Hand the focal tool's inputSchema back as we received it: the
+		 * client must not strip 2020-12 keywords it does not interpret. */
+		const json_t *t;
+		size_t i;
+		json_array_foreach(json_object_get(tools, "tools"), i, t)
+		{
+			const char *n = json_string_value(json_object_get(t, "name"));
+			if (n != NULL && strcmp(n, "json_schema_2020_12_tool") == 0) {
+				json_t *args =
+				    json_pack("{sO}", "schema", json_object_get(t, "inputSchema"));
+				rc = call_tool("json_schema_echo", args);
+				json_decref(args);
+			}
+		}
 	} else if (json_is_array(json_object_get(ctx, "toolCalls"))) {
 		const json_t *tc;
 		size_t i;
@@ -273,6 +283,7 @@ int main(int argc, char **argv)
 	al_http_client *http = NULL;
 	json_t *ctx = NULL;
 	struct al_mcp_client_opts o = {0};
+	struct al_mcp_oauth_opts oa = {0};
 	int rc = 1;
 
 	al_alloc_init();
@@ -291,6 +302,15 @@ int main(int argc, char **argv)
 	o.era = AL_MCP_ERA_AUTO;
 	o.on_input = input_cb;
 	o.timeout_ms = 20000;
+	/* OAuth for the auth scenarios: pre-registered credentials when the
+	 * scenario hands them over, else the suite's Client ID Metadata
+	 * Document URL (used when the server supports CIMD), else dynamic
+	 * registration. */
+	oa.client_id = json_string_value(json_object_get(ctx, "client_id"));
+	oa.client_secret = json_string_value(json_object_get(ctx, "client_secret"));
+	oa.client_metadata_url = "https://conformance-test.local/client-metadata.json";
+	oa.client_name = "airlock-conformance-client";
+	o.oauth = &oa;
 	if (al_mcp_client_new(loop, http, &o, &client) < 0)
 		goto done;
 	rc = run_scenario(scenario, ctx) < 0 ? 1 : 0;

@@ -773,3 +773,138 @@ AL_TEST(mcp_client_cancel_closes_the_stream)
 	AL_ASSERT_INT_EQ(w.done, 0);
 	fix_stop(&f);
 }
+
+/* ---- OAuth on a 401 ---- */
+
+static void authed_respond(struct script *s, int fd, const struct rec *r, int nth)
+{
+	char v[256], base[64], body[1024], extra[512], target[512] = "", st[128] = "";
+
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", s->tp.port);
+	sscanf(r->head, "%*s %511s", target);
+	if (strcmp(target, "/.well-known/oauth-protected-resource/mcp") == 0) {
+		snprintf(body, sizeof(body),
+			 "{\"resource\":\"%s/mcp\",\"authorization_servers\":[\"%s\"]}", base,
+			 base);
+		send_resp(fd, 200, "application/json", NULL, body);
+	} else if (strcmp(target, "/.well-known/oauth-authorization-server") == 0) {
+		snprintf(body, sizeof(body),
+			 "{\"issuer\":\"%s\",\"authorization_endpoint\":\"%s/authorize\","
+			 "\"token_endpoint\":\"%s/token\",\"code_challenge_methods_supported\":"
+			 "[\"S256\"]}",
+			 base, base, base);
+		send_resp(fd, 200, "application/json", NULL, body);
+	} else if (strncmp(target, "/authorize?", 11) == 0) {
+		const char *p = strstr(target, "state=");
+		if (p != NULL)
+			sscanf(p + 6, "%127[^&]", st);
+		snprintf(extra, sizeof(extra),
+			 "Location: http://localhost:3000/callback?code=k&state=%s\r\n", st);
+		send_resp(fd, 302, "text/plain", extra, "");
+	} else if (strcmp(target, "/token") == 0) {
+		send_resp(fd, 200, "application/json", NULL,
+			  "{\"access_token\":\"at-2\",\"token_type\":\"Bearer\"}");
+	} else if (hdr(r, "Authorization", v, sizeof(v)) == NULL || strcmp(v, "Bearer at-2") != 0) {
+		snprintf(extra, sizeof(extra),
+			 "WWW-Authenticate: Bearer resource_metadata=\"%s/.well-known/"
+			 "oauth-protected-resource/mcp\"\r\n",
+			 base);
+		send_resp(fd, 401, "application/json", extra, "{\"error\":\"invalid_token\"}");
+	} else {
+		modern_respond(s, fd, r, nth);
+	}
+}
+
+AL_TEST(mcp_client_oauth_on_401_then_retries_with_the_token)
+{
+	struct fix f;
+	struct wait w = {0};
+	struct al_mcp_oauth_opts oa = {.client_id = "pre-registered"};
+	struct al_mcp_client_opts o = {0};
+	char v[256];
+
+	fix_start(&f, authed_respond, AL_MCP_ERA_AUTO);
+	/* The same endpoint, now with OAuth configured. */
+	al_mcp_client_free(f.c);
+	o.url = f.url;
+	o.oauth = &oa;
+	AL_ASSERT_INT_EQ(al_mcp_client_new(&f.loop, f.http, &o, &f.c), 0);
+	AL_ASSERT_INT_EQ(al_mcp_client_list_tools(f.c, wait_cb, &w, NULL), 0);
+	run_until(&f, &w);
+	AL_ASSERT_INT_EQ(w.err, 0);
+	AL_ASSERT_INT_EQ(al_mcp_client_era(f.c), AL_MCP_ERA_MODERN);
+	json_decref(w.result);
+	/* discover twice (401, then with the token), then the listing. */
+	AL_ASSERT_INT_EQ(count(&f, "server/discover"), 2);
+	AL_ASSERT_NULL(hdr(find(&f, "server/discover", 0), "Authorization", v, sizeof(v)));
+	AL_ASSERT_STR_EQ(hdr(find(&f, "server/discover", 1), "Authorization", v, sizeof(v)),
+			 "Bearer at-2");
+	AL_ASSERT_STR_EQ(hdr(find(&f, "tools/list", 0), "Authorization", v, sizeof(v)),
+			 "Bearer at-2");
+	fix_stop(&f);
+}
+
+AL_TEST(mcp_client_401_without_oauth_is_eacces)
+{
+	struct fix f;
+	struct wait w = {0};
+
+	fix_start(&f, authed_respond, AL_MCP_ERA_AUTO);
+	AL_ASSERT_INT_EQ(al_mcp_client_list_tools(f.c, wait_cb, &w, NULL), 0);
+	run_until(&f, &w);
+	AL_ASSERT_INT_EQ(w.err, -EACCES);
+	AL_ASSERT_INT_EQ(count(&f, "initialize"), 0); /* no fallback on a 401 */
+	fix_stop(&f);
+}
+
+static void legacy_hang_respond(struct script *s, int fd, const struct rec *r, int nth)
+{
+	char c;
+
+	if (strcmp(r->method, "tools/call") != 0) {
+		if (strcmp(r->method, "notifications/cancelled") == 0)
+			send_resp(fd, 202, "text/plain", NULL, "");
+		else
+			legacy_respond(s, fd, r, nth);
+		return;
+	}
+	al_test_send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+			     "Connection: close\r\n\r\n: working\n\n");
+	if (read(fd, &c, 1) <= 0)
+		atomic_store(&saw_close, 1);
+}
+
+AL_TEST(mcp_client_legacy_cancel_sends_notifications_cancelled)
+{
+	struct fix f;
+	struct wait w = {0};
+	al_mcp_op *op = NULL;
+	const struct rec *call, *cancel = NULL;
+	json_t *body;
+
+	fix_start(&f, legacy_hang_respond, AL_MCP_ERA_LEGACY);
+	f.s.sessions = 1; /* start at sess-2: sess-1 is the one that "expires" */
+	AL_ASSERT_INT_EQ(al_mcp_client_call_tool(f.c, "hang", NULL, NULL, wait_cb, &w, &op), 0);
+	while (count(&f, "tools/call") == 0)
+		uv_run(&f.loop, UV_RUN_NOWAIT);
+	usleep(20000);
+	uv_run(&f.loop, UV_RUN_NOWAIT);
+	al_mcp_client_cancel(op);
+	for (int i = 0;
+	     i < 200 && (count(&f, "notifications/cancelled") == 0 || !atomic_load(&saw_close));
+	     i++) {
+		uv_run(&f.loop, UV_RUN_NOWAIT);
+		usleep(10000);
+	}
+	AL_ASSERT_INT_EQ(atomic_load(&saw_close), 1);
+	AL_ASSERT_INT_EQ(w.done, 0);
+	call = find(&f, "tools/call", 0);
+	cancel = find(&f, "notifications/cancelled", 0);
+	AL_ASSERT_NOT_NULL(cancel);
+	body = json_loads(cancel->body, 0, NULL);
+	AL_ASSERT(
+	    json_equal(json_object_get(json_object_get(body, "params"), "requestId"), call->id));
+	AL_ASSERT(json_object_get(body, "id") == NULL); /* a notification */
+	json_decref(body);
+	fix_stop(&f);
+}
