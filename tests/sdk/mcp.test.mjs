@@ -14,9 +14,10 @@
 //     goes on without its tools;
 //   - a control plane killed (-9) during a call does not send it again after
 //     its restart: the call gets an is_error result saying so.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { assert, assertEq } from './harness.mjs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { BIN, assert, assertEq } from './harness.mjs';
 import { runAll, until, listEvents, scratch, endTurnIdle } from './procs.mjs';
 import { startTicketsPeer, makeCerts } from './mcp_peer.mjs';
 
@@ -194,4 +195,94 @@ async function mcpScenario(f) {
 	}
 }
 
-await runAll([['mcp tools in the loop over https', mcpScenario]]);
+// build/tickets-mcp (examples/tickets, on our own MCP server library) over
+// https with the throwaway CA, seeded over --stdio with two tickets. Our
+// client finds it speaks 2026-07-28 (stateless); tickets_close is disabled.
+export async function startTicketsMcp(dir, certs) {
+	const bin = process.env.AIRLOCK_TICKETS_MCP || join(dirname(BIN), 'tickets-mcp');
+	if (!existsSync(bin)) throw new Error(`${bin} is missing (make builds it)`);
+	const db = join(dir, 'tickets.db');
+	const seed = [
+		{ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'seed', version: '1' } } },
+		{ jsonrpc: '2.0', method: 'notifications/initialized' },
+		{ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'tickets_create', arguments: { title: 'Printer on fire', body: 'Third floor printer is smoking.', priority: 'urgent' } } },
+		{ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'tickets_create', arguments: { title: 'VPN drops', body: 'VPN disconnects every hour.' } } },
+	];
+	const stdio = (msgs) => spawnSync(bin, ['--db', db, '--stdio'], { input: msgs.map((m) => JSON.stringify(m)).join('\n') + '\n', encoding: 'utf8' });
+	const r = stdio(seed);
+	if (r.status !== 0 || !r.stdout.includes('"id":3')) throw new Error('seeding failed: ' + r.stderr);
+	const p = spawn(bin, ['--db', db, '--listen', '127.0.0.1:0', '--tls-cert', certs.cert, '--tls-key', certs.key], { stdio: ['ignore', 'pipe', 'pipe'] });
+	let log = '';
+	p.stdout.on('data', (d) => (log += d));
+	p.stderr.on('data', (d) => (log += d));
+	const exited = new Promise((res) => p.on('exit', res));
+	const url = await until(() => log.match(/listening on (https:\/\/127\.0\.0\.1:\d+\/mcp)/)?.[1], 'tickets-mcp listening');
+	return {
+		url,
+		log: () => log,
+		// one tools/call over --stdio (the server must be stopped): the answer's text
+		query: (name, args) => stdio([...seed.slice(0, 2), { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name, arguments: args } }]).stdout,
+		async stop() {
+			if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+			await exited;
+		},
+	};
+}
+
+async function ticketsMcpScenario(f) {
+	const certs = makeCerts(scratch(f.dir, 'pki'));
+	const tm = await startTicketsMcp(scratch(f.dir, 'tickets'), certs);
+	try {
+		await f.startModel({
+			steps: [
+				use('tickets__tickets_search', { query: 'printer' }),
+				use('tickets__tickets_get', { id: 1 }),
+				use('tickets__tickets_close', { id: 1, resolution: 'fixed' }),
+				say('Ticket: {{last_tool_result}}'),
+			],
+		});
+		await f.startServer({ args: ['--mcp-ca', `tickets=${certs.ca}`] });
+		const c = f.client;
+		const env = await c.beta.environments.create({ name: 'tickets-env', config: { type: 'self_hosted' } });
+		const agent = await c.beta.agents.create({
+			name: 'tickets-agent',
+			model: 'claude-sonnet-4-5',
+			mcp_servers: [{ type: 'url', name: 'tickets', url: tm.url }],
+			tools: [
+				{
+					type: 'mcp_toolset',
+					mcp_server_name: 'tickets',
+					default_config: { permission_policy: { type: 'always_allow' } },
+					configs: [{ name: 'tickets_close', enabled: false }],
+				},
+			],
+		});
+		const s = await turn(c, agent, env, 'find the printer ticket');
+		const evs = await waitEnd(c, s, 'tickets turn');
+		const uses = ofType(evs, 'agent.mcp_tool_use');
+		const results = ofType(evs, 'agent.mcp_tool_result');
+		assertEq(uses.map((u) => u.name).join(','), 'tickets_search,tickets_get', 'two MCP calls');
+		assertEq(results.length, 2, 'two results');
+		for (let i = 0; i < 2; i++) {
+			assertEq(results[i].mcp_tool_use_id, uses[i].id, `result ${i} pairs`);
+			assertEq(results[i].is_error, false, `result ${i} ok`);
+			assert(evs.indexOf(results[i]) > evs.indexOf(uses[i]), `result ${i} after its use`);
+		}
+		assert(textOf(results[0].content).includes('Printer on fire'), 'search found it');
+		assert(textOf(results[1].content).includes('Third floor printer is smoking.'), 'get has the body');
+		const closed = ofType(evs, 'agent.tool_use')[0];
+		assert(closed && closed.name === 'tickets__tickets_close' && closed.evaluated_permission === 'deny', 'disabled tool refused');
+		assert(textOf(ofType(evs, 'agent.message').pop().content).includes('not enabled'), 'the model was told');
+		assertEq(ofType(evs, 'session.error').length, 0, 'no session.error');
+		await tm.stop();
+		// tickets_close never reached the server: the ticket is still open
+		assert(tm.query('tickets_get', { id: 1 }).includes('\\"status\\":\\"open\\"'), 'ticket 1 still open');
+	} finally {
+		await tm.stop();
+	}
+}
+
+await runAll([
+	['mcp tools in the loop over https (official MCP SDK server)', mcpScenario],
+	['build/tickets-mcp over https', ticketsMcpScenario],
+]);
