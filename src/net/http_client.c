@@ -47,6 +47,7 @@ struct al_http_call {
 	al_http_client *client;
 	CURL *easy;
 	struct curl_slist *req_headers; /* owned; may hold secrets, wiped on free */
+	struct curl_slist *resolve;	/* owned: the CURLOPT_RESOLVE pin, or NULL */
 	al_http_done_cb done_cb;
 	al_http_data_cb on_data;
 	al_http_head_cb on_head;
@@ -260,6 +261,7 @@ static void call_free(al_http_call *call)
 	for (s = call->req_headers; s; s = s->next)
 		al_wipe(s->data, strlen(s->data));
 	curl_slist_free_all(call->req_headers);
+	curl_slist_free_all(call->resolve);
 	headers_clear(call);
 	al_free(call->headers);
 	/*
@@ -670,6 +672,8 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 	if ((hl = curl_slist_append(call->req_headers, "Expect:")) == NULL)
 		goto fail;
 	call->req_headers = hl;
+	if (req->resolve && (call->resolve = curl_slist_append(NULL, req->resolve)) == NULL)
+		goto fail;
 
 #define SET(opt, val)                                                                              \
 	do {                                                                                       \
@@ -696,10 +700,16 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 	if (req->ca_file) {
 		SET(CURLOPT_CAINFO, req->ca_file);
 		/*
-		 * Only that bundle: libcurl builds that also have a default CA
-		 * directory would otherwise trust the system's CAs as well.
+		 * Only that bundle, always (so ca_file_only is implied): libcurl
+		 * builds that also have a default CA directory would otherwise
+		 * trust the system's CAs as well, and a caller who names a CA
+		 * file for a peer means that peer's CA and nothing else.
 		 */
-		SET(CURLOPT_CAPATH, NULL);
+		SET(CURLOPT_CAPATH, (char *)NULL);
+	}
+	if (call->resolve) {
+		SET(CURLOPT_RESOLVE, call->resolve);
+		SET(CURLOPT_NOPROXY, "*");
 	}
 	if (req->fresh_connect)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
@@ -734,6 +744,24 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 fail:
 	call_free(call);
 	return rc;
+}
+
+void al_http_call_pause(al_http_call *call, int paused)
+{
+	al_http_client *c;
+
+	if (call == NULL || call->cancelled || !call->attached)
+		return;
+	c = call->client;
+	/*
+	 * Resuming can run write_cb (held data) and finish the transfer inside
+	 * curl_easy_pause: count it as curl on the stack, so requests and
+	 * cancels made from those callbacks are deferred, then collect.
+	 */
+	c->depth++;
+	curl_easy_pause(call->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+	c->depth--;
+	after_action(c);
 }
 
 void al_http_call_cancel(al_http_call *call)

@@ -60,7 +60,7 @@ struct al_http_client_req {
 	size_t body_len;
 	uint64_t timeout_ms;	     /* whole transfer; 0: no limit */
 	uint64_t connect_timeout_ms; /* 0: libcurl's default (300 s) */
-	const char *ca_file;	     /* PEM bundle; NULL: the system default */
+	const char *ca_file;	     /* PEM bundle, the only CAs trusted; NULL: the system's */
 	size_t max_body_bytes;	     /* accumulated body cap; 0: 64 MiB */
 	al_http_data_cb on_data;     /* optional streaming callback, see above */
 	al_http_head_cb on_head;     /* optional, see above */
@@ -74,6 +74,26 @@ struct al_http_client_req {
 	 * (and a TLS handshake) per request.
 	 */
 	int fresh_connect;
+	/*
+	 * Added for the gateway (SSRF defence: the address checked is the
+	 * address connected to). "HOST:PORT:ADDR" as CURLOPT_RESOLVE takes it
+	 * (ADDR numeric, IPv6 in brackets): the URL's HOST:PORT connects to
+	 * ADDR without a DNS lookup, while TLS still verifies the certificate
+	 * for HOST. Proxies from the environment are ignored for such a
+	 * request (a proxy would make its own connection). NULL: off.
+	 * libcurl keeps the pin in the client's DNS cache: a later request to
+	 * the same HOST:PORT without a pin connects there too, and a new pin
+	 * replaces it. A caller that pins should pin every request.
+	 */
+	const char *resolve;
+	/*
+	 * Added for the gateway; now implied: a ca_file alone always verifies
+	 * https (libcurl's default CA directory, /etc/ssl/certs on Debian, is
+	 * never consulted when ca_file is set, for every caller, so the MCP
+	 * client's per-server CA cannot fall back to the system's). Kept so
+	 * callers that set it still compile; it changes nothing.
+	 */
+	int ca_file_only;
 };
 
 /*
@@ -130,6 +150,17 @@ int al_http_client_request(al_http_client *client, const struct al_http_client_r
  * on_data (but not after its done_cb has returned).
  */
 void al_http_call_cancel(al_http_call *call);
+
+/*
+ * Added for the gateway (backpressure): paused = 1 stops reading the
+ * response body of a call in flight (libcurl's CURLPAUSE_RECV; the server
+ * is then slowed by TCP flow control), 0 resumes. Safe from the call's own
+ * on_data (to pause) and from outside the client's callbacks (to resume).
+ * Resuming may deliver held body bytes to on_data, and even finish the call
+ * (done_cb), before it returns: the caller must expect its state to change.
+ * A call not yet handed to libcurl, or cancelled, is left alone.
+ */
+void al_http_call_pause(al_http_call *call, int paused);
 
 /* Case-insensitive header lookup in a response; NULL if absent. First wins. */
 const char *al_http_client_resp_header(const struct al_http_client_resp *resp, const char *name);
