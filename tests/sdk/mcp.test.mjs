@@ -15,9 +15,9 @@
 //   - a control plane killed (-9) during a call does not send it again after
 //     its restart: the call gets an is_error result saying so.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BIN, assert, assertEq } from './harness.mjs';
+import { BIN, assert, assertEq, freePort } from './harness.mjs';
 import { runAll, until, listEvents, scratch, endTurnIdle } from './procs.mjs';
 import { startTicketsPeer, makeCerts } from './mcp_peer.mjs';
 
@@ -198,6 +198,7 @@ async function mcpScenario(f) {
 // build/tickets-mcp (examples/tickets, on our own MCP server library) over
 // https with the throwaway CA, seeded over --stdio with two tickets. Our
 // client finds it speaks 2026-07-28 (stateless); tickets_close is disabled.
+// certs null: plain http (behind the gateway, on loopback).
 export async function startTicketsMcp(dir, certs) {
 	const bin = process.env.AIRLOCK_TICKETS_MCP || join(dirname(BIN), 'tickets-mcp');
 	if (!existsSync(bin)) throw new Error(`${bin} is missing (make builds it)`);
@@ -211,12 +212,13 @@ export async function startTicketsMcp(dir, certs) {
 	const stdio = (msgs) => spawnSync(bin, ['--db', db, '--stdio'], { input: msgs.map((m) => JSON.stringify(m)).join('\n') + '\n', encoding: 'utf8' });
 	const r = stdio(seed);
 	if (r.status !== 0 || !r.stdout.includes('"id":3')) throw new Error('seeding failed: ' + r.stderr);
-	const p = spawn(bin, ['--db', db, '--listen', '127.0.0.1:0', '--tls-cert', certs.cert, '--tls-key', certs.key], { stdio: ['ignore', 'pipe', 'pipe'] });
+	const tls = certs ? ['--tls-cert', certs.cert, '--tls-key', certs.key] : [];
+	const p = spawn(bin, ['--db', db, '--listen', '127.0.0.1:0', ...tls], { stdio: ['ignore', 'pipe', 'pipe'] });
 	let log = '';
 	p.stdout.on('data', (d) => (log += d));
 	p.stderr.on('data', (d) => (log += d));
 	const exited = new Promise((res) => p.on('exit', res));
-	const url = await until(() => log.match(/listening on (https:\/\/127\.0\.0\.1:\d+\/mcp)/)?.[1], 'tickets-mcp listening');
+	const url = await until(() => log.match(/listening on (https?:\/\/127\.0\.0\.1:\d+\/mcp)/)?.[1], 'tickets-mcp listening');
 	return {
 		url,
 		log: () => log,
@@ -282,7 +284,71 @@ async function ticketsMcpScenario(f) {
 	}
 }
 
+// The private server behind `airlock gateway`: the gateway terminates the
+// inner TLS with the customer's certificate (the throwaway CA, which the
+// control plane trusts for host localhost through --mcp-ca), routes on the
+// Host header and audits the call; tickets-mcp listens on plain loopback http.
+async function gatewayScenario(f) {
+	const certs = makeCerts(scratch(f.dir, 'pki'));
+	const tm = await startTicketsMcp(scratch(f.dir, 'tickets'), null);
+	const gp = await freePort();
+	const ap = await freePort();
+	const audit = join(f.dir, 'gw-audit.log');
+	const yaml = join(f.dir, 'gw.yaml');
+	writeFileSync(
+		yaml,
+		[
+			`listen_addr: 127.0.0.1:${gp}`,
+			'shutdown_timeout: 5s',
+			'tls:',
+			`  cert_file: ${certs.cert}`,
+			`  key_file: ${certs.key}`,
+			'routes:',
+			`  localhost: ${tm.url.replace(/\/mcp$/, '')}`,
+			'upstream:',
+			'  allowed_ips: [127.0.0.0/8]',
+			'airlock:',
+			`  admin_addr: 127.0.0.1:${ap}`,
+			`  audit: ${audit}`,
+			'',
+		].join('\n'),
+	);
+	const gw = f.spawn('gateway', ['gateway', '--config', yaml]);
+	try {
+		await until(async () => {
+			if (gw.exit) throw new Error('gateway exited: ' + gw.log);
+			return (await fetch(`http://127.0.0.1:${ap}/healthz`)).ok;
+		}, 'gateway');
+		await f.startModel({ steps: [use('tickets__tickets_get', { id: 2 }), say('Ticket: {{last_tool_result}}')] });
+		await f.startServer({ args: ['--mcp-ca', `localhost=${certs.ca}`] });
+		const c = f.client;
+		const env = await c.beta.environments.create({ name: 'gw-env', config: { type: 'self_hosted' } });
+		const agent = await c.beta.agents.create({
+			name: 'gw-agent',
+			model: 'claude-sonnet-4-5',
+			mcp_servers: [{ type: 'url', name: 'tickets', url: `https://localhost:${gp}/mcp` }],
+			tools: [{ type: 'mcp_toolset', mcp_server_name: 'tickets', default_config: { permission_policy: { type: 'always_allow' } } }],
+		});
+		const s = await turn(c, agent, env, 'get ticket two');
+		const evs = await waitEnd(c, s, 'gateway turn');
+		const [u] = ofType(evs, 'agent.mcp_tool_use');
+		const [r] = ofType(evs, 'agent.mcp_tool_result');
+		assert(u && r && r.mcp_tool_use_id === u.id, 'use and result: ' + evs.map((e) => e.type).join(','));
+		assertEq(r.is_error, false, 'ok through the gateway');
+		assert(textOf(r.content).includes('VPN disconnects every hour.'), 'ticket 2 through the gateway');
+		assert(textOf(ofType(evs, 'agent.message').pop().content).includes('VPN drops'), 'the model saw it');
+		// the gateway audited the call (a hash of the arguments, never their content)
+		const records = readFileSync(audit, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+		const call = records.find((x) => JSON.stringify(x).includes('"tickets_get"'));
+		assert(call, 'the gateway audit log has the tools/call: ' + records.length + ' records');
+	} finally {
+		await gw.kill('SIGTERM');
+		await tm.stop();
+	}
+}
+
 await runAll([
 	['mcp tools in the loop over https (official MCP SDK server)', mcpScenario],
 	['build/tickets-mcp over https', ticketsMcpScenario],
+	['build/tickets-mcp behind airlock gateway', gatewayScenario],
 ]);

@@ -105,7 +105,7 @@ export async function startTicketsPeer({ cert, key, authToken = 'peer-token-0123
 	};
 }
 
-// A throwaway CA and a certificate for 127.0.0.1 signed by it, plus an
+// A throwaway CA and a certificate for 127.0.0.1 and localhost signed by it, plus an
 // unrelated CA (for the wrong-trust case), made with openssl in dir.
 export function makeCerts(dir) {
 	const sh = (cmd) => {
@@ -115,7 +115,7 @@ export function makeCerts(dir) {
 	for (const ca of ['ca', 'wrongca'])
 		sh(`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=${ca} -keyout ${ca}.key -out ${ca}.pem 2>/dev/null`);
 	sh('openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 -keyout srv.key -out srv.csr 2>/dev/null');
-	sh('printf "subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n" > ext.cnf');
+	sh('printf "subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n" > ext.cnf');
 	sh('openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out srv.pem 2>/dev/null');
 	return { ca: join(dir, 'ca.pem'), wrongca: join(dir, 'wrongca.pem'), cert: join(dir, 'srv.pem'), key: join(dir, 'srv.key') };
 }
