@@ -922,7 +922,7 @@ static json_t *mcp_block(const json_t *item)
 	/* audio, links, blobs, images of other types: the model gets the JSON */
 	dump = json_dumps(item, JSON_COMPACT);
 	out = dump != NULL ? text_block(dump) : NULL;
-	free(dump);
+	al_free(dump);
 	return out;
 }
 
@@ -957,7 +957,7 @@ static json_t *mcp_result_content(const struct al_mcp_client_result *res, int *i
 		    json_dumps(json_object_get(res->result, "structuredContent"), JSON_COMPACT);
 		if (dump != NULL)
 			json_array_append_new(out, text_block(dump));
-		free(dump);
+		al_free(dump);
 	}
 	return out;
 }

@@ -243,7 +243,8 @@ static int add_event(struct builder *b, const json_t *ev)
 				json_is_object(input) ? json_deep_copy(input) : json_object());
 		if ((rc = add_assistant(b, blk)) < 0)
 			return rc;
-		if (json_object_set_new(b->open, id, json_true()) < 0)
+		/* marked: only the control plane's own agent.mcp_tool_result answers it */
+		if (json_object_set_new(b->open, id, json_string("mcp")) < 0)
 			return -ENOMEM;
 		if (is(str_of(ev, "evaluated_permission"), "deny"))
 			return answer(b, id,
@@ -254,6 +255,9 @@ static int add_event(struct builder *b, const json_t *ev)
 	if (is(type, "agent.mcp_tool_result"))
 		return answer(b, str_of(ev, "mcp_tool_use_id"),
 			      result_block(str_of(ev, "mcp_tool_use_id") ?: "", ev), b->results);
+	if ((is(type, "user.tool_result") || is(type, "agent.tool_result")) &&
+	    json_is_string(json_object_get(b->open, str_of(ev, "tool_use_id") ?: "")))
+		return 0; /* a client cannot answer an MCP call in the control plane's place */
 	if (is(type, "user.tool_result") || is(type, "agent.tool_result"))
 		return answer(b, str_of(ev, "tool_use_id"),
 			      result_block(str_of(ev, "tool_use_id") ?: "", ev), b->results);
@@ -654,7 +658,13 @@ int al_transcript_analyze(const json_t *events, struct al_turn_state *st)
 			    str_of(ev, is(type, "user.tool_result") ? "tool_use_id"
 								    : "custom_tool_use_id");
 			st->input_since_status = 1;
-			if ((k = find_call(calls, ref)) >= 0) {
+			k = find_call(calls, ref);
+			/* an MCP call is answered by the control plane alone */
+			if (k >= 0 && (json_integer_value(
+					   json_array_get(json_array_get(calls, (size_t)k), 1)) &
+				       CALL_MCP))
+				k = -1;
+			if (k >= 0) {
 				json_array_remove(calls, (size_t)k);
 				inputs++;
 			}

@@ -840,7 +840,7 @@ static void render_mcp_use(struct demo *d, json_t *ev)
 	    json_string_value(json_object_get(ev, "mcp_server_name")) ?: "?",
 	    json_string_value(json_object_get(ev, "name")) ?: "?", in ? in : "{}",
 	    json_string_value(json_object_get(ev, "evaluated_permission")) ?: "?");
-	free(in);
+	al_free(in);
 }
 
 static void render_mcp_result(struct demo *d, json_t *ev)
