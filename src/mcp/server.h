@@ -128,10 +128,10 @@ struct al_mcp_server_opts {
 	int64_t state_ttl_ms; /* requestState lifetime; 0: 300000 */
 	/* Legacy sessions: at most this many at once (0: 1024), each idle at most
 	 * session_idle_ms (0: 30 min) before it expires (then 404). Expiry is
-	 * checked lazily and never ends a session with a call in flight. When
-	 * full, initialize evicts the least recently used session without a
-	 * call in flight; if every session is busy it is refused -32603 with
-	 * HTTP 503. */
+	 * checked lazily and never ends a session with a call in flight or an
+	 * open GET stream. When full, initialize evicts the least recently used
+	 * session without a call in flight; if every session is busy it is
+	 * refused -32603 with HTTP 503. */
 	size_t max_sessions;
 	int64_t session_idle_ms;
 };
