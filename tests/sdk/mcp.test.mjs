@@ -13,7 +13,9 @@
 //     (--mcp-ca) gives session.error mcp_connection_failed_error and the run
 //     goes on without its tools;
 //   - a control plane killed (-9) during a call does not send it again after
-//     its restart: the call gets an is_error result saying so.
+//     its restart: the call gets an is_error result saying so;
+//   - user.interrupt during a call cancels it and ends the turn;
+//   - bearer tokens from --mcp-token-env; 401 -> mcp_authentication_failed_error.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -29,6 +31,7 @@ const script = {
 		{ match: 'delete it', steps: [use('tickets__delete_ticket', { id: 'T-1' }), say('Delete: {{last_tool_result}}')] },
 		{ match: 'close it', steps: [use('tickets__close_ticket', { id: 'T-2' }), say('Closed: {{last_tool_result}}')] },
 		{ match: 'slow one', steps: [use('tickets__slow_ticket', { id: 'T-1' }), say('Slow: {{last_tool_result}}')] },
+		{ match: 'slow two', steps: [use('tickets__slow_ticket', { id: 'T-2' }), say('Slow: {{last_tool_result}}')] },
 		{ match: 'other server', steps: [say('no tools needed')] },
 		{ match: 'secure ticket', steps: [use('secure__get_ticket', { id: 'T-2' }), say('Secure: {{last_tool_result}}')] },
 	],
@@ -186,6 +189,16 @@ async function mcpScenario(f) {
 		await new Promise((r) => setTimeout(r, 300));
 		assertEq(peer.calls.slow_ticket, 1, 'never sent a second time');
 		assert(f.server.log.includes('was in flight at a restart'), 'logged');
+		// 7. user.interrupt during a call: the call is cancelled, no result is recorded, the turn ends
+		s = await turn(c(), agent, env, 'slow two');
+		await until(() => peer.pending() === 1, 'second slow call at the server');
+		await c().beta.sessions.events.send(s.id, { events: [{ type: 'user.interrupt' }] });
+		evs = await waitEnd(c(), s, 'interrupted turn');
+		peer.release();
+		await new Promise((r) => setTimeout(r, 500));
+		evs = await listEvents(c(), s.id);
+		assertEq(ofType(evs, 'agent.mcp_tool_result').length, 0, 'a cancelled call records no result');
+		assertEq(peer.calls.slow_ticket, 2, 'sent once');
 		for (const p of f.procs) {
 			assert(!p.log.includes(peer.authToken), `the token is not in ${p.name}'s log`);
 			assert(!/Bearer /i.test(p.log), `no Authorization value in ${p.name}'s log`);
