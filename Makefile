@@ -104,7 +104,8 @@ deps:
 
 # The README's first command: the end-to-end demo (control plane, model, worker,
 # one session whose tool calls run in the sandbox, audit log verified).
-run: $(B)/airlock
+# The demo also starts build/tickets-mcp behind `airlock gateway` when it is built.
+run: $(B)/airlock $(B)/tickets-mcp
 	$(B)/airlock demo
 
 # Only the control plane, on loopback, data in ./data.
