@@ -547,7 +547,14 @@ static int build_headers(struct pxy *p)
 		if (strcasecmp(name, "accept-encoding") == 0)
 			continue;
 		if (strcasecmp(name, "x-forwarded-for") == 0) {
-			prev = value;
+			/*
+			 * A client can write any address here: it is kept only
+			 * when the operator says a proxy in front sets it
+			 * (airlock.trust_forwarded_for), else the upstream would
+			 * take a spoofed address for the caller's.
+			 */
+			if (p->snap->cfg.trust_forwarded_for)
+				prev = value;
 			continue;
 		}
 		if (strcasecmp(name, "content-type") == 0)
@@ -964,6 +971,20 @@ void al_gw_proxy_handle(al_http_req *req, void *ud)
 	al_gw_metrics_in_flight(gw->metrics, 1);
 	al_http_req_on_close(req, close_cb, p);
 	al_id_new("gwreq", p->reqid, sizeof(p->reqid));
+
+	/*
+	 * Each request in flight holds up to its body, a held tools/list
+	 * answer and what its client is behind on (tens of MiB at worst), and
+	 * an upstream connection: past airlock.max_in_flight new ones wait
+	 * for capacity at the client's side, not here.
+	 */
+	if ((size_t)gw->in_flight > p->snap->cfg.max_in_flight) {
+		al_gw_metrics_refusal(gw->metrics, NULL, "busy");
+		al_http_resp_header(req, "Retry-After", "1");
+		reply_error(p, 503, AL_MCP_INTERNAL_ERROR, "refused",
+			    "the gateway is at airlock.max_in_flight: retry later");
+		return;
+	}
 
 	p->route = al_gw_route_find(&p->snap->cfg, al_http_req_header(req, "Host"));
 	if (p->route == NULL) {

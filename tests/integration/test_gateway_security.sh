@@ -7,7 +7,10 @@
 #   - an SSE tools/list event with "tools" twice passed unfiltered;
 #   - allowed_ips 0.0.0.0/0 let an upstream at 0.0.0.0 reach loopback;
 #   - an absolute-form request target was audited before being refused;
-#   - an IPv6 literal upstream went through http_proxy from the environment.
+#   - an IPv6 literal upstream went through http_proxy from the environment;
+#   - a client's X-Forwarded-For went upstream although
+#     airlock.trust_forwarded_for was not set (the key was ignored);
+#   - no bound on requests in flight (airlock.max_in_flight is new).
 . "$(dirname "$0")/lib.sh"
 
 command -v python3 >/dev/null 2>&1 || { echo "no python3"; exit 77; }
@@ -45,6 +48,7 @@ upstream:
 airlock:
   admin_addr: 127.0.0.1:$AP
   audit: $T/audit.log
+  max_in_flight: 1
 YAML
 "$AIRLOCK_BIN" gateway --config "$T/gw.yaml" >"$T/gw.log" 2>&1 &
 GW=$!
@@ -89,9 +93,47 @@ after=$(wc -l <"$T/audit.log" 2>/dev/null || echo 0)
 gw tickets /mcp --data-binary "$CALL"
 [ "$STATUS" = 200 ] || fail "tools/call: $STATUS $(cat "$T/body")"
 
+# ---- X-Forwarded-For from the client is not trusted by default ----
+: >"$T/up.log"
+gw tickets /mcp --data-binary "$LIST" -H 'X-Forwarded-For: 10.9.9.9'
+[ "$STATUS" = 200 ] || fail "tools/list with X-Forwarded-For: $STATUS"
+python3 - "$T/up.log" <<'PY' || fail "X-Forwarded-For: $(tail -1 "$T/up.log")"
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+h = {k.lower(): v for k, v in r["headers"].items()}
+assert h["x-forwarded-for"] == "127.0.0.1", h
+PY
+
 # No credential-shaped text in the log (Authorization was sent above? no: make sure)
 gw tickets /mcp --data-binary "$LIST" -H 'Authorization: Bearer tok-SECRET-review'
 grep -q 'tok-SECRET-review' "$T/gw.log" "$T/audit.log" && fail "a token reached a log"
+
+# ---- airlock.max_in_flight: one long stream in flight, the next request gets 503 ----
+: >"$T/up.log"
+SLOW='{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"slow_stream","arguments":{}}}'
+curl -s -N --max-time 20 -H "Host: tickets" -H 'content-type: application/json' \
+	-H 'accept: application/json, text/event-stream' --data-binary "$SLOW" \
+	"http://127.0.0.1:$GP/mcp" >"$T/slow.out" 2>&1 &
+SLOWPID=$!
+PIDS="$PIDS $SLOWPID"
+i=0
+while ! grep -q slow_stream "$T/up.log" 2>/dev/null; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "the slow stream did not start"
+	sleep 0.1
+done
+gw tickets /mcp --data-binary "$LIST" -D "$T/hdrs"
+[ "$STATUS" = 503 ] || fail "over max_in_flight: $STATUS $(cat "$T/body")"
+grep -qi '^retry-after: 1' "$T/hdrs" || fail "no Retry-After: $(cat "$T/hdrs")"
+kill "$SLOWPID" 2>/dev/null || true
+wait "$SLOWPID" 2>/dev/null || true
+i=0
+while :; do
+	gw tickets /mcp --data-binary "$LIST"
+	[ "$STATUS" = 200 ] && break
+	i=$((i + 1)); [ $i -lt 50 ] || fail "capacity not released after the stream ended: $STATUS"
+	sleep 0.1
+done
+curl -s "http://127.0.0.1:$AP/metrics" | grep -q 'reason="busy"' || fail "no busy refusal metric"
 
 kill -TERM "$GW"
 wait "$GW" || fail "gateway exit status $?"
