@@ -264,6 +264,19 @@ static int url_secure(const char *url)
 	return 0;
 }
 
+/* RFC 6750 2.1 b64token: what a bearer token may be, so it can go in a header. */
+static int b64token_ok(const char *t)
+{
+	size_t n =
+	    strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~+/");
+
+	if (n == 0)
+		return 0;
+	while (t[n] == '=')
+		n++;
+	return t[n] == '\0';
+}
+
 /* A secret-carrying string of a parsed JSON document, wiped in place
  * before the document is freed (jansson frees without wiping). */
 static void wipe_json_str(json_t *v)
@@ -779,7 +792,8 @@ static void o_done(al_http_call *call, const struct al_http_client_resp *resp, v
 			break;
 		}
 		j = json_body(resp);
-		if (json_is_string(json_object_get(j, "access_token"))) {
+		if (json_is_string(json_object_get(j, "access_token")) &&
+		    b64token_ok(json_string_value(json_object_get(j, "access_token")))) {
 			o->done(o->ud, 0, json_string_value(json_object_get(j, "access_token")),
 				o->scope);
 			wipe_json_str(json_object_get(j, "access_token"));

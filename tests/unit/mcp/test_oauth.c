@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum mode { M_OK, M_WRONG_RESOURCE, M_WRONG_ISS, M_HTTP_AS, M_HTTP_TOKEN };
+enum mode { M_OK, M_WRONG_RESOURCE, M_WRONG_ISS, M_HTTP_AS, M_HTTP_TOKEN, M_BAD_TOKEN };
 
 struct as_peer {
 	struct al_test_peer tp;
@@ -103,7 +103,9 @@ static void as_serve(int fd, void *ud)
 		snprintf(p->token_body, sizeof(p->token_body), "%.*s", (int)clen, buf + hlen);
 		al_test_header(buf, "Authorization", p->token_authz, sizeof(p->token_authz));
 		reply(fd, 200, "Cache-Control: no-store\r\n",
-		      "{\"access_token\":\"at-123\",\"token_type\":\"Bearer\"}");
+		      p->mode == M_BAD_TOKEN
+			  ? "{\"access_token\":\"at\\r\\nX-Evil: 1\",\"token_type\":\"Bearer\"}"
+			  : "{\"access_token\":\"at-123\",\"token_type\":\"Bearer\"}");
 	} else {
 		reply(fd, 404, NULL, "{}");
 	}
@@ -282,4 +284,16 @@ AL_TEST(mcp_oauth_refuses_non_https_authorization_server)
 	al_http_client_free(http);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* A token that is not an RFC 6750 b64token (here with CR LF) is refused. */
+AL_TEST(mcp_oauth_refuses_a_token_that_cannot_be_a_header)
+{
+	struct as_peer p;
+	struct outcome a = {0};
+
+	run_flow(&p, M_BAD_TOKEN, NULL, &a);
+	AL_ASSERT_INT_EQ(p.token_hits, 1);
+	AL_ASSERT_INT_EQ(a.err, -EPROTO);
+	AL_ASSERT_STR_EQ(a.token, "");
 }
