@@ -557,6 +557,10 @@ static int build_headers(struct pxy *p)
 				prev = value;
 			continue;
 		}
+		/* The other ways of naming the client: the same trust, or dropped. */
+		if (!p->snap->cfg.trust_forwarded_for &&
+		    (strcasecmp(name, "forwarded") == 0 || strcasecmp(name, "x-real-ip") == 0))
+			continue;
 		if (strcasecmp(name, "content-type") == 0)
 			has_ctype = 1;
 		if (add_hdr(p, name, value) < 0)

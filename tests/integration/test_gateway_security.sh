@@ -95,13 +95,15 @@ gw tickets /mcp --data-binary "$CALL"
 
 # ---- X-Forwarded-For from the client is not trusted by default ----
 : >"$T/up.log"
-gw tickets /mcp --data-binary "$LIST" -H 'X-Forwarded-For: 10.9.9.9'
+gw tickets /mcp --data-binary "$LIST" -H 'X-Forwarded-For: 10.9.9.9' \
+	-H 'Forwarded: for=10.9.9.9' -H 'X-Real-IP: 10.9.9.9'
 [ "$STATUS" = 200 ] || fail "tools/list with X-Forwarded-For: $STATUS"
 python3 - "$T/up.log" <<'PY' || fail "X-Forwarded-For: $(tail -1 "$T/up.log")"
 import json, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 h = {k.lower(): v for k, v in r["headers"].items()}
 assert h["x-forwarded-for"] == "127.0.0.1", h
+assert "forwarded" not in h and "x-real-ip" not in h, h
 PY
 
 # No credential-shaped text in the log (Authorization was sent above? no: make sure)
