@@ -543,24 +543,22 @@ static int build_headers(struct pxy *p)
 		    strcasecmp(name, "x-forwarded-host") == 0 ||
 		    strcasecmp(name, "x-forwarded-proto") == 0)
 			continue;
+		/*
+		 * The other ways of naming the client, which an upstream may
+		 * trust as X-Forwarded-For: only behind a trusted proxy.
+		 */
+		if (!p->snap->cfg.trust_forwarded_for &&
+		    (strcasecmp(name, "forwarded") == 0 || strcasecmp(name, "x-real-ip") == 0))
+			continue;
 		/* Bodies are read here (filters, audit hashes): no compressed answers. */
 		if (strcasecmp(name, "accept-encoding") == 0)
 			continue;
 		if (strcasecmp(name, "x-forwarded-for") == 0) {
-			/*
-			 * A client can write any address here: it is kept only
-			 * when the operator says a proxy in front sets it
-			 * (airlock.trust_forwarded_for), else the upstream would
-			 * take a spoofed address for the caller's.
-			 */
+			/* A client can write anything here: kept only behind a trusted proxy. */
 			if (p->snap->cfg.trust_forwarded_for)
 				prev = value;
 			continue;
 		}
-		/* The other ways of naming the client: the same trust, or dropped. */
-		if (!p->snap->cfg.trust_forwarded_for &&
-		    (strcasecmp(name, "forwarded") == 0 || strcasecmp(name, "x-real-ip") == 0))
-			continue;
 		if (strcasecmp(name, "content-type") == 0)
 			has_ctype = 1;
 		if (add_hdr(p, name, value) < 0)
