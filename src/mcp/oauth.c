@@ -30,6 +30,7 @@ enum step { ST_PRM = 1, ST_ASMETA, ST_REGISTER, ST_AUTHORIZE, ST_TOKEN };
 struct al_mcp_oauth {
 	al_http_client *http;
 	char *client_id, *client_secret, *cimd, *name, *redirect, *ca_file;
+	char *want_issuer; /* opts->issuer, or NULL */
 	char *resource_url, *challenge_scope, *challenge_prm, *prior_scope;
 	char *scope; /* requested */
 	char *cands[MAX_CANDS];
@@ -56,6 +57,7 @@ static void o_free(al_mcp_oauth *o)
 	al_free(o->name);
 	al_free(o->redirect);
 	al_free(o->ca_file);
+	al_free(o->want_issuer);
 	al_free(o->resource_url);
 	al_free(o->challenge_scope);
 	al_free(o->challenge_prm);
@@ -661,6 +663,11 @@ static int on_prm(al_mcp_oauth *o, const struct al_http_client_resp *resp)
 		al_warn(LOG_TAG, "authorization server is not https: refused");
 		return -EPERM;
 	}
+	if (o->want_issuer != NULL && strcmp(json_string_value(as), o->want_issuer) != 0) {
+		al_warn(LOG_TAG, "the resource names another authorization server than the "
+				 "configured issuer: refused");
+		return -EPERM;
+	}
 	if (set_str(&o->issuer, json_string_value(as)) < 0)
 		return -ENOMEM;
 	return start_asmeta(o);
@@ -834,7 +841,7 @@ int al_mcp_oauth_start(al_http_client *http, const struct al_mcp_oauth_opts *opt
 	    set_str(&o->name, opts->client_name != NULL ? opts->client_name : "airlock") < 0 ||
 	    set_str(&o->redirect, opts->redirect_uri != NULL ? opts->redirect_uri : DEF_REDIRECT) <
 		0 ||
-	    set_str(&o->ca_file, opts->ca_file) < 0 ||
+	    set_str(&o->ca_file, opts->ca_file) < 0 || set_str(&o->want_issuer, opts->issuer) < 0 ||
 	    set_str(&o->resource_url, resource_url) < 0 ||
 	    set_str(&o->prior_scope, prior_scope) < 0)
 		goto fail;

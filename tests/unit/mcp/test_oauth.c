@@ -130,12 +130,22 @@ static void done_cb(void *ud, int err, const char *token, const char *scope)
 		snprintf(o->scope, sizeof(o->scope), "%s", scope);
 }
 
+static void run_flow_opts(struct as_peer *p, enum mode mode, const char *challenge,
+			  const struct al_mcp_oauth_opts *opts, struct outcome *out);
+
 static void run_flow(struct as_peer *p, enum mode mode, const char *challenge, struct outcome *out)
+{
+	struct al_mcp_oauth_opts opts = {.client_name = "unit"};
+
+	run_flow_opts(p, mode, challenge, &opts, out);
+}
+
+static void run_flow_opts(struct as_peer *p, enum mode mode, const char *challenge,
+			  const struct al_mcp_oauth_opts *opts, struct outcome *out)
 {
 	uv_loop_t loop;
 	al_http_client *http;
 	al_mcp_oauth *o = NULL;
-	struct al_mcp_oauth_opts opts = {.client_name = "unit"};
 	char url[128];
 
 	memset(p, 0, sizeof(*p));
@@ -145,8 +155,7 @@ static void run_flow(struct as_peer *p, enum mode mode, const char *challenge, s
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp", p->tp.port);
 	AL_ASSERT_INT_EQ(uv_loop_init(&loop), 0);
 	AL_ASSERT_INT_EQ(al_http_client_new(&loop, &http), 0);
-	AL_ASSERT_INT_EQ(al_mcp_oauth_start(http, &opts, url, challenge, NULL, done_cb, out, &o),
-			 0);
+	AL_ASSERT_INT_EQ(al_mcp_oauth_start(http, opts, url, challenge, NULL, done_cb, out, &o), 0);
 	while (!out->done)
 		uv_run(&loop, UV_RUN_ONCE);
 	al_http_client_free(http);
@@ -296,4 +305,28 @@ AL_TEST(mcp_oauth_refuses_a_token_that_cannot_be_a_header)
 	AL_ASSERT_INT_EQ(p.token_hits, 1);
 	AL_ASSERT_INT_EQ(a.err, -EPROTO);
 	AL_ASSERT_STR_EQ(a.token, "");
+}
+
+/*
+ * A pre-registered secret with the expected issuer: a resource naming
+ * another authorization server is refused before anything reaches it; the
+ * issuer it names (loopback here, https in life) is otherwise acceptable.
+ */
+AL_TEST(mcp_oauth_pre_registered_secret_goes_only_to_the_configured_issuer)
+{
+	struct as_peer p;
+	struct outcome a = {0}, b = {0};
+	struct al_mcp_oauth_opts opts = {
+	    .client_id = "cid", .client_secret = "s3cret", .issuer = "https://as.bank.example"};
+
+	run_flow_opts(&p, M_OK, NULL, &opts, &a);
+	AL_ASSERT_INT_EQ(a.err, -EPERM);
+	AL_ASSERT_STR_EQ(p.authorize_q, "");
+	AL_ASSERT_INT_EQ(p.token_hits, 0);
+
+	/* Without an expected issuer the same pre-registered flow runs to a token. */
+	opts.issuer = NULL;
+	run_flow_opts(&p, M_OK, NULL, &opts, &b);
+	AL_ASSERT_INT_EQ(b.err, 0);
+	AL_ASSERT_INT_EQ(p.token_hits, 1);
 }
