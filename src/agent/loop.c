@@ -19,17 +19,21 @@
 #include "agent/loop.h"
 
 #include "agent/context.h"
+#include "agent/mcp_tools.h"
 #include "agent/permissions.h"
 #include "agent/provider.h"
 #include "agent/transcript.h"
 #include "api/work.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "mcp/client.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct stash {
 	int ok;
@@ -37,6 +41,24 @@ struct stash {
 	char error_type[64];
 	char error_message[256];
 };
+
+/* One MCP server of a session's agent (docs/CONTROL-PLANE-MCP.md). */
+struct mcp_conn {
+	struct sess *s;
+	char name[256];
+	al_mcp_client *c; /* owned; NULL when it could not be created */
+	int ok;		  /* tools listed: calls may go to it */
+};
+
+/* An agent.mcp_tool_use this process is calling, or whose result it is recording. */
+struct mcp_call {
+	struct mcp_call *next;
+	struct sess *s;
+	char id[AL_ID_MAX]; /* the agent.mcp_tool_use event */
+	al_mcp_op *op;	    /* while the server has it */
+};
+
+enum { MCP_NONE, MCP_PREPARING, MCP_READY };
 
 struct sess {
 	struct sess *next;
@@ -52,6 +74,19 @@ struct sess {
 	int64_t call_estimate;	       /* raw token estimate of the request */
 	double scale;		       /* calibration: actual/estimated input tokens */
 	struct stash *stash;	       /* response waiting for the step to end */
+	/* MCP: the agent's servers, connected once per turn's first model call */
+	int mcp_state;
+	unsigned mcp_waiting;	/* servers still listing */
+	struct mcp_conn *conns; /* owned array of nconns */
+	size_t nconns;
+	json_t *mcp_tools;  /* owned: the agent's `tools` the servers were chosen with */
+	json_t *mcp_defs;   /* owned: Messages API definitions of the offered tools */
+	json_t *mcp_map;    /* owned: model name -> {server, tool}; reserved names null */
+	json_t *mcp_errors; /* owned: session.error events to record once ready */
+	struct mcp_call *mcalls;
+	/* restart: the last event at start-up; MCP calls runnable then are orphans */
+	char boundary[AL_ID_MAX];
+	json_t *orphans; /* owned: ids, computed on the first step after start-up */
 };
 
 /*
@@ -82,6 +117,7 @@ struct al_agent {
 	struct cache *ctab[CACHE_BUCKETS];
 	struct cache *lru_head, *lru_tail;
 	struct al_agent_cache_stats cstats;
+	al_http_client *http; /* owned: for MCP servers; created on first use */
 };
 
 static void step(struct sess *s);
@@ -109,6 +145,30 @@ static struct sess *sess_get(struct al_agent *ag, const char *id)
 
 static void stash_free(struct stash *st);
 
+/* Frees the session's MCP clients (their requests are cancelled: no callback fires). */
+static void mcp_release(struct sess *s)
+{
+	struct mcp_call *mc, *next;
+
+	for (size_t i = 0; i < s->nconns; i++)
+		al_mcp_client_free(s->conns[i].c);
+	al_free(s->conns);
+	s->conns = NULL;
+	s->nconns = 0;
+	s->mcp_waiting = 0;
+	s->mcp_state = MCP_NONE;
+	json_decref(s->mcp_tools);
+	json_decref(s->mcp_defs);
+	json_decref(s->mcp_map);
+	json_decref(s->mcp_errors);
+	s->mcp_tools = s->mcp_defs = s->mcp_map = s->mcp_errors = NULL;
+	for (mc = s->mcalls; mc != NULL; mc = next) {
+		next = mc->next;
+		al_free(mc);
+	}
+	s->mcalls = NULL;
+}
+
 static void sess_drop(struct sess *s)
 {
 	struct sess **pp = &s->ag->sessions;
@@ -119,6 +179,8 @@ static void sess_drop(struct sess *s)
 		*pp = s->next;
 	json_decref(s->call_agent);
 	stash_free(s->stash);
+	mcp_release(s);
+	json_decref(s->orphans);
 	al_free(s);
 }
 
@@ -141,6 +203,8 @@ static void agent_destroy(struct al_agent *ag)
 		next = s->next;
 		json_decref(s->call_agent);
 		stash_free(s->stash);
+		mcp_release(s);
+		json_decref(s->orphans);
 		al_free(s);
 	}
 	al_free(ag);
@@ -531,6 +595,538 @@ static int push(json_t *arr, json_t *ev)
 	return json_array_append_new(arr, ev) < 0 ? -ENOMEM : 0;
 }
 
+/* ---- MCP servers (docs/CONTROL-PLANE-MCP.md) ---- */
+
+static const char *str_of(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* The host of an http(s) URL (no userinfo, port or brackets) into out. */
+static void url_host(const char *url, char *out, size_t outlen)
+{
+	const char *p = strstr(url, "://"), *end, *at, *colon;
+
+	p = p != NULL ? p + 3 : url;
+	end = p + strcspn(p, "/?#");
+	at = memchr(p, '@', (size_t)(end - p));
+	if (at != NULL)
+		p = at + 1;
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', (size_t)(end - p));
+		if (rb != NULL) {
+			p++;
+			end = rb;
+		}
+	} else if ((colon = memchr(p, ':', (size_t)(end - p))) != NULL) {
+		end = colon;
+	}
+	snprintf(out, outlen, "%.*s", (int)(end - p), p);
+}
+
+/*
+ * The operator's settings for a server, each field looked up on its own: an
+ * entry keyed by the server's name first, then one keyed by its URL's host
+ * (so "--mcp-token-env NAME=VAR" and "--mcp-ca HOST=FILE" combine).
+ */
+static void mcp_server_cfg(const struct al_api_config *cfg, const char *name, const char *url,
+			   const char **ca_file, const char **token_env)
+{
+	char host[256];
+
+	*ca_file = *token_env = NULL;
+	url_host(url, host, sizeof(host));
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < cfg->n_mcp_servers; i++) {
+			const struct al_mcp_server_cfg *e = &cfg->mcp_servers[i];
+			if (pass == 0 ? strcmp(e->key, name) != 0 : strcasecmp(e->key, host) != 0)
+				continue;
+			if (*ca_file == NULL)
+				*ca_file = e->ca_file;
+			if (*token_env == NULL)
+				*token_env = e->token_env;
+		}
+	}
+}
+
+static json_t *ev_mcp_error(const char *server, int err, int status)
+{
+	char msg[256], st[32] = "";
+
+	if (status > 0)
+		snprintf(st, sizeof(st), ", HTTP %d", status);
+	snprintf(msg, sizeof(msg),
+		 "MCP server %s could not be used (%s%s); the run continues without its tools",
+		 server, strerror(err < 0 ? -err : EIO), st);
+	return json_pack(
+	    "{s:s, s:{s:s, s:s, s:s, s:{s:s}}}", "type", "session.error", "error", "type",
+	    err == -EACCES ? "mcp_authentication_failed_error" : "mcp_connection_failed_error",
+	    "mcp_server_name", server, "message", msg, "retry_status", "type", "exhausted");
+}
+
+/* Steps the session after an append made outside the step's own decision. */
+static void side_appended_cb(struct sess *s, int rc, json_t *events)
+{
+	(void)events;
+	if (rc < 0 && rc != -ENOENT)
+		al_warn("agent", "session=%s: appending MCP events failed: %s", s->id,
+			strerror(-rc));
+	step(s);
+}
+
+static void mcp_ready(struct sess *s)
+{
+	json_t *errs = s->mcp_errors;
+	int rc;
+
+	s->mcp_state = MCP_READY;
+	s->mcp_errors = NULL;
+	if (json_array_size(errs) == 0) {
+		json_decref(errs);
+		step(s);
+		return;
+	}
+	if ((rc = append(s, errs, NULL, NULL, 0, 0, side_appended_cb)) < 0) {
+		al_warn("agent", "session=%s: recording MCP errors failed: %s", s->id,
+			strerror(-rc));
+		step(s);
+	}
+}
+
+static void mcp_fail(struct sess *s, struct mcp_conn *mc, int err, int status)
+{
+	/* the error text is errno words and a status: never a header or token */
+	al_warn("agent", "session=%s: mcp server %s: %s (HTTP %d): its tools are not offered",
+		s->id, mc->name, strerror(err < 0 ? -err : EIO), status);
+	if (s->mcp_errors != NULL &&
+	    json_array_append_new(s->mcp_errors, ev_mcp_error(mc->name, err, status)) < 0)
+		al_warn("agent", "session=%s: out of memory recording an MCP error", s->id);
+}
+
+static void mcp_list_done_cb(al_mcp_client *c, const struct al_mcp_client_result *res, void *ud)
+{
+	struct mcp_conn *mc = ud;
+	struct sess *s = mc->s;
+	int n;
+
+	(void)c;
+	if (res->err == 0) {
+		n = al_mcp_offer(s->mcp_tools, mc->name, res->result, s->mcp_defs, s->mcp_map);
+		if (n >= 0) {
+			mc->ok = 1;
+			al_info("agent", "session=%s: mcp server %s: %d tool(s) offered", s->id,
+				mc->name, n);
+		} else {
+			mcp_fail(s, mc, n, 0);
+		}
+	} else {
+		mcp_fail(s, mc, res->err, res->http_status);
+	}
+	if (--s->mcp_waiting == 0)
+		mcp_ready(s);
+}
+
+/* 1 when the agent names an MCP server that an mcp_toolset uses. */
+static int agent_has_mcp(const json_t *agent)
+{
+	const json_t *srv, *tools = json_object_get(agent, "tools");
+	size_t i;
+
+	json_array_foreach(json_object_get(agent, "mcp_servers"), i, srv)
+	{
+		if (al_mcp_toolset(tools, str_of(srv, "name")) != NULL)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Connects to the agent's MCP servers and lists their tools (all at once);
+ * the session is READY when every server has answered or failed. A server
+ * that fails is reported once with a session.error and left out.
+ */
+static void mcp_prepare(struct sess *s, const json_t *agent)
+{
+	struct al_agent *ag = s->ag;
+	const json_t *servers = json_object_get(agent, "mcp_servers"), *srv, *d;
+	json_t *tools = json_object_get(agent, "tools"), *builtin = NULL;
+	size_t i;
+	int rc;
+
+	s->mcp_state = MCP_PREPARING;
+	s->mcp_tools = json_incref(tools);
+	s->mcp_defs = json_array();
+	s->mcp_map = json_object();
+	s->mcp_errors = json_array();
+	s->conns = al_calloc(json_array_size(servers) + 1, sizeof(*s->conns));
+	builtin = al_transcript_tools(tools);
+	if (s->mcp_defs == NULL || s->mcp_map == NULL || s->mcp_errors == NULL ||
+	    s->conns == NULL || builtin == NULL)
+		goto oom;
+	/* names the request already uses cannot be MCP tools' */
+	json_array_foreach(builtin, i, d)
+	{
+		if (str_of(d, "name") != NULL &&
+		    json_object_set_new(s->mcp_map, str_of(d, "name"), json_null()) < 0)
+			goto oom;
+	}
+	if (ag->http == NULL && (rc = al_http_client_new(ag->api->loop, &ag->http)) < 0)
+		goto oom;
+	json_array_foreach(servers, i, srv)
+	{
+		const char *name = str_of(srv, "name"), *url = str_of(srv, "url");
+		const char *token_env;
+		struct al_mcp_client_opts o = {0};
+		struct mcp_conn *mc;
+
+		if (name == NULL || url == NULL || al_mcp_toolset(tools, name) == NULL)
+			continue;
+		mc = &s->conns[s->nconns++];
+		mc->s = s;
+		snprintf(mc->name, sizeof(mc->name), "%s", name);
+		mcp_server_cfg(&ag->api->cfg, name, url, &o.ca_file, &token_env);
+		o.url = url;
+		o.timeout_ms = 30000;
+		o.client_name = "airlock";
+		if (token_env != NULL) {
+			o.bearer_token = getenv(token_env);
+			if (o.bearer_token == NULL || !*o.bearer_token) {
+				al_warn("agent", "mcp server %s: $%s is not set: no token sent",
+					name, token_env);
+				o.bearer_token = NULL;
+			}
+		}
+		rc = al_mcp_client_new(ag->api->loop, ag->http, &o, &mc->c);
+		if (rc == 0)
+			rc = al_mcp_client_list_tools(mc->c, mcp_list_done_cb, mc, NULL);
+		if (rc < 0) {
+			mcp_fail(s, mc, rc, 0);
+			continue;
+		}
+		s->mcp_waiting++;
+	}
+	json_decref(builtin);
+	if (s->mcp_waiting == 0)
+		mcp_ready(s);
+	return;
+oom:
+	json_decref(builtin);
+	al_warn("agent", "session=%s: out of memory connecting MCP servers: none offered", s->id);
+	json_decref(s->mcp_defs);
+	json_decref(s->mcp_map);
+	s->mcp_defs = s->mcp_map = NULL;
+	mcp_ready(s);
+}
+
+/* 1 while the session's MCP servers are not ready yet (starting them if needed). */
+static int mcp_wait(struct sess *s, const json_t *agent)
+{
+	if (s->mcp_state == MCP_NONE && agent_has_mcp(agent))
+		mcp_prepare(s, agent);
+	return s->mcp_state == MCP_PREPARING;
+}
+
+static struct mcp_call *mcall_find(struct sess *s, const char *id)
+{
+	for (struct mcp_call *mc = s->mcalls; mc != NULL; mc = mc->next)
+		if (strcmp(mc->id, id) == 0)
+			return mc;
+	return NULL;
+}
+
+static void mcall_remove(struct sess *s, struct mcp_call *mc)
+{
+	struct mcp_call **pp = &s->mcalls;
+
+	while (*pp != NULL && *pp != mc)
+		pp = &(*pp)->next;
+	if (*pp == mc)
+		*pp = mc->next;
+	al_free(mc);
+}
+
+static void mcp_recorded_cb(struct sess *s, int rc, json_t *events)
+{
+	const char *id = str_of(json_array_get(events, 0), "mcp_tool_use_id");
+	struct mcp_call *mc = id != NULL ? mcall_find(s, id) : NULL;
+
+	if (rc < 0 && rc != -ENOENT)
+		/*
+		 * Kept in the list so this process never sends it again; the
+		 * session waits until a restart answers it as an orphan.
+		 */
+		al_warn("agent", "session=%s: recording an MCP tool result failed: %s", s->id,
+			strerror(-rc));
+	else if (mc != NULL)
+		mcall_remove(s, mc);
+	step(s);
+}
+
+/*
+ * Records agent.mcp_tool_result for call `id` (content stolen). The call
+ * stays in s->mcalls until the result is committed, so no step in between
+ * starts it again.
+ */
+static void mcp_record(struct sess *s, const char *id, json_t *content, int is_error)
+{
+	struct mcp_call *mc = mcall_find(s, id);
+	json_t *ev;
+	int rc = -ENOMEM;
+
+	if (mc == NULL) {
+		mc = al_calloc(1, sizeof(*mc));
+		if (mc == NULL)
+			goto fail;
+		mc->s = s;
+		snprintf(mc->id, sizeof(mc->id), "%s", id);
+		mc->next = s->mcalls;
+		s->mcalls = mc;
+	}
+	ev = json_pack("{s:s, s:s, s:o, s:b}", "type", "agent.mcp_tool_result", "mcp_tool_use_id",
+		       id, "content", content ? content : json_array(), "is_error", is_error);
+	content = NULL;
+	if (ev == NULL)
+		goto fail;
+	rc = append(s, json_pack("[o]", ev), NULL, NULL, 0, 0, mcp_recorded_cb);
+	if (rc == 0)
+		return;
+fail:
+	json_decref(content);
+	al_warn("agent", "session=%s: cannot record the result of MCP call %s: %s", s->id, id,
+		strerror(-rc));
+}
+
+static json_t *text_block(const char *text)
+{
+	return json_pack("{s:s, s:s}", "type", "text", "text", text);
+}
+
+/* An MCP content item as a Messages content block (text, image; anything else as text). */
+static json_t *mcp_block(const json_t *item)
+{
+	const char *type = str_of(item, "type"), *mime = str_of(item, "mimeType");
+	char *dump = NULL;
+	json_t *out;
+
+	if (type != NULL && strcmp(type, "text") == 0 && str_of(item, "text") != NULL)
+		return *str_of(item, "text") ? text_block(str_of(item, "text")) : NULL;
+	if (type != NULL && strcmp(type, "image") == 0 && str_of(item, "data") != NULL &&
+	    mime != NULL &&
+	    (strcmp(mime, "image/png") == 0 || strcmp(mime, "image/jpeg") == 0 ||
+	     strcmp(mime, "image/gif") == 0 || strcmp(mime, "image/webp") == 0))
+		return json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "image", "source", "type",
+				 "base64", "media_type", mime, "data", str_of(item, "data"));
+	if (type != NULL && strcmp(type, "resource") == 0 &&
+	    str_of(json_object_get(item, "resource"), "text") != NULL)
+		return text_block(str_of(json_object_get(item, "resource"), "text"));
+	/* audio, links, blobs, images of other types: the model gets the JSON */
+	dump = json_dumps(item, JSON_COMPACT);
+	out = dump != NULL ? text_block(dump) : NULL;
+	al_free(dump);
+	return out;
+}
+
+static json_t *mcp_result_content(const struct al_mcp_client_result *res, int *is_error)
+{
+	json_t *out = json_array(), *item;
+	char msg[384];
+	size_t i;
+
+	*is_error = 1;
+	if (out == NULL)
+		return NULL;
+	if (res->err != 0) {
+		if (res->err == -EREMOTEIO && res->rpc_error != NULL)
+			snprintf(msg, sizeof(msg), "The MCP server refused the call: %d %s",
+				 res->rpc_error->code, res->rpc_error->message);
+		else
+			snprintf(msg, sizeof(msg), "The MCP tool call failed: %s (HTTP %d)",
+				 strerror(-res->err), res->http_status);
+		json_array_append_new(out, text_block(msg));
+		return out;
+	}
+	*is_error = json_is_true(json_object_get(res->result, "isError"));
+	json_array_foreach(json_object_get(res->result, "content"), i, item)
+	{
+		json_t *b = mcp_block(item);
+		if (b != NULL)
+			json_array_append_new(out, b);
+	}
+	if (json_array_size(out) == 0 && json_object_get(res->result, "structuredContent")) {
+		char *dump =
+		    json_dumps(json_object_get(res->result, "structuredContent"), JSON_COMPACT);
+		if (dump != NULL)
+			json_array_append_new(out, text_block(dump));
+		al_free(dump);
+	}
+	return out;
+}
+
+static void mcp_call_done_cb(al_mcp_client *c, const struct al_mcp_client_result *res, void *ud)
+{
+	struct mcp_call *mc = ud;
+	int is_error = 1;
+	json_t *content = mcp_result_content(res, &is_error);
+
+	(void)c;
+	mc->op = NULL;
+	al_info("agent", "session=%s: mcp call %s done%s", mc->s->id, mc->id,
+		is_error ? " (error)" : "");
+	mcp_record(mc->s, mc->id, content, is_error);
+}
+
+/*
+ * Start-up: the MCP calls that could run at the last event before this
+ * process started may have been sent by the previous one. They are answered
+ * with an error, never sent again (exactly once beats at least once for a
+ * call with side effects). Without the boundary in the log every call
+ * runnable now counts (fail closed).
+ */
+static void mcp_find_orphans(struct sess *s, const json_t *events, const json_t *runnable)
+{
+	json_t *prefix = json_array(), *ev;
+	struct al_turn_state st;
+	size_t i;
+	int found = 0;
+
+	if (prefix == NULL)
+		goto done;
+	json_array_foreach(events, i, ev)
+	{
+		if (json_array_append(prefix, ev) < 0)
+			goto done;
+		if (str_of(ev, "id") != NULL && strcmp(str_of(ev, "id"), s->boundary) == 0) {
+			found = 1;
+			break;
+		}
+	}
+	if (found && al_transcript_analyze(prefix, &st) == 0) {
+		s->orphans = json_incref(st.mcp_runnable);
+		al_turn_state_clear(&st);
+	} else if (!found) {
+		s->orphans = json_deep_copy(runnable);
+	}
+done:
+	json_decref(prefix);
+	if (s->orphans != NULL || found)
+		s->boundary[0] = '\0';
+}
+
+static int is_orphan(const struct sess *s, const char *id)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(s->orphans, i, v)
+	{
+		if (json_string_value(v) != NULL && strcmp(json_string_value(v), id) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static const json_t *find_event(const json_t *events, const char *id)
+{
+	const json_t *ev;
+	size_t i;
+
+	for (i = json_array_size(events); i-- > 0;) {
+		ev = json_array_get(events, i);
+		if (str_of(ev, "id") != NULL && strcmp(str_of(ev, "id"), id) == 0)
+			return ev;
+	}
+	return NULL;
+}
+
+/*
+ * user.interrupt: MCP calls still at their server are cancelled (the stream
+ * is closed, a legacy server also gets notifications/cancelled); the turn's
+ * end answers them in the transcript. Results being recorded stay.
+ */
+static void mcp_cancel_calls(struct sess *s)
+{
+	struct mcp_call *mc = s->mcalls, *next;
+
+	for (; mc != NULL; mc = next) {
+		next = mc->next;
+		if (mc->op == NULL)
+			continue;
+		al_mcp_client_cancel(mc->op);
+		mcall_remove(s, mc);
+	}
+}
+
+/* Calls the server for every runnable MCP call not already in hand. */
+static void mcp_run(struct sess *s, const json_t *agent, const json_t *events,
+		    const struct al_turn_state *st)
+{
+	const json_t *idv;
+	size_t i;
+
+	if (s->boundary[0])
+		mcp_find_orphans(s, events, st->mcp_runnable);
+	json_array_foreach(st->mcp_runnable, i, idv)
+	{
+		const char *id = json_string_value(idv), *server, *tool;
+		const json_t *ev;
+		struct mcp_conn *conn = NULL;
+		struct mcp_call *mc;
+		char msg[384];
+		int rc;
+
+		if (id == NULL || mcall_find(s, id) != NULL)
+			continue;
+		if (is_orphan(s, id)) {
+			al_warn("agent",
+				"session=%s: mcp call %s was in flight at a restart: "
+				"answered with an error, not sent again",
+				s->id, id);
+			mcp_record(
+			    s, id,
+			    json_pack("[o]",
+				      text_block("[no result: the control plane restarted "
+						 "while this MCP tool call was in flight; it "
+						 "was not sent again because it may already "
+						 "have run]")),
+			    1);
+			continue;
+		}
+		if (mcp_wait(s, agent))
+			return; /* READY steps the session again */
+		ev = find_event(events, id);
+		server = str_of(ev, "mcp_server_name");
+		tool = str_of(ev, "name");
+		for (size_t k = 0; server != NULL && k < s->nconns; k++)
+			if (s->conns[k].ok && strcmp(s->conns[k].name, server) == 0)
+				conn = &s->conns[k];
+		if (conn == NULL || tool == NULL) {
+			snprintf(msg, sizeof(msg),
+				 "MCP server %s is not connected for this session.",
+				 server ? server : "?");
+			mcp_record(s, id, json_pack("[o]", text_block(msg)), 1);
+			continue;
+		}
+		mc = al_calloc(1, sizeof(*mc));
+		if (mc == NULL) {
+			al_warn("agent", "session=%s: out of memory starting an MCP call", s->id);
+			return;
+		}
+		mc->s = s;
+		snprintf(mc->id, sizeof(mc->id), "%s", id);
+		mc->next = s->mcalls;
+		s->mcalls = mc;
+		rc = al_mcp_client_call_tool(conn->c, tool, json_object_get(ev, "input"), NULL,
+					     mcp_call_done_cb, mc, &mc->op);
+		if (rc < 0) {
+			snprintf(msg, sizeof(msg), "The MCP tool call could not be started: %s",
+				 strerror(-rc));
+			mcp_record(s, id, json_pack("[o]", text_block(msg)), 1);
+			continue;
+		}
+		al_info("agent", "session=%s: mcp call %s: %s/%s", s->id, id, server, tool);
+	}
+}
+
 /* ---- the step ---- */
 
 static void finish(struct sess *s)
@@ -681,6 +1277,17 @@ static void request_loaded_cb(struct sess *s, int rc, json_t *body, json_t *even
 			"%zu turns dropped",
 			s->id, (long long)rep.tokens_before, (long long)rep.tokens_after,
 			rep.elided, rep.dropped_turns);
+	/* the MCP tools offered for this turn (docs/CONTROL-PLANE-MCP.md) */
+	if (json_array_size(s->mcp_defs) > 0) {
+		json_t *tools = json_object_get(req, "tools");
+		if (tools == NULL && json_object_set_new(req, "tools", json_array()) == 0)
+			tools = json_object_get(req, "tools");
+		if (tools == NULL || json_array_extend(tools, s->mcp_defs) < 0) {
+			fail_turn(s, s->call_start_id, "model_request_failed_error",
+				  "out of memory", env);
+			goto done;
+		}
+	}
 	if (json_object_set(req, "messages", messages) < 0) {
 		fail_turn(s, s->call_start_id, "model_request_failed_error", "out of memory", env);
 		goto done;
@@ -706,8 +1313,8 @@ done:
 
 static json_t *response_events(struct sess *s, const struct stash *st)
 {
-	json_t *evs =
-	    al_transcript_response_events(st->message, json_object_get(s->call_agent, "tools"));
+	json_t *evs = al_transcript_response_events_mcp(
+	    st->message, json_object_get(s->call_agent, "tools"), s->mcp_map);
 	json_t *usage = json_object_get(st->message, "usage");
 
 	if (evs == NULL)
@@ -808,7 +1415,8 @@ static void decided(struct sess *s, int rc, json_t *body, json_t *events, void *
 	case AL_TURN_NONE:
 		json_decref(evs);
 		evs = NULL;
-		if (!st.turn_open && !s->calling && !s->stash && !s->dirty && !s->work_lost) {
+		if (!st.turn_open && !s->calling && !s->stash && !s->dirty && !s->work_lost &&
+		    s->mcalls == NULL && s->mcp_state != MCP_PREPARING) {
 			/*
 			 * Nothing in flight and no turn open: drop the record so memory
 			 * follows active sessions, not all sessions ever seen. Nothing
@@ -820,7 +1428,7 @@ static void decided(struct sess *s, int rc, json_t *body, json_t *events, void *
 			goto done;
 		}
 		finish(s);
-		goto done;
+		break;
 	case AL_TURN_INTERRUPT:
 		if (st.open_start_id[0] &&
 		    (rc = push(evs, ev_span_end(st.open_start_id, 1, NULL))) < 0)
@@ -832,6 +1440,23 @@ static void decided(struct sess *s, int rc, json_t *body, json_t *events, void *
 	case AL_TURN_START:
 	case AL_TURN_CALL:
 		if (s->ag->stopping) {
+			json_decref(evs);
+			evs = NULL;
+			finish(s);
+			goto done;
+		}
+		/*
+		 * The agent's MCP servers are listed before the model call that
+		 * offers their tools. A new turn shows it is running meanwhile;
+		 * the call follows when they are ready (which steps again).
+		 */
+		if (mcp_wait(s, agent)) {
+			if (act == AL_TURN_START) {
+				if ((rc = push(evs, ev_type("session.status_running"))) < 0)
+					goto done;
+				rc = append(s, evs, "running", env, toolset, 0, appended_cb);
+				break;
+			}
 			json_decref(evs);
 			evs = NULL;
 			finish(s);
@@ -866,7 +1491,10 @@ static void decided(struct sess *s, int rc, json_t *body, json_t *events, void *
 		rc = append(s, evs, "idle", env, 0, 1, appended_cb);
 		break;
 	}
-	evs = NULL; /* consumed by append */
+	evs = NULL; /* consumed by append, or NULL (none) */
+	/* MCP calls that may run now: the control plane itself is the client */
+	if (rc >= 0 && st.status != AL_SESS_TERMINATED && json_array_size(st.mcp_runnable) > 0)
+		mcp_run(s, agent, events, &st);
 done:
 	json_decref(evs);
 	al_turn_state_clear(&st);
@@ -925,6 +1553,7 @@ static void observe_cb(const char *session_id, json_t *event, void *ud)
 		s->call = NULL;
 		stash_free(s->stash);
 		s->stash = NULL;
+		mcp_cancel_calls(s);
 	}
 	step(s);
 }
@@ -933,18 +1562,41 @@ static void observe_cb(const char *session_id, json_t *event, void *ud)
 
 struct recover {
 	char (*ids)[AL_ID_MAX];
+	char (*last)[AL_ID_MAX]; /* the session's last event at start-up, "" if none */
 	size_t n;
 };
 
-static int recover_add(struct recover *r, const char *id)
+static int recover_add(struct recover *r, const char *id, const char *last_id)
 {
 	char(*ids)[AL_ID_MAX] = al_realloc(r->ids, (r->n + 1) * sizeof(*ids));
+	char(*last)[AL_ID_MAX];
 
 	if (ids == NULL)
 		return -ENOMEM;
 	r->ids = ids;
+	last = al_realloc(r->last, (r->n + 1) * sizeof(*last));
+	if (last == NULL)
+		return -ENOMEM;
+	r->last = last;
+	snprintf(r->last[r->n], AL_ID_MAX, "%s", last_id ? last_id : "");
 	snprintf(r->ids[r->n++], AL_ID_MAX, "%s", id);
 	return 0;
+}
+
+/* The id of the session's last event into out ("" when none). */
+static int last_event_id(al_store_tx *tx, const char *session_id, char out[AL_ID_MAX])
+{
+	struct al_event_query eq = {.session_id = session_id, .descending = 1, .limit = 1};
+	struct al_event *last = NULL;
+	size_t m = 0;
+	int more = 0, rc;
+
+	out[0] = '\0';
+	rc = al_store_event_list(tx, &eq, &last, &m, &more);
+	if (rc >= 0 && m == 1)
+		snprintf(out, AL_ID_MAX, "%s", last[0].id);
+	al_event_array_free(last, m);
+	return rc < 0 ? rc : 0;
 }
 
 static int recover_fn(al_store_tx *tx, void *ud)
@@ -958,8 +1610,12 @@ static int recover_fn(al_store_tx *tx, void *ud)
 	int has_more = 0, rc;
 
 	rc = al_store_doc_list(tx, "session", &q, &docs, &n, &has_more);
-	for (size_t i = 0; rc >= 0 && i < n; i++)
-		rc = recover_add(r, docs[i].id);
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		char last_id[AL_ID_MAX];
+		rc = last_event_id(tx, docs[i].id, last_id);
+		if (rc >= 0)
+			rc = recover_add(r, docs[i].id, last_id);
+	}
 	al_doc_array_free(docs, n);
 	if (rc < 0)
 		return rc;
@@ -979,7 +1635,7 @@ static int recover_fn(al_store_tx *tx, void *ud)
 		int more = 0;
 		rc = al_store_event_list(tx, &eq, &last, &m, &more);
 		if (rc >= 0 && m == 1 && strncmp(last[0].type, "user.", 5) == 0)
-			rc = recover_add(r, docs[i].id);
+			rc = recover_add(r, docs[i].id, last[0].id);
 		al_event_array_free(last, m);
 	}
 	al_doc_array_free(docs, n);
@@ -1005,15 +1661,21 @@ int al_agent_start(al_api *api, struct al_agent **out)
 	al_bus_set_observer(api->bus, observe_cb, ag);
 	for (size_t i = 0; i < r.n; i++) {
 		struct sess *s = sess_get(ag, r.ids[i]);
-		if (s != NULL)
-			step(s);
+		if (s == NULL)
+			continue;
+		/* MCP calls runnable at this event may have been sent before the restart */
+		snprintf(s->boundary, sizeof(s->boundary), "%s", r.last[i]);
+		step(s);
 	}
 	if (r.n)
 		al_info("agent", "resuming %zu session(s)", r.n);
 	al_free(r.ids);
+	r.ids = NULL;
+	al_free(r.last);
 	*out = ag;
 	return 0;
 fail:
+	al_free(r.last);
 	al_free(r.ids);
 	al_free(ag);
 	return rc;
@@ -1030,7 +1692,8 @@ int al_agent_busy(const struct al_agent *ag)
 	if (ag == NULL)
 		return 0;
 	for (const struct sess *s = ag->sessions; s != NULL; s = s->next)
-		if (s->calling || s->busy || s->stash != NULL)
+		if (s->calling || s->busy || s->stash != NULL || s->mcalls != NULL ||
+		    s->mcp_state == MCP_PREPARING)
 			return 1;
 	return ag->pending > 0;
 }
@@ -1047,7 +1710,10 @@ void al_agent_free(struct al_agent *ag)
 			ag->api->provider->ops->cancel(ag->api->provider, s->call);
 		s->calling = 0;
 		s->call = NULL;
+		mcp_release(s); /* cancels MCP requests: their callbacks never fire */
 	}
+	al_http_client_free(ag->http);
+	ag->http = NULL;
 	ag->freed = 1;
 	if (ag->pending == 0)
 		agent_destroy(ag);

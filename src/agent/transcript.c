@@ -1,6 +1,7 @@
 /* transcript.c - events to messages, turn state, next step, response to events. */
 #include "agent/transcript.h"
 
+#include "agent/mcp_tools.h"
 #include "agent/permissions.h"
 #include "core/buf.h"
 
@@ -227,6 +228,36 @@ static int add_event(struct builder *b, const json_t *ev)
 				      b->deferred);
 		return 0;
 	}
+	if (is(type, "agent.mcp_tool_use")) {
+		const json_t *input = json_object_get(ev, "input");
+		char name[AL_MCP_MODEL_NAME_MAX];
+		json_t *blk;
+		int rc;
+		if (id == NULL)
+			return 0;
+		/* the name the model was offered, rebuilt from server and tool */
+		al_mcp_model_name(str_of(ev, "mcp_server_name") ?: "", str_of(ev, "name") ?: "",
+				  name);
+		blk = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", id, "name", name,
+				"input",
+				json_is_object(input) ? json_deep_copy(input) : json_object());
+		if ((rc = add_assistant(b, blk)) < 0)
+			return rc;
+		/* marked: only the control plane's own agent.mcp_tool_result answers it */
+		if (json_object_set_new(b->open, id, json_string("mcp")) < 0)
+			return -ENOMEM;
+		if (is(str_of(ev, "evaluated_permission"), "deny"))
+			return answer(b, id,
+				      error_result(id, "This tool is not enabled for this agent."),
+				      b->deferred);
+		return 0;
+	}
+	if (is(type, "agent.mcp_tool_result"))
+		return answer(b, str_of(ev, "mcp_tool_use_id"),
+			      result_block(str_of(ev, "mcp_tool_use_id") ?: "", ev), b->results);
+	if ((is(type, "user.tool_result") || is(type, "agent.tool_result")) &&
+	    json_is_string(json_object_get(b->open, str_of(ev, "tool_use_id") ?: "")))
+		return 0; /* a client cannot answer an MCP call in the control plane's place */
 	if (is(type, "user.tool_result") || is(type, "agent.tool_result"))
 		return answer(b, str_of(ev, "tool_use_id"),
 			      result_block(str_of(ev, "tool_use_id") ?: "", ev), b->results);
@@ -443,6 +474,12 @@ static int is_custom_tool(const json_t *agent_tools, const char *name)
 
 json_t *al_transcript_response_events(const json_t *message, const json_t *agent_tools)
 {
+	return al_transcript_response_events_mcp(message, agent_tools, NULL);
+}
+
+json_t *al_transcript_response_events_mcp(const json_t *message, const json_t *agent_tools,
+					  const json_t *mcp_map)
+{
 	json_t *out = json_array(), *text_run = NULL, *blk;
 	size_t i;
 
@@ -474,8 +511,28 @@ json_t *al_transcript_response_events(const json_t *message, const json_t *agent
 		} else if (is(t, "tool_use")) {
 			const char *name = str_of(blk, "name") ?: "";
 			json_t *input = json_object_get(blk, "input");
+			const json_t *mcp = json_object_get(mcp_map, name);
 			int custom = is_custom_tool(agent_tools, name) &&
 				     !al_perm_builtin_enabled(agent_tools, name);
+			/* reserved names are in the map as null (agent/mcp_tools.h) */
+			if (json_is_object(mcp) && !custom &&
+			    !al_perm_builtin_enabled(agent_tools, name)) {
+				struct al_perm_result pr;
+				ev = json_pack("{s:s, s:s, s:s, s:o}", "type", "agent.mcp_tool_use",
+					       "name", str_of(mcp, "tool") ?: "", "mcp_server_name",
+					       str_of(mcp, "server") ?: "", "input",
+					       json_is_object(input) ? json_deep_copy(input)
+								     : json_object());
+				al_mcp_evaluate(agent_tools, str_of(mcp, "server"),
+						str_of(mcp, "tool"), &pr);
+				if (ev != NULL && al_perm_annotate(ev, &pr) < 0) {
+					json_decref(ev);
+					goto fail;
+				}
+				if (ev == NULL || json_array_append_new(out, ev) < 0)
+					goto fail;
+				continue;
+			}
 			ev = json_pack(
 			    "{s:s, s:s, s:o}", "type",
 			    custom ? "agent.custom_tool_use" : "agent.tool_use", "name", name,
@@ -502,7 +559,7 @@ fail:
 
 /* ---- turn state ---- */
 
-enum { CALL_CUSTOM = 1, CALL_ASK = 2, CALL_CONFIRMED = 4 };
+enum { CALL_CUSTOM = 1, CALL_ASK = 2, CALL_CONFIRMED = 4, CALL_MCP = 8 };
 
 /* calls: array of [id, flags]; returns the index of id or -1. */
 static long find_call(const json_t *calls, const char *id)
@@ -524,6 +581,7 @@ void al_turn_state_clear(struct al_turn_state *st)
 {
 	json_decref(st->blocking);
 	json_decref(st->idle_ids);
+	json_decref(st->mcp_runnable);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -575,6 +633,14 @@ int al_transcript_analyze(const json_t *events, struct al_turn_state *st)
 				st->idle_ids = json_deep_copy(json_object_get(
 				    json_object_get(ev, "stop_reason"), "event_ids"));
 			}
+		} else if (is(type, "session.error") &&
+			   strncmp(str_of(json_object_get(ev, "error"), "type") ?: "", "mcp_", 4) ==
+			       0) {
+			/*
+			 * An MCP server that could not be reached: the run goes on
+			 * without its tools (docs/CONTROL-PLANE-MCP.md), so nothing
+			 * is consumed.
+			 */
 		} else if (is(type, "session.error")) {
 			/*
 			 * The turn is dead and its queued inputs are flushed (the
@@ -592,7 +658,18 @@ int al_transcript_analyze(const json_t *events, struct al_turn_state *st)
 			    str_of(ev, is(type, "user.tool_result") ? "tool_use_id"
 								    : "custom_tool_use_id");
 			st->input_since_status = 1;
-			if ((k = find_call(calls, ref)) >= 0) {
+			k = find_call(calls, ref);
+			/* an MCP call is answered by the control plane alone */
+			if (k >= 0 && (json_integer_value(
+					   json_array_get(json_array_get(calls, (size_t)k), 1)) &
+				       CALL_MCP))
+				k = -1;
+			if (k >= 0) {
+				json_array_remove(calls, (size_t)k);
+				inputs++;
+			}
+		} else if (is(type, "agent.mcp_tool_result")) {
+			if ((k = find_call(calls, str_of(ev, "mcp_tool_use_id"))) >= 0) {
 				json_array_remove(calls, (size_t)k);
 				inputs++;
 			}
@@ -633,8 +710,10 @@ int al_transcript_analyze(const json_t *events, struct al_turn_state *st)
 							    : seen_messages;
 				}
 			}
-		} else if (is(type, "agent.tool_use") || is(type, "agent.custom_tool_use")) {
+		} else if (is(type, "agent.tool_use") || is(type, "agent.custom_tool_use") ||
+			   is(type, "agent.mcp_tool_use")) {
 			int custom = is(type, "agent.custom_tool_use");
+			int mcp = is(type, "agent.mcp_tool_use");
 			const char *perm = str_of(ev, "evaluated_permission");
 			st->tool_uses++;
 			if (id == NULL)
@@ -646,8 +725,8 @@ int al_transcript_analyze(const json_t *events, struct al_turn_state *st)
 			if (json_array_append_new(
 				calls, json_pack("[s, i]", id,
 						 (custom ? CALL_CUSTOM : 0) |
-						     (!custom && is(perm, "ask") ? CALL_ASK : 0))) <
-			    0) {
+						     (!custom && is(perm, "ask") ? CALL_ASK : 0) |
+						     (mcp ? CALL_MCP : 0))) < 0) {
 				rc = -ENOMEM;
 				goto done;
 			}
@@ -657,18 +736,24 @@ int al_transcript_analyze(const json_t *events, struct al_turn_state *st)
 	st->pending_message = messages > seen_messages;
 	st->outstanding = json_array_size(calls);
 	st->blocking = json_array();
-	if (st->blocking == NULL) {
+	st->mcp_runnable = json_array();
+	if (st->blocking == NULL || st->mcp_runnable == NULL) {
 		rc = -ENOMEM;
 		goto done;
 	}
 	json_array_foreach(calls, i, ev)
 	{
 		json_int_t f = json_integer_value(json_array_get(ev, 1));
-		if ((f & CALL_CUSTOM) || ((f & CALL_ASK) && !(f & CALL_CONFIRMED)))
+		if ((f & CALL_CUSTOM) || ((f & CALL_ASK) && !(f & CALL_CONFIRMED))) {
 			if (json_array_append(st->blocking, json_array_get(ev, 0)) < 0) {
 				rc = -ENOMEM;
 				goto done;
 			}
+		} else if ((f & CALL_MCP) &&
+			   json_array_append(st->mcp_runnable, json_array_get(ev, 0)) < 0) {
+			rc = -ENOMEM;
+			goto done;
+		}
 	}
 done:
 	json_decref(calls);

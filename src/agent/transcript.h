@@ -11,6 +11,8 @@
  *   user.message            user text/image/document blocks (redacted dropped)
  *   agent.message           assistant text blocks
  *   agent.tool_use,         assistant tool_use blocks whose id is the EVENT id.
+ *   agent.mcp_tool_use,     (for MCP calls the name is the model-facing one,
+ *                           agent/mcp_tools.h, rebuilt from server and tool)
  *   agent.custom_tool_use   The model's own toolu_ ids are not kept: the
  *                           protocol pairs results by event id
  *                           (user.tool_result.tool_use_id names the
@@ -19,6 +21,7 @@
  *                           event id serves both sides with no mapping table.
  *   user.tool_result,       user tool_result blocks, only for a call still
  *   user.custom_tool_result open (the first answer wins; late ones dropped)
+ *   agent.mcp_tool_result
  *   user.tool_confirmation  deny: an error tool_result carrying deny_message
  *   agent.tool_use with     an error tool_result ("not enabled")
  *     evaluated_permission deny
@@ -67,6 +70,14 @@ json_t *al_transcript_request_base(const json_t *agent, const json_t *events, si
  * name, else agent.tool_use with its evaluated permission. New array.
  */
 json_t *al_transcript_response_events(const json_t *message, const json_t *agent_tools);
+/*
+ * The same, knowing the MCP tools offered in the request (mcp_map: model
+ * name -> {"server", "tool"}, agent/mcp_tools.h; may be NULL): a tool_use of
+ * one of them -> agent.mcp_tool_use {name: the MCP tool's own name,
+ * mcp_server_name, input} with its evaluated permission.
+ */
+json_t *al_transcript_response_events_mcp(const json_t *message, const json_t *agent_tools,
+					  const json_t *mcp_map);
 
 enum al_sess_status {
 	AL_SESS_NONE, /* no status event yet: a new session, idle */
@@ -81,7 +92,8 @@ enum al_sess_status {
  * are the events before its span.model_request_start; a successful
  * span.model_request_end (is_error false) marks them seen. A session.error
  * (the turn is dead, its queue flushed) and a user.interrupt consume every
- * input before them. A turn ends with a
+ * input before them, except one about an MCP server (error.type mcp_*),
+ * after which the run goes on without that server. A turn ends with a
  * session.status_idle whose stop_reason is not requires_action (open calls
  * are closed; inputs are not consumed, so a message that raced the idle
  * starts the next turn) or with a user.interrupt.
@@ -98,6 +110,9 @@ struct al_turn_state {
 	size_t tool_uses; /* agent.tool_use + agent.custom_tool_use events in the log */
 	json_t *blocking; /* owned array: ids of calls waiting on the client (custom, ask) */
 	json_t *idle_ids; /* owned: event_ids of the last requires_action idle, or NULL */
+	/* owned array: ids of agent.mcp_tool_use calls without a result that may run
+	 * now (allowed, or confirmed); the loop calls the server for them */
+	json_t *mcp_runnable;
 };
 
 /* Fills st from events (oldest first). 0 or -ENOMEM. Clear with al_turn_state_clear. */

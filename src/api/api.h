@@ -21,6 +21,20 @@ struct al_agent;       /* agent/loop.h */
 struct al_provider;    /* agent/provider.h */
 struct al_http_client; /* net/http_client.h */
 
+/*
+ * Added: operator settings for the MCP servers agents name
+ * (docs/CONTROL-PLANE-MCP.md). `key` matches an agent's mcp_servers[].name
+ * or the host of its url (name first). ca_file: the only CAs trusted for
+ * that server's TLS (never the system's as well); token_env: the name of an
+ * environment variable holding a bearer token sent to it (the token itself
+ * never appears in argv, logs or events). Strings borrowed for the api's life.
+ */
+struct al_mcp_server_cfg {
+	const char *key;
+	const char *ca_file;   /* NULL: the system CAs */
+	const char *token_env; /* NULL: no Authorization header */
+};
+
 struct al_api_config {
 	const char *data_dir;
 	const char *listen_host;
@@ -32,6 +46,8 @@ struct al_api_config {
 	size_t max_connections;	       /* 0: the HTTP server's default */
 	int64_t context_budget_tokens; /* 0: derived from the model's window */
 	size_t agent_cache_bytes;      /* added: agent/loop.h event caches; 0: 64 MiB */
+	const struct al_mcp_server_cfg *mcp_servers; /* added: see above; borrowed */
+	size_t n_mcp_servers;
 };
 
 typedef struct al_api {

@@ -7,6 +7,11 @@
  *      `airlock model-stub` (a TEST DOUBLE) playing a canned scenario,
  *   3. a self-hosted worker (`airlock worker poll`) that dials out to the
  *      control plane and runs every tool call in the sandbox,
+ *   4. when build/tickets-mcp is next to this binary: that private MCP
+ *      server (seeded with two tickets) behind `airlock gateway`, which
+ *      terminates TLS with a certificate from a throwaway CA; the control
+ *      plane trusts that CA alone for it (--mcp-ca) and the agent queries a
+ *      ticket through it (agent.mcp_tool_use / agent.mcp_tool_result),
  * then creates an agent, an environment and its key through the API, sends
  * one user.message and renders the session's event stream until the session
  * idles with end_turn. It ends by verifying the worker's audit log with
@@ -33,6 +38,7 @@
 #include "core/hash.h"
 #include "http/sse_parser.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
@@ -40,12 +46,18 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -73,16 +85,24 @@ static const char demo_prompt[] =
     "counts its lines, words and bytes with wc and saves the output to count.txt, then "
     "read count.txt back and tell me what it says.";
 
+/* With the private MCP server: the same conversation, after a ticket lookup. */
+static const char demo_prompt_mcp[] =
+    "Look up ticket 1 in our ticket tracker, then write a three-line note about airlock to "
+    "notes.txt, then run a shell command that counts its lines, words and bytes with wc and "
+    "saves the output to count.txt, then read count.txt back and tell me what it says.";
+
 static const char demo_system[] =
     "You are demonstrating a self-hosted worker: every tool you call runs in a sandbox "
     "on the user's machine. Your working directory is your workspace: use relative "
     "paths. Be brief.";
 
-static const char demo_scenario[] =
+static const char demo_scenario_head[] =
     "{\n"
     "  \"_comment\": \"airlock demo: the scripted model (a TEST DOUBLE, not a model)\",\n"
     "  \"delay_ms\": 300,\n"
-    "  \"steps\": [\n"
+    "  \"steps\": [\n";
+/* demo_mcp_step goes here when the tickets server runs */
+static const char demo_scenario_steps[] =
     "    {\"content\": [\n"
     "      {\"type\": \"text\", \"text\": \"I'll write the note first.\"},\n"
     "      {\"type\": \"tool_use\", \"name\": \"write\", \"input\": {\"file_path\": "
@@ -104,6 +124,14 @@ static const char demo_scenario[] =
     "  ]\n"
     "}\n";
 
+/* The MCP step, first in the scenario when the tickets server runs. */
+static const char demo_mcp_step[] =
+    "    {\"content\": [\n"
+    "      {\"type\": \"text\", \"text\": \"First the ticket, from the private tracker behind "
+    "the gateway.\"},\n"
+    "      {\"type\": \"tool_use\", \"name\": \"tickets__tickets_get\", \"input\": {\"id\": "
+    "1}}]},\n";
+
 static volatile sig_atomic_t g_signal;	 /* the last signal asking us to stop */
 static volatile sig_atomic_t g_nsignals; /* a second one: no more grace periods */
 
@@ -115,9 +143,10 @@ static void on_signal(int sig)
 }
 
 struct child {
-	const char *name; /* "control plane", "model stub", "worker" */
-	pid_t pid;	  /* 0: not running (never started or reaped) */
-	int status;	  /* wait status once reaped */
+	const char *name;	/* "control plane", "model stub", "worker" */
+	const char *stdin_path; /* NULL: /dev/null */
+	pid_t pid;		/* 0: not running (never started or reaped) */
+	int status;		/* wait status once reaped */
 	char log[PATH_MAX];
 };
 
@@ -133,7 +162,11 @@ struct demo {
 	int real_model; /* ANTHROPIC_API_KEY set: the hosted Messages API */
 	int tty;
 
-	struct child server, stub, worker;
+	struct child server, stub, worker, tickets, gateway;
+	int mcp; /* the tickets server runs behind the gateway */
+	char tickets_bin[PATH_MAX];
+	char mcp_ca[PATH_MAX + 32], mcp_url[300], gateway_addr[300];
+	unsigned mcp_calls, mcp_errors;
 	char base_url[300], model_url[300];
 	char audit_path[PATH_MAX + 16];
 	char audit_key[PATH_MAX + 16], audit_pub[PATH_MAX + 16]; /* checkpoint signing */
@@ -311,7 +344,7 @@ static int child_start(struct child *c, const char *path, char *const argv[], ch
 	logfd = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return -errno;
-	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	nullfd = open(c->stdin_path ? c->stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC);
 	if (nullfd < 0) {
 		int e = -errno;
 		close(logfd);
@@ -422,16 +455,18 @@ static void stop_children(struct demo *d)
 {
 	child_stop(&d->worker);
 	child_stop(&d->server);
+	child_stop(&d->gateway);
+	child_stop(&d->tickets);
 	child_stop(&d->stub);
 }
 
 /* Fails (returns -ECHILD, having said so) when any started child has died. */
 static int check_children(struct demo *d)
 {
-	struct child *all[] = {&d->server, &d->stub, &d->worker};
+	struct child *all[] = {&d->server, &d->stub, &d->worker, &d->gateway, &d->tickets};
 	char why[64];
 
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		struct child *c = all[i];
 		int had = c->pid > 0;
 		if (had && !child_running(c)) {
@@ -795,6 +830,47 @@ static void render_tool_result(struct demo *d, json_t *ev, const char *id_field)
 	al_free(text);
 }
 
+static void render_mcp_use(struct demo *d, json_t *ev)
+{
+	char *in = json_dumps(json_object_get(ev, "input"), JSON_COMPACT);
+
+	d->mcp_calls++;
+	snprintf(d->waiting, sizeof(d->waiting), "the control plane calls the MCP server");
+	out(d, "mcp", "%s/%s %s, through the gateway (%s)",
+	    json_string_value(json_object_get(ev, "mcp_server_name")) ?: "?",
+	    json_string_value(json_object_get(ev, "name")) ?: "?", in ? in : "{}",
+	    json_string_value(json_object_get(ev, "evaluated_permission")) ?: "?");
+	al_free(in);
+}
+
+static void render_mcp_result(struct demo *d, json_t *ev)
+{
+	char *text = content_text(json_object_get(ev, "content"));
+	int is_error = json_is_true(json_object_get(ev, "is_error"));
+
+	json_t *t = text && !is_error ? json_loads(text, 0, NULL) : NULL;
+
+	if (is_error)
+		d->mcp_errors++;
+	snprintf(d->waiting, sizeof(d->waiting), "waiting for the model");
+	/* a ticket (tickets-mcp answers with its JSON): one readable line */
+	al_buf line = {0};
+	if (json_is_integer(json_object_get(t, "id")) &&
+	    json_is_string(json_object_get(t, "title")) &&
+	    al_buf_appendf(&line, "#%lld [%s, %s] %s: %s",
+			   (long long)json_integer_value(json_object_get(t, "id")),
+			   json_string_value(json_object_get(t, "status")) ?: "?",
+			   json_string_value(json_object_get(t, "priority")) ?: "?",
+			   json_string_value(json_object_get(t, "title")),
+			   json_string_value(json_object_get(t, "body")) ?: "") == 0)
+		out_text(d, "  ticket", line.data, 4);
+	else
+		out_text(d, is_error ? "  error" : "  result", text ? text : "", 6);
+	al_buf_free(&line);
+	json_decref(t);
+	al_free(text);
+}
+
 /* Renders one session event and updates the run's state. */
 static void render_event(struct demo *d, json_t *ev)
 {
@@ -820,6 +896,10 @@ static void render_event(struct demo *d, json_t *ev)
 	} else if (strcmp(type, "user.tool_result") == 0 ||
 		   strcmp(type, "agent.tool_result") == 0) {
 		render_tool_result(d, ev, "tool_use_id");
+	} else if (strcmp(type, "agent.mcp_tool_use") == 0) {
+		render_mcp_use(d, ev);
+	} else if (strcmp(type, "agent.mcp_tool_result") == 0) {
+		render_mcp_result(d, ev);
 	} else if (strcmp(type, "session.status_running") == 0) {
 		out(d, "status", "running");
 	} else if (strcmp(type, "session.status_idle") == 0) {
@@ -1122,6 +1202,247 @@ static int write_file(const char *path, const char *s)
 	return rc;
 }
 
+/* ---- the private MCP server behind the gateway (docs/CONTROL-PLANE-MCP.md) ---- */
+
+/*
+ * A throwaway CA and, signed by it, the gateway's certificate for localhost
+ * and 127.0.0.1: the "customer's" inner TLS, which the control plane
+ * verifies against this CA alone (--mcp-ca). P-256 keys, one day.
+ */
+static X509 *pki_cert(EVP_PKEY *key, EVP_PKEY *signer, X509 *issuer, const char *cn, int ca)
+{
+	X509 *x = X509_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext = NULL;
+	X509_NAME *name;
+	int ok = 0;
+
+	if (x == NULL)
+		return NULL;
+	name = X509_get_subject_name(x);
+	if (!X509_set_version(x, 2) || !ASN1_INTEGER_set(X509_get_serialNumber(x), ca ? 1 : 2) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(x), -60) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600) || !X509_set_pubkey(x, key) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+					0) ||
+	    !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name))
+		goto done;
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+				  ca ? "critical,CA:TRUE" : "CA:FALSE");
+	if (ext == NULL || !X509_add_ext(x, ext, -1))
+		goto done;
+	X509_EXTENSION_free(ext);
+	ext = NULL;
+	if (!ca) {
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
+					  "DNS:localhost,IP:127.0.0.1");
+		if (ext == NULL || !X509_add_ext(x, ext, -1))
+			goto done;
+	}
+	ok = X509_sign(x, signer, EVP_sha256()) > 0;
+done:
+	X509_EXTENSION_free(ext);
+	if (!ok) {
+		X509_free(x);
+		x = NULL;
+	}
+	return x;
+}
+
+static int pki_write(const char *path, X509 *cert, EVP_PKEY *key)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	int ok;
+
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -EIO;
+	}
+	ok = cert ? PEM_write_X509(f, cert)
+		  : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	return fclose(f) == 0 && ok ? 0 : -EIO;
+}
+
+static int make_pki(struct demo *d)
+{
+	EVP_PKEY *cakey = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
+	X509 *ca = NULL, *leaf = NULL;
+	char path[PATH_MAX + 32];
+	int rc = -ENOMEM;
+
+	if (cakey == NULL || key == NULL)
+		goto done;
+	ca = pki_cert(cakey, cakey, NULL, "airlock demo CA (throwaway)", 1);
+	leaf = ca ? pki_cert(key, cakey, ca, "localhost", 0) : NULL;
+	if (leaf == NULL)
+		goto done;
+	snprintf(d->mcp_ca, sizeof(d->mcp_ca), "%s/mcp-ca.pem", d->dir);
+	if ((rc = pki_write(d->mcp_ca, ca, NULL)) < 0)
+		goto done;
+	snprintf(path, sizeof(path), "%s/gateway.pem", d->dir);
+	if ((rc = pki_write(path, leaf, NULL)) < 0)
+		goto done;
+	snprintf(path, sizeof(path), "%s/gateway.key", d->dir);
+	rc = pki_write(path, NULL, key);
+done:
+	X509_free(ca);
+	X509_free(leaf);
+	EVP_PKEY_free(cakey);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+/* A free loopback port (the kernel's choice; the gateway's config names one). */
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static const char tickets_seed[] =
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+    "\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"airlock-demo\",\"version\":"
+    "\"1\"}}}\n"
+    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n"
+    "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+    "\"tickets_create\",\"arguments\":{\"title\":\"Agents must run inside the perimeter\","
+    "\"body\":\"Security asks that every tool call runs in a sandbox on our machines and "
+    "lands in an audit log.\",\"priority\":\"high\"}}}\n"
+    "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+    "\"tickets_create\",\"arguments\":{\"title\":\"VPN drops every hour\",\"body\":\"Seen on "
+    "the third floor.\"}}}\n";
+
+/*
+ * Seeds build/tickets-mcp's database with two tickets over --stdio, then
+ * serves it on loopback http behind `airlock gateway`, which terminates TLS
+ * with a certificate from a throwaway CA and routes Host localhost to it.
+ * Without a tickets-mcp binary next to this one the demo runs without MCP.
+ */
+static int start_mcp(struct demo *d)
+{
+	char db[PATH_MAX + 16], seed[PATH_MAX + 16], yaml[PATH_MAX + 16], audit[PATH_MAX + 32];
+	char addr[300], cfg[4 * PATH_MAX + 512], *slash;
+	char **env = NULL;
+	struct child seeder = {.name = "tickets-mcp (seeding)"};
+	uint64_t deadline;
+	int rc, gp;
+
+	const char *bin = getenv("AIRLOCK_DEMO_TICKETS");
+	if (bin != NULL && *bin)
+		snprintf(d->tickets_bin, sizeof(d->tickets_bin), "%s", bin);
+	else {
+		snprintf(d->tickets_bin, sizeof(d->tickets_bin), "%s", d->self);
+		slash = strrchr(d->tickets_bin, '/');
+		if (slash != NULL)
+			snprintf(slash + 1,
+				 sizeof(d->tickets_bin) - (size_t)(slash + 1 - d->tickets_bin),
+				 "tickets-mcp");
+	}
+	if (access(d->tickets_bin, X_OK) != 0) {
+		out(d, "mcp", "%s is not built: the demo runs without the private MCP server",
+		    d->tickets_bin);
+		return 0;
+	}
+	if ((rc = make_pki(d)) < 0) {
+		fail_msg(d, "cannot make the demo CA: %s", strerror(-rc));
+		return rc;
+	}
+	if ((env = child_env(NULL)) == NULL)
+		return -ENOMEM;
+	snprintf(db, sizeof(db), "%s/tickets.db", d->dir);
+	snprintf(seed, sizeof(seed), "%s/tickets-seed.jsonl", d->dir);
+	snprintf(seeder.log, sizeof(seeder.log), "%s/tickets-seed.log", d->dir);
+	seeder.stdin_path = seed;
+	if ((rc = write_file(seed, tickets_seed)) < 0)
+		goto done;
+	{
+		char *argv[] = {d->tickets_bin, "--db", db, "--stdio", NULL};
+		if ((rc = child_start(&seeder, d->tickets_bin, argv, env)) < 0)
+			goto done;
+	}
+	deadline = al_mono_ms() + 10000;
+	while (child_running(&seeder)) {
+		if (g_signal || al_mono_ms() >= deadline) {
+			child_stop(&seeder);
+			rc = g_signal ? -EINTR : -ETIMEDOUT;
+			goto done;
+		}
+		usleep(20000);
+	}
+	if (!WIFEXITED(seeder.status) || WEXITSTATUS(seeder.status) != 0) {
+		fail_msg(d, "seeding the tickets database failed");
+		show_log_tail(&seeder, 1500);
+		rc = -ECHILD;
+		goto done;
+	}
+	{
+		char *argv[] = {d->tickets_bin, "--db", db, "--listen", "127.0.0.1:0", NULL};
+		if ((rc = child_start(&d->tickets, d->tickets_bin, argv, env)) < 0)
+			goto done;
+	}
+	if ((rc = wait_listening(d, &d->tickets, addr, sizeof(addr))) < 0)
+		goto done;
+	/* addr is the endpoint URL, http://127.0.0.1:PORT/mcp: the route wants the origin */
+	if ((slash = strstr(addr, "/mcp")) != NULL)
+		*slash = '\0';
+	if ((gp = free_port()) < 0) {
+		rc = -EADDRNOTAVAIL;
+		goto done;
+	}
+	snprintf(yaml, sizeof(yaml), "%s/gateway.yaml", d->dir);
+	snprintf(audit, sizeof(audit), "%s/gateway-audit.log", d->dir);
+	snprintf(cfg, sizeof(cfg),
+		 "# airlock demo: the gateway in front of the private tickets server\n"
+		 "listen_addr: 127.0.0.1:%d\n"
+		 "shutdown_timeout: 5s\n"
+		 "tls:\n"
+		 "  cert_file: %s/gateway.pem\n"
+		 "  key_file: %s/gateway.key\n"
+		 "routes:\n"
+		 "  localhost:\n"
+		 "    upstream: %s\n"
+		 "    tools:\n"
+		 "      deny: [\"tickets_close\"]\n"
+		 "upstream:\n"
+		 "  allowed_ips: [127.0.0.0/8]\n"
+		 "airlock:\n"
+		 "  admin_addr: off\n"
+		 "  audit: %s\n",
+		 gp, d->dir, d->dir, addr, audit);
+	if ((rc = write_file(yaml, cfg)) < 0)
+		goto done;
+	{
+		char *argv[] = {d->self, "gateway", "--config", yaml, NULL};
+		if ((rc = child_start(&d->gateway, d->self, argv, env)) < 0)
+			goto done;
+	}
+	if ((rc = wait_listening(d, &d->gateway, d->gateway_addr, sizeof(d->gateway_addr))) < 0)
+		goto done;
+	snprintf(d->mcp_url, sizeof(d->mcp_url), "https://localhost:%d/mcp", gp);
+	d->mcp = 1;
+	out(d, "mcp", "tickets-mcp (2 tickets, SQLite) at %s", addr);
+	out(d, "gateway", "airlock gateway at %s: TLS with a certificate from a throwaway CA,",
+	    d->mcp_url);
+	out(d, "", "Host routing, tickets_close denied, audit log %s", audit);
+done:
+	if (rc < 0 && rc != -EINTR && rc != -ECHILD)
+		fail_msg(d, "cannot start the MCP server and gateway: %s", strerror(-rc));
+	al_free(env);
+	return rc;
+}
+
 static int start_model(struct demo *d)
 {
 	char addr[256], script[PATH_MAX + 32];
@@ -1137,7 +1458,15 @@ static int start_model(struct demo *d)
 		snprintf(script, sizeof(script), "%s", d->script);
 	} else {
 		snprintf(script, sizeof(script), "%s/scenario.json", d->dir);
-		if ((rc = write_file(script, demo_scenario)) < 0) {
+		al_buf sc = {0};
+		if (al_buf_append_str(&sc, demo_scenario_head) < 0 ||
+		    (d->mcp && al_buf_append_str(&sc, demo_mcp_step) < 0) ||
+		    al_buf_append_str(&sc, demo_scenario_steps) < 0)
+			rc = -ENOMEM;
+		else
+			rc = write_file(script, sc.data);
+		al_buf_free(&sc);
+		if (rc < 0) {
 			fail_msg(d, "cannot write %s: %s", script, strerror(-rc));
 			return rc;
 		}
@@ -1167,9 +1496,15 @@ static int start_server(struct demo *d)
 	al_buf key = {0};
 	int rc;
 
+	char trust[PATH_MAX + 64];
+
 	snprintf(data, sizeof(data), "%s/data", d->dir);
-	char *argv[] = {d->self, "server",	"--listen",   "127.0.0.1:0", "--data",
-			data,	 "--model-url", d->model_url, NULL};
+	/* the MCP server's inner TLS: the demo CA, and only it, for host localhost */
+	snprintf(trust, sizeof(trust), "localhost=%s", d->mcp_ca);
+	char *argv[] = {d->self,       "server",     "--listen",
+			"127.0.0.1:0", "--data",     data,
+			"--model-url", d->model_url, d->mcp ? "--mcp-ca" : NULL,
+			trust,	       NULL};
 	if (d->real_model) {
 		/* The model key goes to the server only, through its environment. */
 		if (al_buf_appendf(&key, "ANTHROPIC_API_KEY=%s", getenv("ANTHROPIC_API_KEY")) < 0) {
@@ -1221,6 +1556,25 @@ static int create_resources(struct demo *d, char **env_key)
 			"enabled", 1, "permission_policy", "type", "always_allow", "name", "read",
 			"enabled", 1, "permission_policy", "type", "always_allow", "name", "write",
 			"enabled", 1, "permission_policy", "type", "always_allow");
+	/*
+	 * With the private server: its tools through an mcp_toolset. Only the
+	 * read-only ones are enabled (an allow list: the glob "*" disables the
+	 * rest, docs/CONTROL-PLANE-MCP.md), each always allowed.
+	 */
+	if (req != NULL && d->mcp &&
+	    (json_object_set_new(req, "mcp_servers",
+				 json_pack("[{s:s, s:s, s:s}]", "type", "url", "name", "tickets",
+					   "url", d->mcp_url)) < 0 ||
+	     json_array_append_new(
+		 json_object_get(req, "tools"),
+		 json_pack("{s:s, s:s, s:{s:{s:s}}, s:[{s:s}, {s:s}, {s:s, s:b}]}", "type",
+			   "mcp_toolset", "mcp_server_name", "tickets", "default_config",
+			   "permission_policy", "type", "always_allow", "configs", "name",
+			   "tickets_get", "name", "tickets_search", "name", "*", "enabled", 0)) <
+		 0)) {
+		json_decref(req);
+		req = NULL;
+	}
 	if (req == NULL) {
 		rc = -ENOMEM;
 		goto done;
@@ -1274,7 +1628,8 @@ static int create_resources(struct demo *d, char **env_key)
 	json_decref(req);
 	if (rc < 0 || (rc = take_id(d, reply, d->session_id, sizeof(d->session_id), "session")) < 0)
 		goto done;
-	out(d, "setup", "agent %s (bash, read, write: always_allow)", d->agent_id);
+	out(d, "setup", "agent %s (bash, read, write: always_allow%s)", d->agent_id,
+	    d->mcp ? "; MCP tickets_get, tickets_search" : "");
 	out(d, "", "environment %s (self_hosted) and its key; session %s", d->env_id,
 	    d->session_id);
 done:
@@ -1357,7 +1712,7 @@ static int send_prompt(struct demo *d)
 	int rc;
 
 	req = json_pack("{s:[{s:s, s:[{s:s, s:s}]}]}", "events", "type", "user.message", "content",
-			"type", "text", "text", demo_prompt);
+			"type", "text", "text", d->mcp ? demo_prompt_mcp : demo_prompt);
 	if (req == NULL)
 		return -ENOMEM;
 	snprintf(path, sizeof(path), "/v1/sessions/%s/events", d->session_id);
@@ -1511,6 +1866,8 @@ int al_cmd_demo(int argc, char **argv)
 	d.server.name = "control plane";
 	d.stub.name = "model stub";
 	d.worker.name = "worker";
+	d.tickets.name = "tickets MCP server";
+	d.gateway.name = "gateway";
 	d.timeout_s = DEMO_TIMEOUT_S;
 	d.model = DEMO_MODEL;
 	optind = 1;
@@ -1579,6 +1936,8 @@ int al_cmd_demo(int argc, char **argv)
 	snprintf(d.server.log, sizeof(d.server.log), "%s/server.log", d.dir);
 	snprintf(d.stub.log, sizeof(d.stub.log), "%s/model-stub.log", d.dir);
 	snprintf(d.worker.log, sizeof(d.worker.log), "%s/worker.log", d.dir);
+	snprintf(d.tickets.log, sizeof(d.tickets.log), "%s/tickets-mcp.log", d.dir);
+	snprintf(d.gateway.log, sizeof(d.gateway.log), "%s/gateway.log", d.dir);
 
 	/* No SA_RESTART: a signal should cut short whatever we wait on. */
 	sa.sa_handler = on_signal;
@@ -1600,7 +1959,7 @@ int al_cmd_demo(int argc, char **argv)
 		goto fail;
 
 	out(&d, "demo", "airlock end to end; files in %s", d.dir);
-	if ((rc = start_model(&d)) < 0 || (rc = start_server(&d)) < 0)
+	if ((rc = start_mcp(&d)) < 0 || (rc = start_model(&d)) < 0 || (rc = start_server(&d)) < 0)
 		goto fail;
 	if ((rc = create_resources(&d, &env_key)) < 0 || (rc = make_audit_key(&d)) < 0)
 		goto fail;
@@ -1636,6 +1995,10 @@ int al_cmd_demo(int argc, char **argv)
 	out(&d, "done",
 	    "%u tool call%s ran in the sandbox (%u answered, %u with an error) in %.1f s",
 	    d.tool_calls, d.tool_calls == 1 ? "" : "s", d.results, d.tool_errors, elapsed_s(&d));
+	if (d.mcp)
+		out(&d, "",
+		    "%u MCP call%s went through the gateway to tickets-mcp (%u with an error)",
+		    d.mcp_calls, d.mcp_calls == 1 ? "" : "s", d.mcp_errors);
 	out(&d, "", "audit log %s; check it again with", d.audit_path);
 	out(&d, "", "  airlock audit verify %s --pubkey %s", d.audit_path, d.audit_pub);
 	out(&d, "", "logs in %s; nothing is left running", d.dir);

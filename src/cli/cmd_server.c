@@ -3,6 +3,7 @@
  *
  *   airlock server --listen HOST:PORT --data DIR [--tls-cert F --tls-key F]
  *                  [--model-url URL] [--log-format text|json] [--log-level L]
+ *                  [--mcp-ca NAME_OR_HOST=FILE]... [--mcp-token-env NAME_OR_HOST=VAR]...
  *
  * SIGTERM or SIGINT drains (stop accepting, finish in-flight requests, end
  * streams) and exits 0. The model API key is read from ANTHROPIC_API_KEY in
@@ -10,6 +11,7 @@
  */
 #include "api/api.h"
 #include "cli/cli.h"
+#include "core/alloc.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 static void usage(FILE *f)
@@ -41,9 +44,44 @@ static void usage(FILE *f)
 	    "  --log-level LEVEL    debug, info (default), warn or error\n"
 	    "  --agent-cache-mb N   memory for the agent loop's parsed event logs, least\n"
 	    "                       recently used sessions evicted first (default 64)\n"
+	    "  --mcp-ca KEY=FILE    trust only the CAs in FILE (PEM) for the TLS of the MCP\n"
+	    "                       server an agent names KEY (mcp_servers[].name) or whose\n"
+	    "                       URL has host KEY; repeatable\n"
+	    "  --mcp-token-env KEY=VAR  send the bearer token in $VAR to that MCP server\n"
 	    "  --help               show this help\n\n"
 	    "Environment:\n"
 	    "  ANTHROPIC_API_KEY    key for the model API (never pass it on the command line)\n");
+}
+
+/*
+ * Adds KEY=VALUE to the per-MCP-server settings: field 0 the CA file, 1 the
+ * token variable. The strings point into argv. 0, -EINVAL or -ENOMEM.
+ */
+static int add_mcp_setting(struct al_mcp_server_cfg **arr, size_t *n, char *arg, int field)
+{
+	char *eq = strchr(arg, '=');
+	struct al_mcp_server_cfg *a, *e = NULL;
+
+	if (eq == NULL || eq == arg || eq[1] == '\0')
+		return -EINVAL;
+	*eq = '\0';
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*arr)[i].key, arg) == 0)
+			e = &(*arr)[i];
+	if (e == NULL) {
+		a = al_realloc(*arr, (*n + 1) * sizeof(*a));
+		if (a == NULL)
+			return -ENOMEM;
+		*arr = a;
+		e = &a[(*n)++];
+		memset(e, 0, sizeof(*e));
+		e->key = arg;
+	}
+	if (field == 0)
+		e->ca_file = eq + 1;
+	else
+		e->token_env = eq + 1;
+	return 0;
 }
 
 /* Splits HOST:PORT (HOST may be [v6]) into host (copied into buf) and port. */
@@ -110,7 +148,8 @@ static void signal_cb(uv_signal_t *h, int signum)
 	al_api_drain(st->api, drained_cb, st);
 }
 
-int al_cmd_server(int argc, char **argv)
+/* The command; *mcp (the --mcp-* settings) is freed by the caller on every path. */
+static int server_main(int argc, char **argv, struct al_mcp_server_cfg **mcp, size_t *nmcp)
 {
 	struct al_api_config cfg = {0};
 	struct server_state st = {0};
@@ -128,6 +167,8 @@ int al_cmd_server(int argc, char **argv)
 	    {"agent-cache-mb", required_argument, NULL, 'a'},
 	    {"log-format", required_argument, NULL, 'f'},
 	    {"log-level", required_argument, NULL, 'L'},
+	    {"mcp-ca", required_argument, NULL, 'C'},
+	    {"mcp-token-env", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -194,6 +235,14 @@ int al_cmd_server(int argc, char **argv)
 			al_log_set_level(l);
 			break;
 		}
+		case 'C':
+		case 'T':
+			if (add_mcp_setting(mcp, nmcp, optarg, opt == 'T') < 0) {
+				fprintf(stderr, "airlock server: --%s must be KEY=VALUE\n",
+					opt == 'C' ? "mcp-ca" : "mcp-token-env");
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -227,6 +276,16 @@ int al_cmd_server(int argc, char **argv)
 		return 2;
 	}
 	cfg.listen_host = host;
+	/* A CA file named but unreadable fails now, not at a session's first call. */
+	for (size_t i = 0; i < *nmcp; i++) {
+		if ((*mcp)[i].ca_file != NULL && access((*mcp)[i].ca_file, R_OK) != 0) {
+			fprintf(stderr, "airlock server: --mcp-ca %s: cannot read %s: %s\n",
+				(*mcp)[i].key, (*mcp)[i].ca_file, strerror(errno));
+			return 2;
+		}
+	}
+	cfg.mcp_servers = *mcp;
+	cfg.n_mcp_servers = *nmcp;
 	key = getenv("ANTHROPIC_API_KEY");
 	/*
 	 * With a model key but no --model-url the loop talks to the hosted
@@ -263,4 +322,14 @@ int al_cmd_server(int argc, char **argv)
 	uv_loop_close(st.loop);
 	al_info("server", "stopped");
 	return 0;
+}
+
+int al_cmd_server(int argc, char **argv)
+{
+	struct al_mcp_server_cfg *mcp = NULL;
+	size_t nmcp = 0;
+	int rc = server_main(argc, argv, &mcp, &nmcp);
+
+	al_free(mcp);
+	return rc;
 }

@@ -697,10 +697,16 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 		SET(CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
 	if (req->connect_timeout_ms)
 		SET(CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
-	if (req->ca_file)
+	if (req->ca_file) {
 		SET(CURLOPT_CAINFO, req->ca_file);
-	if (req->ca_file && req->ca_file_only)
+		/*
+		 * Only that bundle, always (so ca_file_only is implied): libcurl
+		 * builds that also have a default CA directory would otherwise
+		 * trust the system's CAs as well, and a caller who names a CA
+		 * file for a peer means that peer's CA and nothing else.
+		 */
 		SET(CURLOPT_CAPATH, (char *)NULL);
+	}
 	if (call->resolve)
 		SET(CURLOPT_RESOLVE, call->resolve);
 	if (call->resolve || req->no_proxy)

@@ -60,7 +60,7 @@ struct al_http_client_req {
 	size_t body_len;
 	uint64_t timeout_ms;	     /* whole transfer; 0: no limit */
 	uint64_t connect_timeout_ms; /* 0: libcurl's default (300 s) */
-	const char *ca_file;	     /* PEM bundle; NULL: the system default */
+	const char *ca_file;	     /* PEM bundle, the only CAs trusted; NULL: the system's */
 	size_t max_body_bytes;	     /* accumulated body cap; 0: 64 MiB */
 	al_http_data_cb on_data;     /* optional streaming callback, see above */
 	al_http_head_cb on_head;     /* optional, see above */
@@ -87,9 +87,11 @@ struct al_http_client_req {
 	 */
 	const char *resolve;
 	/*
-	 * Added for the gateway. 1: ca_file alone verifies https (libcurl's
-	 * default CA directory, /etc/ssl/certs on Debian, is not consulted; it
-	 * otherwise is, even with ca_file set). Ignored without ca_file.
+	 * Added for the gateway; now implied: a ca_file alone always verifies
+	 * https (libcurl's default CA directory, /etc/ssl/certs on Debian, is
+	 * never consulted when ca_file is set, for every caller, so the MCP
+	 * client's per-server CA cannot fall back to the system's). Kept so
+	 * callers that set it still compile; it changes nothing.
 	 */
 	int ca_file_only;
 	/*

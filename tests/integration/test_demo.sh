@@ -39,6 +39,20 @@ grep -q "^agent.*count.txt says: *3 *21 *128 notes.txt" "$T/out" || { show; fail
 grep -q "^status *idle (end_turn)" "$T/out" || { show; fail "no idle end_turn status"; }
 grep -q "audit log verified" "$T/out" || { show; fail "audit log not verified"; }
 grep -q "3 tool calls ran in the sandbox (3 answered, 0 with an error)" "$T/out" || { show; fail "summary"; }
+# The private MCP server behind the gateway (when tickets-mcp is built next to airlock).
+if [ -x "$(dirname "$AIRLOCK_BIN")/tickets-mcp" ]; then
+	grep -q "^gateway *airlock gateway at https://localhost:[0-9]*/mcp" "$T/out" || { show; fail "no gateway line"; }
+	grep -q '^mcp *tickets/tickets_get {"id":1}, through the gateway (allow)' "$T/out" ||
+		{ show; fail "no agent.mcp_tool_use shown"; }
+	grep -q "^  ticket #1 \[open, high\] Agents must run inside the perimeter" "$T/out" ||
+		{ show; fail "no agent.mcp_tool_result with the ticket shown"; }
+	grep -q "1 MCP call went through the gateway to tickets-mcp (0 with an error)" "$T/out" ||
+		{ show; fail "MCP summary"; }
+	grep -q '"tickets_get"' "$run/gateway-audit.log" || fail "the gateway did not audit the call"
+	"$AIRLOCK_BIN" audit verify "$run/gateway-audit.log" >/dev/null || fail "the gateway's audit log does not verify"
+else
+	echo "note: tickets-mcp not built next to $AIRLOCK_BIN: the MCP part was not checked"
+fi
 [ ! -s "$T/err" ] || { show; fail "stderr is not empty on success"; }
 # Plain lines when stdout is not a TTY: no escape sequences, no spinner.
 if grep -q "$(printf '\033')" "$T/out"; then fail "escape sequences in non-TTY output"; fi

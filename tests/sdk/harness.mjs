@@ -41,7 +41,7 @@ async function waitFor(fn, what, ms = 10000) {
 	}
 }
 
-export async function start({ script } = {}) {
+export async function start({ script, serverArgs = [], before } = {}) {
 	const dir = mkdtempSync(join(tmpdir(), 'al-sdk-'));
 	const procs = [];
 	const logs = {};
@@ -61,8 +61,10 @@ export async function start({ script } = {}) {
 		modelUrl = `http://127.0.0.1:${mport}`;
 		await waitFor(async () => (await fetch(`${modelUrl}/healthz`)).ok, 'model stub');
 	}
+	// before(dir): set-up that must precede the server (e.g. peers it needs)
+	const extra = before ? await before(dir) : null;
 	const port = await freePort();
-	const args = ['server', '--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data')];
+	const args = ['server', '--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'), ...serverArgs, ...(extra?.serverArgs ?? [])];
 	if (modelUrl) args.push('--model-url', modelUrl);
 	spawnLogged('server', args, { ANTHROPIC_API_KEY: '' });
 	const baseURL = `http://127.0.0.1:${port}`;
@@ -82,7 +84,9 @@ export async function start({ script } = {}) {
 		client,
 		Anthropic,
 		logs,
+		extra,
 		async stop() {
+			if (extra?.stop) await extra.stop();
 			for (const p of procs) p.kill('SIGTERM');
 			await Promise.all(procs.map((p) => (p.exitCode !== null ? null : new Promise((r) => p.on('exit', r)))));
 			rmSync(dir, { recursive: true, force: true });

@@ -12,10 +12,11 @@
 // diagnostics next to the request that produced the object.
 // The model is the scripted stub (a test double).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, assert, assertEq } from './harness.mjs';
+import { startTicketsPeer, makeCerts } from './mcp_peer.mjs';
 
 const MODULES = process.env.AIRLOCK_NODE_MODULES;
 const SDK = join(MODULES, '@anthropic-ai/sdk');
@@ -65,9 +66,25 @@ const script = {
 				{ content: [{ type: 'text', text: 'Done: {{last_tool_result}}' }], stop_reason: 'end_turn' },
 			],
 		},
+		{
+			match: 'mcp ticket',
+			steps: [
+				{ content: [{ type: 'tool_use', name: 'tickets__get_ticket', input: { id: 'T-2' } }] },
+				{ content: [{ type: 'text', text: 'Ticket: {{last_tool_result}}' }], stop_reason: 'end_turn' },
+			],
+		},
+		{ match: 'mcp unreachable', steps: [{ content: [{ type: 'text', text: 'carrying on' }] }] },
 		{ steps: [{ content: [{ type: 'text', text: 'You said: {{last_user_text}}' }] }] },
 	],
 };
+
+// A real MCP server (the official MCP SDK over https, mcp_peer.mjs) the
+// control plane trusts through --mcp-ca, for agent.mcp_tool_use/_result.
+async function mcpPeer(dir) {
+	const certs = makeCerts(dir);
+	const peer = await startTicketsPeer({ cert: readFileSync(certs.cert), key: readFileSync(certs.key) });
+	return { peer, serverArgs: ['--mcp-ca', `127.0.0.1=${certs.ca}`], stop: () => peer.stop() };
+}
 
 // Every JSON response, as {who, method, path, status, body}.
 const captures = [];
@@ -219,7 +236,7 @@ function buildTs(items) {
 	return { text: lines.join('\n') + '\n', spans };
 }
 
-await run('sdk: every response matches the SDK types', { script }, async (h) => {
+await run('sdk: every response matches the SDK types', { script, before: mcpPeer }, async (h) => {
 	const A = h.Anthropic;
 	const c = new A({ apiKey: h.adminKey, baseURL: h.baseURL, maxRetries: 0, fetch: recordingFetch('admin') });
 
@@ -406,6 +423,26 @@ await run('sdk: every response matches the SDK types', { script }, async (h) => 
 	await idleWith(c, sa.id, 'end_turn');
 	await item.beta.environments.work.stop(work.id, { environment_id: manual.id, force: true });
 	await expectStatus(wk.beta.environments.work.stop(work.id, { environment_id: manual.id, force: true }), 409, 'second stop');
+
+	// ---- MCP: agent.mcp_tool_use, agent.mcp_tool_result, session.error mcp_connection_failed_error ----
+	const mcpAgent = await c.beta.agents.create({
+		name: 'mcp',
+		model: 'claude-sonnet-4-5',
+		mcp_servers: [
+			{ type: 'url', name: 'tickets', url: h.extra.peer.url },
+			{ type: 'url', name: 'gone', url: 'https://127.0.0.1:9/mcp' },
+		],
+		tools: [
+			{ type: 'mcp_toolset', mcp_server_name: 'tickets', default_config: { permission_policy: { type: 'always_allow' } } },
+			{ type: 'mcp_toolset', mcp_server_name: 'gone' },
+		],
+	});
+	const sm = await c.beta.sessions.create({ agent: mcpAgent.id, environment_id: manual.id });
+	await c.beta.sessions.events.send(sm.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'mcp ticket T-2' }] }] });
+	const mev = await idleWith(c, sm.id, 'end_turn');
+	assert(mev.some((e) => e.type === 'agent.mcp_tool_use'), 'agent.mcp_tool_use');
+	assert(JSON.stringify(mev.find((e) => e.type === 'agent.mcp_tool_result')).includes('VPN drops'), 'agent.mcp_tool_result');
+	assertEq(mev.find((e) => e.type === 'session.error')?.error?.type, 'mcp_connection_failed_error', 'unreachable server');
 
 	// ---- a lapsed lease reclaimed: session.status_rescheduled ----
 	const renv = await c.beta.environments.create({ name: 'reclaim', config: { type: 'self_hosted' } });
