@@ -142,6 +142,19 @@ done:
 	return rc;
 }
 
+/*
+ * A comment is passed on as an empty one (":"), in its place: it is the
+ * keep-alive of an idle stream (a GET stream can be quiet for minutes and a
+ * tunnel or balancer closes a silent connection), and its text is nothing
+ * the client needs.
+ */
+static int comment_cb(void *ud)
+{
+	al_gw_sse_filter *f = ud;
+
+	return al_buf_append_str(f->out, ":\n") < 0 ? -ENOMEM : 0;
+}
+
 al_gw_sse_filter *al_gw_sse_filter_new(const struct al_gw_route *r)
 {
 	al_gw_sse_filter *f = al_calloc(1, sizeof(*f));
@@ -154,6 +167,7 @@ al_gw_sse_filter *al_gw_sse_filter_new(const struct al_gw_route *r)
 		al_free(f);
 		return NULL;
 	}
+	al_sse_parser_on_comment(f->p, comment_cb);
 	return f;
 }
 

@@ -37,7 +37,8 @@ al_gw_sse_filter *al_gw_sse_filter_new(const struct al_gw_route *r);
 void al_gw_sse_filter_free(al_gw_sse_filter *f);
 /*
  * Feeds body bytes; complete events are re-encoded (event type, id and
- * data; comments and retry fields are not kept) with their tools filtered,
+ * data; a comment becomes an empty comment ":", retry fields are not kept)
+ * with their tools filtered,
  * and appended to out. An event whose data is not empty and not one JSON
  * text without duplicate keys is dropped (it cannot be checked; fail
  * closed). 0, -E2BIG (an event over 8 MiB), -ENOMEM.
