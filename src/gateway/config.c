@@ -662,9 +662,10 @@ static int load_routes(struct ctx *x, struct al_gw_config *c, const struct al_yn
 static int load_airlock(struct ctx *x, struct al_gw_config *c, const struct al_ynode *n,
 			uint64_t *default_timeout)
 {
-	static const char *const keys[] = {"admin_addr",	  "audit",    "audit_key",
-					   "allowed_origins",	  "max_body", "upstream_timeout",
-					   "trust_forwarded_for", NULL};
+	static const char *const keys[] = {
+	    "admin_addr",	   "audit",	    "audit_key",
+	    "allowed_origins",	   "max_body",	    "upstream_timeout",
+	    "trust_forwarded_for", "max_in_flight", NULL};
 	const struct al_ynode *v;
 	int rc;
 
@@ -704,6 +705,12 @@ static int load_airlock(struct ctx *x, struct al_gw_config *c, const struct al_y
 	if ((v = al_ynode_get(n, "upstream_timeout")) &&
 	    (rc = get_duration(x, v, "airlock.upstream_timeout", default_timeout)) < 0)
 		return rc;
+	if ((v = al_ynode_get(n, "max_in_flight"))) {
+		unsigned long mf;
+		if ((rc = get_uint(x, v, "airlock.max_in_flight", 1, 65536, &mf)) < 0)
+			return rc;
+		c->max_in_flight = mf;
+	}
 	if ((v = al_ynode_get(n, "trust_forwarded_for")) &&
 	    (rc = get_bool(x, v, "airlock.trust_forwarded_for", &c->trust_forwarded_for)) < 0)
 		return rc;
@@ -717,6 +724,7 @@ static int set_defaults(struct al_gw_config *c)
 	c->log_level = AL_LOG_INFO;
 	c->shutdown_timeout_ms = AL_GW_DEFAULT_SHUTDOWN_MS;
 	c->max_body_bytes = AL_GW_DEFAULT_MAX_BODY;
+	c->max_in_flight = AL_GW_DEFAULT_MAX_IN_FLIGHT;
 	if (al_gw_parse_hostport(AL_GW_DEFAULT_LISTEN, &c->listen_host, &c->listen_port) < 0 ||
 	    al_gw_parse_hostport(AL_GW_DEFAULT_ADMIN, &c->admin_host, &c->admin_port) < 0)
 		return -ENOMEM;

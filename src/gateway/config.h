@@ -22,6 +22,7 @@
 #define AL_GW_DEFAULT_SHUTDOWN_MS      30000u
 #define AL_GW_DEFAULT_UPSTREAM_TIMEOUT 300000u
 #define AL_GW_DEFAULT_MAX_BODY	       (8u << 20)
+#define AL_GW_DEFAULT_MAX_IN_FLIGHT    512u
 #define AL_GW_DEFAULT_POOL_SIZE	       2u
 
 /* One IPv4 network of upstream.allowed_ips, host byte order. */
@@ -72,6 +73,7 @@ struct al_gw_config {
 	char **allowed_origins; /* NULL: Origin is the upstream's business */
 	size_t max_body_bytes;
 	int trust_forwarded_for; /* append to an incoming X-Forwarded-For */
+	size_t max_in_flight;	 /* requests and streams at once; beyond: 503 */
 };
 
 /*

@@ -17,6 +17,15 @@ size_t al_gw_filter_tools_msg(const struct al_gw_route *r, json_t *msg)
 	json_t *tools = json_object_get(json_object_get(msg, "result"), "tools");
 	size_t removed = 0, i = 0;
 
+	/*
+	 * A batch (2025-03-26 clients accept an array of responses): every
+	 * element is filtered, or a list wrapped in [...] would pass whole.
+	 */
+	if (json_is_array(msg)) {
+		for (size_t k = 0; k < json_array_size(msg); k++)
+			removed += al_gw_filter_tools_msg(r, json_array_get(msg, k));
+		return removed;
+	}
 	if (!json_is_array(tools) || !al_gw_route_filters_tools(r))
 		return 0;
 	while (i < json_array_size(tools)) {
@@ -65,6 +74,7 @@ struct al_gw_sse_filter {
 	al_buf *out; /* during feed */
 	char last_id[256];
 	size_t removed;
+	size_t dropped; /* events whose data was not readable JSON */
 };
 
 /* "field: line" per line of data. */
@@ -93,6 +103,18 @@ static int event_cb(const struct al_sse_event *ev, void *ud)
 	size_t dl = ev->data_len;
 	int rc = -ENOMEM;
 
+	j = dl ? json_loadb(ev->data, ev->data_len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	if (dl && j == NULL) {
+		/*
+		 * Data this filter cannot read (not JSON, or a key twice, which
+		 * a client's parser may read with the last one winning) cannot be
+		 * checked: it is dropped, never passed on unfiltered. An empty
+		 * event (a 2025-11-25 priming event) has nothing to check.
+		 */
+		f->dropped++;
+		rc = 0;
+		goto done;
+	}
 	if (strcmp(ev->type, "message") != 0 &&
 	    put_lines(f->out, "event", ev->type, strlen(ev->type)) < 0)
 		goto done;
@@ -101,7 +123,6 @@ static int event_cb(const struct al_sse_event *ev, void *ud)
 			goto done;
 		snprintf(f->last_id, sizeof(f->last_id), "%s", ev->id);
 	}
-	j = json_loadb(ev->data, ev->data_len, JSON_REJECT_DUPLICATES, NULL);
 	if (j) {
 		size_t n = al_gw_filter_tools_msg(f->route, j);
 		if (n) {
@@ -121,6 +142,19 @@ done:
 	return rc;
 }
 
+/*
+ * A comment is passed on as an empty one (":"), in its place: it is the
+ * keep-alive of an idle stream (a GET stream can be quiet for minutes and a
+ * tunnel or balancer closes a silent connection), and its text is nothing
+ * the client needs.
+ */
+static int comment_cb(void *ud)
+{
+	al_gw_sse_filter *f = ud;
+
+	return al_buf_append_str(f->out, ":\n") < 0 ? -ENOMEM : 0;
+}
+
 al_gw_sse_filter *al_gw_sse_filter_new(const struct al_gw_route *r)
 {
 	al_gw_sse_filter *f = al_calloc(1, sizeof(*f));
@@ -133,6 +167,7 @@ al_gw_sse_filter *al_gw_sse_filter_new(const struct al_gw_route *r)
 		al_free(f);
 		return NULL;
 	}
+	al_sse_parser_on_comment(f->p, comment_cb);
 	return f;
 }
 
@@ -157,4 +192,9 @@ int al_gw_sse_filter_feed(al_gw_sse_filter *f, const char *data, size_t len, al_
 size_t al_gw_sse_filter_removed(const al_gw_sse_filter *f)
 {
 	return f->removed;
+}
+
+size_t al_gw_sse_filter_dropped(const al_gw_sse_filter *f)
+{
+	return f->dropped;
 }

@@ -6,7 +6,8 @@
  * objects with a string "name"), so one filter serves 2025-11-25 and
  * 2026-07-28. A tool entry without a string name is dropped too when the
  * route filters (it cannot be checked). Anything that is not a JSON-RPC
- * result with result.tools passes unchanged (errors, notifications).
+ * result with result.tools passes unchanged (errors, notifications). A
+ * batch (JSON array) has each of its elements filtered.
  */
 #ifndef AL_GATEWAY_FILTER_H
 #define AL_GATEWAY_FILTER_H
@@ -36,10 +37,15 @@ al_gw_sse_filter *al_gw_sse_filter_new(const struct al_gw_route *r);
 void al_gw_sse_filter_free(al_gw_sse_filter *f);
 /*
  * Feeds body bytes; complete events are re-encoded (event type, id and
- * data; comments and retry fields are not kept) with their tools filtered,
- * and appended to out. 0, -E2BIG (an event over 8 MiB), -ENOMEM.
+ * data; a comment becomes an empty comment ":", retry fields are not kept)
+ * with their tools filtered,
+ * and appended to out. An event whose data is not empty and not one JSON
+ * text without duplicate keys is dropped (it cannot be checked; fail
+ * closed). 0, -E2BIG (an event over 8 MiB), -ENOMEM.
  */
 int al_gw_sse_filter_feed(al_gw_sse_filter *f, const char *data, size_t len, struct al_buf *out);
 size_t al_gw_sse_filter_removed(const al_gw_sse_filter *f);
+/* Events dropped so far because their data could not be read. */
+size_t al_gw_sse_filter_dropped(const al_gw_sse_filter *f);
 
 #endif

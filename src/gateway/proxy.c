@@ -82,7 +82,8 @@ struct al_gw_pxy {
 	const char *name;   /* tool / uri / prompt, borrowed from msg */
 	int audited;
 	int filter_list;
-	int in_cb; /* inside a callback that may finish the request: free later */
+	int filter_stream; /* a GET stream on a filtering route: its events are filtered */
+	int in_cb;	   /* inside a callback that may finish the request: free later */
 	char reqid[AL_ID_MAX];
 	char caller[AL_SHA256_HEX];
 	char args_hash[AL_SHA256_HEX];
@@ -327,7 +328,8 @@ static int begin_response(struct pxy *p, int status, const char *ctype)
 		p->mode = M_HOLD;
 		return 0;
 	}
-	if (p->filter_list && p->is_sse && (p->sf = al_gw_sse_filter_new(p->route)) == NULL)
+	if ((p->filter_list || p->filter_stream) && p->is_sse &&
+	    (p->sf = al_gw_sse_filter_new(p->route)) == NULL)
 		return -1;
 	if (ctype)
 		al_http_resp_header(p->req, "Content-Type", ctype);
@@ -541,11 +543,20 @@ static int build_headers(struct pxy *p)
 		    strcasecmp(name, "x-forwarded-host") == 0 ||
 		    strcasecmp(name, "x-forwarded-proto") == 0)
 			continue;
+		/*
+		 * The other ways of naming the client, which an upstream may
+		 * trust as X-Forwarded-For: only behind a trusted proxy.
+		 */
+		if (!p->snap->cfg.trust_forwarded_for &&
+		    (strcasecmp(name, "forwarded") == 0 || strcasecmp(name, "x-real-ip") == 0))
+			continue;
 		/* Bodies are read here (filters, audit hashes): no compressed answers. */
 		if (strcasecmp(name, "accept-encoding") == 0)
 			continue;
 		if (strcasecmp(name, "x-forwarded-for") == 0) {
-			prev = value;
+			/* A client can write anything here: kept only behind a trusted proxy. */
+			if (p->snap->cfg.trust_forwarded_for)
+				prev = value;
 			continue;
 		}
 		if (strcasecmp(name, "content-type") == 0)
@@ -610,6 +621,8 @@ static void send_http(struct pxy *p, const char *addr)
 	cr.on_data = data_cb;
 	/* An IPv6 literal upstream has no name to pin: it is its own address. */
 	cr.resolve = strchr(r->uhost, ':') ? NULL : p->resolve;
+	/* Never through a proxy from the environment, pinned or not. */
+	cr.no_proxy = 1;
 	/*
 	 * libcurl re-sends a request whose reused connection died before any
 	 * answer byte; a tools/call may already have run upstream, so it gets a
@@ -650,9 +663,16 @@ static void gai_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 		if (ai->ai_family == AF_INET) {
 			const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
 			inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a));
-			ok =
-			    c->disable_ip_validation ||
-			    al_gw_cidr_match(c->allowed_ips, c->nallowed_ips, sin->sin_addr.s_addr);
+			/*
+			 * 0.0.0.0/8 is "this host": Linux connects it to the
+			 * loopback interface, so an allowed_ips of 0.0.0.0/0
+			 * would quietly open every local service. Loopback is
+			 * reached by listing 127.0.0.0/8, never this way.
+			 */
+			ok = c->disable_ip_validation ||
+			     ((ntohl(sin->sin_addr.s_addr) >> 24) != 0 &&
+			      al_gw_cidr_match(c->allowed_ips, c->nallowed_ips,
+					       sin->sin_addr.s_addr));
 		} else if (ai->ai_family == AF_INET6) {
 			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ai->ai_addr;
 			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
@@ -954,6 +974,20 @@ void al_gw_proxy_handle(al_http_req *req, void *ud)
 	al_http_req_on_close(req, close_cb, p);
 	al_id_new("gwreq", p->reqid, sizeof(p->reqid));
 
+	/*
+	 * Each request in flight holds up to its body, a held tools/list
+	 * answer and what its client is behind on (tens of MiB at worst), and
+	 * an upstream connection: past airlock.max_in_flight new ones wait
+	 * for capacity at the client's side, not here.
+	 */
+	if ((size_t)gw->in_flight > p->snap->cfg.max_in_flight) {
+		al_gw_metrics_refusal(gw->metrics, NULL, "busy");
+		al_http_resp_header(req, "Retry-After", "1");
+		reply_error(p, 503, AL_MCP_INTERNAL_ERROR, "refused",
+			    "the gateway is at airlock.max_in_flight: retry later");
+		return;
+	}
+
 	p->route = al_gw_route_find(&p->snap->cfg, al_http_req_header(req, "Host"));
 	if (p->route == NULL) {
 		al_gw_metrics_refusal(gw->metrics, NULL, "no_route");
@@ -961,6 +995,17 @@ void al_gw_proxy_handle(al_http_req *req, void *ud)
 		return;
 	}
 	p->route_idx = (size_t)(p->route - p->snap->cfg.routes);
+	/*
+	 * absolute-form ("POST http://other/mcp"): RFC 9112 says its authority
+	 * overrides Host, and a front end that routes on it would pick another
+	 * route than the Host this gateway routes on. Origin-form only.
+	 */
+	if (al_http_req_target(req)[0] != '/') {
+		al_gw_metrics_refusal(gw->metrics, p->route->host, "bad_message");
+		reply_error(p, 400, AL_MCP_INVALID_REQUEST, "refused",
+			    "the request target must be a path (origin-form)");
+		return;
+	}
 	if (!origin_ok(&p->snap->cfg, al_http_req_header(req, "Origin"))) {
 		al_gw_metrics_refusal(gw->metrics, p->route->host, "origin");
 		reply_error(p, 403, AL_MCP_INVALID_REQUEST, "refused", "Origin not allowed");
@@ -990,6 +1035,15 @@ void al_gw_proxy_handle(al_http_req *req, void *ud)
 		}
 		p->filter_list = p->method && strcmp(p->method, "tools/list") == 0 &&
 				 al_gw_route_filters_tools(p->route);
+	} else {
+		/*
+		 * A bodiless request's stream (the GET stream, a resumption with
+		 * Last-Event-ID, the 2024-11-05 SSE endpoint) can carry a
+		 * tools/list answer too: a resumed stream replays it. Its events
+		 * go through the same filter, or the list would reach the client
+		 * whole by reconnecting.
+		 */
+		p->filter_stream = al_gw_route_filters_tools(p->route);
 	}
 	if (headers_agree(p, why, sizeof(why)) < 0) {
 		al_gw_metrics_refusal(gw->metrics, p->route->host, "header_mismatch");

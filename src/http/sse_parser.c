@@ -18,6 +18,7 @@
 
 struct al_sse_parser {
 	al_sse_event_cb cb;
+	al_sse_comment_cb comment_cb; /* optional */
 	void *ud;
 	size_t max;
 	al_buf line; /* the current, unterminated line */
@@ -30,6 +31,11 @@ struct al_sse_parser {
 	size_t bom_seen;
 	int err; /* sticky failure */
 };
+
+void al_sse_parser_on_comment(al_sse_parser *p, al_sse_comment_cb cb)
+{
+	p->comment_cb = cb;
+}
 
 static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
 
@@ -111,8 +117,8 @@ static int process_line(al_sse_parser *p, const char *line, size_t len)
 
 	if (len == 0)
 		return dispatch(p);
-	if (line[0] == ':')
-		return 0; /* comment */
+	if (line[0] == ':') /* comment */
+		return p->comment_cb ? p->comment_cb(p->ud) : 0;
 	colon = memchr(line, ':', len);
 	if (colon) {
 		flen = (size_t)(colon - line);

@@ -50,6 +50,15 @@ void al_sse_parser_free(al_sse_parser *p);
  */
 int al_sse_parser_feed(al_sse_parser *p, const char *buf, size_t len);
 
+/*
+ * Added for the gateway's filter, which re-encodes events and would
+ * otherwise swallow keep-alive comments: cb (with the parser's ud) is called
+ * for each comment line, in stream order. Its negative value stops feed()
+ * like an event callback's. NULL: comments are ignored (the default).
+ */
+typedef int (*al_sse_comment_cb)(void *ud);
+void al_sse_parser_on_comment(al_sse_parser *p, al_sse_comment_cb cb);
+
 /* The last "retry" value in milliseconds, or -1 if none was seen. */
 int64_t al_sse_parser_retry(const al_sse_parser *p);
 /* The last event id ("" if none). Valid until the next feed or free. */

@@ -413,6 +413,7 @@ int al_mcp_client_new(uv_loop_t *loop, al_http_client *http, const struct al_mcp
 		c->oauth.client_name = dup_opt(opts->oauth->client_name, &fail);
 		c->oauth.redirect_uri = dup_opt(opts->oauth->redirect_uri, &fail);
 		c->oauth.ca_file = dup_opt(opts->oauth->ca_file, &fail);
+		c->oauth.issuer = dup_opt(opts->oauth->issuer, &fail);
 		if (fail)
 			goto fail;
 	}
@@ -465,6 +466,7 @@ void al_mcp_client_free(al_mcp_client *c)
 	al_free((char *)c->oauth.client_name);
 	al_free((char *)c->oauth.redirect_uri);
 	al_free((char *)c->oauth.ca_file);
+	al_free((char *)c->oauth.issuer);
 	al_free(c->scope);
 	al_free(c);
 }

@@ -30,6 +30,7 @@ enum step { ST_PRM = 1, ST_ASMETA, ST_REGISTER, ST_AUTHORIZE, ST_TOKEN };
 struct al_mcp_oauth {
 	al_http_client *http;
 	char *client_id, *client_secret, *cimd, *name, *redirect, *ca_file;
+	char *want_issuer; /* opts->issuer, or NULL */
 	char *resource_url, *challenge_scope, *challenge_prm, *prior_scope;
 	char *scope; /* requested */
 	char *cands[MAX_CANDS];
@@ -56,6 +57,7 @@ static void o_free(al_mcp_oauth *o)
 	al_free(o->name);
 	al_free(o->redirect);
 	al_free(o->ca_file);
+	al_free(o->want_issuer);
 	al_free(o->resource_url);
 	al_free(o->challenge_scope);
 	al_free(o->challenge_prm);
@@ -224,6 +226,67 @@ static int query_param(const char *url, const char *name, al_buf *out)
 	return n;
 }
 
+/*
+ * OAuth 2.1 (1.5): every authorization server URL is https; plain http
+ * only to this machine (localhost, 127.0.0.0/8, [::1]), where nothing
+ * crosses a network. A URL that fails this is never fetched: the metadata
+ * named in a 401 and the endpoints in the server's metadata are where the
+ * client sends its secret, its code and its verifier.
+ */
+static int url_secure(const char *url)
+{
+	static const char *const local[] = {"localhost", "[::1]", NULL};
+	const char *h, *e;
+	size_t hl;
+
+	if (url == NULL)
+		return 0;
+	if (strncasecmp(url, "https://", 8) == 0)
+		return url[8] != '\0';
+	if (strncasecmp(url, "http://", 7) != 0)
+		return 0;
+	h = url + 7;
+	if (*h == '[') {
+		e = strchr(h, ']');
+		e = e != NULL ? e + 1 : h;
+	} else {
+		e = h + strcspn(h, ":/?#");
+	}
+	if (*e != '\0' && *e != ':' && *e != '/' && *e != '?')
+		return 0;
+	hl = (size_t)(e - h);
+	if (memchr(h, '@', hl) != NULL)
+		return 0;
+	for (int i = 0; local[i] != NULL; i++)
+		if (hl == strlen(local[i]) && strncasecmp(h, local[i], hl) == 0)
+			return 1;
+	/* 127.a.b.c, digits and dots only */
+	if (hl > 4 && hl < 16 && strncmp(h, "127.", 4) == 0 && strspn(h, "0123456789.") == hl)
+		return 1;
+	return 0;
+}
+
+/* RFC 6750 2.1 b64token: what a bearer token may be, so it can go in a header. */
+static int b64token_ok(const char *t)
+{
+	size_t n =
+	    strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~+/");
+
+	if (n == 0)
+		return 0;
+	while (t[n] == '=')
+		n++;
+	return t[n] == '\0';
+}
+
+/* A secret-carrying string of a parsed JSON document, wiped in place
+ * before the document is freed (jansson frees without wiping). */
+static void wipe_json_str(json_t *v)
+{
+	if (json_is_string(v))
+		al_wipe((char *)json_string_value(v), json_string_length(v));
+}
+
 /* ---- requests ---- */
 
 static void o_done(al_http_call *call, const struct al_http_client_resp *resp, void *ud);
@@ -280,6 +343,12 @@ static int start_prm(al_mcp_oauth *o)
 
 	o->st = ST_PRM;
 	if (o->challenge_prm != NULL) {
+		/* The 401 names it: it may point anywhere, so it must be https. */
+		if (!url_secure(o->challenge_prm)) {
+			al_warn(LOG_TAG, "resource_metadata URL is not https: refused");
+			rc = -EPERM;
+			goto done;
+		}
 		set_cands(o, o->challenge_prm, NULL, NULL);
 	} else {
 		rc = split_url(o->resource_url, &origin, &path);
@@ -590,6 +659,15 @@ static int on_prm(al_mcp_oauth *o, const struct al_http_client_resp *resp)
 	as = json_array_get(json_object_get(j, "authorization_servers"), 0);
 	if (!json_is_string(as))
 		return -EPROTO;
+	if (!url_secure(json_string_value(as))) {
+		al_warn(LOG_TAG, "authorization server is not https: refused");
+		return -EPERM;
+	}
+	if (o->want_issuer != NULL && strcmp(json_string_value(as), o->want_issuer) != 0) {
+		al_warn(LOG_TAG, "the resource names another authorization server than the "
+				 "configured issuer: refused");
+		return -EPERM;
+	}
 	if (set_str(&o->issuer, json_string_value(as)) < 0)
 		return -ENOMEM;
 	return start_asmeta(o);
@@ -606,6 +684,14 @@ static int on_asmeta(al_mcp_oauth *o, const struct al_http_client_resp *resp)
 	/* RFC 8414 3.3: the metadata's issuer is the URL it was fetched for. */
 	if (as_str(o, "issuer") == NULL || strcmp(as_str(o, "issuer"), o->issuer) != 0) {
 		al_warn(LOG_TAG, "authorization server metadata issuer mismatch: refused");
+		return -EPERM;
+	}
+	/* Where the code, the verifier and the client secret go. */
+	if (!url_secure(as_str(o, "authorization_endpoint")) ||
+	    !url_secure(as_str(o, "token_endpoint")) ||
+	    (json_object_get(j, "registration_endpoint") != NULL &&
+	     !url_secure(as_str(o, "registration_endpoint")))) {
+		al_warn(LOG_TAG, "authorization server endpoint is not https: refused");
 		return -EPERM;
 	}
 	if (json_is_array(json_object_get(j, "code_challenge_methods_supported")) &&
@@ -640,6 +726,7 @@ static int on_register(al_mcp_oauth *o, const struct al_http_client_resp *resp)
 	if (rc == 0)
 		rc = start_authorize(o);
 done:
+	wipe_json_str(json_object_get(j, "client_secret"));
 	json_decref(j);
 	return rc;
 }
@@ -712,13 +799,17 @@ static void o_done(al_http_call *call, const struct al_http_client_resp *resp, v
 			break;
 		}
 		j = json_body(resp);
-		if (json_is_string(json_object_get(j, "access_token"))) {
+		if (json_is_string(json_object_get(j, "access_token")) &&
+		    b64token_ok(json_string_value(json_object_get(j, "access_token")))) {
 			o->done(o->ud, 0, json_string_value(json_object_get(j, "access_token")),
 				o->scope);
+			wipe_json_str(json_object_get(j, "access_token"));
+			wipe_json_str(json_object_get(j, "refresh_token"));
 			json_decref(j);
 			o_free(o);
 			return;
 		}
+		wipe_json_str(json_object_get(j, "refresh_token"));
 		json_decref(j);
 		rc = -EPROTO;
 		break;
@@ -750,7 +841,7 @@ int al_mcp_oauth_start(al_http_client *http, const struct al_mcp_oauth_opts *opt
 	    set_str(&o->name, opts->client_name != NULL ? opts->client_name : "airlock") < 0 ||
 	    set_str(&o->redirect, opts->redirect_uri != NULL ? opts->redirect_uri : DEF_REDIRECT) <
 		0 ||
-	    set_str(&o->ca_file, opts->ca_file) < 0 ||
+	    set_str(&o->ca_file, opts->ca_file) < 0 || set_str(&o->want_issuer, opts->issuer) < 0 ||
 	    set_str(&o->resource_url, resource_url) < 0 ||
 	    set_str(&o->prior_scope, prior_scope) < 0)
 		goto fail;

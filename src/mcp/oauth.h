@@ -46,6 +46,14 @@ struct al_mcp_oauth_opts {
 	const char *client_name;	 /* for registration; NULL: "airlock" */
 	const char *redirect_uri;	 /* NULL: "http://localhost:3000/callback" */
 	const char *ca_file;		 /* for the metadata, AS and token requests */
+	/*
+	 * The authorization server expected (its issuer URL, exactly), or NULL:
+	 * any the resource names. Set it with a pre-registered client_secret:
+	 * otherwise a resource (or whoever answers in its place) that names its
+	 * own authorization server receives that secret at the token endpoint.
+	 * A different issuer is refused (-EPERM) before any request to it.
+	 */
+	const char *issuer;
 };
 
 /*

@@ -707,10 +707,10 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 		 */
 		SET(CURLOPT_CAPATH, (char *)NULL);
 	}
-	if (call->resolve) {
+	if (call->resolve)
 		SET(CURLOPT_RESOLVE, call->resolve);
+	if (call->resolve || req->no_proxy)
 		SET(CURLOPT_NOPROXY, "*");
-	}
 	if (req->fresh_connect)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
 	if (req->body != NULL || strcmp(method, "POST") == 0) {

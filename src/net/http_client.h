@@ -94,6 +94,12 @@ struct al_http_client_req {
 	 * callers that set it still compile; it changes nothing.
 	 */
 	int ca_file_only;
+	/*
+	 * Added for the gateway. 1: never through a proxy from the
+	 * environment (HTTPS_PROXY, ALL_PROXY...), also without a resolve pin
+	 * (an IPv6 literal upstream has nothing to pin). 0: libcurl's default.
+	 */
+	int no_proxy;
 };
 
 /*

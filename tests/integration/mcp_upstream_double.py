@@ -5,7 +5,8 @@
 # HTTP to exercise the gateway: tools/list (JSON, or SSE with ?sse=1),
 # tools/call (JSON echo; "slow_stream" as an SSE stream whose first event is
 # flushed at once and which then ticks until the client leaves; "big" with
-# arguments.mb MiB of text), resources/read,
+# arguments.mb MiB of text), resources/read, a GET ?sse_tools=1 stream
+# replaying a tools/list answer, tools/list ?sse_dup=1 with "tools" twice,
 # and 202 for notifications. Every request is appended to --log as one JSON
 # line (path, query, headers), and a stream that loses its reader appends
 # {"event": "cancelled"}, so a test can see both what reached the upstream
@@ -14,6 +15,7 @@
 #   mcp_upstream_double.py --port-file F --log F [--cert PEM --key PEM] [--bind ADDR]
 import argparse
 import json
+import socket
 import socketserver
 import ssl
 import sys
@@ -66,6 +68,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         log({"method": "GET", "path": self.path, "headers": dict(self.headers.items())})
+        if "sse_tools=1" in self.path:
+            # A resumed stream (Last-Event-ID) replaying a tools/list answer.
+            self.start_sse()
+            self.event({"jsonrpc": "2.0", "id": 1, "result": {"tools": TOOLS}})
+            return
         self.send_json({"ok": True, "path": self.path})
 
     def do_HEAD(self):
@@ -90,7 +97,14 @@ class Handler(BaseHTTPRequestHandler):
         params = msg.get("params") or {}
         if method == "tools/list":
             res = {"jsonrpc": "2.0", "id": mid, "result": {"tools": TOOLS}}
-            if "sse=1" in self.path:
+            if "sse_dup=1" in self.path:
+                # "tools" twice: a last-wins client parser sees the second.
+                self.start_sse()
+                self.wfile.write(b'data: {"jsonrpc":"2.0","id":%s,"result":{"tools":[],'
+                                 b'"tools":%s}}\n\n' % (json.dumps(mid).encode(),
+                                                         json.dumps(TOOLS).encode()))
+                self.wfile.flush()
+            elif "sse=1" in self.path:
                 self.start_sse()
                 self.event({"jsonrpc": "2.0", "method": "notifications/progress",
                             "params": {"progressToken": 1, "progress": 1}})
@@ -142,6 +156,8 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     args = p.parse_args()
+    if ":" in args.bind:
+        Server.address_family = socket.AF_INET6
     srv = Server((args.bind, 0), Handler)
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

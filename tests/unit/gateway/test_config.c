@@ -74,6 +74,8 @@ AL_TEST(gateway_config_defaults)
 	AL_ASSERT_INT_EQ(c.listen_port, 8443);
 	AL_ASSERT_INT_EQ(c.log_level, AL_LOG_INFO);
 	AL_ASSERT_INT_EQ(c.nallowed_ips, 3); /* RFC 1918 */
+	AL_ASSERT_INT_EQ(c.max_in_flight, AL_GW_DEFAULT_MAX_IN_FLIGHT);
+	AL_ASSERT_INT_EQ(c.trust_forwarded_for, 0);
 	inet_pton(AF_INET, "172.20.1.1", &a);
 	AL_ASSERT_INT_EQ(al_gw_cidr_match(c.allowed_ips, c.nallowed_ips, a.s_addr), 1);
 	inet_pton(AF_INET, "127.0.0.1", &a);
@@ -102,6 +104,7 @@ AL_TEST(gateway_config_airlock_block)
 				"  audit: /var/lib/airlock/gw.audit\n"
 				"  allowed_origins: [https://claude.ai]\n"
 				"  max_body: 65536\n"
+				"  max_in_flight: 64\n"
 				"  upstream_timeout: 2m\n";
 	struct al_gw_config c;
 	char err[512];
@@ -111,6 +114,7 @@ AL_TEST(gateway_config_airlock_block)
 	AL_ASSERT_STR_EQ(c.audit_path, "/var/lib/airlock/gw.audit");
 	AL_ASSERT_STR_EQ(c.allowed_origins[0], "https://claude.ai");
 	AL_ASSERT_INT_EQ(c.max_body_bytes, 65536);
+	AL_ASSERT_INT_EQ(c.max_in_flight, 64);
 	AL_ASSERT_INT_EQ(c.routes[0].kind, AL_GW_UP_STDIO);
 	AL_ASSERT_STR_EQ(c.routes[0].argv[0], "/usr/bin/files-mcp");
 	AL_ASSERT_STR_EQ(c.routes[0].argv[2], "/srv");
@@ -162,6 +166,8 @@ AL_TEST(gateway_config_errors_name_the_line)
 	    {"", "routes are required"},
 	    {"routes: {}\n", "at least one route"},
 	    {"routes:\n  a: http://10.0.0.1:80\nairlock:\n  audit_key: k\n", "needs airlock.audit"},
+	    {"routes:\n  a: http://10.0.0.1:80\nairlock:\n  max_in_flight: 0\n",
+	     "gw.yaml:4: airlock.max_in_flight"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct al_gw_config c;

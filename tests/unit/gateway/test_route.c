@@ -126,7 +126,7 @@ AL_TEST(gateway_filter_sse_split_anywhere)
 		AL_ASSERT_INT_EQ(al_buf_append(&out, "", 1), 0);
 		AL_ASSERT_STR_EQ(out.data,
 				 "id: 7\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/"
-				 "progress\"}\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":"
+				 "progress\"}\n\n:\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":"
 				 "{\"tools\":[{\"name\":\"keep\"}]}}\n\n");
 		al_buf_free(&out);
 		al_gw_sse_filter_free(f);

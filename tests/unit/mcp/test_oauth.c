@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum mode { M_OK, M_WRONG_RESOURCE, M_WRONG_ISS };
+enum mode { M_OK, M_WRONG_RESOURCE, M_WRONG_ISS, M_HTTP_AS, M_HTTP_TOKEN, M_BAD_TOKEN };
 
 struct as_peer {
 	struct al_test_peer tp;
@@ -67,20 +67,21 @@ static void as_serve(int fd, void *ud)
 		snprintf(body, sizeof(body),
 			 "{\"resource\":\"%s/mcp\",\"authorization_servers\":[\"%s/tenant\"],"
 			 "\"scopes_supported\":[\"tickets:read\"]}",
-			 p->mode == M_WRONG_RESOURCE ? "https://evil.example" : base, base);
+			 p->mode == M_WRONG_RESOURCE ? "https://evil.example" : base,
+			 p->mode == M_HTTP_AS ? "http://as.example.invalid" : base);
 		reply(fd, 200, NULL, body);
 	} else if (strcmp(target, "/.well-known/oauth-protected-resource") == 0) {
 		p->prm_root_hits++;
 		reply(fd, 404, NULL, "{}");
 	} else if (strcmp(target, "/.well-known/oauth-authorization-server/tenant") == 0) {
-		snprintf(
-		    body, sizeof(body),
-		    "{\"issuer\":\"%s/tenant\",\"authorization_endpoint\":\"%s/authorize\","
-		    "\"token_endpoint\":\"%s/token\",\"registration_endpoint\":\"%s/register\","
-		    "\"code_challenge_methods_supported\":[\"S256\"],"
-		    "\"authorization_response_iss_parameter_supported\":true,"
-		    "\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\"]}",
-		    base, base, base, base);
+		snprintf(body, sizeof(body),
+			 "{\"issuer\":\"%s/tenant\",\"authorization_endpoint\":\"%s/authorize\","
+			 "\"token_endpoint\":\"%s%s\",\"registration_endpoint\":\"%s/register\","
+			 "\"code_challenge_methods_supported\":[\"S256\"],"
+			 "\"authorization_response_iss_parameter_supported\":true,"
+			 "\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\"]}",
+			 base, base, p->mode == M_HTTP_TOKEN ? "http://192.0.2.1" : base, "/token",
+			 base);
 		reply(fd, 200, NULL, body);
 	} else if (strcmp(target, "/register") == 0) {
 		snprintf(p->register_body, sizeof(p->register_body), "%.*s", (int)clen, buf + hlen);
@@ -102,7 +103,9 @@ static void as_serve(int fd, void *ud)
 		snprintf(p->token_body, sizeof(p->token_body), "%.*s", (int)clen, buf + hlen);
 		al_test_header(buf, "Authorization", p->token_authz, sizeof(p->token_authz));
 		reply(fd, 200, "Cache-Control: no-store\r\n",
-		      "{\"access_token\":\"at-123\",\"token_type\":\"Bearer\"}");
+		      p->mode == M_BAD_TOKEN
+			  ? "{\"access_token\":\"at\\r\\nX-Evil: 1\",\"token_type\":\"Bearer\"}"
+			  : "{\"access_token\":\"at-123\",\"token_type\":\"Bearer\"}");
 	} else {
 		reply(fd, 404, NULL, "{}");
 	}
@@ -127,12 +130,22 @@ static void done_cb(void *ud, int err, const char *token, const char *scope)
 		snprintf(o->scope, sizeof(o->scope), "%s", scope);
 }
 
+static void run_flow_opts(struct as_peer *p, enum mode mode, const char *challenge,
+			  const struct al_mcp_oauth_opts *opts, struct outcome *out);
+
 static void run_flow(struct as_peer *p, enum mode mode, const char *challenge, struct outcome *out)
+{
+	struct al_mcp_oauth_opts opts = {.client_name = "unit"};
+
+	run_flow_opts(p, mode, challenge, &opts, out);
+}
+
+static void run_flow_opts(struct as_peer *p, enum mode mode, const char *challenge,
+			  const struct al_mcp_oauth_opts *opts, struct outcome *out)
 {
 	uv_loop_t loop;
 	al_http_client *http;
 	al_mcp_oauth *o = NULL;
-	struct al_mcp_oauth_opts opts = {.client_name = "unit"};
 	char url[128];
 
 	memset(p, 0, sizeof(*p));
@@ -142,8 +155,7 @@ static void run_flow(struct as_peer *p, enum mode mode, const char *challenge, s
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp", p->tp.port);
 	AL_ASSERT_INT_EQ(uv_loop_init(&loop), 0);
 	AL_ASSERT_INT_EQ(al_http_client_new(&loop, &http), 0);
-	AL_ASSERT_INT_EQ(al_mcp_oauth_start(http, &opts, url, challenge, NULL, done_cb, out, &o),
-			 0);
+	AL_ASSERT_INT_EQ(al_mcp_oauth_start(http, opts, url, challenge, NULL, done_cb, out, &o), 0);
 	while (!out->done)
 		uv_run(&loop, UV_RUN_ONCE);
 	al_http_client_free(http);
@@ -242,4 +254,79 @@ AL_TEST(mcp_oauth_challenge_params)
 	v = al_mcp_oauth_challenge_param("Bearer scope=\"a\\\"b\"", "scope");
 	AL_ASSERT_STR_EQ(v, "a\"b");
 	al_free(v);
+}
+
+/*
+ * Security review: authorization server URLs must be https (plain http
+ * only to loopback). A resource that names an http issuer elsewhere, or
+ * metadata with an http token endpoint, is refused before anything is
+ * sent there; a 401 naming http metadata is refused at once.
+ */
+AL_TEST(mcp_oauth_refuses_non_https_authorization_server)
+{
+	struct as_peer p;
+	struct outcome a = {0}, b = {0};
+	uv_loop_t loop;
+	al_http_client *http;
+	al_mcp_oauth *o = NULL;
+	struct al_mcp_oauth_opts opts = {.client_id = "cid", .client_secret = "s3cret"};
+
+	run_flow(&p, M_HTTP_AS, NULL, &a);
+	AL_ASSERT_INT_EQ(a.err, -EPERM);
+	AL_ASSERT_STR_EQ(p.authorize_q, "");
+
+	run_flow(&p, M_HTTP_TOKEN, NULL, &b);
+	AL_ASSERT_INT_EQ(b.err, -EPERM);
+	AL_ASSERT_STR_EQ(p.register_body, "");
+	AL_ASSERT_STR_EQ(p.authorize_q, "");
+	AL_ASSERT_INT_EQ(p.token_hits, 0);
+
+	AL_ASSERT_INT_EQ(uv_loop_init(&loop), 0);
+	AL_ASSERT_INT_EQ(al_http_client_new(&loop, &http), 0);
+	AL_ASSERT_INT_EQ(
+	    al_mcp_oauth_start(http, &opts, "https://mcp.example/mcp",
+			       "Bearer resource_metadata=\"http://evil.example/.well-known/"
+			       "oauth-protected-resource\"",
+			       NULL, done_cb, &a, &o),
+	    -EPERM);
+	AL_ASSERT_NULL(o);
+	al_http_client_free(http);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* A token that is not an RFC 6750 b64token (here with CR LF) is refused. */
+AL_TEST(mcp_oauth_refuses_a_token_that_cannot_be_a_header)
+{
+	struct as_peer p;
+	struct outcome a = {0};
+
+	run_flow(&p, M_BAD_TOKEN, NULL, &a);
+	AL_ASSERT_INT_EQ(p.token_hits, 1);
+	AL_ASSERT_INT_EQ(a.err, -EPROTO);
+	AL_ASSERT_STR_EQ(a.token, "");
+}
+
+/*
+ * A pre-registered secret with the expected issuer: a resource naming
+ * another authorization server is refused before anything reaches it; the
+ * issuer it names (loopback here, https in life) is otherwise acceptable.
+ */
+AL_TEST(mcp_oauth_pre_registered_secret_goes_only_to_the_configured_issuer)
+{
+	struct as_peer p;
+	struct outcome a = {0}, b = {0};
+	struct al_mcp_oauth_opts opts = {
+	    .client_id = "cid", .client_secret = "s3cret", .issuer = "https://as.bank.example"};
+
+	run_flow_opts(&p, M_OK, NULL, &opts, &a);
+	AL_ASSERT_INT_EQ(a.err, -EPERM);
+	AL_ASSERT_STR_EQ(p.authorize_q, "");
+	AL_ASSERT_INT_EQ(p.token_hits, 0);
+
+	/* Without an expected issuer the same pre-registered flow runs to a token. */
+	opts.issuer = NULL;
+	run_flow_opts(&p, M_OK, NULL, &opts, &b);
+	AL_ASSERT_INT_EQ(b.err, 0);
+	AL_ASSERT_INT_EQ(p.token_hits, 1);
 }

@@ -898,3 +898,35 @@ AL_TEST(http_client_resolve_pins_the_address)
 	AL_ASSERT_INT_EQ(r.err, -EHOSTUNREACH);
 	fx_stop(&f);
 }
+
+/*
+ * no_proxy (security review): a proxy from the environment is not used.
+ * http_proxy points at a port nothing listens on; without no_proxy the
+ * request goes there and fails, with it the request reaches the server.
+ */
+AL_TEST(http_client_no_proxy_ignores_the_environment)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000};
+	char u[128];
+
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	setenv("http_proxy", "http://127.0.0.1:1", 1);
+	fx_start(&f);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/hello", f.peer.tp.port);
+	req.url = u;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT(r.err < 0); /* the dead proxy was used */
+	memset(&r, 0, sizeof(r));
+	req.no_proxy = 1;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, 0);
+	AL_ASSERT_STR_EQ(r.body, "hello");
+	fx_stop(&f);
+}
