@@ -315,12 +315,24 @@ int al_gw_start(struct al_gw *gw, uv_loop_t *loop, const char *config_path, char
 	c = &gw->snap->cfg;
 	al_log_set_level(c->log_level);
 	if (c->audit_path) {
-		struct al_audit_opts ao2 = {.component = "gateway", .sign_key_path = c->audit_key};
+		/* Written on the loop, synced off it (auditq.h, airlock.audit_sync). */
+		struct al_audit_opts ao2 = {.component = "gateway",
+					    .sign_key_path = c->audit_key,
+					    .sync_every = AL_AUDIT_SYNC_EXPLICIT};
 		char aerr[256] = "";
 		if ((rc = al_audit_open(c->audit_path, &ao2, &gw->audit, aerr, sizeof(aerr))) < 0) {
 			snprintf(err, errlen, "airlock.audit: %s", aerr[0] ? aerr : strerror(-rc));
 			goto fail;
 		}
+		if ((rc = al_gw_auditq_new(loop, gw->audit, &gw->auditq)) < 0) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		/*
+		 * No sync started for the audit_open record: a start-up that fails
+		 * after this frees the log before the loop runs. The first request's
+		 * sync (or the close) covers it.
+		 */
 	}
 	so.host = c->listen_host;
 	so.port = c->listen_port;
@@ -386,6 +398,9 @@ void al_gw_free(struct al_gw *gw)
 	al_gw_snap_unref(gw->snap);
 	gw->snap = NULL;
 	reap(gw);
+	/* After uv_run returned: no sync runs; close syncs what is left. */
+	al_gw_auditq_free(gw->auditq);
+	gw->auditq = NULL;
 	if (gw->audit)
 		al_audit_close(gw->audit);
 	gw->audit = NULL;

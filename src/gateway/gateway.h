@@ -19,6 +19,7 @@
 #ifndef AL_GATEWAY_GATEWAY_H
 #define AL_GATEWAY_GATEWAY_H
 
+#include "gateway/auditq.h"
 #include "gateway/config.h"
 #include "gateway/metrics.h"
 #include "gateway/stdio_pool.h"
@@ -56,6 +57,7 @@ struct al_gw {
 	struct al_http_server *srv;
 	struct al_http_server *admin;
 	struct al_audit_log *audit;
+	al_gw_auditq *auditq; /* its fdatasyncs, off the loop (with audit) */
 	al_gw_metrics *metrics;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t stop_timer; /* teardown after a drain, outside every callback */

@@ -7,7 +7,8 @@
 # filtered by the route's deny list and tools/call of a denied tool refused,
 # tools/call with a progress token answered as SSE with the caller's own token,
 # a child that crashes mid-call -> -32603 while the gateway stays up and serves
-# the next call (and the child is replaced), /readyz and the audit chain,
+# the next call (and the child is replaced), /readyz and the audit chain (in
+# both airlock.audit_sync modes: request, then batch after the reload),
 # SIGHUP replacing a stdio route (old children stopped, none left over), and
 # SIGTERM leaving no child behind.
 . "$(dirname "$0")/lib.sh"
@@ -34,7 +35,7 @@ cd - >/dev/null
 GP=$(free_port)
 AP=$(free_port)
 
-# write_config GENERATION: the "files" route runs the double tagged with it.
+# write_config GENERATION [AUDIT_SYNC]: the "files" route runs the double tagged with it.
 write_config() {
 	cat >"$T/gw.yaml" <<YAML
 listen_addr: 127.0.0.1:$GP
@@ -55,6 +56,7 @@ routes:
 airlock:
   admin_addr: 127.0.0.1:$AP
   audit: $T/audit.log
+  audit_sync: ${2:-request}
 YAML
 }
 
@@ -167,7 +169,7 @@ C=$!
 sleep 0.3
 
 # ---- SIGHUP replaces the route: new children, the old ones stop ----
-write_config 2
+write_config 2 batch
 kill -HUP "$GW"
 i=0
 while ! grep -q 'reloaded' "$T/gw.log"; do
