@@ -550,7 +550,9 @@ static int build_headers(struct pxy *p)
 		if (strcasecmp(name, "accept-encoding") == 0)
 			continue;
 		if (strcasecmp(name, "x-forwarded-for") == 0) {
-			prev = value;
+			/* A client can write anything here: kept only behind a trusted proxy. */
+			if (p->snap->cfg.trust_forwarded_for)
+				prev = value;
 			continue;
 		}
 		if (strcasecmp(name, "content-type") == 0)
