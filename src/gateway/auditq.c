@@ -25,6 +25,7 @@ struct al_gw_auditq {
 };
 
 static void start(al_gw_auditq *q);
+static void arm(al_gw_auditq *q);
 
 static void work_cb(uv_work_t *w)
 {
@@ -54,9 +55,12 @@ static void after_cb(uv_work_t *w, int status)
 	if (rc < 0)
 		al_error("gateway", "audit: fdatasync failed: %s (the log refuses further records)",
 			 strerror(-rc));
-	/* Records the callbacks write (response records) start the next sync. */
 	run_waiters(done, rc);
-	start(q);
+	/* Waiters came during the sync: the next one now; kicked records only: batched. */
+	if (q->next)
+		start(q);
+	else if (q->dirty)
+		arm(q);
 }
 
 /* Starts a sync for what was written so far, unless one runs (it restarts when done). */
@@ -64,10 +68,6 @@ static void start(al_gw_auditq *q)
 {
 	if (q->busy || (!q->dirty && q->next == NULL))
 		return;
-	if (q->next == NULL && !q->timer_armed && q->dirty) {
-		al_gw_auditq_kick(q); /* only kicked records: through the timer */
-		return;
-	}
 	if (q->timer_armed) {
 		uv_timer_stop(&q->timer);
 		q->timer_armed = 0;
@@ -107,18 +107,23 @@ static void timer_cb(uv_timer_t *t)
 	start(q);
 }
 
+/*
+ * Nobody waits: gather AL_GW_AUDIT_BATCH_MS of records into one sync.
+ * Back-to-back fdatasyncs slow every write(2) on the loop (the append waits
+ * on the journal commit they force).
+ */
+static void arm(al_gw_auditq *q)
+{
+	if (q->busy || q->timer_armed)
+		return; /* a running sync re-arms when it ends, if needed */
+	q->timer_armed = 1;
+	uv_timer_start(&q->timer, timer_cb, AL_GW_AUDIT_BATCH_MS, 0);
+}
+
 void al_gw_auditq_kick(al_gw_auditq *q)
 {
 	q->dirty = 1;
-	if (q->busy || q->timer_armed)
-		return;
-	/*
-	 * Nobody waits: gather AL_GW_AUDIT_BATCH_MS of records into one sync.
-	 * Back-to-back fdatasyncs slow every write(2) on the loop (the append
-	 * waits on the journal commit they force).
-	 */
-	q->timer_armed = 1;
-	uv_timer_start(&q->timer, timer_cb, AL_GW_AUDIT_BATCH_MS, 0);
+	arm(q);
 }
 
 void al_gw_auditq_wait(al_gw_auditq *q, struct al_gw_auditq_wait *w, al_gw_auditq_cb cb, void *ud)
