@@ -691,8 +691,30 @@ static void gai_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 static void start_http(struct pxy *p)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+	const struct al_gw_config *c = &p->snap->cfg;
+	struct in_addr a4;
 	int rc;
 
+	if (inet_pton(AF_INET, p->route->uhost, &a4) == 1) {
+		/*
+		 * An IPv4 literal resolves to itself: checked here, without the
+		 * thread pool round trip of getaddrinfo (tens of microseconds of
+		 * every request's latency).
+		 */
+		if (c->disable_ip_validation ||
+		    al_gw_cidr_match(c->allowed_ips, c->nallowed_ips, a4.s_addr)) {
+			send_http(p, p->route->uhost);
+			return;
+		}
+		al_warn(
+		    "gateway",
+		    "route %s: upstream %s resolves to %s: not in upstream.allowed_ips: refused",
+		    p->route->host, p->route->uhost, p->route->uhost);
+		al_gw_metrics_refusal(p->gw->metrics, p->route->host, "ip_denied");
+		reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "refused_ip",
+			    "the upstream address is not allowed by the gateway");
+		return;
+	}
 	p->gai.data = p;
 	rc = uv_getaddrinfo(p->gw->loop, &p->gai, gai_cb, p->route->uhost, NULL, &hints);
 	if (rc < 0) {
