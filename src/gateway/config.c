@@ -662,10 +662,16 @@ static int load_routes(struct ctx *x, struct al_gw_config *c, const struct al_yn
 static int load_airlock(struct ctx *x, struct al_gw_config *c, const struct al_ynode *n,
 			uint64_t *default_timeout)
 {
-	static const char *const keys[] = {
-	    "admin_addr",	   "audit",	    "audit_key",
-	    "allowed_origins",	   "max_body",	    "upstream_timeout",
-	    "trust_forwarded_for", "max_in_flight", NULL};
+	static const char *const keys[] = {"admin_addr",
+					   "audit",
+					   "audit_key",
+					   "audit_sync",
+					   "allowed_origins",
+					   "max_body",
+					   "upstream_timeout",
+					   "trust_forwarded_for",
+					   "max_in_flight",
+					   NULL};
 	const struct al_ynode *v;
 	int rc;
 
@@ -693,6 +699,17 @@ static int load_airlock(struct ctx *x, struct al_gw_config *c, const struct al_y
 		return rc;
 	if (c->audit_key && c->audit_path == NULL)
 		return cfail(x, n->line, -EINVAL, "airlock.audit_key needs airlock.audit");
+	if ((v = al_ynode_get(n, "audit_sync"))) {
+		if ((rc = want(x, v, AL_Y_SCALAR, "airlock.audit_sync")) < 0)
+			return rc;
+		if (strcmp(v->str, "request") == 0)
+			c->audit_sync = AL_GW_AUDIT_SYNC_REQUEST;
+		else if (strcmp(v->str, "batch") == 0)
+			c->audit_sync = AL_GW_AUDIT_SYNC_BATCH;
+		else
+			return cfail(x, v->line, -EINVAL,
+				     "airlock.audit_sync: '%s' is not request or batch", v->str);
+	}
 	if ((v = al_ynode_get(n, "allowed_origins")) &&
 	    (rc = get_list(x, v, "airlock.allowed_origins", &c->allowed_origins)) < 0)
 		return rc;

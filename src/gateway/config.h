@@ -51,6 +51,14 @@ struct al_gw_route {
 	uint64_t timeout_ms; /* whole upstream request; 0: no limit */
 };
 
+/*
+ * airlock.audit_sync: when an audited call may go upstream (docs/GATEWAY.md).
+ * REQUEST: once its request record is on disk (fdatasync, off the loop,
+ * shared by concurrent calls). BATCH: once the record is written (write(2));
+ * the fdatasync follows in the background.
+ */
+enum { AL_GW_AUDIT_SYNC_REQUEST = 0, AL_GW_AUDIT_SYNC_BATCH = 1 };
+
 struct al_gw_config {
 	char *listen_host;
 	int listen_port;
@@ -70,6 +78,7 @@ struct al_gw_config {
 	int admin_port;
 	char *audit_path;	/* NULL: no audit log */
 	char *audit_key;	/* Ed25519 signing key for checkpoints, or NULL */
+	int audit_sync;		/* AL_GW_AUDIT_SYNC_REQUEST (default) or _BATCH */
 	char **allowed_origins; /* NULL: Origin is the upstream's business */
 	size_t max_body_bytes;
 	int trust_forwarded_for; /* append to an incoming X-Forwarded-For */

@@ -6,6 +6,7 @@
 
 #include "audit/log.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/server.h"
 #include "net/http_client.h"
@@ -136,25 +137,86 @@ static void warn_restart_only(const struct al_gw_config *o, const struct al_gw_c
 #undef DIFF
 }
 
-int al_gw_reload(struct al_gw *gw)
+/* Every stdio route of s has a child through its handshake. */
+static int snap_ready(const struct al_gw_snap *s, const char **route)
 {
-	struct al_gw_snap *s;
-	char err[512] = "";
-	int rc;
-
-	if (gw->draining)
-		return -ECANCELED;
-	if ((rc = snap_new(gw, &s, err, sizeof(err))) < 0) {
-		al_error("gateway", "reload refused, the running config stays: %s", err);
-		al_gw_metrics_reload(gw->metrics, 0);
-		return rc;
+	for (size_t i = 0; s->pools && i < s->cfg.nroutes; i++) {
+		if (s->pools[i] && al_gw_stdio_pool_ready(s->pools[i]) == 0) {
+			*route = s->cfg.routes[i].host;
+			return 0;
+		}
 	}
+	return 1;
+}
+
+static void put_in_force(struct al_gw *gw, struct al_gw_snap *s)
+{
 	warn_restart_only(&gw->snap->cfg, &s->cfg);
 	al_log_set_level(s->cfg.log_level);
 	al_gw_snap_unref(gw->snap); /* requests in flight keep their own reference */
 	gw->snap = s;
 	al_gw_metrics_reload(gw->metrics, 1);
 	al_info("gateway", "reloaded %s: %zu route(s)", gw->config_path, s->cfg.nroutes);
+}
+
+static void drop_pending(struct al_gw *gw)
+{
+	uv_timer_stop(&gw->pending_timer);
+	al_gw_snap_unref(gw->pending);
+	gw->pending = NULL;
+}
+
+static void pending_cb(uv_timer_t *t)
+{
+	struct al_gw *gw = t->data;
+	struct al_gw_snap *s = gw->pending;
+	const char *route = "";
+
+	if (s == NULL)
+		return;
+	if (snap_ready(s, &route)) {
+		uv_timer_stop(&gw->pending_timer);
+		gw->pending = NULL;
+		put_in_force(gw, s);
+		return;
+	}
+	if (al_mono_ms() >= gw->pending_deadline_ms) {
+		al_error("gateway",
+			 "reload refused, the running config stays: route %s: no stdio server "
+			 "ready within %d ms (see its stderr above)",
+			 route, AL_GW_RELOAD_READY_MS);
+		al_gw_metrics_reload(gw->metrics, 0);
+		drop_pending(gw);
+	}
+}
+
+int al_gw_reload(struct al_gw *gw)
+{
+	struct al_gw_snap *s;
+	const char *route = "";
+	char err[512] = "";
+	int rc;
+
+	if (gw->draining)
+		return -ECANCELED;
+	if (gw->pending) {
+		al_info("gateway", "reload: the previous reload was still starting: replaced");
+		drop_pending(gw);
+	}
+	if ((rc = snap_new(gw, &s, err, sizeof(err))) < 0) {
+		al_error("gateway", "reload refused, the running config stays: %s", err);
+		al_gw_metrics_reload(gw->metrics, 0);
+		return rc;
+	}
+	if (snap_ready(s, &route)) {
+		put_in_force(gw, s);
+		return 0;
+	}
+	/* The children are starting: the running config serves until they are up. */
+	al_info("gateway", "reload: loaded, waiting for the stdio servers to start");
+	gw->pending = s;
+	gw->pending_deadline_ms = al_mono_ms() + AL_GW_RELOAD_READY_MS;
+	uv_timer_start(&gw->pending_timer, pending_cb, 20, 20);
 	return 0;
 }
 
@@ -182,6 +244,7 @@ static void stop_cb(uv_timer_t *t)
 	uv_close((uv_handle_t *)t, NULL);
 	uv_close((uv_handle_t *)&gw->bp_timer, NULL);
 	uv_close((uv_handle_t *)&gw->reap_timer, NULL);
+	uv_close((uv_handle_t *)&gw->pending_timer, NULL);
 	gw->stopping = 1;
 	reap(gw);
 	/* Everything else closes now; uv_run returns once the handles are gone. */
@@ -211,6 +274,7 @@ void al_gw_drain(struct al_gw *gw)
 	if (gw->draining)
 		return;
 	gw->draining = 1;
+	drop_pending(gw);
 	al_info("gateway", "draining: %ld request(s) in flight, up to %llu ms", gw->in_flight,
 		(unsigned long long)gw->snap->cfg.shutdown_timeout_ms);
 	al_http_server_drain(gw->srv, drained_cb, gw);
@@ -238,6 +302,8 @@ int al_gw_start(struct al_gw *gw, uv_loop_t *loop, const char *config_path, char
 	gw->loop = loop;
 	uv_timer_init(loop, &gw->reap_timer);
 	gw->reap_timer.data = gw;
+	uv_timer_init(loop, &gw->pending_timer);
+	gw->pending_timer.data = gw;
 	rc = -ENOMEM;
 	if ((gw->config_path = al_strdup(config_path)) == NULL ||
 	    (gw->metrics = al_gw_metrics_new()) == NULL) {
@@ -249,12 +315,24 @@ int al_gw_start(struct al_gw *gw, uv_loop_t *loop, const char *config_path, char
 	c = &gw->snap->cfg;
 	al_log_set_level(c->log_level);
 	if (c->audit_path) {
-		struct al_audit_opts ao2 = {.component = "gateway", .sign_key_path = c->audit_key};
+		/* Written on the loop, synced off it (auditq.h, airlock.audit_sync). */
+		struct al_audit_opts ao2 = {.component = "gateway",
+					    .sign_key_path = c->audit_key,
+					    .sync_every = AL_AUDIT_SYNC_EXPLICIT};
 		char aerr[256] = "";
 		if ((rc = al_audit_open(c->audit_path, &ao2, &gw->audit, aerr, sizeof(aerr))) < 0) {
 			snprintf(err, errlen, "airlock.audit: %s", aerr[0] ? aerr : strerror(-rc));
 			goto fail;
 		}
+		if ((rc = al_gw_auditq_new(loop, gw->audit, &gw->auditq)) < 0) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		/*
+		 * No sync started for the audit_open record: a start-up that fails
+		 * after this frees the log before the loop runs. The first request's
+		 * sync (or the close) covers it.
+		 */
 	}
 	so.host = c->listen_host;
 	so.port = c->listen_port;
@@ -313,9 +391,16 @@ void al_gw_free(struct al_gw *gw)
 	gw->stopping = 1;
 	if (!uv_is_closing((uv_handle_t *)&gw->reap_timer))
 		uv_close((uv_handle_t *)&gw->reap_timer, NULL);
+	if (!uv_is_closing((uv_handle_t *)&gw->pending_timer))
+		uv_close((uv_handle_t *)&gw->pending_timer, NULL);
+	al_gw_snap_unref(gw->pending);
+	gw->pending = NULL;
 	al_gw_snap_unref(gw->snap);
 	gw->snap = NULL;
 	reap(gw);
+	/* After uv_run returned: no sync runs; close syncs what is left. */
+	al_gw_auditq_free(gw->auditq);
+	gw->auditq = NULL;
 	if (gw->audit)
 		al_audit_close(gw->audit);
 	gw->audit = NULL;

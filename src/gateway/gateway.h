@@ -19,6 +19,7 @@
 #ifndef AL_GATEWAY_GATEWAY_H
 #define AL_GATEWAY_GATEWAY_H
 
+#include "gateway/auditq.h"
 #include "gateway/config.h"
 #include "gateway/metrics.h"
 #include "gateway/stdio_pool.h"
@@ -30,6 +31,9 @@ struct al_http_client;
 struct al_http_req;
 struct al_audit_log;
 struct al_gw_pxy;
+
+/* How long a reload waits for its stdio children to be ready. */
+#define AL_GW_RELOAD_READY_MS 15000
 
 struct al_gw_snap {
 	int refs;
@@ -53,6 +57,7 @@ struct al_gw {
 	struct al_http_server *srv;
 	struct al_http_server *admin;
 	struct al_audit_log *audit;
+	al_gw_auditq *auditq; /* its fdatasyncs, off the loop (with audit) */
 	al_gw_metrics *metrics;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t stop_timer; /* teardown after a drain, outside every callback */
@@ -70,6 +75,15 @@ struct al_gw {
 	 */
 	struct al_gw_snap *dead;
 	uv_timer_t reap_timer;
+	/*
+	 * A reloaded snapshot whose stdio pools are still starting: it goes in
+	 * force once every stdio route has a child through its handshake (so
+	 * a reload never turns requests into 503 "no stdio server ready"), or
+	 * is refused when that takes longer than AL_GW_RELOAD_READY_MS.
+	 */
+	struct al_gw_snap *pending;
+	uint64_t pending_deadline_ms;
+	uv_timer_t pending_timer;
 	int stopping;
 	int draining;
 	int exit_code;
@@ -79,7 +93,11 @@ struct al_gw {
 /* Loads the file, starts listening; 0 or -errno with err filled. */
 int al_gw_start(struct al_gw *gw, uv_loop_t *loop, const char *config_path, char *err,
 		size_t errlen);
-/* Re-reads the config file (SIGHUP). 0, or -errno and the old config stays. */
+/*
+ * Re-reads the config file (SIGHUP). 0, or -errno and the old config stays.
+ * With stdio routes the new config goes in force later, when its children
+ * are ready (see pending); 0 then means "loaded, starting".
+ */
 int al_gw_reload(struct al_gw *gw);
 /* Stops accepting, lets requests finish within shutdown_timeout, then closes. */
 void al_gw_drain(struct al_gw *gw);

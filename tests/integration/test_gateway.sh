@@ -118,7 +118,7 @@ done
 
 # ---- routing: tunnel domain stripped, exact host, unknown host ----
 gw tickets.tun.test '/mcp?x=1&y=two' "$LIST" -H 'Authorization: Bearer tok-SECRET-123' \
-	-H 'Mcp-Method: tools/list' -H 'Mcp-Custom: kept'
+	-H 'Mcp-Method: tools/list' -H 'Mcp-Custom: kept' -H 'X-Forwarded-For: 6.6.6.6'
 [ "$STATUS" = 200 ] || fail "tools/list via the tunnel domain: $STATUS $(cat "$T/body")"
 grep -q search_tickets "$T/body" || fail "tools/list: $(cat "$T/body")"
 grep -q delete_ticket "$T/body" && fail "denied tool listed: $(cat "$T/body")"
@@ -129,7 +129,7 @@ h = {k.lower(): v for k, v in r["headers"].items()}
 assert r["path"] == "/mcp?x=1&y=two", r["path"]
 assert h["authorization"] == "Bearer tok-SECRET-123", h
 assert h["mcp-method"] == "tools/list" and h["mcp-custom"] == "kept", h
-assert h["x-forwarded-for"] == "127.0.0.1", h
+assert h["x-forwarded-for"] == "127.0.0.1", h  # the client's own XFF is not trusted by default
 assert h["x-forwarded-host"].startswith("tickets.tun.test"), h
 PY
 gw exact.example.org /mcp "$LIST"

@@ -7,7 +7,8 @@
 # answers 403; airlock.max_body answers 413; a bodiless GET (the 2025-11-25
 # stream, .well-known documents) passes through with its path and query;
 # admin_addr: off opens no admin port; a slow reader of a 24 MiB answer gets
-# all of it (the upstream read is paused, not buffered or cut).
+# all of it (the upstream read is paused, not buffered or cut);
+# airlock.trust_forwarded_for: true keeps an incoming X-Forwarded-For.
 . "$(dirname "$0")/lib.sh"
 
 command -v python3 >/dev/null 2>&1 || { echo "no python3"; exit 77; }
@@ -59,6 +60,7 @@ airlock:
   admin_addr: off
   allowed_origins: [https://app.example]
   max_body: 2048
+  trust_forwarded_for: true
 YAML
 "$AIRLOCK_BIN" gateway --config "$T/gw.yaml" >"$T/gw.log" 2>&1 &
 GW=$!
@@ -75,6 +77,12 @@ post() { # BODY [curl args]
 LIST='{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
 post "$LIST"
 [ "$STATUS" = 200 ] && grep -q delete_ticket "$T/body" || fail "disable_ip_validation: $STATUS $(cat "$T/body")"
+post "$LIST" -H 'X-Forwarded-For: 192.0.2.7'
+python3 - "$T/up.log" <<'PY' || fail "trust_forwarded_for: $(tail -1 "$T/up.log")"
+import json, sys
+h = {k.lower(): v for k, v in json.loads(open(sys.argv[1]).read().splitlines()[-1])["headers"].items()}
+assert h["x-forwarded-for"] == "192.0.2.7, 127.0.0.1", h
+PY
 post "$LIST" -H 'Origin: https://app.example'
 [ "$STATUS" = 200 ] || fail "allowed Origin: $STATUS"
 post "$LIST" -H 'Origin: https://evil.example'

@@ -10,7 +10,9 @@
 #                has a progressToken), slow (waits `ms` or until cancelled),
 #                env (its exec-time environment), stats (what it has seen),
 #                ask (sends a server->client request and reports the reply),
-#                big (a response line over 8 MiB), log (a log notification)
+#                big (a response line over 8 MiB), log (a log notification),
+#                crash (exits, status 3, without answering); tools/list
+#                names them all
 #   crash-after  exits (status 3) on the N-th tools/call, without answering
 #   garbage      writes a line that is not JSON on the first tools/call
 #   never        answers initialize, then never answers anything
@@ -190,12 +192,21 @@ def handle(msg):
                 sys.stdout.flush()
             return
         p = msg.get("params") or {}
+        if p.get("name") == "crash":
+            sys.stderr.write("double: crash tool called\n")
+            sys.stderr.flush()
+            os._exit(3)
         if p.get("name") == "slow":
             # registered before a notifications/cancelled can be read
             with state_lock:
                 stats["slow_ids"].append(rid)
                 slow_events[json.dumps(rid)] = threading.Event()
         threading.Thread(target=tool, args=(rid, msg.get("params") or {}), daemon=True).start()
+        return
+    if method == "tools/list":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
+            {"name": n, "inputSchema": {"type": "object"}}
+            for n in ("echo", "slow", "env", "stats", "ask", "big", "log", "crash")]}})
         return
     if rid is not None:
         send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no " + method}})

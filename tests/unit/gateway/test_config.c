@@ -59,6 +59,7 @@ AL_TEST(gateway_config_reference_file)
 	AL_ASSERT_STR_EQ(c.admin_host, "127.0.0.1");
 	AL_ASSERT_INT_EQ(c.admin_port, 9090);
 	AL_ASSERT_NULL(c.audit_path);
+	AL_ASSERT_INT_EQ(c.audit_sync, AL_GW_AUDIT_SYNC_REQUEST);
 	AL_ASSERT_INT_EQ(c.routes[0].timeout_ms, AL_GW_DEFAULT_UPSTREAM_TIMEOUT);
 	al_gw_config_clear(&c);
 }
@@ -102,6 +103,7 @@ AL_TEST(gateway_config_airlock_block)
 				"airlock:\n"
 				"  admin_addr: off\n"
 				"  audit: /var/lib/airlock/gw.audit\n"
+				"  audit_sync: batch\n"
 				"  allowed_origins: [https://claude.ai]\n"
 				"  max_body: 65536\n"
 				"  max_in_flight: 64\n"
@@ -112,6 +114,7 @@ AL_TEST(gateway_config_airlock_block)
 	AL_ASSERT_INT_EQ(load(&c, y, err, sizeof(err)), 0);
 	AL_ASSERT_NULL(c.admin_host);
 	AL_ASSERT_STR_EQ(c.audit_path, "/var/lib/airlock/gw.audit");
+	AL_ASSERT_INT_EQ(c.audit_sync, AL_GW_AUDIT_SYNC_BATCH);
 	AL_ASSERT_STR_EQ(c.allowed_origins[0], "https://claude.ai");
 	AL_ASSERT_INT_EQ(c.max_body_bytes, 65536);
 	AL_ASSERT_INT_EQ(c.max_in_flight, 64);
@@ -168,6 +171,8 @@ AL_TEST(gateway_config_errors_name_the_line)
 	    {"routes:\n  a: http://10.0.0.1:80\nairlock:\n  audit_key: k\n", "needs airlock.audit"},
 	    {"routes:\n  a: http://10.0.0.1:80\nairlock:\n  max_in_flight: 0\n",
 	     "gw.yaml:4: airlock.max_in_flight"},
+	    {"routes:\n  a: http://10.0.0.1:80\nairlock:\n  audit_sync: never\n",
+	     "gw.yaml:4: airlock.audit_sync: 'never' is not request or batch"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct al_gw_config c;
