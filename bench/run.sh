@@ -88,7 +88,7 @@ mcp_bench() {
 	# tickets-mcp creates its schema; the rows go in beside it (WAL): MCP_TICKETS
 	# tickets with three comments each, the benchmark reads ticket 42.
 	TP=$(port)
-	"$B/tickets-mcp" --listen "127.0.0.1:$TP" --db "$T/mcp/tickets.db" 2>"$T/mcp/tickets.log" &
+	"$B/tickets-mcp" --listen "127.0.0.1:$TP" --db "$T/mcp/tickets.db" >"$T/mcp/tickets.log" 2>&1 &
 	TPID=$!
 	PIDS="$PIDS $TPID"
 	wait_port "$TP" "$T/mcp/tickets.log" || return 0
@@ -125,10 +125,10 @@ mcp_bench() {
 		fi
 		c1=$(cpu_ticks "$mpid")
 		python3 - "$label" "$conns" "$round" "$((c1 - c0))" "$(getconf CLK_TCK)" "$mpid" \
-			<"$T/mcp/run.json" >>"$T/mcp/rows" <<-'PY'
+			"$T/mcp/run.json" >>"$T/mcp/rows" <<-'PY'
 		import json, sys
-		r = json.load(sys.stdin)
-		label, conns, rnd, ticks, hz, pid = sys.argv[1:7]
+		label, conns, rnd, ticks, hz, pid, path = sys.argv[1:8]
+		r = json.load(open(path))
 		hwm = [l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM")][0]
 		r.update(label=label, conns=int(conns), round=int(rnd), hwm_kb=int(hwm),
 		         cpu_ms_per_1k=1000.0 * int(ticks) / int(hz) / r["requests"] * 1000)
