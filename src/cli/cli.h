@@ -21,5 +21,6 @@ int al_cmd_sandbox(int argc, char **argv);
 int al_cmd_audit(int argc, char **argv);
 int al_cmd_worker(int argc, char **argv);
 int al_cmd_demo(int argc, char **argv);
+int al_cmd_gateway(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const struct al_command commands[] = {
     {"model-stub", "scripted Messages API server (a test double)", al_cmd_model_stub},
     {"sandbox", "run a command in an isolated sandbox", al_cmd_sandbox},
     {"worker", "self-hosted worker: run tool calls inside your perimeter", al_cmd_worker},
+    {"gateway", "MCP gateway in front of private MCP servers (routes, TLS, audit)", al_cmd_gateway},
     {"demo", "the end-to-end demo: control plane, model, worker, one session", al_cmd_demo},
 };
 

@@ -80,6 +80,7 @@ struct al_http_req {
 	int closed;
 	int streaming;
 	int chunked; /* SSE framed as chunked (HTTP/1.1) rather than by close */
+	int raw;     /* al_http_stream_start: no heartbeats, not cut by a drain */
 	void *data;
 	al_http_close_cb close_cb;
 	void *close_ud;
@@ -662,7 +663,7 @@ static void timer_cb(uv_timer_t *t)
 		conn_close(c);
 		break;
 	case T_HEARTBEAT:
-		if (c->req && c->req->streaming) {
+		if (c->req && c->req->streaming && !c->req->raw) {
 			al_buf b = {0};
 			const char *ping = c->req->chunked ? "8\r\n: ping\n\n\r\n" : ": ping\n\n";
 			if (al_buf_append_str(&b, ping) == 0)
@@ -919,6 +920,8 @@ void al_http_server_drain(al_http_server *srv, al_http_drained_cb cb, void *ud)
 			conn_close(c);
 		} else if (c->state != C_OPEN) {
 			continue;
+		} else if (req && req->streaming && req->raw) {
+			req->keep_alive = 0; /* a proxied body runs to its end */
 		} else if (req && req->streaming) {
 			/* End the stream cleanly, then tell the owner it is over. */
 			if (req->chunked) {
@@ -1273,4 +1276,67 @@ void al_http_sse_end(al_http_req *req)
 		response_done(c, ka);
 	}
 	req_free(req);
+}
+
+/* ---- streamed responses ---- */
+
+int al_http_stream_start(al_http_req *req, int status)
+{
+	struct conn *c;
+	al_buf b = {0};
+
+	if (req == NULL || req->streaming || status < 200 || status > 999 || status == 204 ||
+	    status == 304)
+		return -EINVAL;
+	c = req->conn;
+	req->streaming = 1;
+	req->raw = 1;
+	req->chunked = req->r->version_minor == 1;
+	if (!req->chunked)
+		req->keep_alive = 0;
+	if (c == NULL)
+		return -EPIPE;
+	if (c->srv->draining)
+		req->keep_alive = 0;
+	if (build_head(&b, req, status, req->keep_alive && !req->user_close) < 0 ||
+	    (req->chunked && al_buf_append_str(&b, "Transfer-Encoding: chunked\r\n") < 0) ||
+	    al_buf_append_str(&b, "\r\n") < 0) {
+		al_buf_free(&b);
+		conn_close(c);
+		return -ENOMEM;
+	}
+	if (conn_send(c, &b) < 0)
+		return -EPIPE;
+	/* The owner times the upstream; an idle stream is not ours to end. */
+	timer_set(c, T_NONE, 0);
+	return 0;
+}
+
+int al_http_stream_write(al_http_req *req, const void *data, size_t len)
+{
+	struct conn *c;
+	al_buf b = {0};
+	int rc;
+
+	if (req == NULL || !req->streaming || !req->raw || (data == NULL && len > 0))
+		return -EINVAL;
+	c = req->conn;
+	if (c == NULL || req->closed)
+		return -EPIPE;
+	if (len == 0)
+		return 0;
+	if ((req->chunked && al_buf_appendf(&b, "%zx\r\n", len) < 0) ||
+	    al_buf_append(&b, data, len) < 0 ||
+	    (req->chunked && al_buf_append_str(&b, "\r\n") < 0)) {
+		al_buf_wipe(&b);
+		al_buf_free(&b);
+		return -ENOMEM;
+	}
+	rc = conn_send(c, &b);
+	return rc;
+}
+
+void al_http_stream_end(al_http_req *req)
+{
+	al_http_sse_end(req);
 }

@@ -124,4 +124,27 @@ void al_http_sse_end(al_http_req *req);
 /* Bytes queued to the peer but not yet written (backpressure for slow readers). */
 size_t al_http_req_pending_bytes(const al_http_req *req);
 
+/* ---- streamed responses (added for the gateway) ---- */
+/*
+ * Sends the status line and the headers added with al_http_resp_header
+ * (which may include Content-Type), framed with Transfer-Encoding: chunked
+ * on HTTP/1.1 (by connection close on 1.0); the body follows in
+ * al_http_stream_write calls and al_http_stream_end finishes the request.
+ * Unlike an SSE stream, the server adds nothing to the body (no heartbeat
+ * comments: it may not be an event stream), and a drain lets the stream run
+ * to its end (or drain_timeout_ms) instead of cutting it, because a body cut
+ * short would be a truncated response. Status 200..999 except 204 and 304,
+ * which have no body (use al_http_respond). 0, -EINVAL, -ENOMEM, -EPIPE.
+ */
+int al_http_stream_start(al_http_req *req, int status);
+/*
+ * Queues len bytes as one chunk and flushes it at once (no coalescing, so an
+ * SSE event reaches the client as soon as it is written). len 0 is a no-op.
+ * Check al_http_req_pending_bytes for backpressure. -EPIPE when the peer
+ * is gone, -EINVAL if the request is not a started stream.
+ */
+int al_http_stream_write(al_http_req *req, const void *data, size_t len);
+/* Sends the last chunk and finishes the request (also after the peer left). */
+void al_http_stream_end(al_http_req *req);
+
 #endif

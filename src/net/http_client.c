@@ -47,6 +47,7 @@ struct al_http_call {
 	al_http_client *client;
 	CURL *easy;
 	struct curl_slist *req_headers; /* owned; may hold secrets, wiped on free */
+	struct curl_slist *resolve;	/* owned: the CURLOPT_RESOLVE pin, or NULL */
 	al_http_done_cb done_cb;
 	al_http_data_cb on_data;
 	al_http_head_cb on_head;
@@ -260,6 +261,7 @@ static void call_free(al_http_call *call)
 	for (s = call->req_headers; s; s = s->next)
 		al_wipe(s->data, strlen(s->data));
 	curl_slist_free_all(call->req_headers);
+	curl_slist_free_all(call->resolve);
 	headers_clear(call);
 	al_free(call->headers);
 	/*
@@ -670,6 +672,8 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 	if ((hl = curl_slist_append(call->req_headers, "Expect:")) == NULL)
 		goto fail;
 	call->req_headers = hl;
+	if (req->resolve && (call->resolve = curl_slist_append(NULL, req->resolve)) == NULL)
+		goto fail;
 
 #define SET(opt, val)                                                                              \
 	do {                                                                                       \
@@ -695,6 +699,12 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 		SET(CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
 	if (req->ca_file)
 		SET(CURLOPT_CAINFO, req->ca_file);
+	if (req->ca_file && req->ca_file_only)
+		SET(CURLOPT_CAPATH, (char *)NULL);
+	if (call->resolve) {
+		SET(CURLOPT_RESOLVE, call->resolve);
+		SET(CURLOPT_NOPROXY, "*");
+	}
 	if (req->fresh_connect)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
 	if (req->body != NULL || strcmp(method, "POST") == 0) {

@@ -74,6 +74,21 @@ struct al_http_client_req {
 	 * (and a TLS handshake) per request.
 	 */
 	int fresh_connect;
+	/*
+	 * Added for the gateway (SSRF defence: the address checked is the
+	 * address connected to). "HOST:PORT:ADDR" as CURLOPT_RESOLVE takes it
+	 * (ADDR numeric, IPv6 in brackets): the URL's HOST:PORT connects to
+	 * ADDR without a DNS lookup, while TLS still verifies the certificate
+	 * for HOST. Proxies from the environment are ignored for such a
+	 * request (a proxy would make its own connection). NULL: off.
+	 */
+	const char *resolve;
+	/*
+	 * Added for the gateway. 1: ca_file alone verifies https (libcurl's
+	 * default CA directory, /etc/ssl/certs on Debian, is not consulted; it
+	 * otherwise is, even with ca_file set). Ignored without ca_file.
+	 */
+	int ca_file_only;
 };
 
 /*
