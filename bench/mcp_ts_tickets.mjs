@@ -45,23 +45,48 @@ const getComments = db.prepare(
 	'SELECT id, body, created_at FROM comments WHERE ticket_id = ? ORDER BY id'
 );
 
+// The tool as tickets-mcp declares it (examples/tickets/tickets.c): the same
+// title, description, annotations, inputSchema (id an integer >= 1, nothing
+// else) and outputSchema. The SDK checks the arguments against the first and
+// the result against the second on every call; tickets-mcp checks the
+// arguments only.
+const Comment = z.object({
+	id: z.number().int(),
+	ticket_id: z.number().int().optional(),
+	body: z.string(),
+	created_at: z.iso.datetime(),
+});
+const Ticket = z.object({
+	id: z.number().int(),
+	title: z.string(),
+	body: z.string(),
+	priority: z.enum(['low', 'normal', 'high', 'urgent']),
+	status: z.enum(['open', 'closed']),
+	resolution: z.string().nullable(),
+	created_at: z.iso.datetime(),
+	updated_at: z.iso.datetime(),
+	comments: z.array(Comment),
+});
+
+// A fresh McpServer per request: the SDK's stateless idiom (createMcpHandler
+// calls the factory for every HTTP request).
 function factory() {
 	const server = new McpServer({ name: 'tickets-ts', version: '1.0.0' });
 	server.registerTool(
 		'tickets_get',
 		{
 			title: 'Get a ticket',
-			description: 'One ticket by id, with its comments.',
-			inputSchema: z.object({ id: z.number().int().describe('The ticket id') }),
-			annotations: { readOnlyHint: true },
+			description: 'Returns one ticket with its body and comments.',
+			inputSchema: z.strictObject({
+				id: z.number().int().min(1).describe("The ticket's id."),
+			}),
+			outputSchema: Ticket,
+			annotations: { readOnlyHint: true, idempotentHint: true },
 		},
 		async ({ id }) => {
 			const row = getTicket.get(id);
 			if (row === undefined) {
-				return {
-					content: [{ type: 'text', text: `no ticket ${id}` }],
-					isError: true,
-				};
+				return { content: [{ type: 'text', text: `id: no ticket ${id}` }], isError: true };
 			}
 			const ticket = { ...row, comments: getComments.all(id) };
 			return {

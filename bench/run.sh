@@ -163,13 +163,12 @@ mcp_bench() {
 					echo "  key_file: $T/mcp/gw.key"
 				fi
 				echo "routes:"
-				echo "  tickets.bench.test: http://127.0.0.1:$TP"
+				echo "  tickets: http://127.0.0.1:$TP"
 				echo "upstream:"
 				echo "  allowed_ips: [127.0.0.0/8]"
-				echo "admin:"
-				echo "  listen_addr: 127.0.0.1:$ap"
-				echo "audit:"
-				echo "  path: $T/mcp/audit-$v.log"
+				echo "airlock:"
+				echo "  admin_addr: 127.0.0.1:$ap"
+				echo "  audit: $T/mcp/audit-$v.log"
 			} >"$T/mcp/gw-$v.yaml"
 			"$BIN" gateway --config "$T/mcp/gw-$v.yaml" 2>"$T/mcp/gw-$v.log" &
 			PIDS="$PIDS $!"
@@ -204,6 +203,8 @@ mcp_bench() {
 			done
 		done
 	done
+	echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows here)."
+	echo
 	[ -s "$T/mcp/failed" ] && { echo "Failed runs (invalid, left out):"; echo; cat "$T/mcp/failed"; echo; }
 	[ -n "$GW" ] || echo "- Gateway: skipped (\`$BIN gateway\` is not built in, or did not start: $(tail -n 1 "$T/mcp/gw-plain.log" "$T/mcp/gw-tls.log" 2>/dev/null | tr '\n' ' '))"
 	[ -s "$T/mcp/rows" ] || return 0
