@@ -32,7 +32,9 @@
  * of the response read, on CLOCK_MONOTONIC. Requests started in the measured
  * window are recorded, including those that finish after it ends (they are
  * waited for). Prints one JSON line: requests, errors, seconds, rps, p50,
- * p90, p99, p999, max and mean in microseconds, reconnects.
+ * p90, p99, p999, max and mean in microseconds, reconnects, and the share
+ * of one core the generator itself used over the whole run (client_core:
+ * near 1.0 means it, not the server, may be the limit).
  *
  * One thread and epoll: the generator costs the machine at most one core,
  * the same for every server it drives. Connections (and TLS handshakes) are
@@ -53,6 +55,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -675,14 +678,21 @@ int main(int argc, char **argv)
 		sum += g.lat[k];
 	{
 		double secs = (double)((t_last > t_end ? t_last : t_end) - t_measure) / 1e9;
+		double wall = (double)(now_ns() - t_start) / 1e9, cpu;
+		struct rusage ru;
+
+		getrusage(RUSAGE_SELF, &ru);
+		cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 
 		printf("{\"requests\":%zu,\"errors\":%llu,\"seconds\":%.3f,\"rps\":%.0f,"
 		       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-		       "\"max_us\":%.1f,\"mean_us\":%.1f,\"conns\":%d,\"reconnects\":%llu}\n",
+		       "\"max_us\":%.1f,\"mean_us\":%.1f,\"conns\":%d,\"reconnects\":%llu,"
+		       "\"client_core\":%.2f}\n",
 		       g.nlat, (unsigned long long)g.errors, secs, (double)g.nlat / secs, pct(50),
 		       pct(90), pct(99), pct(99.9), g.nlat ? (double)g.lat[g.nlat - 1] / 1000.0 : 0,
 		       g.nlat ? (double)sum / (double)g.nlat / 1000.0 : 0, nconns,
-		       (unsigned long long)g.reconnects);
+		       (unsigned long long)g.reconnects, cpu / wall);
 	}
 	for (i = 0; i < nconns; i++) {
 		conn_close(&conns[i]);

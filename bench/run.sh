@@ -215,9 +215,9 @@ mcp_bench() {
 	def cell(r):
 	    return (f"| {r['label']} | {r['conns']} | {r['round']} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p90_us']:.0f} | "
 	            f"{r['p99_us']:.0f} | {r['p999_us']:.0f} | {r['requests']} | {r['errors']} | {r['reconnects']} | "
-	            f"{r['cpu_ms_per_1k']:.1f} | {r['hwm_kb']} |")
-	print("| target | conns | round | req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | requests | errors | reconnects | server CPU ms / 1000 req | server peak RSS KiB |")
-	print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	            f"{r['cpu_ms_per_1k']:.1f} | {r['hwm_kb']} | {r['client_core']:.2f} |")
+	print("| target | conns | round | req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | requests | errors | reconnects | server CPU ms / 1000 req | server peak RSS KiB | load generator, cores |")
+	print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for r in sorted(rows, key=lambda r: (r["conns"], r["label"], r["round"])):
 	    print(cell(r))
 	print()
