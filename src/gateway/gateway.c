@@ -48,6 +48,12 @@ static int snap_new(struct al_gw *gw, struct al_gw_snap **out, char *err, size_t
 	s->refs = 1;
 	if ((rc = al_gw_config_load_file(&s->cfg, gw->config_path, err, errlen)) < 0)
 		goto fail;
+	if (s->cfg.upstream_ca_file && access(s->cfg.upstream_ca_file, R_OK) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "upstream.tls.ca_file %s: %s", s->cfg.upstream_ca_file,
+			 strerror(-rc));
+		goto fail;
+	}
 	rc = -ENOMEM;
 	if ((s->pools = al_calloc(s->cfg.nroutes, sizeof(*s->pools))) == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -103,8 +103,7 @@ struct pxy {
 
 static void pxy_free(struct pxy *p)
 {
-	if (p->have_msg)
-		al_mcp_msg_free(&p->msg);
+	al_mcp_msg_free(&p->msg); /* also after a failed parse (jsonrpc.h) */
 	al_gw_snap_unref(p->snap);
 	EVP_MD_CTX_free(p->sha);
 	al_free(p->ctype);
@@ -543,8 +542,13 @@ static void send_http(struct pxy *p, const char *addr)
 	cr.on_data = data_cb;
 	/* An IPv6 literal upstream has no name to pin: it is its own address. */
 	cr.resolve = strchr(r->uhost, ':') ? NULL : p->resolve;
-	/* Not idempotent (tools/call): never silently re-sent by libcurl. */
-	cr.fresh_connect = 0;
+	/*
+	 * libcurl re-sends a request whose reused connection died before any
+	 * answer byte; a tools/call may already have run upstream, so it gets a
+	 * connection of its own and goes out exactly once (the client decides
+	 * about retries). Reads reuse connections.
+	 */
+	cr.fresh_connect = p->method && strcmp(p->method, "tools/call") == 0;
 	rc = al_http_client_request(p->gw->client, &cr, done_cb, p, &p->call);
 	if (rc < 0)
 		reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "upstream_error",
@@ -764,10 +768,11 @@ static void close_cb(al_http_req *req, void *ud)
 	if (p->gai_active)
 		uv_cancel((uv_req_t *)&p->gai); /* gai_cb still runs, and frees */
 	p->outcome = "client_gone";
+	/* Finishing a closed request only frees it; 499 is for the metrics. */
 	if (p->mode == M_STREAM)
 		al_http_stream_end(req);
 	else
-		al_http_respond(req, 499 > p->status ? 499 : p->status, NULL, NULL, 0);
+		al_http_respond(req, 499, NULL, NULL, 0);
 	if (p->status == 0)
 		p->status = 499;
 	finished(p);

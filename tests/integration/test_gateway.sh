@@ -167,7 +167,7 @@ curl -sN --cacert "$T/ca.pem" --resolve "tickets.tun.test:$GP:127.0.0.1" \
 	"https://tickets.tun.test:$GP/mcp" >"$T/stream" &
 C=$!
 i=0
-while ! grep -q progress "$T/stream"; do
+while ! grep -q progress "$T/stream" 2>/dev/null; do
 	i=$((i + 1)); [ $i -lt 15 ] || fail "no first event within 1.5 s"
 	sleep 0.1
 done
@@ -182,7 +182,7 @@ curl -sN --cacert "$T/ca.pem" --resolve "tickets.tun.test:$GP:127.0.0.1" \
 	"https://tickets.tun.test:$GP/mcp" >"$T/stream2" &
 C=$!
 i=0
-while ! grep -q progress "$T/stream2"; do
+while ! grep -q progress "$T/stream2" 2>/dev/null; do
 	i=$((i + 1)); [ $i -lt 20 ] || fail "no first event"
 	sleep 0.1
 done
@@ -204,14 +204,40 @@ grep -q 'airlock_gateway_requests_total{route="tickets",method="tools/call",stat
 grep -q 'airlock_gateway_upstream_latency_seconds_count{route="secure"} 1' "$T/metrics" || fail "metrics latency"
 grep -q 'airlock_gateway_reloads_total{result="failed"} 1' "$T/metrics" || fail "metrics reloads"
 
-# ---- an https upstream signed by a CA we do not trust is refused ----
-sed "s#ca_file: $T/ca.pem#ca_file: $T/other.pem#" "$T/gw.yaml" >"$T/gw2.yaml" && mv "$T/gw2.yaml" "$T/gw.yaml"
-kill -HUP "$GW"
+# wait_reloads N: until the log shows N successful reloads.
+wait_reloads() {
+	i=0
+	while [ "$(grep -c 'reloaded' "$T/gw.log")" -lt "$1" ]; do
+		i=$((i + 1)); [ $i -lt 50 ] || fail "no reload number $1: $(tail -3 "$T/gw.log")"
+		sleep 0.1
+	done
+}
+
+# ---- SIGHUP mid-stream: the stream finishes on its config, new requests see the new one ----
+curl -sN --cacert "$T/ca.pem" --resolve "tickets.tun.test:$GP:127.0.0.1" \
+	-H 'content-type: application/json' --data-binary "$SLOW" \
+	"https://tickets.tun.test:$GP/mcp" >"$T/stream4" &
+C=$!
 i=0
-while [ "$(grep -c 'reloaded' "$T/gw.log")" -lt 2 ]; do
-	i=$((i + 1)); [ $i -lt 50 ] || fail "no second reload"
+while ! grep -q progress "$T/stream4" 2>/dev/null; do
+	i=$((i + 1)); [ $i -lt 20 ] || fail "no first event"
 	sleep 0.1
 done
+cp "$T/gw.yaml" "$T/keep.yaml"
+sed 's/^  tickets:$/  renamed:/' "$T/keep.yaml" >"$T/gw.yaml"
+kill -HUP "$GW"
+wait_reloads 2
+gw tickets.tun.test /mcp "$LIST"
+[ "$STATUS" = 404 ] || fail "a removed route still answers after reload: $STATUS"
+gw renamed.tun.test /mcp "$LIST"
+[ "$STATUS" = 200 ] || fail "the new route does not answer: $STATUS"
+wait $C || true
+grep -q '"done"' "$T/stream4" || fail "a reload cut an in-flight stream: $(cat "$T/stream4")"
+
+# ---- an https upstream signed by a CA we do not trust is refused ----
+sed "s#ca_file: $T/ca.pem#ca_file: $T/other.pem#" "$T/keep.yaml" >"$T/gw.yaml"
+kill -HUP "$GW"
+wait_reloads 3
 gw secure.tun.test /mcp "$LIST"
 [ "$STATUS" = 502 ] || fail "https upstream with an untrusted certificate: $STATUS $(cat "$T/body")"
 
@@ -221,7 +247,7 @@ curl -sN --cacert "$T/ca.pem" --resolve "tickets.tun.test:$GP:127.0.0.1" \
 	"https://tickets.tun.test:$GP/mcp" >"$T/stream3" &
 C=$!
 i=0
-while ! grep -q progress "$T/stream3"; do
+while ! grep -q progress "$T/stream3" 2>/dev/null; do
 	i=$((i + 1)); [ $i -lt 20 ] || fail "no first event"
 	sleep 0.1
 done

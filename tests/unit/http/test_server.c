@@ -126,6 +126,16 @@ static void handler(al_http_req *req, void *ud)
 		AL_ASSERT_INT_EQ(al_http_sse_send(req, "message_start", "{\"n\":1}", 7), 0);
 		fx->sse = req;
 		fx->sse_step = 1;
+	} else if (strcmp(path, "/stream") == 0) {
+		/* A streamed (proxied) body: status and headers first, no heartbeats. */
+		al_http_req_on_close(req, on_req_close, fx);
+		AL_ASSERT_INT_EQ(al_http_resp_header(req, "Content-Type", "application/json"), 0);
+		AL_ASSERT_INT_EQ(al_http_stream_start(req, 201), 0);
+		AL_ASSERT_INT_EQ(al_http_stream_start(req, 201), -EINVAL);
+		AL_ASSERT_INT_EQ(al_http_stream_write(req, "{\"a\":", 5), 0);
+		AL_ASSERT_INT_EQ(al_http_stream_write(req, "", 0), 0);
+		fx->sse = req;
+		fx->sse_step = 10;
 	} else if (strcmp(path, "/flood") == 0) {
 		/* A client that does not read: queued bytes must become visible. */
 		static char ev[16384];
@@ -192,6 +202,10 @@ static void poke_cb(uv_async_t *a)
 	} else if (fx->sse_step == 2) {
 		fx->sse = NULL;
 		al_http_sse_end(req);
+	} else if (fx->sse_step == 10) {
+		AL_ASSERT_INT_EQ(al_http_stream_write(req, "1}", 2), 0);
+		fx->sse = NULL;
+		al_http_stream_end(req);
 	}
 }
 
@@ -489,6 +503,42 @@ AL_TEST(http_server_sse_events_one_by_one)
 	struct fx fx = {0};
 	struct al_http_server_opts o = {0};
 	run(&fx, &o, sse_client);
+}
+
+static void stream_client(struct fx *fx)
+{
+	struct tc *c = tc_open(fx->port);
+	struct tc_resp r;
+	char v[128], chunk[4096];
+
+	tc_send(c, "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+	AL_ASSERT_INT_EQ(tc_read_head(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 201);
+	AL_ASSERT_INT_EQ(tc_header(&r, "Content-Type", v, sizeof(v)), 0);
+	AL_ASSERT_STR_EQ(v, "application/json");
+	AL_ASSERT_INT_EQ(tc_header(&r, "Content-Length", v, sizeof(v)), -1);
+	AL_ASSERT_INT_EQ(tc_header(&r, "Transfer-Encoding", v, sizeof(v)), 0);
+	AL_ASSERT_STR_EQ(v, "chunked");
+	/* The first chunk is out before the handler writes the second. */
+	AL_ASSERT_INT_EQ(tc_read_chunk(c, chunk, sizeof(chunk)), 5);
+	AL_ASSERT_STR_EQ(chunk, "{\"a\":");
+	uv_async_send(&fx->poke);
+	AL_ASSERT_INT_EQ(tc_read_chunk(c, chunk, sizeof(chunk)), 2);
+	AL_ASSERT_STR_EQ(chunk, "1}");
+	AL_ASSERT_INT_EQ(tc_read_chunk(c, chunk, sizeof(chunk)), 0);
+	/* Reusable afterwards. */
+	tc_send(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	AL_ASSERT_INT_EQ(tc_read_response(c, &r), 0);
+	AL_ASSERT_INT_EQ(r.status, 200);
+	tc_close(c);
+	AL_ASSERT_INT_EQ(atomic_load(&fx->closed_cbs), 0);
+}
+
+AL_TEST(http_server_stream_chunks)
+{
+	struct fx fx = {0};
+	struct al_http_server_opts o = {0};
+	run(&fx, &o, stream_client);
 }
 
 static void heartbeat_client(struct fx *fx)
