@@ -34,7 +34,9 @@
  * waited for). Prints one JSON line: requests, errors, seconds, rps, p50,
  * p90, p99, p999, max and mean in microseconds, reconnects, and the share
  * of one core the generator itself used over the whole run (client_core:
- * near 1.0 means it, not the server, may be the limit).
+ * near 1.0 means it, not the server, may be the limit) and every response
+ * of the run, warm-up included (all_responses: what a server's CPU time over
+ * the whole run was spent on).
  *
  * One thread and epoll: the generator costs the machine at most one core,
  * the same for every server it drives. Connections (and TLS handshakes) are
@@ -93,6 +95,7 @@ static struct {
 	uint64_t *lat; /* nanoseconds */
 	size_t nlat, caplat;
 	uint64_t errors, reconnects;
+	uint64_t completed; /* every response, warm-up included */
 	int error_shown;
 } g;
 
@@ -623,6 +626,7 @@ int main(int argc, char **argv)
 				goto broken;
 			t = now_ns();
 			c->busy = 0;
+			g.completed++;
 			if (response_ok(st, body))
 				record(c, t);
 			else
@@ -688,11 +692,12 @@ int main(int argc, char **argv)
 		printf("{\"requests\":%zu,\"errors\":%llu,\"seconds\":%.3f,\"rps\":%.0f,"
 		       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
 		       "\"max_us\":%.1f,\"mean_us\":%.1f,\"conns\":%d,\"reconnects\":%llu,"
-		       "\"client_core\":%.2f}\n",
+		       "\"client_core\":%.2f,\"all_responses\":%llu}\n",
 		       g.nlat, (unsigned long long)g.errors, secs, (double)g.nlat / secs, pct(50),
 		       pct(90), pct(99), pct(99.9), g.nlat ? (double)g.lat[g.nlat - 1] / 1000.0 : 0,
 		       g.nlat ? (double)sum / (double)g.nlat / 1000.0 : 0, nconns,
-		       (unsigned long long)g.reconnects, cpu / wall);
+		       (unsigned long long)g.reconnects, cpu / wall,
+		       (unsigned long long)g.completed);
 	}
 	for (i = 0; i < nconns; i++) {
 		conn_close(&conns[i]);

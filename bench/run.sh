@@ -131,7 +131,7 @@ mcp_bench() {
 		r = json.load(open(path))
 		hwm = [l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM")][0]
 		r.update(label=label, conns=int(conns), round=int(rnd), hwm_kb=int(hwm),
-		         cpu_ms_per_1k=1000.0 * int(ticks) / int(hz) / r["requests"] * 1000)
+		         cpu_ms_per_1k=1000.0 * int(ticks) / int(hz) / r["all_responses"] * 1000)
 		print(json.dumps(r))
 		PY
 	}
