@@ -111,4 +111,4 @@ const http = createServer((req, res) => {
 	handler(req, res);
 });
 http.listen(Number(port), host, () => console.log('listening'));
-process.on('SIGTERM', () => http.close(() => process.exit(0)));
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
