@@ -48,7 +48,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(B)/obj/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*/*.c)) tests/unit/runner.c
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 
-.PHONY: all run serve check unit asan fuzz bench bench-worker bench-mcp format clean deps
+.PHONY: all run serve check conformance unit asan fuzz bench bench-worker bench-mcp format clean deps
 
 all: $(B)/airlock
 
@@ -64,6 +64,16 @@ $(B)/airlock: $(MAIN_OBJ) $(B)/libairlock.a
 $(B)/test-unit: $(UNIT_OBJ) $(B)/libairlock.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(B)/libairlock.a $(LDLIBS)
+
+# TEST FIXTURE: the MCP server the conformance suite runs against (tests/mcp/fixture.c).
+$(B)/mcp-fixture: $(B)/obj/tests/mcp/fixture.o $(B)/libairlock.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libairlock.a $(LDLIBS)
+
+# The official MCP conformance suite (npm, Node 22; scripts/mcp-deps.sh) against
+# the fixture (both revisions) and, when built, our client. One line at the end.
+conformance: $(B)/mcp-fixture
+	@B=$(B) ./scripts/conformance.sh
 
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
@@ -146,4 +156,4 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/obj/tests/mcp/fixture.d

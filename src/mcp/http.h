@@ -36,6 +36,11 @@ struct al_mcp_http_opts {
 	const char *const *allowed_hosts;
 	/* 1: skip the Host/Origin check (a server behind a gateway that checked). */
 	int no_origin_check;
+	/* The loop requests arrive on (al_mcp_http_listen sets it). Used to
+	 * cancel, on the next loop turn, a call whose connection broke while it
+	 * was sending: never from inside the send. NULL: such a call runs to its
+	 * end (every send returns -EPIPE) and its answer is dropped. */
+	uv_loop_t *loop;
 };
 
 /* Binds a server (borrowed; must outlive the binding) to the transport. NULL on ENOMEM. */

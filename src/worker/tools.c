@@ -915,6 +915,30 @@ done:
 	return rc;
 }
 
+/* An operator's workspace (al_tool_session_open_dir): checked, taken as it is. */
+static int use_workspace(struct al_tool_session *ts, const char *dir, char *err, size_t errlen)
+{
+	char canon[PATH_MAX];
+	struct stat st;
+	int fd = -1, rc = 0;
+
+	/* O_NOFOLLOW before realpath: a link planted at the name is refused, not resolved. */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || realpath(dir, canon) == NULL) {
+		rc = -errno;
+		snprintf(err, errlen, "workspace %s: %s", dir, strerror(errno));
+		goto done;
+	}
+	if ((ts->workspace = al_strdup(canon)) == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+	}
+done:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static int make_env(struct al_tool_session *ts)
 {
 	char home[PATH_MAX + 8];
@@ -937,9 +961,8 @@ static int make_env(struct al_tool_session *ts)
 	return 0;
 }
 
-int al_tool_session_open(const struct al_worker_config *cfg, const char *session_id,
-			 al_audit_log *audit, struct al_tool_session **out, char *err,
-			 size_t errlen)
+static int open_session(const struct al_worker_config *cfg, const char *session_id, const char *dir,
+			al_audit_log *audit, struct al_tool_session **out, char *err, size_t errlen)
 {
 	struct al_tool_session *ts = NULL;
 	int rc;
@@ -964,7 +987,7 @@ int al_tool_session_open(const struct al_worker_config *cfg, const char *session
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if ((rc = make_workspace(ts, err, errlen)) < 0)
+	if ((rc = dir ? use_workspace(ts, dir, err, errlen) : make_workspace(ts, err, errlen)) < 0)
 		goto fail;
 	if ((rc = al_fileops_open_root(ts->workspace, &ts->root)) < 0) {
 		snprintf(err, errlen, "workspace %s: %s", ts->workspace, strerror(-rc));
@@ -991,6 +1014,20 @@ int al_tool_session_open(const struct al_worker_config *cfg, const char *session
 fail:
 	al_tool_session_close(ts);
 	return rc;
+}
+
+int al_tool_session_open(const struct al_worker_config *cfg, const char *session_id,
+			 al_audit_log *audit, struct al_tool_session **out, char *err,
+			 size_t errlen)
+{
+	return open_session(cfg, session_id, NULL, audit, out, err, errlen);
+}
+
+int al_tool_session_open_dir(const struct al_worker_config *cfg, const char *session_id,
+			     const char *workspace, al_audit_log *audit,
+			     struct al_tool_session **out, char *err, size_t errlen)
+{
+	return open_session(cfg, session_id, workspace, audit, out, err, errlen);
 }
 
 void al_tool_session_cancel(struct al_tool_session *ts)

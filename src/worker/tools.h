@@ -88,6 +88,17 @@ int al_tool_session_open(const struct al_worker_config *cfg, const char *session
 			 al_audit_log *audit, struct al_tool_session **out, char *err,
 			 size_t errlen);
 /*
+ * Like al_tool_session_open, but the workspace is `workspace` itself (an
+ * existing directory, made absolute; a symbolic link as its last component
+ * is refused), not <workdir>/<session_id>, and it is used as it is: neither
+ * created nor chowned nor chmodded (`airlock sandbox mcp --workspace DIR`:
+ * the operator's directory). cfg->workdir is not used. session_id only
+ * names the session in the audit records.
+ */
+int al_tool_session_open_dir(const struct al_worker_config *cfg, const char *session_id,
+			     const char *workspace, al_audit_log *audit,
+			     struct al_tool_session **out, char *err, size_t errlen);
+/*
  * Runs one call to completion. Never fails for the tool's own reasons (a
  * missing file, a non-zero exit, a timeout, a refused path): those are
  * results with is_error set and a message for the model. Returns 0, or

@@ -13,6 +13,7 @@
 #include "worker/tools.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -706,4 +707,50 @@ AL_TEST(tools_file_calls_survive_each_allocation_failure)
 	/* The edit went through once: the file says so. */
 	EXPECT(ts, "read", "{\"file_path\":\"d/a.txt\"}", 0, "1\ntwo\n");
 	al_tool_session_close(ts);
+}
+
+/* al_tool_session_open_dir (airlock sandbox mcp): the operator's directory, as it is. */
+AL_TEST(tools_open_dir_uses_the_directory_as_it_is)
+{
+	struct al_tool_session *ts = NULL;
+	char err[256], dir[700], link[700], path[PATH_MAX], want[PATH_MAX + 8];
+	struct stat st;
+	FILE *f;
+
+	test_cfg();
+	cfg.workdir = NULL; /* not used */
+	snprintf(dir, sizeof(dir), "%s/operator-ws", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(mkdir(dir, 0755), 0);
+	if (geteuid() == 0)
+		AL_ASSERT_INT_EQ(chown(dir, 65534, 65534), 0);
+	AL_ASSERT_INT_EQ(al_tool_session_open_dir(&cfg, "mcp_1", dir, NULL, &ts, err, sizeof(err)),
+			 0);
+	/* Neither chmodded to 0700 nor chowned, and no <dir>/<session id> beneath. */
+	AL_ASSERT_INT_EQ(stat(dir, &st), 0);
+	AL_ASSERT_INT_EQ(st.st_mode & 07777, 0755);
+	snprintf(path, sizeof(path), "%s/mcp_1", dir);
+	AL_ASSERT_INT_EQ(access(path, F_OK), -1);
+	EXPECT(ts, "write", "{\"file_path\": \"a.txt\", \"content\": \"x\"}", 0,
+	       "wrote 1 bytes to a.txt");
+	snprintf(path, sizeof(path), "%s/a.txt", dir);
+	AL_ASSERT_NOT_NULL(f = fopen(path, "r"));
+	fclose(f);
+	AL_ASSERT_NOT_NULL(realpath(dir, path));
+	snprintf(want, sizeof(want), "%s\nx", path);
+	EXPECT(ts, "bash", "{\"command\": \"pwd; cat a.txt\"}", 0, want);
+	al_tool_session_close(ts);
+	ts = NULL;
+	/* A symbolic link as the directory's last component is refused; so is a missing one. */
+	snprintf(link, sizeof(link), "%s/ws-link", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(symlink(dir, link), 0);
+	{
+		int rc = al_tool_session_open_dir(&cfg, "mcp_1", link, NULL, &ts, err, sizeof(err));
+		AL_ASSERT(rc == -ENOTDIR || rc == -ELOOP);
+	}
+	AL_ASSERT_NULL(ts);
+	snprintf(path, sizeof(path), "%s/none", al_test_tmpdir());
+	AL_ASSERT_INT_EQ(al_tool_session_open_dir(&cfg, "mcp_1", path, NULL, &ts, err, sizeof(err)),
+			 -ENOENT);
+	AL_ASSERT_INT_EQ(al_tool_session_open_dir(&cfg, "bad id", dir, NULL, &ts, err, sizeof(err)),
+			 -EINVAL);
 }
