@@ -50,7 +50,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 
 .PHONY: all run serve check conformance unit asan fuzz bench bench-worker bench-mcp format clean deps
 
-all: $(B)/airlock
+all: $(B)/airlock $(B)/tickets-mcp
 
 $(B)/libairlock.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -72,8 +72,18 @@ $(B)/mcp-fixture: $(B)/obj/tests/mcp/fixture.o $(B)/libairlock.a
 
 # The official MCP conformance suite (npm, Node 22; scripts/mcp-deps.sh) against
 # the fixture (both revisions) and, when built, our client. One line at the end.
-conformance: $(B)/mcp-fixture
+# The client runner (tests/mcp/conformance_client.c) joins in where it exists.
+CONFORMANCE_BINS := $(B)/mcp-fixture \
+	$(if $(wildcard tests/mcp/conformance_client.c),$(B)/mcp-conformance-client)
+conformance: $(CONFORMANCE_BINS)
 	@B=$(B) ./scripts/conformance.sh
+
+# The example MCP server (examples/tickets/, docs/TICKETS-MCP.md): a program
+# outside the library, linked with it like any user's would be.
+TICKETS_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard examples/tickets/*.c)))
+$(B)/tickets-mcp: $(TICKETS_OBJ) $(B)/libairlock.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TICKETS_OBJ) $(B)/libairlock.a $(LDLIBS)
 
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
@@ -100,7 +110,7 @@ serve: $(B)/airlock
 	$(B)/airlock server --listen $(RUN_LISTEN) --data $(RUN_DATA)
 
 # One summary line at the end: "N passed, N failed".
-check: deps $(B)/airlock $(B)/test-unit
+check: deps $(B)/airlock $(B)/test-unit $(B)/tickets-mcp $(CONFORMANCE_BINS)
 	@B=$(B) ./tests/run-all.sh
 
 unit: $(B)/test-unit
@@ -151,9 +161,10 @@ bench-mcp: $(B)/airlock $(B)/tickets-mcp $(B)/bench-mcp_load
 	B=$(B) ./bench/run.sh mcp
 
 format:
-	clang-format -i $(SRC) $(wildcard src/*/*.h) $(wildcard tests/unit/*.[ch] tests/unit/*/*.c) $(wildcard fuzz/*.c)
+	clang-format -i $(SRC) $(wildcard src/*/*.h) $(wildcard tests/unit/*.[ch] tests/unit/*/*.c) $(wildcard fuzz/*.c) \
+		$(wildcard examples/*/*.[ch])
 
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/obj/tests/mcp/fixture.d
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/obj/tests/mcp/fixture.d $(TICKETS_OBJ:.o=.d)

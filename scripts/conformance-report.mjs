@@ -126,7 +126,8 @@ for (const scenario of required) {
 for (const scenario of notScored) {
 	const r = results.get(scenario);
 	const failing = r ? r.checks.filter((c) => c.status === 'FAILURE') : null;
-	const what = !r ? 'did not run' : failing.length ? `fails (${failing.map((c) => c.id).join(', ')})` : 'passes';
+	const skipped = r && r.checks.every((c) => c.status === 'SKIPPED');
+	const what = !r ? 'did not run' : failing.length ? `fails (${failing.length} of ${r.checks.length} checks)` : skipped ? 'skipped by the suite' : 'passes';
 	console.log(`info ${tag} ${scenario} (not scored for ${revision}): ${what}`);
 }
 console.log(`COUNTS ${passed} ${failed} ${xfail}`);

@@ -6,12 +6,12 @@
 #     scenarios revision 2026-07-28 requires and once with 2025-11-25's (one
 #     fixture process serves both eras on one endpoint);
 #   - our client, when $B/mcp-conformance-client and
-#     scripts/conformance-client.sh exist: that script is called as
-#       scripts/conformance-client.sh REVISION OUTDIR EXPECTED_FAILURES_YAML
-#     with NODE22 and CONF in the environment, and must leave the suite's
-#     `client ... -o OUTDIR` results there.
-# Each run is scored by scripts/conformance-report.mjs against the suite's
-# frozen requirements/<revision>.yaml; expected failures come from
+#     scripts/conformance-client.sh exist: that script runs and scores the
+#     client scenarios of both revisions itself (expected failures in
+#     tests/mcp/expected-failures-client-<revision>.yaml) and ends with
+#     `N passed, N failed`, which is added to the totals.
+# Each server run is scored by scripts/conformance-report.mjs against the
+# suite's frozen requirements/<revision>.yaml; expected failures come from
 # tests/mcp/expected-failures-<revision>.yaml (the suite's format, a reason
 # per entry). Prints one line per scenario and ends with exactly one line
 # `N passed, N failed`; exits 1 when anything failed, 2 when the suite
@@ -47,6 +47,7 @@ if ! deps=$(./scripts/mcp-deps.sh); then
 	echo "conformance: scripts/mcp-deps.sh could not install Node 22 and the suite"
 	exit 2
 fi
+# shellcheck disable=SC2086 # two words: the node binary and the suite
 set -- $deps
 NODE22=$1
 CONF=$2
@@ -79,6 +80,7 @@ score() { # role revision outdir expected-file
 	if [ -z "$counts" ]; then
 		echo "FAIL $1 $2: the report could not be made"; failed=$((failed + 1)); return
 	fi
+	# shellcheck disable=SC2086 # three numbers
 	set -- $counts
 	passed=$((passed + $1)); failed=$((failed + $2)); xfail=$((xfail + $3))
 }
@@ -106,17 +108,28 @@ for rev in 2026-07-28 2025-11-25; do
 done
 
 if [ -x "$CLIENT" ] && [ -x scripts/conformance-client.sh ]; then
-	for rev in 2026-07-28 2025-11-25; do
-		exp="tests/mcp/expected-failures-$rev.yaml"
-		out="$WORK/client-$rev"
-		start=$(date +%s)
-		./scripts/conformance-client.sh "$rev" "$out" "$(expected_arg "$exp")" \
-			>"$WORK/client-$rev.log" 2>&1
-		echo "conformance: client $rev ran in $(($(date +%s) - start)) s"
-		score client "$rev" "$out" "$exp"
-	done
+	# The client's runner scores its own runs (its expected failures are
+	# tests/mcp/expected-failures-client-<revision>.yaml) and ends with
+	# `N passed, N failed`, which is added to ours.
+	start=$(date +%s)
+	B="$B" ./scripts/conformance-client.sh 2026-07-28 2025-11-25 >"$WORK/client.log" 2>&1
+	echo "conformance: client 2026-07-28 and 2025-11-25 ran in $(($(date +%s) - start)) s"
+	grep -Ev '^[0-9]+ passed, [0-9]+ failed$' "$WORK/client.log"
+	last=$(tail -n 1 "$WORK/client.log")
+	cp=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+	cf=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+	if [ -z "$cp" ]; then
+		echo "FAIL client: scripts/conformance-client.sh ended without 'N passed, N failed'"
+		failed=$((failed + 1))
+	else
+		passed=$((passed + cp)); failed=$((failed + cf))
+	fi
+elif [ -f tests/mcp/conformance_client.c ]; then
+	# The client exists in this tree: not running its scenarios is a failure.
+	echo "FAIL client: $B/mcp-conformance-client or scripts/conformance-client.sh is missing"
+	failed=$((failed + 1))
 else
-	echo "conformance: client scenarios not run: $B/mcp-conformance-client or scripts/conformance-client.sh is missing"
+	echo "conformance: client scenarios not run: there is no client in this tree yet"
 fi
 
 if [ "$xfail" -gt 0 ]; then

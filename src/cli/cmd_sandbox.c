@@ -1,19 +1,30 @@
 /*
- * cmd_sandbox.c - `airlock sandbox run`: one command in a fresh sandbox.
+ * cmd_sandbox.c - `airlock sandbox run`: one command in a fresh sandbox;
+ * `airlock sandbox mcp`: the worker's tools in a sandbox as an MCP server
+ * (worker/mcp.h).
  *
- * Exit status: the command's, 128+N when a signal ended it, 124 on timeout,
- * 125 when the sandbox itself could not be set up (the reason on stderr).
+ * run's exit status: the command's, 128+N when a signal ended it, 124 on
+ * timeout, 125 when the sandbox itself could not be set up (the reason on
+ * stderr). mcp's: 0 after SIGTERM/SIGINT (or the end of stdin with
+ * --stdio), 1 when it could not start or the audit log failed, 2 for usage.
  */
 #include "cli/cli.h"
 
 #include "audit/log.h"
 #include "audit/record.h"
 #include "core/alloc.h"
+#include "core/log.h"
 #include "core/rand.h"
+#include "http/server.h"
+#include "mcp/http.h"
+#include "mcp/origin.h"
+#include "mcp/stdio.h"
 #include "sandbox/audit.h"
 #include "sandbox/egress.h"
 #include "sandbox/inner.h"
 #include "sandbox/sandbox.h"
+#include "worker/mcp.h"
+#include "worker/worker.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define EXIT_SETUP 125
 #define MAX_LIST   64
@@ -52,7 +64,19 @@ static void usage(FILE *f)
 		"  --allow-degraded         run even when seccomp or Landlock is unavailable\n"
 		"  --json                   print the result as a JSON object on stdout\n\n"
 		"Exit status: the command's; 128+N for signal N; 124 on timeout; 125 when the\n"
-		"sandbox could not be set up.\n");
+		"sandbox could not be set up.\n\n"
+		"       airlock sandbox mcp --workspace DIR (--listen HOST:PORT | --stdio) "
+		"[options]\n\n"
+		"Serves the tools bash, read, write, edit, glob and grep as an MCP server\n"
+		"(Streamable HTTP on /mcp, or stdio): bash runs in one sandbox with a persistent\n"
+		"shell, the file tools are confined to DIR. Takes --backend, --ro, --allow-host,\n"
+		"--timeout (per bash call), --memory, --pids, --cpu, --audit and --allow-degraded\n"
+		"as above, and:\n"
+		"  --tmp MB                 size of the sandbox's /tmp\n"
+		"  --http-allow-host NAME   also accept this Host/Origin name (repeatable; by\n"
+		"                           default only localhost, 127.0.0.1 and [::1])\n"
+		"  --tls-cert FILE          serve HTTPS with this certificate chain (PEM)\n"
+		"  --tls-key FILE           and this key (PEM)\n");
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -451,6 +475,276 @@ done:
 	return status;
 }
 
+/* ---- airlock sandbox mcp ---- */
+
+/* "127.0.0.1:8080", "[::1]:8080" -> host (brackets dropped) and port (0: the kernel picks). */
+static int parse_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(s, ':'), *h = s;
+	unsigned long long p;
+	size_t n;
+
+	if (colon == NULL || parse_uint(colon + 1, 65535, &p) < 0)
+		return -EINVAL;
+	n = (size_t)(colon - s);
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		h = s + 1;
+		n -= 2;
+	}
+	if (n == 0 || n >= hostlen)
+		return -EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+struct mcp_app {
+	uv_loop_t loop;
+	uv_signal_t sigterm, sigint;
+	al_http_server *http_srv;
+	al_mcp_http *http;
+	al_mcp_stdio *stdio;
+	struct al_tool_mcp *tm;
+	int stopping, tools_done;
+};
+
+static void mcp_stop(struct mcp_app *a)
+{
+	if (a->stopping)
+		return;
+	a->stopping = 1;
+	uv_stop(&a->loop);
+}
+
+static void mcp_drained_cb(al_http_server *srv, void *ud)
+{
+	mcp_stop(ud);
+}
+
+static void mcp_signal_cb(uv_signal_t *h, int signum)
+{
+	struct mcp_app *a = h->data;
+
+	al_info("sandbox-mcp", "signal %d: shutting down", signum);
+	/* HTTP: finish what is in flight first (up to the drain timeout; then it is cancelled). */
+	if (a->http_srv && !a->stopping)
+		al_http_server_drain(a->http_srv, mcp_drained_cb, a);
+	else
+		mcp_stop(a);
+}
+
+static void mcp_eof_cb(void *ud)
+{
+	mcp_stop(ud);
+}
+
+static void mcp_tools_done_cb(void *ud)
+{
+	struct mcp_app *a = ud;
+
+	a->tools_done = 1;
+	uv_close((uv_handle_t *)&a->sigterm, NULL);
+	uv_close((uv_handle_t *)&a->sigint, NULL);
+}
+
+static int mcp(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"workspace", required_argument, NULL, 'w'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"stdio", no_argument, NULL, 's'},
+	    {"backend", required_argument, NULL, 'b'},
+	    {"ro", required_argument, NULL, 'r'},
+	    {"allow-host", required_argument, NULL, 'a'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"memory", required_argument, NULL, 'm'},
+	    {"pids", required_argument, NULL, 'p'},
+	    {"cpu", required_argument, NULL, 'c'},
+	    {"tmp", required_argument, NULL, 'T'},
+	    {"audit", required_argument, NULL, 'A'},
+	    {"allow-degraded", no_argument, NULL, 'D'},
+	    {"http-allow-host", required_argument, NULL, 'H'},
+	    {"tls-cert", required_argument, NULL, 'C'},
+	    {"tls-key", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct al_worker_config cfg;
+	struct al_audit_opts ao = {.component = "sandbox", .sync_every = AL_AUDIT_SYNC_EXPLICIT};
+	al_audit_log *audit = NULL;
+	struct mcp_app a = {0};
+	const char *ws = NULL, *listen = NULL, *audit_path = NULL, *cert = NULL, *key = NULL;
+	const char *names[MAX_LIST + 4] = {0};
+	size_t nnames = 0;
+	char wsr[PATH_MAX], err[1024] = "", host[256];
+	int use_stdio = 0, c, port = 0, status = 2, loop_ok = 0, rc;
+
+	al_worker_config_init(&cfg);
+	for (size_t i = 0; al_mcp_localhost_names[i]; i++)
+		names[nnames++] = al_mcp_localhost_names[i];
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		/* The sandbox options go through the worker's own parser and range checks. */
+		const char *name = c == 'b'   ? "backend"
+				   : c == 'a' ? "allow_hosts"
+				   : c == 't' ? "timeout"
+				   : c == 'm' ? "memory_mb"
+				   : c == 'p' ? "pids"
+				   : c == 'c' ? "cpu_pct"
+				   : c == 'T' ? "tmp_mb"
+				   : c == 'D' ? "allow_degraded"
+					      : NULL;
+		char rp[PATH_MAX];
+
+		if (name) {
+			if (al_worker_config_set(&cfg, name, c == 'D' ? "true" : optarg, err,
+						 sizeof(err)) < 0) {
+				fprintf(stderr, "airlock sandbox mcp: %s\n", err);
+				goto done;
+			}
+			continue;
+		}
+		switch (c) {
+		case 'w':
+			ws = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 's':
+			use_stdio = 1;
+			break;
+		case 'r':
+			if (realpath(optarg, rp) == NULL) {
+				fprintf(stderr, "airlock sandbox mcp: --ro %s: %s\n", optarg,
+					strerror(errno));
+				goto done;
+			}
+			if (al_worker_config_set(&cfg, "ro_paths", rp, err, sizeof(err)) < 0) {
+				fprintf(stderr, "airlock sandbox mcp: %s\n", err);
+				goto done;
+			}
+			break;
+		case 'A':
+			audit_path = optarg;
+			break;
+		case 'H':
+			if (nnames >= MAX_LIST) {
+				fprintf(stderr,
+					"airlock sandbox mcp: too many --http-allow-host\n");
+				goto done;
+			}
+			names[nnames++] = optarg;
+			break;
+		case 'C':
+			cert = optarg;
+			break;
+		case 'K':
+			key = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			status = 0;
+			goto done;
+		default:
+			usage(stderr);
+			goto done;
+		}
+	}
+	if (optind < argc || ws == NULL || !!listen == use_stdio || !cert != !key ||
+	    (listen && parse_listen(listen, host, sizeof(host), &port) < 0)) {
+		fprintf(stderr, "airlock sandbox mcp: needs --workspace DIR and one of --listen "
+				"HOST:PORT or --stdio (and --tls-cert with --tls-key)\n");
+		goto done;
+	}
+	status = 1;
+	if (realpath(ws, wsr) == NULL) {
+		fprintf(stderr, "airlock sandbox mcp: workspace %s: %s\n", ws, strerror(errno));
+		goto done;
+	}
+	{
+		/* As root the sandbox runs as nobody (65534): say so when it cannot write. */
+		struct stat st;
+		if (geteuid() == 0 && stat(wsr, &st) == 0 && st.st_uid != 65534 &&
+		    !(st.st_mode & S_IWOTH) && !(st.st_gid == 65534 && (st.st_mode & S_IWGRP)))
+			fprintf(
+			    stderr,
+			    "airlock sandbox mcp: note: run as root, bash runs as uid 65534 "
+			    "(nobody); %s is not writable by it (chown 65534 to allow writes)\n",
+			    wsr);
+	}
+	/* Opened before any tool exists: nothing runs that is not on record. */
+	if (audit_path && al_audit_open(audit_path, &ao, &audit, err, sizeof(err)) < 0) {
+		fprintf(stderr, "airlock sandbox mcp: audit: %s; not starting\n", err);
+		goto done;
+	}
+	if ((rc = uv_loop_init(&a.loop)) < 0) {
+		fprintf(stderr, "airlock sandbox mcp: %s\n", uv_strerror(rc));
+		goto done;
+	}
+	loop_ok = 1;
+	if (al_tool_mcp_new(&a.loop, &cfg, wsr, audit, &a.tm, err, sizeof(err)) < 0) {
+		fprintf(stderr, "airlock sandbox mcp: %s\n", err);
+		goto done;
+	}
+	uv_signal_init(&a.loop, &a.sigterm);
+	uv_signal_init(&a.loop, &a.sigint);
+	a.sigterm.data = a.sigint.data = &a;
+	uv_signal_start(&a.sigterm, mcp_signal_cb, SIGTERM);
+	uv_signal_start(&a.sigint, mcp_signal_cb, SIGINT);
+	if (use_stdio) {
+		rc = al_mcp_stdio_serve(&a.loop, al_tool_mcp_server(a.tm), 0, 1, mcp_eof_cb, &a,
+					&a.stdio);
+		if (rc < 0)
+			snprintf(err, sizeof(err), "stdio: %s", strerror(-rc));
+	} else {
+		struct al_mcp_http_opts ho = {.allowed_hosts = names};
+		struct al_http_server_opts so = {0};
+		so.host = host;
+		so.port = port;
+		so.tls_cert_file = cert;
+		so.tls_key_file = key;
+		rc = (a.http = al_mcp_http_new(al_tool_mcp_server(a.tm), &ho)) ? 0 : -ENOMEM;
+		if (rc == 0)
+			rc = al_mcp_http_listen(a.http, &a.loop, &so, "/mcp", &a.http_srv, err,
+						sizeof(err));
+		else
+			snprintf(err, sizeof(err), "out of memory");
+		if (rc == 0)
+			/* Tests read the port from this line when they asked for port 0. */
+			al_info("sandbox-mcp", "listening on %s://%s%s%s:%d/mcp",
+				cert ? "https" : "http", strchr(host, ':') ? "[" : "", host,
+				strchr(host, ':') ? "]" : "", al_http_server_port(a.http_srv));
+	}
+	if (rc < 0) {
+		fprintf(stderr, "airlock sandbox mcp: %s\n", err);
+	} else {
+		al_info("sandbox-mcp", "workspace %s", wsr);
+		uv_run(&a.loop, UV_RUN_DEFAULT);
+		status = 0;
+	}
+	/* The transports cancel their calls; then the tools stop (a running bash is killed). */
+	if (a.stdio)
+		al_mcp_stdio_free(a.stdio);
+	al_http_server_free(a.http_srv);
+	al_mcp_http_free(a.http);
+	al_tool_mcp_shutdown(a.tm, mcp_tools_done_cb, &a);
+	while (!a.tools_done && uv_run(&a.loop, UV_RUN_ONCE))
+		;
+	uv_run(&a.loop, UV_RUN_DEFAULT);
+done:
+	al_tool_mcp_free(a.tm);
+	if (loop_ok && uv_loop_close(&a.loop) < 0)
+		al_warn("sandbox-mcp", "the event loop still had handles at exit");
+	if (audit && al_audit_close(audit) < 0) {
+		fprintf(stderr, "airlock sandbox mcp: audit: closing the log failed\n");
+		status = 1;
+	}
+	al_worker_config_clear(&cfg);
+	return status;
+}
+
 int al_cmd_sandbox(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -459,6 +753,8 @@ int al_cmd_sandbox(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "mcp") == 0)
+		return mcp(argc - 1, argv + 1);
 	/*
 	 * Hidden, not in usage(): the bwrap backend's helper (sandbox/inner.h).
 	 * Inside a bwrap sandbox a constructor in inner.c runs it before main;

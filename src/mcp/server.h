@@ -127,7 +127,11 @@ struct al_mcp_server_opts {
 	const unsigned char *state_key;
 	int64_t state_ttl_ms; /* requestState lifetime; 0: 300000 */
 	/* Legacy sessions: at most this many at once (0: 1024), each idle at most
-	 * session_idle_ms (0: 30 min) before it expires (then 404). */
+	 * session_idle_ms (0: 30 min) before it expires (then 404). Expiry is
+	 * checked lazily and never ends a session with a call in flight. When
+	 * full, initialize evicts the least recently used session without a
+	 * call in flight; if every session is busy it is refused -32603 with
+	 * HTTP 503. */
 	size_t max_sessions;
 	int64_t session_idle_ms;
 };
@@ -217,7 +221,9 @@ void al_mcp_call_cancel(al_mcp_call *c);
 
 /*
  * Legacy era: DELETE with Mcp-Session-Id. 0, or -ENOENT for an unknown
- * session (the transport answers 404).
+ * session (the transport answers 404). The session's calls in flight are
+ * cancelled and its stream finished. A request naming an unknown session
+ * that reaches al_mcp_server_handle is answered -32600 with HTTP 404.
  */
 int al_mcp_server_end_session(al_mcp_server *s, const char *session_id);
 /*
@@ -226,7 +232,7 @@ int al_mcp_server_end_session(al_mcp_server *s, const char *session_id);
  * resources/updated, log messages). 0; -ENOENT (unknown session: 404);
  * -EBUSY (one already open: 409). The stream stays the session's until
  * al_mcp_server_close_stream (caller gone) or the session ends, when
- * sink->finish(t, NULL, 200, NULL) is called.
+ * sink->finish(t, NULL, 200, NULL) is called (in both cases).
  */
 int al_mcp_server_open_stream(al_mcp_server *s, const char *session_id,
 			      const struct al_mcp_sink *sink, void *t);
@@ -303,8 +309,7 @@ json_t *al_mcp_call_state(const al_mcp_call *c);
  * with both NULL if the call is cancelled first. params stolen.
  * 0; -ENOTSUP in the modern era (use al_mcp_call_input_required); -ENOMEM.
  */
-typedef void (*al_mcp_reply_fn)(al_mcp_call *c, json_t *result, const al_mcp_error *err,
-				void *ud);
+typedef void (*al_mcp_reply_fn)(al_mcp_call *c, json_t *result, const al_mcp_error *err, void *ud);
 int al_mcp_call_request(al_mcp_call *c, const char *method, json_t *params, al_mcp_reply_fn cb,
 			void *ud);
 

@@ -13,10 +13,10 @@
  * output memory stays bounded by the calls already in flight.
  *
  * Calls: each message gets a context (struct scall) that lives until
- * sink->finish. notifications/cancelled {requestId} cancels the call with
- * that id; the id of a call is read only when the call outlives
- * al_mcp_server_handle (most answer at once, and need no second parse).
- * The same re-entrancy rule as http.c holds: a context is freed only when
+ * sink->finish. notifications/cancelled {requestId} goes to the dispatcher
+ * like any message: with inbound.http 0 it cancels the call with that id
+ * (server.c), which finishes that call's context through the sink. The
+ * same re-entrancy rule as http.c holds: a context is freed only when
  * finished and not inside one of our calls into the dispatcher (`hold`).
  *
  * Legacy era: the session an initialize creates becomes the stream's
@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OUT_HIGH (4u << 20)
 #define OUT_LOW	 (1u << 20)
@@ -40,8 +41,6 @@
 struct scall {
 	al_mcp_stdio *st;
 	al_mcp_call *call; /* in flight, or NULL */
-	al_mcp_id id;	   /* the request's id once read (kind NONE before) */
-	char *id_str;	   /* owned copy behind id.str */
 	int stream;	   /* the legacy session's standalone stream, not a call */
 	int hold;
 	int finished;
@@ -60,10 +59,14 @@ struct al_mcp_stdio {
 	al_mcp_server *srv;
 	uv_pipe_t in_pipe, out_pipe;
 	uv_stream_t *in, *out; /* out == in when both fds are one socket */
-	int handles_open;
-	al_buf line;	/* a line longer than what one read brought */
-	int skipping;	/* discarding an oversize line up to its newline */
-	int reading;	/* uv_read_start is in effect */
+	int handles_open;      /* open handles and a file read in flight: st lives while > 0 */
+	al_buf line;	       /* a line longer than what one read brought */
+	int skipping;	       /* discarding an oversize line up to its newline */
+	int reading;	       /* reading is on (uv_read_start, or reads queued for a file) */
+	int in_file; /* the input is a regular file: read with uv_fs_read (epoll refuses it) */
+	int in_fd;
+	int fs_busy; /* a uv_fs_read is in flight (it holds a reference like a handle) */
+	uv_fs_t fsreq;
 	int paused;	/* reading stopped for output backpressure */
 	int eof;	/* input ended (or output broke): no more messages */
 	int out_broken; /* a write failed: nobody reads our output */
@@ -123,7 +126,6 @@ static void sc_free(struct scall *sc)
 		st->ncalls--;
 	if (st->sstream == sc)
 		st->sstream = NULL;
-	al_free(sc->id_str);
 	al_free(sc);
 }
 
@@ -145,17 +147,23 @@ static void check_done(al_mcp_stdio *st)
 
 static void reading_stop(al_mcp_stdio *st)
 {
-	if (st->reading) {
+	if (st->reading && !st->in_file)
 		uv_read_stop(st->in);
-		st->reading = 0;
-	}
+	st->reading = 0;
 }
+
+static void file_read_next(al_mcp_stdio *st);
 
 static void reading_start(al_mcp_stdio *st)
 {
-	if (!st->reading && !st->eof && !st->freeing &&
-	    uv_read_start(st->in, alloc_cb, read_cb) == 0)
+	if (st->reading || st->eof || st->freeing)
+		return;
+	if (st->in_file) {
 		st->reading = 1;
+		file_read_next(st);
+	} else if (uv_read_start(st->in, alloc_cb, read_cb) == 0) {
+		st->reading = 1;
+	}
 }
 
 /* Detaches the session's stream and ends the session. */
@@ -393,76 +401,6 @@ static void session_take_up(al_mcp_stdio *st)
 		st->sstream = sc;
 }
 
-/* params.requestId of a notifications/cancelled as an id; 0 or -EINVAL. */
-static int cancelled_id(const al_mcp_msg *m, al_mcp_id *id)
-{
-	json_t *rid = m->params ? json_object_get(m->params, "requestId") : NULL;
-
-	if (json_is_integer(rid)) {
-		id->kind = AL_MCP_ID_INT;
-		id->num = json_integer_value(rid);
-		return 0;
-	}
-	if (json_is_string(rid)) {
-		id->kind = AL_MCP_ID_STR;
-		id->str = json_string_value(rid);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-static int id_matches(struct scall *sc, const void *id)
-{
-	return al_mcp_id_equal(&sc->id, id);
-}
-
-/*
- * notifications/cancelled is the transport's business on stdio (there is
- * no stream to close). 1 when the line was one (handled), else 0.
- */
-static int try_cancel(al_mcp_stdio *st, const char *p, size_t n)
-{
-	al_mcp_msg m = {0};
-	al_mcp_error err = {0};
-	al_mcp_id id = {0};
-	int handled = 0;
-
-	/* Cheap test first: most lines are not cancellations. */
-	if (memmem(p, n, "notifications/cancelled", 23) == NULL)
-		return 0;
-	if (al_mcp_msg_parse(p, n, &m, &err) == 0 && m.kind == AL_MCP_NOTIFICATION &&
-	    strcmp(m.method, "notifications/cancelled") == 0) {
-		handled = 1;
-		/* Unknown or finished ids are ignored, as the spec asks. */
-		if (cancelled_id(&m, &id) == 0)
-			cancel_one(st, id_matches, &id);
-	}
-	al_mcp_error_clear(&err);
-	al_mcp_msg_free(&m);
-	return handled;
-}
-
-/* Keeps a copy of the request id of a call that stays in flight. */
-static void remember_id(struct scall *sc, const char *p, size_t n)
-{
-	al_mcp_msg m = {0};
-	al_mcp_error err = {0};
-
-	if (al_mcp_msg_parse(p, n, &m, &err) == 0 && m.kind == AL_MCP_REQUEST) {
-		if (m.id.kind == AL_MCP_ID_STR) {
-			sc->id_str = al_strdup(m.id.str);
-			if (sc->id_str) {
-				sc->id.kind = AL_MCP_ID_STR;
-				sc->id.str = sc->id_str;
-			}
-		} else {
-			sc->id = m.id;
-		}
-	}
-	al_mcp_error_clear(&err);
-	al_mcp_msg_free(&m);
-}
-
 static void dispatch_line(al_mcp_stdio *st, const char *p, size_t n)
 {
 	struct al_mcp_inbound in = {0};
@@ -477,8 +415,6 @@ static void dispatch_line(al_mcp_stdio *st, const char *p, size_t n)
 		;
 	if (i == n)
 		return; /* blank lines carry nothing */
-	if (try_cancel(st, p, n))
-		return;
 	session_take_up(st);
 	sc = sc_new(st, 0);
 	if (sc == NULL) {
@@ -500,7 +436,6 @@ static void dispatch_line(al_mcp_stdio *st, const char *p, size_t n)
 		return;
 	}
 	sc->call = call;
-	remember_id(sc, p, n);
 }
 
 static void alloc_cb(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
@@ -565,18 +500,71 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	check_done(st);
 }
 
-/* ---- public ---- */
-
-static void handle_closed_cb(uv_handle_t *hd)
+/* Drops one reference (a handle closed, a file read done); the last frees st. */
+static void unref(al_mcp_stdio *st)
 {
-	al_mcp_stdio *st = hd->data;
-
 	if (--st->handles_open > 0)
 		return;
+	if (st->in_file)
+		close(st->in_fd);
 	al_buf_wipe(&st->line);
 	al_buf_free(&st->line);
 	al_free(st->session_new);
 	al_free(st);
+}
+
+static void fs_read_cb(uv_fs_t *req)
+{
+	al_mcp_stdio *st = req->data;
+	ssize_t n = req->result;
+
+	uv_fs_req_cleanup(req);
+	st->fs_busy = 0;
+	if (st->freeing) {
+		unref(st);
+		return;
+	}
+	st->handles_open--; /* never the last: the handles are open */
+	if (n <= 0) {
+		if (n < 0)
+			al_warn("mcp", "stdio input: %s", uv_strerror((int)n));
+		input_ended(st); /* may free st */
+		return;
+	}
+	st->hold++;
+	feed(st, st->rbuf, (size_t)n);
+	file_read_next(st);
+	st->hold--;
+	check_done(st);
+}
+
+/*
+ * A regular file (stdin redirected from one) cannot be watched with epoll
+ * (libuv aborts on EPERM): it is read with uv_fs_read on the threadpool,
+ * one block at a time, from its current position.
+ */
+static void file_read_next(al_mcp_stdio *st)
+{
+	uv_buf_t ub = uv_buf_init(st->rbuf, sizeof(st->rbuf));
+
+	if (!st->reading || st->fs_busy || st->eof || st->freeing)
+		return;
+	st->fsreq.data = st;
+	if (uv_fs_read(st->loop, &st->fsreq, st->in_fd, &ub, 1, -1, fs_read_cb) < 0) {
+		st->hold++;
+		input_ended(st);
+		st->hold--;
+		return; /* the caller runs check_done */
+	}
+	st->fs_busy = 1;
+	st->handles_open++;
+}
+
+/* ---- public ---- */
+
+static void handle_closed_cb(uv_handle_t *hd)
+{
+	unref(hd->data);
 }
 
 static void close_handles(al_mcp_stdio *st)
@@ -605,20 +593,32 @@ int al_mcp_stdio_serve(uv_loop_t *loop, al_mcp_server *srv, int in_fd, int out_f
 	st->handles_open = 1;
 	st->in = (uv_stream_t *)&st->in_pipe;
 	st->out = st->in;
-	if (out_fd != in_fd) {
+	st->in_fd = in_fd;
+	st->in_file = uv_guess_handle(in_fd) == UV_FILE;
+	if (out_fd != in_fd || st->in_file) {
 		uv_pipe_init(loop, &st->out_pipe, 0);
 		st->out_pipe.data = st;
 		st->handles_open++;
 		st->out = (uv_stream_t *)&st->out_pipe;
 	}
-	rc = uv_pipe_open(&st->in_pipe, in_fd);
+	rc = st->in_file ? 0 : uv_pipe_open(&st->in_pipe, in_fd);
 	if (rc == 0 && st->out != st->in)
 		rc = uv_pipe_open(&st->out_pipe, out_fd);
-	if (rc == 0) {
+	if (rc == 0 && st->in_file) {
+		st->reading = 1;
+		st->fsreq.data = st;
+		uv_buf_t ub = uv_buf_init(st->rbuf, sizeof(st->rbuf));
+		rc = uv_fs_read(loop, &st->fsreq, in_fd, &ub, 1, -1, fs_read_cb);
+		if (rc == 0) {
+			st->fs_busy = 1;
+			st->handles_open++;
+		}
+	} else if (rc == 0) {
 		rc = uv_read_start(st->in, alloc_cb, read_cb);
 		st->reading = rc == 0;
 	}
 	if (rc < 0) {
+		st->in_file = 0; /* the caller keeps its fd */
 		/* The handles are initialised: they close (and free st) on the loop. */
 		st->freeing = 1;
 		close_handles(st);

@@ -184,6 +184,7 @@ struct timed {
 	uv_timer_t timer;
 	al_mcp_call *c; /* NULL once answered or cancelled */
 	int n;
+	int stalled; /* a send failed: wait for the cancel, tick no more */
 	int (*step)(struct timed *t);
 };
 
@@ -202,8 +203,13 @@ static void timed_end(struct timed *t)
 static void timed_tick_cb(uv_timer_t *h)
 {
 	struct timed *t = h->data;
-	if (t->step(t))
+	/* A step returns 0 when the caller went away during it: the transport
+	 * may cancel the call from inside a send, and the cancel callback has
+	 * then ended this already. */
+	if (t->c && t->step(t))
 		timed_end(t);
+	else if (t->c && t->stalled)
+		uv_timer_stop(&t->timer);
 }
 
 static void timed_cancel_cb(al_mcp_call *c, void *ud)
@@ -222,12 +228,14 @@ static void timed_start(al_mcp_call *c, int (*step)(struct timed *t))
 	t->step = step;
 	uv_timer_init(fx.loop, &t->timer);
 	t->timer.data = t;
+	/* Before the first step: a send in it may already find the caller gone. */
+	al_mcp_call_on_cancel(c, timed_cancel_cb, t);
 	if (step(t)) {
 		timed_end(t);
 		return;
 	}
-	al_mcp_call_on_cancel(c, timed_cancel_cb, t);
-	uv_timer_start(&t->timer, timed_tick_cb, 50, 50);
+	if (t->c && !t->stalled)
+		uv_timer_start(&t->timer, timed_tick_cb, 50, 50);
 }
 
 static int progress_step(struct timed *t)
@@ -235,8 +243,10 @@ static int progress_step(struct timed *t)
 	double p = 50.0 * t->n++;
 	/* -EPIPE: the caller is gone; the transport cancels the call, whose
 	 * cancel callback ends this one. */
-	if (al_mcp_call_progress(t->c, p, 100, NULL) < 0)
+	if (al_mcp_call_progress(t->c, p, 100, NULL) < 0 || !t->c) {
+		t->stalled = 1;
 		return 0;
+	}
 	if (p < 100)
 		return 0;
 	answer_text(t->c, "Progress tool completed (3 notifications sent when a token was given).");
@@ -252,7 +262,11 @@ static int logging_step(struct timed *t)
 {
 	static const char *const msgs[] = {"Tool execution started", "Tool processing data",
 					   "Tool execution completed"};
-	al_mcp_call_log(t->c, AL_MCP_LOG_INFO, "fixture", json_string(msgs[t->n]));
+	if (al_mcp_call_log(t->c, AL_MCP_LOG_INFO, "fixture", json_string(msgs[t->n])) < 0 ||
+	    !t->c) {
+		t->stalled = 1;
+		return 0;
+	}
 	if (++t->n < 3)
 		return 0;
 	answer_text(t->c, "Logging tool completed.");
