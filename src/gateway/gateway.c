@@ -23,15 +23,42 @@ struct al_gw_snap *al_gw_snap_ref(struct al_gw_snap *s)
 	return s;
 }
 
+static void snap_free(struct al_gw_snap *s)
+{
+	for (size_t i = 0; s->pools && i < s->cfg.nroutes; i++)
+		al_gw_stdio_pool_free(s->pools[i]);
+	al_free(s->pools);
+	al_http_client_free(s->client);
+	al_gw_config_clear(&s->cfg);
+	al_free(s);
+}
+
+static void reap(struct al_gw *gw)
+{
+	while (gw->dead) {
+		struct al_gw_snap *s = gw->dead;
+		gw->dead = s->dead_next;
+		snap_free(s);
+	}
+}
+
+static void reap_cb(uv_timer_t *t)
+{
+	reap(t->data);
+}
+
 void al_gw_snap_unref(struct al_gw_snap *s)
 {
 	if (s == NULL || --s->refs > 0)
 		return;
-	for (size_t i = 0; s->pools && i < s->cfg.nroutes; i++)
-		al_gw_stdio_pool_free(s->pools[i]);
-	al_free(s->pools);
-	al_gw_config_clear(&s->cfg);
-	al_free(s);
+	if (s->gw == NULL || s->gw->stopping) {
+		/* Never in force, or the loop is winding down: no client callback runs. */
+		snap_free(s);
+		return;
+	}
+	s->dead_next = s->gw->dead;
+	s->gw->dead = s;
+	uv_timer_start(&s->gw->reap_timer, reap_cb, 0, 0);
 }
 
 /* Loads a config and starts its stdio pools: a snapshot with one reference. */
@@ -48,6 +75,10 @@ static int snap_new(struct al_gw *gw, struct al_gw_snap **out, char *err, size_t
 	s->refs = 1;
 	if ((rc = al_gw_config_load_file(&s->cfg, gw->config_path, err, errlen)) < 0)
 		goto fail;
+	if ((rc = al_http_client_new(gw->loop, &s->client)) < 0) {
+		snprintf(err, errlen, "http client: %s", strerror(-rc));
+		goto fail;
+	}
 	if (s->cfg.upstream_ca_file && access(s->cfg.upstream_ca_file, R_OK) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "upstream.tls.ca_file %s: %s", s->cfg.upstream_ca_file,
@@ -79,6 +110,7 @@ static int snap_new(struct al_gw *gw, struct al_gw_snap **out, char *err, size_t
 			goto fail;
 		}
 	}
+	s->gw = gw;
 	*out = s;
 	return 0;
 fail:
@@ -148,6 +180,10 @@ static void stop_cb(uv_timer_t *t)
 	struct al_gw *gw = t->data;
 
 	uv_close((uv_handle_t *)t, NULL);
+	uv_close((uv_handle_t *)&gw->bp_timer, NULL);
+	uv_close((uv_handle_t *)&gw->reap_timer, NULL);
+	gw->stopping = 1;
+	reap(gw);
 	/* Everything else closes now; uv_run returns once the handles are gone. */
 	al_http_server_free(gw->srv);
 	gw->srv = NULL;
@@ -155,9 +191,7 @@ static void stop_cb(uv_timer_t *t)
 		al_http_server_free(gw->admin);
 		gw->admin = NULL;
 	}
-	al_http_client_free(gw->client);
-	gw->client = NULL;
-	al_gw_snap_unref(gw->snap);
+	al_gw_snap_unref(gw->snap); /* the last reference: requests are done */
 	gw->snap = NULL;
 	close_signals(gw);
 }
@@ -202,6 +236,8 @@ int al_gw_start(struct al_gw *gw, uv_loop_t *loop, const char *config_path, char
 
 	memset(gw, 0, sizeof(*gw));
 	gw->loop = loop;
+	uv_timer_init(loop, &gw->reap_timer);
+	gw->reap_timer.data = gw;
 	rc = -ENOMEM;
 	if ((gw->config_path = al_strdup(config_path)) == NULL ||
 	    (gw->metrics = al_gw_metrics_new()) == NULL) {
@@ -219,10 +255,6 @@ int al_gw_start(struct al_gw *gw, uv_loop_t *loop, const char *config_path, char
 			snprintf(err, errlen, "airlock.audit: %s", aerr[0] ? aerr : strerror(-rc));
 			goto fail;
 		}
-	}
-	if ((rc = al_http_client_new(loop, &gw->client)) < 0) {
-		snprintf(err, errlen, "http client: %s", strerror(-rc));
-		goto fail;
 	}
 	so.host = c->listen_host;
 	so.port = c->listen_port;
@@ -243,6 +275,8 @@ int al_gw_start(struct al_gw *gw, uv_loop_t *loop, const char *config_path, char
 			goto fail;
 	}
 	uv_timer_init(loop, &gw->stop_timer);
+	uv_timer_init(loop, &gw->bp_timer);
+	gw->bp_timer.data = gw;
 	uv_signal_init(loop, &gw->sig_term);
 	uv_signal_init(loop, &gw->sig_int);
 	uv_signal_init(loop, &gw->sig_hup);
@@ -266,8 +300,6 @@ fail:
 		al_http_server_free(gw->admin);
 		gw->admin = NULL;
 	}
-	al_http_client_free(gw->client);
-	gw->client = NULL;
 	return rc;
 }
 
@@ -277,11 +309,19 @@ void al_gw_free(struct al_gw *gw)
 		al_http_server_free(gw->srv);
 	if (gw->admin)
 		al_http_server_free(gw->admin);
-	al_http_client_free(gw->client);
+	gw->srv = gw->admin = NULL;
+	gw->stopping = 1;
+	if (!uv_is_closing((uv_handle_t *)&gw->reap_timer))
+		uv_close((uv_handle_t *)&gw->reap_timer, NULL);
 	al_gw_snap_unref(gw->snap);
+	gw->snap = NULL;
+	reap(gw);
 	if (gw->audit)
 		al_audit_close(gw->audit);
+	gw->audit = NULL;
 	al_gw_metrics_free(gw->metrics);
+	gw->metrics = NULL;
 	al_free(gw->config_path);
-	memset(gw, 0, sizeof(*gw));
+	gw->config_path = NULL;
+	/* Not zeroed: its timers may still be closing until the loop runs again. */
 }

@@ -29,11 +29,21 @@ struct al_http_server;
 struct al_http_client;
 struct al_http_req;
 struct al_audit_log;
+struct al_gw_pxy;
 
 struct al_gw_snap {
 	int refs;
 	struct al_gw_config cfg;
 	al_gw_stdio_pool **pools; /* per route, NULL for http routes */
+	/*
+	 * The upstream client, one per snapshot: its pooled keep-alive
+	 * connections were opened under this config's allowed_ips and CA, so
+	 * after a reload new requests never ride a connection the new config
+	 * would not have opened.
+	 */
+	struct al_http_client *client;
+	struct al_gw *gw;
+	struct al_gw_snap *dead_next; /* on gw->dead, waiting to be freed */
 };
 
 struct al_gw {
@@ -42,11 +52,25 @@ struct al_gw {
 	struct al_gw_snap *snap; /* in force */
 	struct al_http_server *srv;
 	struct al_http_server *admin;
-	struct al_http_client *client;
 	struct al_audit_log *audit;
 	al_gw_metrics *metrics;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t stop_timer; /* teardown after a drain, outside every callback */
+	/*
+	 * Backpressure: requests whose upstream read is paused because their
+	 * client is behind (proxy.c), and the timer that resumes them once the
+	 * client has taken its bytes (the server has no "drained" callback).
+	 */
+	struct al_gw_pxy *paused;
+	uv_timer_t bp_timer;
+	/*
+	 * Snapshots whose last request has finished. The last reference often
+	 * goes inside a callback of the snapshot's own http client, which must
+	 * not be freed there: they are freed from reap_timer instead.
+	 */
+	struct al_gw_snap *dead;
+	uv_timer_t reap_timer;
+	int stopping;
 	int draining;
 	int exit_code;
 	long in_flight;
@@ -59,7 +83,7 @@ int al_gw_start(struct al_gw *gw, uv_loop_t *loop, const char *config_path, char
 int al_gw_reload(struct al_gw *gw);
 /* Stops accepting, lets requests finish within shutdown_timeout, then closes. */
 void al_gw_drain(struct al_gw *gw);
-/* Frees what is left (after uv_run returned). */
+/* Frees what is left; run the loop once more afterwards (handles close asynchronously). */
 void al_gw_free(struct al_gw *gw);
 
 /* snapshots (gateway.c) */
@@ -67,6 +91,7 @@ struct al_gw_snap *al_gw_snap_ref(struct al_gw_snap *s);
 void al_gw_snap_unref(struct al_gw_snap *s);
 
 /* the public listener's handler (proxy.c) and the admin one (admin.c) */
+void al_gw_proxy_bp_timer_cb(uv_timer_t *t);
 void al_gw_proxy_handle(struct al_http_req *req, void *gw);
 void al_gw_admin_handle(struct al_http_req *req, void *gw);
 

@@ -52,14 +52,21 @@
 
 /* Copy of an audited response kept to read its JSON-RPC error code. */
 #define CAPTURE_MAX (1u << 20)
-/* A client this far behind the upstream is cut off (memory stays bounded). */
+/*
+ * Backpressure: a client this far behind pauses the upstream read, which
+ * resumes once the client is down to RESUME_AT; a client still further
+ * behind (bytes libcurl delivered before the pause took) is cut off.
+ */
+#define PAUSE_AT	      (1u << 20)
+#define RESUME_AT	      (256u << 10)
+#define BP_POLL_MS	      5
 #define MAX_PENDING_TO_CLIENT (16u << 20)
 /* A tools/list answer held for filtering, at most. */
 #define MAX_HELD (16u << 20)
 
 enum mode { M_NONE, M_STREAM, M_HOLD };
 
-struct pxy {
+struct al_gw_pxy {
 	struct al_gw *gw;
 	struct al_gw_snap *snap;
 	const struct al_gw_route *route;
@@ -97,12 +104,31 @@ struct pxy {
 	char *xfh;
 	char url[512];
 	char resolve[512];
+	int paused; /* on gw->paused */
+	struct al_gw_pxy *pnext, *pprev;
 };
+
+#define pxy al_gw_pxy
 
 /* ---- lifetime ---- */
 
+static void bp_unlink(struct pxy *p)
+{
+	if (!p->paused)
+		return;
+	if (p->pprev)
+		p->pprev->pnext = p->pnext;
+	else
+		p->gw->paused = p->pnext;
+	if (p->pnext)
+		p->pnext->pprev = p->pprev;
+	p->pnext = p->pprev = NULL;
+	p->paused = 0;
+}
+
 static void pxy_free(struct pxy *p)
 {
+	bp_unlink(p);
 	al_mcp_msg_free(&p->msg); /* also after a failed parse (jsonrpc.h) */
 	al_gw_snap_unref(p->snap);
 	EVP_MD_CTX_free(p->sha);
@@ -295,7 +321,9 @@ static int begin_response(struct pxy *p, int status, const char *ctype)
 	p->is_sse = ctype && strncasecmp(ctype, "text/event-stream", 17) == 0;
 	if (ctype && (p->ctype = al_strdup(ctype)) == NULL)
 		return -1;
-	if (status == 204 || status == 304 || (p->filter_list && !p->is_sse)) {
+	/* Bodiless answers (HEAD, 204, 304) and tools/list to filter are held. */
+	if (status == 204 || status == 304 || strcmp(al_http_req_method(p->req), "HEAD") == 0 ||
+	    (p->filter_list && !p->is_sse)) {
 		p->mode = M_HOLD;
 		return 0;
 	}
@@ -383,7 +411,47 @@ static int data_cb(al_http_call *call, const char *data, size_t len, void *ud)
 		maybe_free(p);
 		return -1;
 	}
+	if (rc == 0 && !p->paused && p->call && al_http_req_pending_bytes(p->req) > PAUSE_AT) {
+		al_http_call_pause(p->call, 1);
+		p->paused = 1;
+		p->pprev = NULL;
+		p->pnext = p->gw->paused;
+		if (p->pnext)
+			p->pnext->pprev = p;
+		p->gw->paused = p;
+		if (!uv_is_active((uv_handle_t *)&p->gw->bp_timer))
+			uv_timer_start(&p->gw->bp_timer, al_gw_proxy_bp_timer_cb, BP_POLL_MS,
+				       BP_POLL_MS);
+	}
 	return rc;
+}
+
+/*
+ * Resumes the paused requests whose clients have caught up. A resume can
+ * run callbacks that finish and free other requests, so the walk starts
+ * over from the head after each one (the list is short).
+ */
+void al_gw_proxy_bp_timer_cb(uv_timer_t *t)
+{
+	struct al_gw *gw = t->data;
+	struct pxy *p;
+
+	for (;;) {
+		for (p = gw->paused; p; p = p->pnext)
+			if (p->req == NULL || al_http_req_pending_bytes(p->req) <= RESUME_AT)
+				break;
+		if (p == NULL)
+			break;
+		bp_unlink(p);
+		if (p->call) {
+			p->in_cb++;
+			al_http_call_pause(p->call, 0);
+			p->in_cb--;
+		}
+		maybe_free(p);
+	}
+	if (gw->paused == NULL)
+		uv_timer_stop(t);
 }
 
 static void done_cb(al_http_call *call, const struct al_http_client_resp *resp, void *ud)
@@ -549,7 +617,7 @@ static void send_http(struct pxy *p, const char *addr)
 	 * about retries). Reads reuse connections.
 	 */
 	cr.fresh_connect = p->method && strcmp(p->method, "tools/call") == 0;
-	rc = al_http_client_request(p->gw->client, &cr, done_cb, p, &p->call);
+	rc = al_http_client_request(p->snap->client, &cr, done_cb, p, &p->call);
 	if (rc < 0)
 		reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "upstream_error",
 			    "the upstream request could not be made");
@@ -757,6 +825,7 @@ static void close_cb(al_http_req *req, void *ud)
 
 	if (p->req == NULL)
 		return;
+	bp_unlink(p);
 	if (p->call) {
 		al_http_call_cancel(p->call);
 		p->call = NULL;

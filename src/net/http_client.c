@@ -740,6 +740,24 @@ fail:
 	return rc;
 }
 
+void al_http_call_pause(al_http_call *call, int paused)
+{
+	al_http_client *c;
+
+	if (call == NULL || call->cancelled || !call->attached)
+		return;
+	c = call->client;
+	/*
+	 * Resuming can run write_cb (held data) and finish the transfer inside
+	 * curl_easy_pause: count it as curl on the stack, so requests and
+	 * cancels made from those callbacks are deferred, then collect.
+	 */
+	c->depth++;
+	curl_easy_pause(call->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+	c->depth--;
+	after_action(c);
+}
+
 void al_http_call_cancel(al_http_call *call)
 {
 	al_http_client *c;

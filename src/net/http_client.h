@@ -81,6 +81,9 @@ struct al_http_client_req {
 	 * ADDR without a DNS lookup, while TLS still verifies the certificate
 	 * for HOST. Proxies from the environment are ignored for such a
 	 * request (a proxy would make its own connection). NULL: off.
+	 * libcurl keeps the pin in the client's DNS cache: a later request to
+	 * the same HOST:PORT without a pin connects there too, and a new pin
+	 * replaces it. A caller that pins should pin every request.
 	 */
 	const char *resolve;
 	/*
@@ -145,6 +148,17 @@ int al_http_client_request(al_http_client *client, const struct al_http_client_r
  * on_data (but not after its done_cb has returned).
  */
 void al_http_call_cancel(al_http_call *call);
+
+/*
+ * Added for the gateway (backpressure): paused = 1 stops reading the
+ * response body of a call in flight (libcurl's CURLPAUSE_RECV; the server
+ * is then slowed by TCP flow control), 0 resumes. Safe from the call's own
+ * on_data (to pause) and from outside the client's callbacks (to resume).
+ * Resuming may deliver held body bytes to on_data, and even finish the call
+ * (done_cb), before it returns: the caller must expect its state to change.
+ * A call not yet handed to libcurl, or cancelled, is left alone.
+ */
+void al_http_call_pause(al_http_call *call, int paused);
 
 /* Case-insensitive header lookup in a response; NULL if absent. First wins. */
 const char *al_http_client_resp_header(const struct al_http_client_resp *resp, const char *name);

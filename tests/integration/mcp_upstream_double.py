@@ -4,7 +4,8 @@
 # be replaced by tickets-mcp once it exists. It answers just enough MCP over
 # HTTP to exercise the gateway: tools/list (JSON, or SSE with ?sse=1),
 # tools/call (JSON echo; "slow_stream" as an SSE stream whose first event is
-# flushed at once and which then ticks until the client leaves), resources/read,
+# flushed at once and which then ticks until the client leaves; "big" with
+# arguments.mb MiB of text), resources/read,
 # and 202 for notifications. Every request is appended to --log as one JSON
 # line (path, query, headers), and a stream that loses its reader appends
 # {"event": "cancelled"}, so a test can see both what reached the upstream
@@ -67,6 +68,12 @@ class Handler(BaseHTTPRequestHandler):
         log({"method": "GET", "path": self.path, "headers": dict(self.headers.items())})
         self.send_json({"ok": True, "path": self.path})
 
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "11")
+        self.end_headers()
+
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(n)
@@ -106,6 +113,11 @@ class Handler(BaseHTTPRequestHandler):
                 log({"event": "finished"})
             except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
                 log({"event": "cancelled"})
+        elif method == "tools/call" and params.get("name") == "big":
+            # A large answer, sent as fast as the socket takes it.
+            mb = int(params.get("arguments", {}).get("mb", 1))
+            self.send_json({"jsonrpc": "2.0", "id": mid, "result": {
+                "content": [{"type": "text", "text": "x" * (mb << 20)}]}})
         elif method == "tools/call":
             self.send_json({"jsonrpc": "2.0", "id": mid, "result": {
                 "content": [{"type": "text", "text": json.dumps(params.get("arguments", {}))}]}})

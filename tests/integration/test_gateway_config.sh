@@ -6,7 +6,8 @@
 # listener; disable_ip_validation reaches loopback; airlock.allowed_origins
 # answers 403; airlock.max_body answers 413; a bodiless GET (the 2025-11-25
 # stream, .well-known documents) passes through with its path and query;
-# admin_addr: off opens no admin port.
+# admin_addr: off opens no admin port; a slow reader of a 24 MiB answer gets
+# all of it (the upstream read is paused, not buffered or cut).
 . "$(dirname "$0")/lib.sh"
 
 command -v python3 >/dev/null 2>&1 || { echo "no python3"; exit 77; }
@@ -91,6 +92,19 @@ STATUS=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Host: LOCAL:1234' \
 	"http://127.0.0.1:$GP/.well-known/oauth-protected-resource?a=%2F1")
 [ "$STATUS" = 200 ] || fail "GET pass-through: $STATUS"
 grep -q '"path": "/.well-known/oauth-protected-resource?a=%2F1"' "$T/body" || fail "GET path/query: $(cat "$T/body")"
+# A slow reader of a large answer: the upstream read is paused (not the
+# whole answer buffered, not cut off) and every byte arrives.
+post '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"big","arguments":{"mb":24}}}' \
+	--limit-rate 8M
+[ "$STATUS" = 200 ] || fail "big answer: $STATUS"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert len(r["result"]["content"][0]["text"]) == 24 << 20' \
+	"$T/body" || fail "big answer incomplete: $(wc -c <"$T/body") bytes"
+grep -q 'behind: cut off' "$T/gw.log" && fail "a slow reader was cut off"
+HWM=$(awk '/VmHWM/ {print $2}' "/proc/$GW/status")
+[ "$HWM" -lt 200000 ] || fail "gateway peak RSS ${HWM} kB for a 24 MiB answer"
+STATUS=$(curl -s -I -o "$T/head" -w '%{http_code}' -H 'Host: local' "http://127.0.0.1:$GP/x")
+[ "$STATUS" = 200 ] || fail "HEAD: $STATUS"
+grep -qi 'transfer-encoding' "$T/head" && fail "HEAD answered with a chunked body: $(cat "$T/head")"
 kill -TERM "$GW"
 rc=0
 wait "$GW" || rc=$?

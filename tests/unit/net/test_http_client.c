@@ -801,3 +801,100 @@ AL_TEST(http_client_https_with_ca_file)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	AL_ASSERT_INT_EQ(uv_loop_close(&loop), 0);
 }
+
+/* ---- pause (backpressure) and resolve (address pinning), added for the gateway ---- */
+
+struct pause_fx {
+	struct result r;
+	al_http_call *call;
+	uv_timer_t t;
+	uint64_t resumed_at, second_at;
+	int paused;
+};
+
+static int pause_data_cb(al_http_call *call, const char *data, size_t len, void *ud)
+{
+	struct pause_fx *p = ud;
+
+	if (p->r.chunks == 1 && p->second_at == 0)
+		p->second_at = uv_now(p->t.loop);
+	p->r.chunks++;
+	if (!p->paused) {
+		/* Paused from inside on_data, after the first piece. */
+		al_http_call_pause(call, 1);
+		p->paused = 1;
+	}
+	return al_buf_append(&p->r.streamed, data, len);
+}
+
+static void resume_cb(uv_timer_t *t)
+{
+	struct pause_fx *p = t->data;
+
+	p->resumed_at = uv_now(t->loop);
+	al_http_call_pause(p->call, 0);
+	uv_close((uv_handle_t *)t, NULL);
+}
+
+AL_TEST(http_client_pause_holds_the_body_until_resumed)
+{
+	struct fixture f;
+	struct pause_fx p = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000, .on_data = pause_data_cb};
+	char u[128];
+
+	fx_start(&f);
+	url(u, sizeof(u), &f.peer, "/stream");
+	req.url = u;
+	uv_timer_init(&f.loop, &p.t);
+	p.t.data = &p;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &p.r, &p.call), 0);
+	/* The peer sends its three events 30 ms apart; we resume after 300 ms. */
+	uv_timer_start(&p.t, resume_cb, 300, 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(p.r.done, 1);
+	AL_ASSERT_INT_EQ(p.r.err, 0);
+	AL_ASSERT_STR_EQ(p.r.streamed.data, "data: part0\n\ndata: part1\n\ndata: part2\n\n");
+	/* Nothing more was delivered while paused. */
+	AL_ASSERT(p.resumed_at > 0);
+	AL_ASSERT_INT_GE(p.second_at, p.resumed_at);
+	al_buf_free(&p.r.streamed);
+	fx_stop(&f);
+}
+
+AL_TEST(http_client_resolve_pins_the_address)
+{
+	struct fixture f;
+	struct result r = {0};
+	struct al_http_client_req req = {.timeout_ms = 5000};
+	char u[128], pin[128];
+
+	fx_start(&f);
+	/* A name that cannot resolve: only the pin can make this work. */
+	snprintf(u, sizeof(u), "http://pinned.invalid:%d/hello", f.peer.tp.port);
+	snprintf(pin, sizeof(pin), "pinned.invalid:%d:127.0.0.1", f.peer.tp.port);
+	req.url = u;
+	req.resolve = pin;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, 0);
+	AL_ASSERT_STR_EQ(r.body, "hello");
+	/* A new pin replaces the cached one: nothing listens on 127.0.0.2 there. */
+	memset(&r, 0, sizeof(r));
+	snprintf(pin, sizeof(pin), "pinned.invalid:%d:127.0.0.2", f.peer.tp.port);
+	req.resolve = pin;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, -ECONNREFUSED);
+	/* Without a pin such a name fails to resolve. */
+	memset(&r, 0, sizeof(r));
+	snprintf(u, sizeof(u), "http://unpinned.invalid:%d/hello", f.peer.tp.port);
+	req.resolve = NULL;
+	AL_ASSERT_INT_EQ(al_http_client_request(f.client, &req, done_cb, &r, NULL), 0);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	AL_ASSERT_INT_EQ(r.done, 1);
+	AL_ASSERT_INT_EQ(r.err, -EHOSTUNREACH);
+	fx_stop(&f);
+}
