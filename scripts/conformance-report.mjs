@@ -37,11 +37,12 @@ function yamlLists(text) {
 			continue;
 		}
 		if (!cur) continue;
-		const obj = line.match(/^\s*-\s+([A-Za-z_]+):\s*(.*)$/);
+		// "- key: value" starts a mapping; "- scenario:check-id" (no space) is a plain entry.
+		const obj = line.match(/^\s*-\s+([A-Za-z_]+):(?:\s+(.*))?$/);
 		const plain = line.match(/^\s*-\s+(.+?)\s*$/);
 		const field = line.match(/^\s+([A-Za-z_]+):\s*(.*)$/);
 		if (obj) {
-			item = { [obj[1]]: obj[2].trim() };
+			item = { [obj[1]]: (obj[2] || '').trim() };
 			cur.push(item);
 		} else if (plain) {
 			cur.push(plain[1].replace(/^["']|["']$/g, ''));
@@ -129,5 +130,13 @@ for (const scenario of notScored) {
 	const skipped = r && r.checks.every((c) => c.status === 'SKIPPED');
 	const what = !r ? 'did not run' : failing.length ? `fails (${failing.length} of ${r.checks.length} checks)` : skipped ? 'skipped by the suite' : 'passes';
 	console.log(`info ${tag} ${scenario} (not scored for ${revision}): ${what}`);
+}
+// An entry naming no scenario of this revision is a typo or a leftover.
+for (const e of expected) {
+	const scenario = e.includes(':') ? e.slice(0, e.indexOf(':')) : e;
+	if (!known.includes(scenario)) {
+		console.log(`FAIL ${tag}: ${expFile} lists '${e}', which is no ${role} scenario of ${revision}`);
+		failed++;
+	}
 }
 console.log(`COUNTS ${passed} ${failed} ${xfail}`);

@@ -56,24 +56,25 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET] = "SELECT " TICKET_COL " FROM tickets WHERE id = ?1",
     [ST_COMMENTS] = "SELECT id, body, created_at FROM comments WHERE ticket_id = ?1 ORDER BY id",
     /*
-     * ?1 is a LIKE pattern built from the query with its own % _ \ escaped
+     * (Literals joined over lines are parenthesised for clang's
+     * -Wstring-concatenation.) ?1 is a LIKE pattern built from the query with its own % _ \ escaped
      * (like_pattern), or NULL for any; ?2 a status or NULL for both.
      */
-    [ST_SEARCH] = "SELECT id, title, priority, status, updated_at FROM tickets"
-		  " WHERE (?1 IS NULL OR title LIKE ?1 ESCAPE '\\' OR body LIKE ?1 ESCAPE '\\')"
-		  " AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3",
-    [ST_CREATE] = "INSERT INTO tickets (title, body, priority, status, created_at, updated_at)"
-		  " VALUES (?1, ?2, ?3, 'open', " NOW ", " NOW ")",
+    [ST_SEARCH] = ("SELECT id, title, priority, status, updated_at FROM tickets"
+		   " WHERE (?1 IS NULL OR title LIKE ?1 ESCAPE '\\' OR body LIKE ?1 ESCAPE '\\')"
+		   " AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3"),
+    [ST_CREATE] = ("INSERT INTO tickets (title, body, priority, status, created_at, updated_at)"
+		   " VALUES (?1, ?2, ?3, 'open', " NOW ", " NOW ")"),
     /* Inserts nothing when the ticket does not exist: changes() tells. */
-    [ST_COMMENT] = "INSERT INTO comments (ticket_id, body, created_at)"
-		   " SELECT id, ?2, " NOW " FROM tickets WHERE id = ?1",
+    [ST_COMMENT] = ("INSERT INTO comments (ticket_id, body, created_at)"
+		    " SELECT id, ?2, " NOW " FROM tickets WHERE id = ?1"),
     [ST_COMMENT_GET] = "SELECT id, ticket_id, body, created_at FROM comments WHERE id = ?1",
     [ST_TOUCH] = "UPDATE tickets SET updated_at = " NOW " WHERE id = ?1",
-    [ST_CLOSE] = "UPDATE tickets SET status = 'closed', resolution = ?2, updated_at = " NOW
-		 " WHERE id = ?1 AND status = 'open'",
+    [ST_CLOSE] = ("UPDATE tickets SET status = 'closed', resolution = ?2, updated_at = " NOW
+		  " WHERE id = ?1 AND status = 'open'"),
     [ST_STATUS] = "SELECT status FROM tickets WHERE id = ?1",
-    [ST_OPEN_IDS] = "SELECT id FROM tickets WHERE status = 'open'"
-		    " AND CAST(id AS TEXT) LIKE ?1 || '%' ORDER BY id LIMIT ?2",
+    [ST_OPEN_IDS] = ("SELECT id FROM tickets WHERE status = 'open'"
+		     " AND CAST(id AS TEXT) LIKE ?1 || '%' ORDER BY id LIMIT ?2"),
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",

@@ -15,7 +15,7 @@
  *   recently used session that has no call in flight; when every session is
  *   busy, initialize is refused -32603 with HTTP 503;
  * - idle expiry is checked lazily (on lookup and on initialize), never for
- *   a session with a call in flight;
+ *   a session with a call in flight or an open GET stream;
  * - a modern notification is accepted (202) and ignored, except
  *   notifications/cancelled on a transport without per-request streams
  *   (stdio, http 0), which cancels the call with that id, and
@@ -88,6 +88,7 @@ struct al_mcp_session {
 	struct al_mcp_session *next;
 	char id[SESSION_ID_BYTES * 2 + 1];
 	char *version;
+	char *principal; /* who opened it, or NULL */
 	json_t *caps;	 /* the client's capabilities from initialize */
 	int log_level;	 /* logging/setLevel; AL_MCP_LOG_UNSET until then */
 	int64_t last_ms; /* last use, for idle expiry */
@@ -151,6 +152,9 @@ struct al_mcp_call {
 	int want_tools, want_prompts, want_resources;
 	json_t *want_uris; /* array of strings or NULL */
 	int finished, cancelled, busy;
+	/* A handler was called and has not answered; `owed`: cancelled meanwhile
+	 * without an on_cancel, so the call stays allocated until it answers. */
+	int in_handler, owed;
 	void (*on_cancel)(al_mcp_call *c, void *ud);
 	void *on_cancel_ud;
 };
@@ -585,6 +589,24 @@ static void call_release(al_mcp_call *c)
 		call_free(c);
 }
 
+/* A handler answered a call that was cancelled before: drop the hold kept for it. */
+static void call_settle(al_mcp_call *c)
+{
+	if (c->owed) {
+		c->owed = 0;
+		call_release(c);
+	}
+}
+
+/* 1 when the call waits for a reply from the client (its callback then hears of a cancel). */
+static int has_pending(const al_mcp_server *s, const al_mcp_call *c)
+{
+	for (const struct pending *p = s->pending; p; p = p->next)
+		if (p->c == c)
+			return 1;
+	return 0;
+}
+
 static void drop_pending(al_mcp_server *s, al_mcp_call *c, int run_cb)
 {
 	struct pending **pp = &s->pending;
@@ -654,6 +676,14 @@ static void reply_errorf(al_mcp_call *c, int code, int status, json_t *data, con
 	al_mcp_error_clear(&err);
 }
 
+/* Answers err when it holds one (a code); clears it either way. */
+static void reply_if_error(al_mcp_call *c, al_mcp_error *err)
+{
+	if (err->code)
+		reply_error(c, err);
+	al_mcp_error_clear(err);
+}
+
 /* A result built by the dispatcher or a handler: decorated for the era, sent. */
 static void reply_result(al_mcp_call *c, json_t *result, int cacheable)
 {
@@ -688,6 +718,7 @@ static void reply_result(al_mcp_call *c, json_t *result, int cacheable)
 static void session_free(struct al_mcp_session *ss)
 {
 	al_free(ss->version);
+	al_free(ss->principal);
 	json_decref(ss->caps);
 	json_decref(ss->subs);
 	al_free(ss);
@@ -732,7 +763,9 @@ static void sessions_expire(al_mcp_server *s)
 
 	for (; ss; ss = next) {
 		next = ss->next;
-		if (ss->ncalls == 0 && now - ss->last_ms > s->session_idle_ms)
+		/* An open GET stream is a client listening, not an idle one;
+		 * a broken one is closed by the transport. */
+		if (ss->ncalls == 0 && !ss->has_stream && now - ss->last_ms > s->session_idle_ms)
 			session_end(s, ss);
 	}
 }
@@ -809,8 +842,10 @@ void al_mcp_server_close_stream(al_mcp_server *s, const char *session_id, void *
 	for (ss = s->sessions; ss; ss = ss->next)
 		if (strcmp(ss->id, session_id) == 0)
 			break;
-	if (ss && ss->has_stream && ss->stream_t == t)
+	if (ss && ss->has_stream && ss->stream_t == t) {
+		ss->last_ms = al_now_ms(); /* idle from now on */
 		session_stream_finish(ss);
+	}
 }
 
 /* ---- notifications to listeners ---- */
@@ -945,14 +980,32 @@ static void listen_close(al_mcp_call *c)
 {
 	json_t *r = json_object(), *meta = json_object(), *id = al_mcp_id_json(&c->msg.id);
 
+	int rc = (r && meta && id) ? 0 : -1;
+
 	call_hold(c);
-	if (r && meta && id && json_object_set_new(meta, AL_MCP_META_SUBSCRIPTION_ID, id) == 0) {
+	/* On stdio, where every subscription shares the channel, the teardown
+	 * is also announced with notifications/cancelled naming the listen
+	 * request (basic/patterns/cancellation); over HTTP the stream ends. */
+	if (!c->http && id) {
+		json_t *n = al_mcp_notification_new("notifications/cancelled",
+						    json_pack("{sOss}", "requestId", id, "reason",
+							      "the server ended the subscription"));
+		if (n)
+			c->sink.send(c->t, n);
+		json_decref(n);
+	}
+	/* json_object_set_new takes the value even when it fails. */
+	if (rc == 0) {
+		rc = json_object_set_new(meta, AL_MCP_META_SUBSCRIPTION_ID, id);
 		id = NULL;
-		if (json_object_set_new(r, "_meta", meta) == 0) {
-			meta = NULL;
-			reply_result(c, r, 0);
-			r = NULL;
-		}
+	}
+	if (rc == 0) {
+		rc = json_object_set_new(r, "_meta", meta);
+		meta = NULL;
+	}
+	if (rc == 0) {
+		reply_result(c, r, 0);
+		r = NULL;
 	}
 	json_decref(r);
 	json_decref(meta);
@@ -1135,10 +1188,12 @@ static void do_list(al_mcp_call *c, const char *what)
 	}
 	if (rc == 0) {
 		r = json_object();
-		if (r && json_object_set_new(r, what, arr) == 0)
+		if (r) {
+			rc = json_object_set_new(r, what, arr); /* takes arr, even on failure */
 			arr = NULL;
-		else
+		} else {
 			rc = -1;
+		}
 	}
 	json_decref(arr);
 	if (rc != 0) {
@@ -1160,7 +1215,7 @@ static int mrtr_bind(const al_mcp_call *c, unsigned char bind[AL_MCP_STATE_BIND_
  * On a modern tools/call, resources/read or prompts/get: reads inputResponses
  * and opens requestState. 0, or -1 after answering -32602.
  */
-static int mrtr_open(al_mcp_call *c)
+static int mrtr_open(al_mcp_call *c, al_mcp_error *err)
 {
 	json_t *rs = json_object_get(c->params, "requestState");
 	json_t *ir = json_object_get(c->params, "inputResponses");
@@ -1200,11 +1255,9 @@ static int mrtr_open(al_mcp_call *c)
 done:
 	al_buf_wipe(&payload);
 	al_buf_free(&payload);
-	if (why) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL, "Invalid params: %s", why);
-		return -1;
-	}
-	return 0;
+	if (why)
+		al_mcp_error_set(err, AL_MCP_INVALID_PARAMS, 200, NULL, "Invalid params: %s", why);
+	return why ? -EINVAL : 0;
 }
 
 /* The client capability an input request needs, or NULL. */
@@ -1231,6 +1284,13 @@ void al_mcp_call_input_required(al_mcp_call *c, json_t *input_requests, json_t *
 	void *tmp;
 	int rc = 0;
 
+	if (c->finished || c->cancelled) {
+		json_decref(input_requests);
+		json_decref(state);
+		call_settle(c);
+		return;
+	}
+	c->in_handler = 0;
 	if (c->legacy ||
 	    (strcmp(m, "tools/call") && strcmp(m, "resources/read") && strcmp(m, "prompts/get"))) {
 		reply_errorf(c, AL_MCP_INTERNAL_ERROR, 200, NULL,
@@ -1244,7 +1304,8 @@ void al_mcp_call_input_required(al_mcp_call *c, json_t *input_requests, json_t *
 	}
 	/* Never ask for what the client did not declare (MRTR server rule):
 	 * such requests are dropped; if nothing is left to ask, the client is
-	 * told what it lacks (-32021). */
+	 * told what it lacks (-32021), even with a state to return: a retry
+	 * could bring nothing new, and would be asked the same again. */
 	json_object_foreach_safe(input_requests, tmp, key, v)
 	{
 		const char *cap = input_cap(json_string_value(json_object_get(v, "method")));
@@ -1256,7 +1317,7 @@ void al_mcp_call_input_required(al_mcp_call *c, json_t *input_requests, json_t *
 			json_object_del(input_requests, key);
 		}
 	}
-	if (missing && json_object_size(input_requests) == 0 && !state) {
+	if (missing && json_object_size(input_requests) == 0) {
 		al_mcp_error err = {0};
 		al_mcp_error_set(&err, AL_MCP_MISSING_CAPABILITY, 400,
 				 json_pack("{sO}", "requiredCapabilities", missing),
@@ -1337,36 +1398,38 @@ static json_t *args_of(al_mcp_call *c, const char *key, int *bad)
 static void do_tools_call(al_mcp_call *c)
 {
 	const char *name = json_string_value(json_object_get(c->params, "name"));
-	struct tool_ent *t;
-	json_t *args;
+	struct tool_ent *t = find_tool(c->s, name, NULL);
 	al_mcp_error err = {0};
+	json_t *args;
 	int bad = 0;
 
 	if (!name) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
-			     "Invalid params: params.name must be a string");
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.name must be a string");
+		goto done;
 	}
-	t = find_tool(c->s, name, NULL);
 	if (!t) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown tool: %s", name);
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown tool: %s", name);
+		goto done;
 	}
 	args = args_of(c, "arguments", &bad);
 	if (bad) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
-			     "Invalid params: params.arguments must be an object");
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.arguments must be an object");
+		goto done;
 	}
 	if (!c->legacy && t->required && al_mcp_meta_require(&c->meta, t->required, &err) < 0) {
-		reply_error(c, &err);
-		al_mcp_error_clear(&err);
-		return;
+		if (!err.code) /* -ENOMEM before the error could be built */
+			al_mcp_error_set(&err, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
+		goto done;
 	}
 	c->mrtr_name = name;
-	if (!c->legacy && mrtr_open(c) < 0)
-		return;
+	if (!c->legacy && mrtr_open(c, &err) < 0)
+		goto done;
+	c->in_handler = 1;
 	t->fn(c, args, t->ud);
+done:
+	reply_if_error(c, &err);
 }
 
 /*
@@ -1423,71 +1486,75 @@ done:
 static void do_resources_read(al_mcp_call *c)
 {
 	const char *uri = json_string_value(json_object_get(c->params, "uri"));
-	struct res_ent *r;
-	al_mcp_resource_fn fn = NULL;
-	void *ud = NULL;
+	struct res_ent *r = find_res(c->s, uri);
+	al_mcp_resource_fn fn = r ? r->fn : NULL;
+	void *ud = r ? r->ud : NULL;
+	al_mcp_error err = {0};
 
 	if (!uri) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
-			     "Invalid params: params.uri must be a string");
-		return;
-	}
-	r = find_res(c->s, uri);
-	if (r) {
-		fn = r->fn;
-		ud = r->ud;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.uri must be a string");
+		goto done;
 	}
 	for (size_t i = 0; !fn && i < c->s->templates.n; i++) {
 		struct tpl_ent *t = c->s->templates.v[i];
 		int m = tpl_match(t->uri_template, uri, &c->vars);
 		if (m < 0) {
-			reply_errorf(c, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
-			return;
+			al_mcp_error_set(&err, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
+			goto done;
 		}
 		if (m) {
 			fn = t->fn;
 			ud = t->ud;
 		}
 	}
+	/* Unknown: -32602 with data {uri}, never an empty contents (SEP-2164). */
 	if (!fn) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, json_pack("{ss}", "uri", uri),
-			     "Resource not found: %s", uri);
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, json_pack("{ss}", "uri", uri),
+				 "Resource not found: %s", uri);
+		goto done;
 	}
 	c->kind = K_READ;
 	c->mrtr_name = uri;
-	if (!c->legacy && mrtr_open(c) < 0)
-		return;
+	if (!c->legacy && mrtr_open(c, &err) < 0)
+		goto done;
+	c->in_handler = 1;
 	fn(c, uri, c->vars, ud);
+done:
+	reply_if_error(c, &err);
 }
 
 static void do_prompts_get(al_mcp_call *c)
 {
 	const char *name = json_string_value(json_object_get(c->params, "name"));
-	struct prompt_ent *p;
+	struct prompt_ent *p = find_prompt(c->s, name, NULL);
+	al_mcp_error err = {0};
 	json_t *args;
 	int bad = 0;
 
 	if (!name) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
-			     "Invalid params: params.name must be a string");
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.name must be a string");
+		goto done;
 	}
-	p = find_prompt(c->s, name, NULL);
 	if (!p) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown prompt: %s", name);
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown prompt: %s",
+				 name);
+		goto done;
 	}
 	args = args_of(c, "arguments", &bad);
 	if (bad) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
-			     "Invalid params: params.arguments must be an object");
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.arguments must be an object");
+		goto done;
 	}
 	c->mrtr_name = name;
-	if (!c->legacy && mrtr_open(c) < 0)
-		return;
+	if (!c->legacy && mrtr_open(c, &err) < 0)
+		goto done;
+	c->in_handler = 1;
 	p->fn(c, args, p->ud);
+done:
+	reply_if_error(c, &err);
 }
 
 static void do_complete(al_mcp_call *c)
@@ -1497,57 +1564,44 @@ static void do_complete(al_mcp_call *c)
 	const char *type = json_string_value(json_object_get(ref, "type"));
 	const char *aname = json_string_value(json_object_get(arg, "name"));
 	const char *value = json_string_value(json_object_get(arg, "value"));
+	const char *rname = json_string_value(json_object_get(ref, "name"));
+	const char *ruri = json_string_value(json_object_get(ref, "uri"));
 	json_t *ctx = json_object_get(json_object_get(c->params, "context"), "arguments");
+	struct prompt_ent *p = NULL;
+	struct tpl_ent *t = NULL;
 	al_mcp_complete_fn fn = NULL;
 	void *ud = NULL;
-	json_t *vals = NULL, *out = NULL, *r = NULL;
-	size_t total = 0;
+	json_t *vals = NULL, *out = NULL, *r = NULL, *v;
+	al_mcp_error err = {0};
+	size_t total = 0, i;
 
 	if (!type || !aname) {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
-			     "Invalid params: ref.type and argument.name are required");
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: ref.type and argument.name are required");
+		goto done;
 	}
-	if (strcmp(type, "ref/prompt") == 0) {
-		const char *n = json_string_value(json_object_get(ref, "name"));
-		struct prompt_ent *p = find_prompt(c->s, n, NULL);
-		if (!p) {
-			reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown prompt: %s",
-				     n ? n : "(none)");
-			return;
-		}
+	if (strcmp(type, "ref/prompt") == 0 && (p = find_prompt(c->s, rname, NULL))) {
 		fn = p->complete;
 		ud = p->ud;
-	} else if (strcmp(type, "ref/resource") == 0) {
-		const char *u = json_string_value(json_object_get(ref, "uri"));
-		struct tpl_ent *t = find_tpl(c->s, u);
-		if (!t) {
-			reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
-				     "Unknown resource template: %s", u ? u : "(none)");
-			return;
-		}
+	} else if (strcmp(type, "ref/resource") == 0 && (t = find_tpl(c->s, ruri))) {
 		fn = t->complete;
 		ud = t->ud;
 	} else {
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL, "Invalid params: ref.type %s",
-			     type);
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: no prompt or resource template for this ref");
+		goto done;
 	}
 	if (fn)
 		vals = fn(aname, value ? value : "", json_is_object(ctx) ? ctx : NULL, ud);
 	out = json_array();
 	if (!out)
 		goto oom;
-	if (json_is_array(vals)) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(vals, i, v)
-		{
-			if (!json_is_string(v))
-				continue;
-			if (total++ < MAX_COMPLETION_VALUES && json_array_append(out, v) < 0)
-				goto oom;
-		}
+	json_array_foreach(vals, i, v)
+	{
+		if (!json_is_string(v))
+			continue;
+		if (total++ < MAX_COMPLETION_VALUES && json_array_append(out, v) < 0)
+			goto oom;
 	}
 	r = json_pack("{s{sOsIsb}}", "completion", "values", out, "total", (json_int_t)total,
 		      "hasMore", total > MAX_COMPLETION_VALUES);
@@ -1557,8 +1611,9 @@ static void do_complete(al_mcp_call *c)
 	r = NULL;
 	goto done;
 oom:
-	reply_errorf(c, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
+	al_mcp_error_set(&err, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
 done:
+	reply_if_error(c, &err);
 	json_decref(vals);
 	json_decref(out);
 	json_decref(r);
@@ -1567,29 +1622,29 @@ done:
 static void do_listen(al_mcp_call *c)
 {
 	json_t *f = json_object_get(c->params, "notifications");
-	json_t *ack = json_object(), *uris, *v, *params, *msg = NULL;
+	json_t *uris = json_object_get(f, "resourceSubscriptions");
+	json_t *ack = json_object(), *v, *params, *msg = NULL;
+	int has_res = c->s->resources.n || c->s->templates.n;
+	al_mcp_error err = {0};
 	size_t i;
 	int rc = ack ? 0 : -1;
 
 	if (f && !json_is_object(f)) {
-		json_decref(ack);
-		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
-			     "Invalid params: params.notifications must be an object");
-		return;
+		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.notifications must be an object");
+		goto done;
 	}
 	/* Only what the server can deliver is acknowledged, and only that is sent. */
 	c->want_tools = json_is_true(json_object_get(f, "toolsListChanged")) && c->s->tools.n;
 	c->want_prompts = json_is_true(json_object_get(f, "promptsListChanged")) && c->s->prompts.n;
-	c->want_resources = json_is_true(json_object_get(f, "resourcesListChanged")) &&
-			    (c->s->resources.n || c->s->templates.n);
+	c->want_resources = json_is_true(json_object_get(f, "resourcesListChanged")) && has_res;
 	if (rc == 0 && c->want_tools)
 		rc |= json_object_set_new(ack, "toolsListChanged", json_true());
 	if (rc == 0 && c->want_prompts)
 		rc |= json_object_set_new(ack, "promptsListChanged", json_true());
 	if (rc == 0 && c->want_resources)
 		rc |= json_object_set_new(ack, "resourcesListChanged", json_true());
-	uris = json_object_get(f, "resourceSubscriptions");
-	if (rc == 0 && json_is_array(uris) && (c->s->resources.n || c->s->templates.n)) {
+	if (rc == 0 && json_is_array(uris) && has_res) {
 		c->want_uris = json_array();
 		rc |= c->want_uris ? 0 : -1;
 		json_array_foreach(uris, i, v)
@@ -1605,15 +1660,16 @@ static void do_listen(al_mcp_call *c)
 		params = msg ? json_object_get(msg, "params") : NULL;
 		rc |= params ? json_object_set(params, "notifications", ack) : -1;
 	}
-	json_decref(ack);
 	if (rc != 0) {
-		json_decref(msg);
-		reply_errorf(c, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
-		return;
+		al_mcp_error_set(&err, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
+		goto done;
 	}
 	c->kind = K_LISTEN;
 	/* The call stays open; a failed send is the transport's to cancel. */
 	c->sink.send(c->t, msg);
+done:
+	reply_if_error(c, &err);
+	json_decref(ack);
 	json_decref(msg);
 }
 
@@ -1651,7 +1707,9 @@ static void do_initialize(al_mcp_server *s, al_mcp_call *c)
 	ss->subs = json_object();
 	ss->log_level = AL_MCP_LOG_UNSET;
 	ss->last_ms = al_now_ms();
-	if (!ss->version || !ss->caps || !ss->subs)
+	if (c->principal)
+		ss->principal = al_strdup(c->principal);
+	if (!ss->version || !ss->caps || !ss->subs || (c->principal && !ss->principal))
 		goto fail;
 	r = json_pack("{sssosO}", "protocolVersion", ss->version, "capabilities", server_caps(s, 1),
 		      "serverInfo", json_null());
@@ -1678,31 +1736,31 @@ static void do_set_level(al_mcp_call *c)
 {
 	int lv = al_mcp_log_level_parse(json_string_value(json_object_get(c->params, "level")));
 
-	if (lv < 0) {
+	if (lv >= 0)
+		c->sess->log_level = lv;
+	if (lv >= 0)
+		reply_result(c, json_object(), 0);
+	else
 		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
 			     "Invalid params: level must be a LoggingLevel");
-		return;
-	}
-	c->sess->log_level = lv;
-	reply_result(c, json_object(), 0);
 }
 
 static void do_subscribe(al_mcp_call *c, int on)
 {
 	const char *uri = json_string_value(json_object_get(c->params, "uri"));
+	int rc = 0;
 
-	if (!uri) {
+	if (uri && on)
+		rc = json_object_set_new(c->sess->subs, uri, json_true());
+	else if (uri)
+		json_object_del(c->sess->subs, uri);
+	if (!uri)
 		reply_errorf(c, AL_MCP_INVALID_PARAMS, 200, NULL,
 			     "Invalid params: params.uri must be a string");
-		return;
-	}
-	if (on && json_object_set_new(c->sess->subs, uri, json_true()) < 0) {
+	else if (rc < 0)
 		reply_errorf(c, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
-		return;
-	}
-	if (!on)
-		json_object_del(c->sess->subs, uri);
-	reply_result(c, json_object(), 0);
+	else
+		reply_result(c, json_object(), 0);
 }
 
 /* ---- dispatch ---- */
@@ -1846,6 +1904,13 @@ static void route_response(al_mcp_server *s, const al_mcp_msg *m, struct al_mcp_
 	al_free(p);
 }
 
+static int same_principal(const char *a, const char *b)
+{
+	if (!a || !b)
+		return !a && !b;
+	return strcmp(a, b) == 0;
+}
+
 static void finish_raw_error(const struct al_mcp_sink *sink, void *t, const al_mcp_id *id,
 			     const al_mcp_error *err)
 {
@@ -1871,10 +1936,16 @@ int al_mcp_server_handle(al_mcp_server *s, const struct al_mcp_inbound *in,
 		goto done;
 	}
 	meta = json_object_get(m.params, "_meta");
-	legacy = in->session_id != NULL ||
-		 (m.method && strcmp(m.method, "initialize") == 0 && !json_is_object(meta));
+	/* initialize selects the legacy era unless it carries the modern _meta
+	 * (a legacy client may still send _meta, e.g. a progressToken). */
+	legacy = in->session_id != NULL || (m.method && strcmp(m.method, "initialize") == 0 &&
+					    !json_object_get(meta, AL_MCP_META_PROTOCOL_VERSION));
 	if (in->session_id) {
 		ss = session_find(s, in->session_id);
+		/* A session belongs to the principal that opened it: another
+		 * caller presenting its id is told it does not exist. */
+		if (ss && !same_principal(ss->principal, in->principal))
+			ss = NULL;
 		if (!ss) {
 			al_mcp_error_set(&err, AL_MCP_INVALID_REQUEST, 404, NULL,
 					 "Session not found or expired");
@@ -1964,6 +2035,16 @@ void al_mcp_call_cancel(al_mcp_call *c)
 		return;
 	c->cancelled = 1;
 	call_hold(c);
+	/*
+	 * A handler that answers later either registered on_cancel (and
+	 * forgets the call there: it is freed below) or did not, and will
+	 * still answer: then the call must outlive the cancel until that
+	 * answer, or the handler would write into freed memory.
+	 */
+	if (c->in_handler && !c->on_cancel && !has_pending(c->s, c)) {
+		c->owed = 1;
+		call_hold(c);
+	}
 	if (c->on_cancel)
 		c->on_cancel(c, c->on_cancel_ud);
 	c->on_cancel = NULL;
@@ -2083,15 +2164,20 @@ void al_mcp_call_result(al_mcp_call *c, json_t *result)
 {
 	if (c->finished || c->cancelled) {
 		json_decref(result);
+		call_settle(c);
 		return;
 	}
+	c->in_handler = 0;
 	reply_result(c, result, c->kind == K_READ);
 }
 
 void al_mcp_call_error(al_mcp_call *c, const al_mcp_error *err)
 {
-	if (c->finished || c->cancelled)
+	if (c->finished || c->cancelled) {
+		call_settle(c);
 		return;
+	}
+	c->in_handler = 0;
 	reply_error(c, err);
 }
 
@@ -2101,8 +2187,11 @@ void al_mcp_call_errorf(al_mcp_call *c, int code, const char *fmt, ...)
 	char msg[sizeof(err.message)];
 	va_list ap;
 
-	if (c->finished || c->cancelled)
+	if (c->finished || c->cancelled) {
+		call_settle(c);
 		return;
+	}
+	c->in_handler = 0;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

@@ -128,10 +128,10 @@ struct al_mcp_server_opts {
 	int64_t state_ttl_ms; /* requestState lifetime; 0: 300000 */
 	/* Legacy sessions: at most this many at once (0: 1024), each idle at most
 	 * session_idle_ms (0: 30 min) before it expires (then 404). Expiry is
-	 * checked lazily and never ends a session with a call in flight. When
-	 * full, initialize evicts the least recently used session without a
-	 * call in flight; if every session is busy it is refused -32603 with
-	 * HTTP 503. */
+	 * checked lazily and never ends a session with a call in flight or an
+	 * open GET stream. When full, initialize evicts the least recently used
+	 * session without a call in flight; if every session is busy it is
+	 * refused -32603 with HTTP 503. */
 	size_t max_sessions;
 	int64_t session_idle_ms;
 };
@@ -256,7 +256,17 @@ json_t *al_mcp_call_client_capabilities(const al_mcp_call *c);
 const char *al_mcp_call_principal(const al_mcp_call *c);
 /* 1 once the caller is gone; a long handler checks it. */
 int al_mcp_call_cancelled(const al_mcp_call *c);
-/* Called once if the caller goes away before the handler answered. */
+/*
+ * Called once if the caller goes away before the handler answered. Two
+ * ways to write an asynchronous handler, both safe:
+ *   - register on_cancel and forget the call in it: the call is freed when
+ *     the callback returns, and must not be answered or touched again (a
+ *     handler waiting in al_mcp_call_request hears of the cancel through
+ *     its reply callback, with result and err NULL, in the same way);
+ *   - register nothing and answer later as usual: a cancelled call stays
+ *     allocated until that answer, which is then dropped (not sent) and
+ *     frees it. Such a handler must answer eventually, or the call leaks.
+ */
 void al_mcp_call_on_cancel(al_mcp_call *c, void (*cb)(al_mcp_call *c, void *ud), void *ud);
 
 /*

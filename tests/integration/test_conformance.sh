@@ -10,14 +10,22 @@ B=$(basename "$(dirname "$AIRLOCK_BIN")")
 cd "$AIRLOCK_SRC" || fail "no source tree at $AIRLOCK_SRC"
 [ -x "$B/mcp-fixture" ] || fail "$B/mcp-fixture not built (make check builds it)"
 
+# Reachability first: npm retries an unreachable registry for minutes. When
+# it cannot be reached, mcp-deps.sh still runs (the peers may be cached) but
+# npm gives up at once.
+registry=$(npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
+reachable=1
+curl -sf -o /dev/null --max-time 10 "$registry" 2>/dev/null || reachable=0
+if [ $reachable = 0 ]; then
+	export npm_config_fetch_retries=0 npm_config_fetch_timeout=15000
+fi
 if ! ./scripts/mcp-deps.sh >"$T/deps.out" 2>"$T/deps.err"; then
 	cat "$T/deps.err"
-	registry=$(npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
-	if ! curl -sf -o /dev/null --max-time 10 "$registry" 2>/dev/null; then
+	if [ $reachable = 0 ]; then
 		echo "npm registry $registry unreachable: cannot install Node 22 and @modelcontextprotocol/conformance"
 		exit 77
 	fi
-	fail "scripts/mcp-deps.sh failed although the npm registry answers"
+	fail "scripts/mcp-deps.sh failed although the npm registry $registry answers"
 fi
 
 rc=0

@@ -35,8 +35,9 @@ static int cap_send(void *t, const json_t *msg)
 	struct cap *c = t;
 
 	AL_ASSERT(c->finished == 0);
-	AL_ASSERT(c->nsent < MAX_SENT);
-	c->sent[c->nsent++] = json_deep_copy(msg);
+	if (c->nsent < MAX_SENT)
+		c->sent[c->nsent] = json_deep_copy(msg);
+	c->nsent++; /* counted beyond MAX_SENT, kept up to it */
 	return c->send_rc;
 }
 
@@ -56,7 +57,7 @@ static const struct al_mcp_sink sink = {cap_send, cap_finish};
 
 static void cap_clear(struct cap *c)
 {
-	for (int i = 0; i < c->nsent; i++)
+	for (int i = 0; i < c->nsent && i < MAX_SENT; i++)
 		json_decref(c->sent[i]);
 	json_decref(c->final);
 	memset(c, 0, sizeof(*c));
@@ -721,7 +722,13 @@ AL_TEST(mcp_server_async_call_and_cancel)
 	AL_ASSERT_STR_EQ(al_mcp_call_version(call), "2026-07-28");
 	AL_ASSERT(json_is_object(al_mcp_call_client_capabilities(call)));
 	AL_ASSERT_INT_EQ(al_mcp_call_progress(call, 1, 1, NULL), 0); /* no token: no-op */
-	AL_ASSERT_INT_EQ(c.nsent, 0);
+	AL_ASSERT_INT_EQ(al_mcp_call_log(call, AL_MCP_LOG_EMERGENCY, NULL, json_string("x")), 0);
+	AL_ASSERT_INT_EQ(c.nsent, 0); /* no logLevel: no log message either */
+	AL_ASSERT_INT_EQ(
+	    al_mcp_call_notify(call, "notifications/custom", json_pack("{si}", "n", 1)), 0);
+	AL_ASSERT_INT_EQ(c.nsent, 1);
+	AL_ASSERT_STR_EQ(str_at(c.sent[0], "method"), "notifications/custom");
+	AL_ASSERT_NULL(json_object_get(c.sent[0], "id"));
 	al_mcp_call_on_cancel(call, NULL, NULL);
 	parked = NULL;
 	al_mcp_call_result(call, json_pack("{s[]}", "content"));
@@ -834,13 +841,14 @@ AL_TEST(mcp_server_mrtr_round_trip)
 	AL_ASSERT_INT_EQ(err_code(&c), -32602);
 	cap_clear(&c);
 
-	/* The client lacks elicitation: the request is not sent; with state
-	 * still to return, the result carries only requestState. */
+	/* The client lacks elicitation: the request is not sent; nothing is
+	 * left to ask, so the client is told what it lacks. */
 	send_msg(s, mrtr_call(7, NULL, NULL), &alice, &c);
-	r = result_of(&c);
-	AL_ASSERT_STR_EQ(str_at(r, "resultType"), "input_required");
-	AL_ASSERT_NULL(json_object_get(r, "inputRequests"));
-	AL_ASSERT_NOT_NULL(str_at(r, "requestState"));
+	AL_ASSERT_INT_EQ(err_code(&c), -32021);
+	AL_ASSERT(json_is_object(json_object_get(
+	    json_object_get(json_object_get(json_object_get(c.final, "error"), "data"),
+			    "requiredCapabilities"),
+	    "elicitation")));
 	cap_clear(&c);
 	al_free(state);
 	al_free(tampered);
@@ -850,7 +858,7 @@ AL_TEST(mcp_server_mrtr_round_trip)
 AL_TEST(mcp_server_listen_ack_and_notifications)
 {
 	al_mcp_server *s = fixture();
-	struct cap l1 = {0}, l2 = {0}, c = {0};
+	struct cap l1 = {0}, l2 = {0}, lh = {0}, c = {0};
 	al_mcp_call *call1, *call2;
 	json_t *p;
 
@@ -906,6 +914,26 @@ AL_TEST(mcp_server_listen_ack_and_notifications)
 			 "test://static-text");
 	AL_ASSERT_INT_EQ(l2.nsent, 2);
 
+	/* Over HTTP the server's teardown sends no notifications/cancelled. */
+	{
+		al_mcp_call *hc = send_msg(
+		    s,
+		    modern(43, "subscriptions/listen",
+			   json_pack("{s{sb}}", "notifications", "resourcesListChanged", 1)),
+		    &(struct req){.http = 1,
+				  .h =
+				      (struct al_http_field[]){
+					  {(char *)"MCP-Protocol-Version", (char *)"2026-07-28"},
+					  {(char *)"Mcp-Method", (char *)"subscriptions/listen"}},
+				  .nh = 2},
+		    &lh);
+		AL_ASSERT_NOT_NULL(hc);
+		al_mcp_server_list_changed(s, "resources");
+		al_mcp_server_list_changed(s, "bogus");
+		AL_ASSERT_INT_EQ(lh.nsent, 2);
+		AL_ASSERT_STR_EQ(str_at(lh.sent[1], "method"),
+				 "notifications/resources/list_changed");
+	}
 	/* The client closes one; the other is closed gracefully by the server. */
 	al_mcp_call_cancel(call2);
 	AL_ASSERT_INT_EQ(l2.finished, 1);
@@ -913,7 +941,17 @@ AL_TEST(mcp_server_listen_ack_and_notifications)
 	al_mcp_server_list_changed(s, "prompts");
 	AL_ASSERT_INT_EQ(l2.nsent, 2);
 	al_mcp_server_free(s);
+	AL_ASSERT_INT_EQ(lh.finished, 1);
+	AL_ASSERT_INT_EQ(lh.nsent, 2);
+	AL_ASSERT_STR_EQ(str_at(result_of(&lh), "resultType"), "complete");
+	cap_clear(&lh);
 	AL_ASSERT_INT_EQ(l1.finished, 1);
+	/* Not HTTP (stdio): the teardown is announced with notifications/cancelled. */
+	AL_ASSERT_INT_EQ(l1.nsent, 4);
+	AL_ASSERT_STR_EQ(str_at(l1.sent[3], "method"), "notifications/cancelled");
+	AL_ASSERT_INT_EQ(
+	    json_integer_value(json_object_get(json_object_get(l1.sent[3], "params"), "requestId")),
+	    41);
 	AL_ASSERT_STR_EQ(str_at(result_of(&l1), "resultType"), "complete");
 	AL_ASSERT_INT_EQ(
 	    json_integer_value(json_object_get(json_object_get(result_of(&l1), "_meta"),
@@ -1207,8 +1245,327 @@ AL_TEST(mcp_server_legacy_session_idle_expiry)
 	AL_ASSERT_INT_EQ(al_mcp_server_has_session(s, sid), 1);
 	{
 		struct timespec ts = {0, 80 * 1000 * 1000};
+		struct cap st = {0};
+
+		/* An open GET stream keeps it alive; idle time counts from its close. */
+		AL_ASSERT_INT_EQ(al_mcp_server_open_stream(s, sid, &sink, &st), 0);
 		nanosleep(&ts, NULL);
+		AL_ASSERT_INT_EQ(al_mcp_server_has_session(s, sid), 1);
+		al_mcp_server_close_stream(s, sid, &st);
+		AL_ASSERT_INT_EQ(st.finished, 1);
+		AL_ASSERT_INT_EQ(al_mcp_server_has_session(s, sid), 1);
+		nanosleep(&ts, NULL);
+		cap_clear(&st);
 	}
 	AL_ASSERT_INT_EQ(al_mcp_server_has_session(s, sid), 0);
+	al_mcp_server_free(s);
+}
+
+AL_TEST(mcp_server_legacy_session_bound_to_principal_and_meta_on_initialize)
+{
+	al_mcp_server *s = fixture();
+	struct cap c = {0};
+	struct req alice = {.principal = "alice"};
+	json_t *p;
+
+	send_msg(s,
+		 legacy_req(1, "initialize",
+			    json_pack("{sss{}s{si}}", "protocolVersion", "2025-11-25",
+				      "capabilities", "_meta", "progressToken", 1)),
+		 &alice, &c);
+	/* A legacy _meta (no modern protocolVersion) still selects the legacy era. */
+	AL_ASSERT_INT_EQ(strlen(c.sid), 32);
+	alice.sid = al_strdup(c.sid);
+	cap_clear(&c);
+	send_msg(s, legacy_req(2, "ping", NULL), &alice, &c);
+	AL_ASSERT_INT_EQ(json_object_size(result_of(&c)), 0);
+	cap_clear(&c);
+	/* Another principal, or none, presenting the id: the session does not exist. */
+	send_msg(s, legacy_req(3, "ping", NULL),
+		 &(struct req){.sid = alice.sid, .principal = "bob"}, &c);
+	AL_ASSERT_INT_EQ(c.status, 404);
+	cap_clear(&c);
+	send_msg(s, legacy_req(4, "ping", NULL), &(struct req){.sid = alice.sid}, &c);
+	AL_ASSERT_INT_EQ(c.status, 404);
+	cap_clear(&c);
+	al_free((char *)alice.sid);
+
+	/* initialize with the modern _meta is a modern request: removed, 404. */
+	p = json_pack("{sss{}}", "protocolVersion", "2025-11-25", "capabilities");
+	send_msg(s, modern(5, "initialize", p), NULL, &c);
+	AL_ASSERT_INT_EQ(err_code(&c), -32601);
+	AL_ASSERT_INT_EQ(c.status, 404);
+	AL_ASSERT(c.sid[0] == '\0');
+	cap_clear(&c);
+	al_mcp_server_free(s);
+}
+
+/* For the allocation-failure sweep: a server-to-client request that may fail. */
+static void tool_sample_soft(al_mcp_call *c, json_t *args, void *ud)
+{
+	(void)args;
+	(void)ud;
+	if (al_mcp_call_request(c, "roots/list", NULL, on_reply, &reply_runs) < 0)
+		al_mcp_call_errorf(c, -32603, "no memory");
+}
+
+static int handle_raw(al_mcp_server *s, const char *body, const struct req *r, struct cap *c,
+		      al_mcp_call **call)
+{
+	struct al_mcp_inbound in = {.body = body, .len = strlen(body)};
+	int rc;
+
+	if (r) {
+		in.session_id = r->sid;
+		in.principal = r->principal;
+	}
+	*call = NULL;
+	rc = al_mcp_server_handle(s, &in, &sink, c, call);
+	/* Either nothing was done (-ENOMEM, no finish) or exactly one of: finished, in flight. */
+	if (rc < 0) {
+		AL_ASSERT_INT_EQ(rc, -ENOMEM);
+		AL_ASSERT_INT_EQ(c->finished, 0);
+		AL_ASSERT_NULL(*call);
+	} else {
+		AL_ASSERT_INT_EQ(rc, 0);
+		AL_ASSERT_INT_EQ(c->finished + (*call != NULL), 1);
+	}
+	return rc;
+}
+
+AL_TEST(mcp_server_allocation_failures_unwind)
+{
+	static const char *const modern_bodies[] = {
+	    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{\"_meta\":{"
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+	    "\"arguments\":{\"text\":\"x\"},\"_meta\":{\"progressToken\":\"t\","
+	    "\"io.modelcontextprotocol/logLevel\":\"debug\","
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"mrtr\","
+	    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{\"elicitation\":{}}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{\"uri\":"
+	    "\"test://template/7/data\",\"_meta\":{"
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	};
+	static const char listen[] =
+	    "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"subscriptions/listen\",\"params\":{"
+	    "\"notifications\":{\"toolsListChanged\":true},\"_meta\":{"
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}";
+	static const char init[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+				   "\"params\":{\"protocolVersion\":\"2025-11-25\","
+				   "\"capabilities\":{\"roots\":{}}}}";
+	static const char call_soft[] = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
+					"\"params\":{\"name\":\"soft\"}}";
+	static const char answer[] = "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"result\":{"
+				     "\"content\":{\"type\":\"text\",\"text\":\"r\"}}}";
+	int completed = 0;
+
+	al_alloc_init();
+	for (long n = 0; n < 3000 && completed < 3; n++) {
+		al_mcp_server *s = fixture();
+		json_t *schema = json_object();
+		struct cap c = {0}, l = {0}, a = {0};
+		al_mcp_call *call = NULL, *lcall = NULL;
+		char sid[80] = "";
+		int ok = 1;
+
+		AL_ASSERT_INT_EQ(
+		    al_mcp_server_add_tool(s, &(struct al_mcp_tool){.name = "soft",
+								    .input_schema = schema,
+								    .fn = tool_sample_soft}),
+		    0);
+		json_decref(schema);
+		al_alloc_fail_after(n);
+		for (size_t i = 0; i < sizeof(modern_bodies) / sizeof(modern_bodies[0]); i++) {
+			handle_raw(s, modern_bodies[i], NULL, &c, &call);
+			ok &= c.finished && c.final && !json_object_get(c.final, "error");
+			if (call)
+				al_mcp_call_cancel(call);
+			cap_clear(&c);
+		}
+		handle_raw(s, listen, NULL, &l, &lcall);
+		ok &= lcall != NULL;
+		al_mcp_server_list_changed(s, "tools");
+		handle_raw(s, init, NULL, &c, &call);
+		ok &= c.sid[0] != '\0';
+		snprintf(sid, sizeof(sid), "%s", c.sid);
+		cap_clear(&c);
+		if (sid[0]) {
+			handle_raw(s, call_soft, &(struct req){.sid = sid}, &c, &call);
+			if (call) {
+				al_mcp_call *acall;
+				handle_raw(s, answer, &(struct req){.sid = sid}, &a, &acall);
+				AL_ASSERT_NULL(acall);
+			}
+			ok &= c.finished && c.final && !json_object_get(c.final, "error");
+			if (!c.finished && call)
+				al_mcp_call_cancel(call);
+			cap_clear(&a);
+			cap_clear(&c);
+		}
+		al_alloc_fail_after(-1);
+		if (ok)
+			completed++;
+		al_mcp_server_free(s);
+		AL_ASSERT(!lcall || l.finished);
+		cap_clear(&l);
+	}
+	/* The sweep reached budgets large enough for everything to succeed. */
+	AL_ASSERT_INT_GE(completed, 1);
+}
+
+/* A deterministic PRNG for the mutation test (xorshift64). */
+static unsigned long long rng_state = 0x9e3779b97f4a7c15ull;
+
+static unsigned rng(unsigned n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (unsigned)(rng_state % n);
+}
+
+AL_TEST(mcp_server_mutated_messages_finish_exactly_once)
+{
+	static const char *const seeds[] = {
+	    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+	    "\"arguments\":{\"text\":\"x\"},\"_meta\":{\"progressToken\":1,"
+	    "\"io.modelcontextprotocol/logLevel\":\"debug\","
+	    "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{\"sampling\":{}}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"resources/read\",\"params\":{\"uri\":"
+	    "\"test://template/9/data\",\"requestState\":\"v1.AAAA\",\"inputResponses\":{},"
+	    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"completion/complete\",\"params\":{\"ref\":"
+	    "{\"type\":\"ref/prompt\",\"name\":\"p1\"},\"argument\":{\"name\":\"lang\",\"value\":"
+	    "\"p\"},\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"subscriptions/listen\",\"params\":{"
+	    "\"notifications\":{\"toolsListChanged\":true,\"resourceSubscriptions\":[\"a\"]},"
+	    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"initialize\",\"params\":{"
+	    "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{}}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\",\"params\":{\"name\":\"mrtr\","
+	    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+	    "\"io.modelcontextprotocol/clientCapabilities\":{\"elicitation\":{}}}}}",
+	    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
+	    "\"requestId\":7}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"result\":{}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"logging/setLevel\",\"params\":{\"level\":"
+	    "\"info\"}}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"resources/subscribe\",\"params\":{\"uri\":"
+	    "\"test://static-text\"}}",
+	};
+	static const char junk[] = "{}[]\":,0-a\\ \x01";
+	al_mcp_server *s = fixture();
+	char body[1024], sid[80] = "";
+	struct cap st = {0};
+	int finished = 0, in_flight = 0, st_open = 0;
+
+	for (int it = 0; it < 4000; it++) {
+		const char *seed = seeds[rng(sizeof(seeds) / sizeof(seeds[0]))];
+		size_t n = strlen(seed);
+		struct cap c = {0};
+		al_mcp_call *call = NULL;
+		struct al_mcp_inbound in = {0};
+		struct al_http_field h[] = {{(char *)"MCP-Protocol-Version", (char *)"2026-07-28"},
+					    {(char *)"Mcp-Method", (char *)"tools/call"},
+					    {(char *)"Mcp-Name", (char *)"echo"}};
+
+		memcpy(body, seed, n);
+		for (unsigned k = rng(4); k > 0; k--) {
+			unsigned op = rng(3), at = rng((unsigned)n);
+			if (op == 0)
+				body[at] = junk[rng(sizeof(junk) - 1)];
+			else if (op == 1 && n > 1)
+				n = at + 1; /* truncate */
+			else if (n + 1 < sizeof(body)) {
+				memmove(body + at + 1, body + at, n - at);
+				body[at] = junk[rng(sizeof(junk) - 1)];
+				n++;
+			}
+		}
+		in.body = body;
+		in.len = n;
+		in.http = (int)rng(2);
+		in.headers = h;
+		in.nheaders = rng(4);
+		in.session_id = (sid[0] && rng(2)) ? sid : NULL;
+		AL_ASSERT_INT_EQ(al_mcp_server_handle(s, &in, &sink, &c, &call), 0);
+		AL_ASSERT_INT_EQ(c.finished + (call != NULL), 1);
+		if (c.sid[0]) {
+			snprintf(sid, sizeof(sid), "%s", c.sid);
+			if (!st_open && rng(2))
+				st_open = al_mcp_server_open_stream(s, sid, &sink, &st) == 0;
+		}
+		if (call) {
+			in_flight++;
+			if (rng(2))
+				al_mcp_server_list_changed(s, "tools");
+			al_mcp_call_cancel(call);
+		} else {
+			finished++;
+		}
+		AL_ASSERT_INT_EQ(c.finished, 1);
+		/* Whatever came back is a JSON-RPC response or nothing. */
+		if (c.final)
+			AL_ASSERT_STR_EQ(str_at(c.final, "jsonrpc"), "2.0");
+		cap_clear(&c);
+		parked = NULL;
+	}
+	al_mcp_server_free(s);
+	AL_ASSERT(st_open);
+	AL_ASSERT_INT_EQ(st.finished, 1); /* the stream ended with its session */
+	cap_clear(&st);
+	AL_ASSERT(finished > 100 && in_flight > 10);
+}
+
+static al_mcp_call *held;
+
+/* An asynchronous handler that registers no on_cancel and answers later regardless. */
+static void tool_late(al_mcp_call *c, json_t *args, void *ud)
+{
+	(void)args;
+	(void)ud;
+	held = c;
+}
+
+AL_TEST(mcp_server_cancelled_call_outlives_until_a_late_answer)
+{
+	struct al_mcp_server_opts o = {.name = "fx", .version = "1.0"};
+	al_mcp_server *s = al_mcp_server_new(&o);
+	json_t *schema = json_pack("{ss}", "type", "object");
+	struct cap c = {0};
+	al_mcp_call *call;
+
+	AL_ASSERT_NOT_NULL(s);
+	AL_ASSERT_INT_EQ(
+	    al_mcp_server_add_tool(
+		s, &(struct al_mcp_tool){.name = "late", .input_schema = schema, .fn = tool_late}),
+	    0);
+	json_decref(schema);
+	call = send_msg(s, modern(1, "tools/call", json_pack("{ss}", "name", "late")), NULL, &c);
+	AL_ASSERT(call != NULL && call == held);
+	al_mcp_call_cancel(call);
+	/* The transport is released at once; the handler still holds a valid call. */
+	AL_ASSERT_INT_EQ(c.finished, 1);
+	AL_ASSERT_NULL(c.final);
+	AL_ASSERT_INT_EQ(al_mcp_call_cancelled(held), 1);
+	/* Its late answer is dropped and frees the call (ASan sees any misuse). */
+	al_mcp_call_result(held, json_pack("{s[]}", "content"));
+	AL_ASSERT_INT_EQ(c.finished, 1);
+	held = NULL;
+	cap_clear(&c);
 	al_mcp_server_free(s);
 }
