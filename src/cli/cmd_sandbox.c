@@ -6,7 +6,8 @@
  * run's exit status: the command's, 128+N when a signal ended it, 124 on
  * timeout, 125 when the sandbox itself could not be set up (the reason on
  * stderr). mcp's: 0 after SIGTERM/SIGINT (or the end of stdin with
- * --stdio), 1 when it could not start or the audit log failed, 2 for usage.
+ * --stdio), 1 when it could not start or the audit log failed (calls were
+ * then refused), 2 for usage.
  */
 #include "cli/cli.h"
 
@@ -733,6 +734,10 @@ static int mcp(int argc, char **argv)
 	while (!a.tools_done && uv_run(&a.loop, UV_RUN_ONCE))
 		;
 	uv_run(&a.loop, UV_RUN_DEFAULT);
+	if (al_tool_mcp_audit_failed(a.tm)) {
+		fprintf(stderr, "airlock sandbox mcp: the audit log failed: calls were refused\n");
+		status = 1;
+	}
 done:
 	al_tool_mcp_free(a.tm);
 	if (loop_ok && uv_loop_close(&a.loop) < 0)

@@ -449,6 +449,11 @@ void al_tool_mcp_shutdown(struct al_tool_mcp *tm, void (*done)(void *ud), void *
 	maybe_close(tm);
 }
 
+int al_tool_mcp_audit_failed(const struct al_tool_mcp *tm)
+{
+	return tm->audit_broken;
+}
+
 void al_tool_mcp_free(struct al_tool_mcp *tm)
 {
 	if (tm == NULL)

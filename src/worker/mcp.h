@@ -52,6 +52,8 @@ al_mcp_server *al_tool_mcp_server(struct al_tool_mcp *tm);
  * transports first (they cancel their calls). Once only.
  */
 void al_tool_mcp_shutdown(struct al_tool_mcp *tm, void (*done)(void *ud), void *ud);
+/* 1 once an audit record could not be written or synced (the server then fails closed). */
+int al_tool_mcp_audit_failed(const struct al_tool_mcp *tm);
 /* Frees tm after done has run (or if no call was ever taken). NULL ok. */
 void al_tool_mcp_free(struct al_tool_mcp *tm);
 

@@ -124,10 +124,14 @@ SID=""
 curl -sS -o "$T/drained" --max-time 30 -H 'Content-Type: application/json' \
 	-H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \
 	-H 'Mcp-Method: tools/call' -H 'Mcp-Name: bash' --data-binary \
-	'{"jsonrpc":"2.0","id":"d","method":"tools/call","params":{"name":"bash","arguments":{"command":"sleep 1.5; echo drained-ok"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
+	'{"jsonrpc":"2.0","id":"d","method":"tools/call","params":{"name":"bash","arguments":{"command":"touch started; sleep 1.5; echo drained-ok"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
 	"$URL" &
 CURL=$!
-sleep 0.5
+i=0
+until [ -e "$WS/started" ]; do
+	i=$((i + 1)); [ $i -lt 200 ] || fail "the call to drain did not start"
+	sleep 0.05
+done
 kill -TERM "$PID"
 wait "$CURL" || fail "the call in flight at SIGTERM failed"
 grep -q drained-ok "$T/drained" || fail "the call in flight at SIGTERM: $(cat "$T/drained")"
@@ -198,6 +202,31 @@ assert t(3) == "via stdio" and got[3]["isError"] is False, got[3]
 assert got[4]["isError"] is True and "root:" not in t(4), got[4]
 PY
 done
+
+# ---- an audit log that cannot be written: fail closed, exit 1 ----
+# RLIMIT_FSIZE stops the log growing past a few records (SIGXFSZ ignored:
+# the write fails with EFBIG instead).
+echo hi >"$WS/f.txt"
+python3 - "$AIRLOCK_BIN" "$WS" "$T/small-audit.log" <<'PY' || fail "audit failure"
+import json, subprocess, sys
+meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}}
+reqs = "".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                           "params": {"_meta": meta, "name": "read",
+                                      "arguments": {"file_path": "f.txt"}}}) + "\n"
+               for i in range(1, 31))
+cmd = "trap '' XFSZ; ulimit -f 4; exec \"$0\" sandbox mcp --workspace \"$1\" --stdio --audit \"$2\""
+p = subprocess.run(["sh", "-c", cmd] + sys.argv[1:4], input=reqs, capture_output=True,
+                   text=True, timeout=60)
+assert p.returncode == 1, (p.returncode, p.stderr)
+texts = [m["result"]["content"][0]["text"] for m in map(json.loads, p.stdout.splitlines())]
+assert len(texts) == 30 and texts[0] == "hi\n", texts
+first = texts.index("audit log unavailable")
+assert all(t == "audit log unavailable" for t in texts[first:]), texts
+assert "the audit log failed" in p.stderr, p.stderr
+PY
+"$AIRLOCK_BIN" audit verify "$T/small-audit.log" >"$T/verify" 2>&1 ||
+	fail "the log of a failed write does not verify: $(cat "$T/verify")"
 
 # Usage errors.
 rc=0; "$AIRLOCK_BIN" sandbox mcp --listen 127.0.0.1:0 2>/dev/null || rc=$?

@@ -128,10 +128,15 @@ mcp_check 'res["messages"][1]["content"]["resource"]["uri"] == "tickets://ticket
 # A subscriber hears of a change to its ticket on the session's GET stream.
 mcp_post legacy resources/subscribe '{"uri": "tickets://ticket/2"}'
 mcp_check 'code == 200 and err is None' "resources/subscribe"
-curl -sS -N --max-time 10 -H "Mcp-Session-Id: $SID" -H "MCP-Protocol-Version: 2025-11-25" \
-	-H 'Accept: text/event-stream' "$URL" >"$T/stream" 2>/dev/null &
+curl -sS -N --max-time 10 -D "$T/stream.hdr" -H "Mcp-Session-Id: $SID" \
+	-H "MCP-Protocol-Version: 2025-11-25" -H 'Accept: text/event-stream' "$URL" \
+	>"$T/stream" 2>/dev/null &
 STREAM=$!
-sleep 0.5
+i=0
+until grep -q '^HTTP/1.1 200' "$T/stream.hdr" 2>/dev/null; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "the GET stream did not open"
+	sleep 0.05
+done
 mcp_post legacy tools/call '{"name": "tickets_comment", "arguments": {"id": 2, "body": "second"}}'
 i=0
 until grep -q 'notifications/resources/updated' "$T/stream"; do
