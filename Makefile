@@ -6,6 +6,7 @@
 #   make asan       the same suite under ASan + UBSan (build-asan/)
 #   make fuzz       build the libFuzzer targets with clang and run each briefly
 #   make bench      run the benchmarks (bench/), figures to docs/BENCHMARKS.md
+#   make bench-mcp  tickets-mcp against the TypeScript SDK, and the gateway overhead
 #   make format     clang-format the sources
 
 PKGS := libuv openssl libcurl jansson sqlite3 libseccomp yaml-0.1
@@ -47,7 +48,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(B)/obj/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*/*.c)) tests/unit/runner.c
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 
-.PHONY: all run serve check conformance unit asan fuzz bench bench-worker format clean deps
+.PHONY: all run serve check conformance unit asan fuzz bench bench-worker bench-mcp format clean deps
 
 all: $(B)/airlock $(B)/tickets-mcp
 
@@ -145,9 +146,13 @@ fuzz: $(FUZZ_TARGETS)
 	done
 
 BENCH_BINS := $(B)/bench-append $(B)/bench-fanout $(B)/bench-turns $(B)/bench-sandbox \
-	$(B)/bench-worker $(B)/bench-toolcall
+	$(B)/bench-worker $(B)/bench-toolcall $(B)/bench-mcp_load
 $(B)/bench-append $(B)/bench-sandbox $(B)/bench-toolcall: $(B)/bench-%: bench/%.c $(B)/libairlock.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libairlock.a $(LDLIBS)
+# The MCP load generator speaks TLS to the gateway: OpenSSL, no libairlock.
+$(B)/bench-mcp_load: bench/mcp_load.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 $(B)/bench-%: bench/%.c bench/client.h
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
@@ -156,6 +161,10 @@ bench: $(B)/airlock $(BENCH_BINS)
 
 bench-worker: $(B)/airlock $(B)/bench-worker $(B)/bench-toolcall
 	B=$(B) ./bench/run.sh worker
+
+# tickets-mcp against the official TypeScript SDK, and the gateway's overhead.
+bench-mcp: $(B)/airlock $(B)/tickets-mcp $(B)/bench-mcp_load
+	B=$(B) ./bench/run.sh mcp
 
 format:
 	clang-format -i $(SRC) $(wildcard src/*/*.h) $(wildcard tests/unit/*.[ch] tests/unit/*/*.c) $(wildcard fuzz/*.c) \
