@@ -70,6 +70,8 @@ struct ctx {
 	int fail_send;
 	int broken; /* a send failed: the transport cancels after handle */
 	int stream; /* a legacy GET stream, not a call */
+	int kind;   /* the message as we parse it: enum al_mcp_msg_kind, or -1 */
+	json_t *id; /* its id, or NULL */
 };
 
 static struct ctx *ctxs;
@@ -154,6 +156,14 @@ static void sink_finish(void *t, json_t *msg, int status, const char *sid)
 	CHECK(status >= 200 && status <= 599);
 	if (msg)
 		check_msg(msg, 1);
+	/* A request is answered with its own id; a notification or a response
+	 * from the client with nothing, or an error without an id (an unknown
+	 * session: 404). */
+	if (msg && x->kind == AL_MCP_REQUEST)
+		CHECK(json_equal(json_object_get(msg, "id"), x->id));
+	if (msg && (x->kind == AL_MCP_NOTIFICATION || x->kind == AL_MCP_RESULT ||
+		    x->kind == AL_MCP_ERROR_RESPONSE))
+		CHECK(json_object_get(msg, "error") && !json_object_get(msg, "id"));
 	if (sid) {
 		CHECK(msg && json_object_get(msg, "result"));
 		CHECK(strlen(sid) < sizeof(sessions[0]));
@@ -170,6 +180,7 @@ static struct ctx *ctx_new(void)
 	struct ctx *x = al_calloc(1, sizeof(*x));
 
 	CHECK(x);
+	x->kind = -1;
 	x->next = ctxs;
 	ctxs = x;
 	return x;
@@ -443,6 +454,8 @@ static void one_message(al_mcp_server *s, const uint8_t *p, size_t n)
 	struct ctx *x, *st = NULL;
 	al_mcp_call *call = NULL;
 	struct al_mcp_inbound in = {0};
+	al_mcp_msg m = {0};
+	al_mcp_error perr = {0};
 
 	if (n < 2)
 		return;
@@ -478,6 +491,12 @@ static void one_message(al_mcp_server *s, const uint8_t *p, size_t n)
 	}
 	x = ctx_new();
 	x->fail_send = (c0 & 128) != 0;
+	if (al_mcp_msg_parse(body, blen, &m, &perr) == 0) {
+		x->kind = (int)m.kind;
+		x->id = al_mcp_id_json(&m.id);
+	}
+	al_mcp_msg_free(&m);
+	al_mcp_error_clear(&perr);
 	in.body = body;
 	in.len = blen;
 	in.headers = nf ? f : NULL;
@@ -561,6 +580,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct ctx *x = ctxs;
 		CHECK(x->finished);
 		ctxs = x->next;
+		json_decref(x->id);
 		al_free(x);
 	}
 	return 0;
