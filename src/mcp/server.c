@@ -1947,9 +1947,12 @@ int al_mcp_server_handle(al_mcp_server *s, const struct al_mcp_inbound *in,
 		if (ss && !same_principal(ss->principal, in->principal))
 			ss = NULL;
 		if (!ss) {
+			/* Only a request's id is echoed: a client's response
+			 * carries an id of ours ("srv-1"), which an error must
+			 * not answer as if the client had asked it. */
 			al_mcp_error_set(&err, AL_MCP_INVALID_REQUEST, 404, NULL,
 					 "Session not found or expired");
-			finish_raw_error(sink, t, &m.id, &err);
+			finish_raw_error(sink, t, m.kind == AL_MCP_REQUEST ? &m.id : NULL, &err);
 			goto done;
 		}
 		ss->last_ms = al_now_ms();

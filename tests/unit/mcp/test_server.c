@@ -1333,6 +1333,34 @@ static int handle_raw(al_mcp_server *s, const char *body, const struct req *r, s
 	return rc;
 }
 
+/* Found by fuzz_mcp_server: a client's response (to our "srv-1") naming an
+ * unknown session was answered 404 with an error carrying id "srv-1", as if
+ * the client had sent a request with that id. 404 stays; the id goes. */
+AL_TEST(mcp_server_unknown_session_response_gets_no_id)
+{
+	al_mcp_server *s = fixture();
+	struct cap c = {0};
+	al_mcp_call *call;
+	struct req r = {.sid = "00000000000000000000000000000000"};
+
+	handle_raw(s, "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"result\":{}}", &r, &c, &call);
+	AL_ASSERT_INT_EQ(c.status, 404);
+	AL_ASSERT_INT_EQ(err_code(&c), -32600);
+	AL_ASSERT_NULL(json_object_get(c.final, "id"));
+	cap_clear(&c);
+	handle_raw(s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", &r, &c,
+		   &call);
+	AL_ASSERT_INT_EQ(c.status, 404);
+	AL_ASSERT_NULL(json_object_get(c.final, "id"));
+	cap_clear(&c);
+	/* A request still gets its own id back. */
+	handle_raw(s, "{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"method\":\"ping\"}", &r, &c, &call);
+	AL_ASSERT_INT_EQ(c.status, 404);
+	AL_ASSERT_STR_EQ(json_string_value(json_object_get(c.final, "id")), "srv-1");
+	cap_clear(&c);
+	al_mcp_server_free(s);
+}
+
 AL_TEST(mcp_server_allocation_failures_unwind)
 {
 	static const char *const modern_bodies[] = {
