@@ -72,7 +72,9 @@ struct al_gw_sse_filter {
 	const struct al_gw_route *route;
 	al_sse_parser *p;
 	al_buf *out; /* during feed */
-	char last_id[256];
+	/* The id the client last saw from us (NULL: none yet, like ""), kept
+	 * whole: the client resumes with it (Last-Event-ID). */
+	char *last_id;
 	size_t removed;
 	size_t dropped; /* events whose data was not readable JSON */
 };
@@ -118,10 +120,17 @@ static int event_cb(const struct al_sse_event *ev, void *ud)
 	if (strcmp(ev->type, "message") != 0 &&
 	    put_lines(f->out, "event", ev->type, strlen(ev->type)) < 0)
 		goto done;
-	if (ev->id[0] && strcmp(ev->id, f->last_id) != 0) {
-		if (put_lines(f->out, "id", ev->id, strlen(ev->id)) < 0)
+	/* Written whenever it changes, also when the upstream resets it to
+	 * "" ("id" with no value), or the client would resume from an id the
+	 * upstream withdrew. */
+	if (strcmp(ev->id, f->last_id ? f->last_id : "") != 0) {
+		char *id = al_strdup(ev->id);
+		if (id == NULL || put_lines(f->out, "id", ev->id, strlen(ev->id)) < 0) {
+			al_free(id);
 			goto done;
-		snprintf(f->last_id, sizeof(f->last_id), "%s", ev->id);
+		}
+		al_free(f->last_id);
+		f->last_id = id;
 	}
 	if (j) {
 		size_t n = al_gw_filter_tools_msg(f->route, j);
@@ -176,6 +185,7 @@ void al_gw_sse_filter_free(al_gw_sse_filter *f)
 	if (f == NULL)
 		return;
 	al_sse_parser_free(f->p);
+	al_free(f->last_id);
 	al_free(f);
 }
 

@@ -11,6 +11,7 @@
 #include "unit/unit.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char cfg_yaml[] = "tunnel_domain: MCP.Example.com\n"
@@ -131,6 +132,39 @@ AL_TEST(gateway_filter_sse_split_anywhere)
 		al_buf_free(&out);
 		al_gw_sse_filter_free(f);
 	}
+	al_gw_config_clear(&c);
+}
+
+/* Found by fuzz_gateway_filter: the client must end up with the upstream's
+ * last event id, also when the upstream resets it ("id" with no value) and
+ * when it is longer than 255 bytes (it was truncated, so a later id equal
+ * to its first 255 bytes was never written). */
+AL_TEST(gateway_filter_sse_event_ids_kept)
+{
+	char body[1024], want[1024];
+	char a300[301], a255[256];
+	struct al_gw_config c;
+	al_gw_sse_filter *f;
+	al_buf out = {0};
+
+	memset(a300, 'a', 300);
+	a300[300] = '\0';
+	memset(a255, 'a', 255);
+	a255[255] = '\0';
+	load(&c);
+	f = al_gw_sse_filter_new(al_gw_route_find(&c, "deny-only"));
+	AL_ASSERT_NOT_NULL(f);
+	snprintf(body, sizeof(body),
+		 "id: 1\ndata: a\n\nid\ndata: b\n\nid: %s\ndata: c\n\nid: %s\ndata: d\n\n", a300,
+		 a255);
+	snprintf(want, sizeof(want),
+		 "id: 1\ndata: a\n\nid: \ndata: b\n\nid: %s\ndata: c\n\nid: %s\ndata: d\n\n", a300,
+		 a255);
+	AL_ASSERT_INT_EQ(al_gw_sse_filter_feed(f, body, strlen(body), &out), 0);
+	AL_ASSERT_INT_EQ(al_buf_append(&out, "", 1), 0);
+	AL_ASSERT_STR_EQ(out.data, want);
+	al_buf_free(&out);
+	al_gw_sse_filter_free(f);
 	al_gw_config_clear(&c);
 }
 
