@@ -12,4 +12,13 @@
  */
 int al_fd_write_all(int fd, const void *buf, size_t n);
 
+/*
+ * Reads a whole regular file of at most `max` bytes (a config file, say)
+ * into *out, NUL-terminated, its length in *len; the caller frees *out with
+ * al_free. 0; or -errno / -EINVAL (not a regular file, or larger than max)
+ * / -ENOMEM with a message naming the path in err.
+ */
+int al_fd_read_file(const char *path, size_t max, char **out, size_t *len, char *err,
+		    size_t errlen);
+
 #endif

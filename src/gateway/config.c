@@ -9,6 +9,7 @@
 #include "gateway/config.h"
 
 #include "core/alloc.h"
+#include "core/fd.h"
 #include "gateway/ynode.h"
 
 #include <arpa/inet.h>
@@ -662,16 +663,10 @@ static int load_routes(struct ctx *x, struct al_gw_config *c, const struct al_yn
 static int load_airlock(struct ctx *x, struct al_gw_config *c, const struct al_ynode *n,
 			uint64_t *default_timeout)
 {
-	static const char *const keys[] = {"admin_addr",
-					   "audit",
-					   "audit_key",
-					   "audit_sync",
-					   "allowed_origins",
-					   "max_body",
-					   "upstream_timeout",
-					   "trust_forwarded_for",
-					   "max_in_flight",
-					   NULL};
+	static const char *const keys[] = {
+	    "admin_addr",      "audit",	   "audit_key",	       "audit_sync",
+	    "allowed_origins", "max_body", "upstream_timeout", "trust_forwarded_for",
+	    "max_in_flight",   NULL};
 	const struct al_ynode *v;
 	int rc;
 
@@ -844,44 +839,14 @@ done:
 
 int al_gw_config_load_file(struct al_gw_config *c, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
-	ssize_t n;
-	int fd, rc;
+	int rc;
 
 	memset(c, 0, sizeof(*c));
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CONFIG_FILE_MAX) {
-		rc = -EINVAL;
-		snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path,
-			 CONFIG_FILE_MAX);
-		goto done;
-	}
-	buf = al_malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-		goto done;
-	}
-	while (len < (size_t)st.st_size && (n = read(fd, buf + len, (size_t)st.st_size - len))) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-			goto done;
-		}
-		len += (size_t)n;
-	}
-	rc = al_gw_config_load_yaml(c, buf, len, path, err, errlen);
-done:
+	rc = al_fd_read_file(path, CONFIG_FILE_MAX, &buf, &len, err, errlen);
+	if (rc == 0)
+		rc = al_gw_config_load_yaml(c, buf, len, path, err, errlen);
 	al_free(buf);
-	close(fd);
 	return rc;
 }

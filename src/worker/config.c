@@ -12,6 +12,7 @@
 #include "worker/worker.h"
 
 #include "core/alloc.h"
+#include "core/fd.h"
 #include "core/hash.h"
 #include "core/rand.h"
 #include "sandbox/netpolicy.h"
@@ -709,44 +710,14 @@ done:
 int al_worker_config_load_file(struct al_worker_config *c, const char *path, char *err,
 			       size_t errlen)
 {
-	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
-	ssize_t n;
-	int fd, rc;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		rc = -errno;
-		set_err(err, errlen, "%s: %s", path, strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CONFIG_FILE_MAX) {
-		rc = -EINVAL;
-		set_err(err, errlen, "%s: not a regular file of at most %u bytes", path,
-			CONFIG_FILE_MAX);
-		goto done;
-	}
-	buf = al_malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		rc = -ENOMEM;
-		set_err(err, errlen, "out of memory");
-		goto done;
-	}
-	while (len < (size_t)st.st_size && (n = read(fd, buf + len, (size_t)st.st_size - len))) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			set_err(err, errlen, "%s: %s", path, strerror(-rc));
-			goto done;
-		}
-		len += (size_t)n;
-	}
-	rc = al_worker_config_load_yaml(c, buf, len, path, err, errlen);
-done:
+	rc = al_fd_read_file(path, CONFIG_FILE_MAX, &buf, &len, err, errlen);
+	if (rc == 0)
+		rc = al_worker_config_load_yaml(c, buf, len, path, err, errlen);
 	al_free(buf);
-	close(fd);
 	return rc;
 }
 
