@@ -641,6 +641,20 @@ static void send_http(struct pxy *p, const char *addr)
 			    "the upstream request could not be made");
 }
 
+/*
+ * The one check of an upstream IPv4 address (network byte order), for a
+ * resolved name and for a literal alike. 0.0.0.0/8 is "this host": Linux
+ * connects it to the loopback interface, so an allowed_ips of 0.0.0.0/0
+ * would quietly open every local service. Loopback is reached by listing
+ * 127.0.0.0/8, never this way.
+ */
+static int ipv4_allowed(const struct al_gw_config *c, uint32_t addr)
+{
+	return c->disable_ip_validation ||
+	       ((ntohl(addr) >> 24) != 0 &&
+		al_gw_cidr_match(c->allowed_ips, c->nallowed_ips, addr));
+}
+
 static void gai_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 {
 	struct pxy *p = g->data;
@@ -668,16 +682,7 @@ static void gai_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 		if (ai->ai_family == AF_INET) {
 			const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
 			inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a));
-			/*
-			 * 0.0.0.0/8 is "this host": Linux connects it to the
-			 * loopback interface, so an allowed_ips of 0.0.0.0/0
-			 * would quietly open every local service. Loopback is
-			 * reached by listing 127.0.0.0/8, never this way.
-			 */
-			ok = c->disable_ip_validation ||
-			     ((ntohl(sin->sin_addr.s_addr) >> 24) != 0 &&
-			      al_gw_cidr_match(c->allowed_ips, c->nallowed_ips,
-					       sin->sin_addr.s_addr));
+			ok = ipv4_allowed(c, sin->sin_addr.s_addr);
 		} else if (ai->ai_family == AF_INET6) {
 			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ai->ai_addr;
 			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
@@ -719,8 +724,7 @@ static void start_http(struct pxy *p)
 		 * thread pool round trip of getaddrinfo (tens of microseconds of
 		 * every request's latency).
 		 */
-		if (c->disable_ip_validation ||
-		    al_gw_cidr_match(c->allowed_ips, c->nallowed_ips, a4.s_addr)) {
+		if (ipv4_allowed(c, a4.s_addr)) {
 			send_http(p, p->route->uhost);
 			return;
 		}
