@@ -474,8 +474,13 @@ static void done_cb(al_http_call *call, const struct al_http_client_resp *resp, 
 	if (resp->err < 0 && p->mode == M_NONE) {
 		al_warn("gateway", "route %s: upstream %s: %s", p->route->host, p->route->url,
 			resp->error ? resp->error : strerror(-resp->err));
-		reply_error(p, resp->err == -ETIMEDOUT ? 504 : 502, AL_MCP_INTERNAL_ERROR,
-			    "upstream_error", "the upstream server could not be reached");
+		if (resp->err == -ECONNRESET)
+			/* no_resend: sent once, then the connection died unanswered. */
+			reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "upstream_lost",
+				    "upstream connection lost; the call may or may not have run");
+		else
+			reply_error(p, resp->err == -ETIMEDOUT ? 504 : 502, AL_MCP_INTERNAL_ERROR,
+				    "upstream_error", "the upstream server could not be reached");
 		return;
 	}
 	if (resp->err < 0) {
@@ -586,6 +591,25 @@ static int build_headers(struct pxy *p)
 	return 0;
 }
 
+/*
+ * Methods that only read, which libcurl may safely send twice (it does when
+ * a reused connection turns out dead). tools/call runs a tool; prompts/get
+ * and resources/read are reads by the spec but a server can do anything
+ * there (render a prompt from a live system, read a queue); a response or
+ * notification (no method) answers the server once. All those: no_resend.
+ */
+static int idempotent(const char *method)
+{
+	static const char *const m[] = {"ping",		  "tools/list",
+					"resources/list", "resources/templates/list",
+					"prompts/list",	  "server/discover"};
+
+	for (size_t i = 0; method && i < sizeof(m) / sizeof(m[0]); i++)
+		if (strcmp(method, m[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void send_http(struct pxy *p, const char *addr)
 {
 	const struct al_gw_route *r = p->route;
@@ -630,11 +654,12 @@ static void send_http(struct pxy *p, const char *addr)
 	cr.no_proxy = 1;
 	/*
 	 * libcurl re-sends a request whose reused connection died before any
-	 * answer byte; a tools/call may already have run upstream, so it gets a
-	 * connection of its own and goes out exactly once (the client decides
-	 * about retries). Reads reuse connections.
+	 * answer byte; a tools/call may already have run upstream. A message
+	 * not known to be a read goes out at most once, still on a pooled
+	 * connection: if that connection dies under it the client gets a 502
+	 * saying it may have run, and decides about retries.
 	 */
-	cr.fresh_connect = p->method && strcmp(p->method, "tools/call") == 0;
+	cr.no_resend = p->have_msg && !idempotent(p->method);
 	rc = al_http_client_request(p->snap->client, &cr, done_cb, p, &p->call);
 	if (rc < 0)
 		reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "upstream_error",
@@ -719,8 +744,10 @@ static void start_http(struct pxy *p)
 		 * thread pool round trip of getaddrinfo (tens of microseconds of
 		 * every request's latency).
 		 */
+		/* 0.0.0.0/8 never passes, as in gai_cb (Linux connects it to loopback). */
 		if (c->disable_ip_validation ||
-		    al_gw_cidr_match(c->allowed_ips, c->nallowed_ips, a4.s_addr)) {
+		    ((ntohl(a4.s_addr) >> 24) != 0 &&
+		     al_gw_cidr_match(c->allowed_ips, c->nallowed_ips, a4.s_addr))) {
 			send_http(p, p->route->uhost);
 			return;
 		}
