@@ -335,7 +335,15 @@ static int map_error(const al_http_call *call, CURLcode res)
 		return -ECANCELED;
 	if (call->oom)
 		return -ENOMEM;
-	if (call->rewind_refused || res == CURLE_SEND_FAIL_REWIND)
+	/*
+	 * no_resend: the connection broke once (part of) the body was out,
+	 * with no response: on a reused connection libcurl wanted to retry
+	 * and was refused; on a new one it does not retry. Either way the
+	 * server may have the request.
+	 */
+	if (call->rewind_refused || res == CURLE_SEND_FAIL_REWIND ||
+	    (call->req_body_off > 0 &&
+	     (res == CURLE_GOT_NOTHING || res == CURLE_RECV_ERROR || res == CURLE_SEND_ERROR)))
 		return -ECONNRESET;
 	switch (res) {
 	case CURLE_OK:

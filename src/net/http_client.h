@@ -131,8 +131,9 @@ struct al_http_client_req {
  *   -EFBIG         body larger than max_body_bytes
  *   -EPROTO        TLS verification failed (bad certificate or CA file)
  *   -ECANCELED     on_data asked to stop
- *   -ECONNRESET    (no_resend only) the connection was lost after the
- *                  request went out, before a response: it may have run
+ *   -ECONNRESET    (no_resend only) the connection was lost after (part
+ *                  of) the body went out, before a response: it may have
+ *                  run (on a reused or a new connection alike)
  *   -EIO           any other transport or TLS failure
  */
 struct al_http_client_resp {
