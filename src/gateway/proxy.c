@@ -47,6 +47,7 @@
 #include <netdb.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -63,6 +64,12 @@
 #define MAX_PENDING_TO_CLIENT (16u << 20)
 /* A tools/list answer held for filtering, at most. */
 #define MAX_HELD (16u << 20)
+/*
+ * A JSON answer whose Content-Length is at most this is held and sent in
+ * one write with its length, instead of a chunked head, chunk and end (two
+ * writes and a chunk frame more per call, the common tools/call answer).
+ */
+#define HOLD_SMALL (64u << 10)
 
 enum mode { M_NONE, M_STREAM, M_HOLD };
 
@@ -95,6 +102,7 @@ struct al_gw_pxy {
 	const char *outcome;
 	enum mode mode;
 	int is_sse;
+	int64_t up_clen; /* the upstream's Content-Length, -1 when none */
 	char *ctype;
 	al_gw_sse_filter *sf;
 	al_buf hold;
@@ -171,6 +179,13 @@ static int rpc_error_of(const char *b, size_t n, int sse)
 	int code = 0;
 
 	if (n == 0)
+		return 0;
+	/*
+	 * A body with neither an "error" key nor a \u escape (which could
+	 * spell one) has no error code: the common success answer is not
+	 * parsed a second time.
+	 */
+	if (memmem(b, n, "\"error\"", 7) == NULL && memmem(b, n, "\\u", 2) == NULL)
 		return 0;
 	if (sse) {
 		al_sse_parser *sp = al_sse_parser_new(CAPTURE_MAX, sse_err_cb, &code);
@@ -327,9 +342,13 @@ static int begin_response(struct pxy *p, int status, const char *ctype)
 	p->is_sse = ctype && strncasecmp(ctype, "text/event-stream", 17) == 0;
 	if (ctype && (p->ctype = al_strdup(ctype)) == NULL)
 		return -1;
-	/* Bodiless answers (HEAD, 204, 304) and tools/list to filter are held. */
+	/*
+	 * Bodiless answers (HEAD, 204, 304), tools/list to filter and small
+	 * JSON answers of known length are held.
+	 */
 	if (status == 204 || status == 304 || strcmp(al_http_req_method(p->req), "HEAD") == 0 ||
-	    (p->filter_list && !p->is_sse)) {
+	    (p->filter_list && !p->is_sse) ||
+	    (!p->is_sse && p->up_clen >= 0 && p->up_clen <= (int64_t)HOLD_SMALL)) {
 		p->mode = M_HOLD;
 		return 0;
 	}
@@ -381,9 +400,23 @@ static int head_cb(al_http_call *call, int status, const struct al_http_header *
 	if (p->req == NULL)
 		return -1;
 	al_gw_metrics_latency(p->gw->metrics, p->route->host, (uint64_t)(al_now_us() - p->t0_us));
+	p->up_clen = -1;
 	for (size_t i = 0; i < n; i++) {
 		if (strcasecmp(h[i].name, "content-type") == 0) {
 			ctype = h[i].value;
+			continue;
+		}
+		if (strcasecmp(h[i].name, "content-length") == 0) {
+			/* Digits only; anything else (or a second one): not held. */
+			char *end = NULL;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(h[i].value, &end, 10);
+			p->up_clen =
+			    (p->up_clen == -1 && h[i].value[0] >= '0' && h[i].value[0] <= '9' &&
+			     end && *end == '\0' && errno == 0 && v <= HOLD_SMALL)
+				? (int64_t)v
+				: -2;
 			continue;
 		}
 		if (hop_by_hop(h[i].name) || strcasecmp(h[i].name, "date") == 0 ||
@@ -474,8 +507,13 @@ static void done_cb(al_http_call *call, const struct al_http_client_resp *resp, 
 	if (resp->err < 0 && p->mode == M_NONE) {
 		al_warn("gateway", "route %s: upstream %s: %s", p->route->host, p->route->url,
 			resp->error ? resp->error : strerror(-resp->err));
-		reply_error(p, resp->err == -ETIMEDOUT ? 504 : 502, AL_MCP_INTERNAL_ERROR,
-			    "upstream_error", "the upstream server could not be reached");
+		if (resp->err == -ECONNRESET)
+			/* no_resend: sent once, then the connection died unanswered. */
+			reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "upstream_lost",
+				    "upstream connection lost; the call may or may not have run");
+		else
+			reply_error(p, resp->err == -ETIMEDOUT ? 504 : 502, AL_MCP_INTERNAL_ERROR,
+				    "upstream_error", "the upstream server could not be reached");
 		return;
 	}
 	if (resp->err < 0) {
@@ -586,6 +624,25 @@ static int build_headers(struct pxy *p)
 	return 0;
 }
 
+/*
+ * Methods that only read, which libcurl may safely send twice (it does when
+ * a reused connection turns out dead). tools/call runs a tool; prompts/get
+ * and resources/read are reads by the spec but a server can do anything
+ * there (render a prompt from a live system, read a queue); a response or
+ * notification (no method) answers the server once. All those: no_resend.
+ */
+static int idempotent(const char *method)
+{
+	static const char *const m[] = {"ping",		  "tools/list",
+					"resources/list", "resources/templates/list",
+					"prompts/list",	  "server/discover"};
+
+	for (size_t i = 0; method && i < sizeof(m) / sizeof(m[0]); i++)
+		if (strcmp(method, m[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void send_http(struct pxy *p, const char *addr)
 {
 	const struct al_gw_route *r = p->route;
@@ -630,11 +687,12 @@ static void send_http(struct pxy *p, const char *addr)
 	cr.no_proxy = 1;
 	/*
 	 * libcurl re-sends a request whose reused connection died before any
-	 * answer byte; a tools/call may already have run upstream, so it gets a
-	 * connection of its own and goes out exactly once (the client decides
-	 * about retries). Reads reuse connections.
+	 * answer byte; a tools/call may already have run upstream. A message
+	 * not known to be a read goes out at most once, still on a pooled
+	 * connection: if that connection dies under it the client gets a 502
+	 * saying it may have run, and decides about retries.
 	 */
-	cr.fresh_connect = p->method && strcmp(p->method, "tools/call") == 0;
+	cr.no_resend = p->have_msg && !idempotent(p->method);
 	rc = al_http_client_request(p->snap->client, &cr, done_cb, p, &p->call);
 	if (rc < 0)
 		reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "upstream_error",

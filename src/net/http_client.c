@@ -62,6 +62,9 @@ struct al_http_call {
 	int too_big;
 	int aborted;
 	int oom;
+	int rewind_refused; /* no_resend: libcurl wanted to send the body again */
+	char *req_body;	    /* owned copy of a no_resend body, read by read_cb */
+	size_t req_body_len, req_body_off;
 	char errbuf[CURL_ERROR_SIZE];
 	al_http_call *prev, *next;
 };
@@ -228,6 +231,37 @@ static size_t write_cb(char *buf, size_t size, size_t nitems, void *ud)
 	return len;
 }
 
+/* ---- request body of a no_resend call ---- */
+
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
+{
+	al_http_call *call = ud;
+	size_t n = size * nitems, left = call->req_body_len - call->req_body_off;
+
+	if (n > left)
+		n = left;
+	memcpy(buf, call->req_body + call->req_body_off, n);
+	call->req_body_off += n;
+	return n;
+}
+
+/*
+ * libcurl asks to rewind the body only to send it again: after a reused
+ * connection died with no answer (a retry on a new one), or for an auth
+ * round or a 417, which these requests never trigger. Refused once any of
+ * the body has been handed over: the server may have the whole request.
+ * Before that nothing of it can have arrived, so "rewinding" is harmless.
+ */
+static int seek_cb(void *ud, curl_off_t offset, int origin)
+{
+	al_http_call *call = ud;
+
+	if (origin == SEEK_SET && offset == 0 && call->req_body_off == 0)
+		return CURL_SEEKFUNC_OK;
+	call->rewind_refused = 1;
+	return CURL_SEEKFUNC_CANTSEEK;
+}
+
 /* ---- call lifetime ---- */
 
 static void call_link(al_http_client *c, al_http_call *call)
@@ -262,6 +296,10 @@ static void call_free(al_http_call *call)
 		al_wipe(s->data, strlen(s->data));
 	curl_slist_free_all(call->req_headers);
 	curl_slist_free_all(call->resolve);
+	if (call->req_body) {
+		al_wipe(call->req_body, call->req_body_len);
+		al_free(call->req_body);
+	}
 	headers_clear(call);
 	al_free(call->headers);
 	/*
@@ -297,6 +335,16 @@ static int map_error(const al_http_call *call, CURLcode res)
 		return -ECANCELED;
 	if (call->oom)
 		return -ENOMEM;
+	/*
+	 * no_resend: the connection broke once (part of) the body was out,
+	 * with no response: on a reused connection libcurl wanted to retry
+	 * and was refused; on a new one it does not retry. Either way the
+	 * server may have the request.
+	 */
+	if (call->rewind_refused || res == CURLE_SEND_FAIL_REWIND ||
+	    (call->req_body_off > 0 &&
+	     (res == CURLE_GOT_NOTHING || res == CURLE_RECV_ERROR || res == CURLE_SEND_ERROR)))
+		return -ECONNRESET;
 	switch (res) {
 	case CURLE_OK:
 		return 0;
@@ -345,6 +393,10 @@ static void call_finish(al_http_call *call, CURLcode res)
 				 call->max_body);
 		else if (call->aborted)
 			snprintf(msg, sizeof(msg), "aborted by the data or head callback");
+		else if (resp.err == -ECONNRESET)
+			snprintf(msg, sizeof(msg),
+				 "connection lost after the request was sent, before any "
+				 "response; not sent again");
 		else if (call->errbuf[0])
 			snprintf(msg, sizeof(msg), "%s", call->errbuf);
 		else
@@ -711,9 +763,30 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 		SET(CURLOPT_RESOLVE, call->resolve);
 	if (call->resolve || req->no_proxy)
 		SET(CURLOPT_NOPROXY, "*");
-	if (req->fresh_connect)
+	/* no_resend without a body has no rewind to refuse: a connection of its own. */
+	if (req->fresh_connect || (req->no_resend && req->body_len == 0))
 		SET(CURLOPT_FRESH_CONNECT, 1L);
-	if (req->body != NULL || strcmp(method, "POST") == 0) {
+	if (req->no_resend && req->body_len > 0) {
+		/*
+		 * Through read_cb rather than COPYPOSTFIELDS: libcurl re-sends
+		 * POSTFIELDS on a new connection by itself (it needs no rewind),
+		 * a read callback only after seek_cb agreed. The size is given,
+		 * so the body is not chunked; "Expect:" above keeps 100-continue
+		 * off whatever the size.
+		 */
+		if ((call->req_body = al_malloc(req->body_len)) == NULL)
+			goto fail;
+		memcpy(call->req_body, req->body, req->body_len);
+		call->req_body_len = req->body_len;
+		SET(CURLOPT_POST, 1L);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		SET(CURLOPT_READFUNCTION, read_cb);
+		SET(CURLOPT_READDATA, call);
+		SET(CURLOPT_SEEKFUNCTION, seek_cb);
+		SET(CURLOPT_SEEKDATA, call);
+		if (strcmp(method, "POST") != 0)
+			SET(CURLOPT_CUSTOMREQUEST, method);
+	} else if (req->body != NULL || strcmp(method, "POST") == 0) {
 		/* COPYPOSTFIELDS copies, so the caller's body need not outlive us. */
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		SET(CURLOPT_COPYPOSTFIELDS, req->body ? (const char *)req->body : "");

@@ -75,6 +75,23 @@ struct al_http_client_req {
 	 */
 	int fresh_connect;
 	/*
+	 * Added for the gateway. 1: the request goes out at most once, while
+	 * keep-alive reuse stays on (no connect per request, unlike
+	 * fresh_connect). The body is handed to libcurl through a read
+	 * callback whose seek callback refuses to rewind, so libcurl cannot
+	 * send it again: when a reused connection dies after the body went
+	 * out and before any response byte, the call fails with -ECONNRESET
+	 * instead of a silent second copy on a new connection. The server may
+	 * or may not have acted on it; the caller alone decides about a retry.
+	 * libcurl may still open that new connection, but sends nothing on it.
+	 * A request that died before any body byte left (the server cannot
+	 * have read it whole) may still go out again, once. Without a body
+	 * (body_len 0: nothing to refuse a rewind of) this falls back to
+	 * fresh_connect. The cost over a plain request: the headers and the
+	 * body leave in two writes instead of one.
+	 */
+	int no_resend;
+	/*
 	 * Added for the gateway (SSRF defence: the address checked is the
 	 * address connected to). "HOST:PORT:ADDR" as CURLOPT_RESOLVE takes it
 	 * (ADDR numeric, IPv6 in brackets): the URL's HOST:PORT connects to
@@ -114,6 +131,9 @@ struct al_http_client_req {
  *   -EFBIG         body larger than max_body_bytes
  *   -EPROTO        TLS verification failed (bad certificate or CA file)
  *   -ECANCELED     on_data asked to stop
+ *   -ECONNRESET    (no_resend only) the connection was lost after (part
+ *                  of) the body went out, before a response: it may have
+ *                  run (on a reused or a new connection alike)
  *   -EIO           any other transport or TLS failure
  */
 struct al_http_client_resp {

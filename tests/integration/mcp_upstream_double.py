@@ -111,6 +111,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.event(res)
             else:
                 self.send_json(res)
+        elif method == "tools/call" and params.get("name") == "vanish":
+            # Read and logged ("ran"), then the connection closes unanswered.
+            self.close_connection = True
+            return
         elif method == "tools/call" and params.get("name") == "slow_stream":
             self.start_sse()
             try:

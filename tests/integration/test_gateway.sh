@@ -155,6 +155,18 @@ gw tickets.tun.test /mcp '{"jsonrpc":"2.0","id":8,"method":"tools/call","params"
 gw tickets.tun.test /mcp '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":42}}}' \
 	-H 'Mcp-Method: tools/call' -H 'Mcp-Name: get_ticket' -H 'Authorization: Bearer tok-SECRET-123'
 [ "$STATUS" = 200 ] && grep -q '42' "$T/body" || fail "allowed tools/call: $STATUS $(cat "$T/body")"
+# An upstream that reads a tools/call and drops the connection unanswered
+# (on the keep-alive connection the calls above left in the pool): the
+# client hears it may have run, and the upstream got it exactly once (libcurl
+# would otherwise have re-sent it on a new connection).
+N=$(grep -c 'vanish' "$T/up.log" || true)
+gw tickets.tun.test /mcp '{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"vanish","arguments":{}}}'
+[ "$STATUS" = 502 ] && grep -q '"code":-32603' "$T/body" && grep -q 'may or may not have run' "$T/body" ||
+	fail "tools/call on a connection that died: $STATUS $(cat "$T/body")"
+[ "$(grep -c 'vanish' "$T/up.log")" = $((N + 1)) ] ||
+	fail "the vanishing tools/call reached the upstream $(grep -c 'vanish' "$T/up.log") times"
+gw tickets.tun.test /mcp '{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":42}}}'
+[ "$STATUS" = 200 ] && grep -q '42' "$T/body" || fail "tools/call after a lost connection: $STATUS $(cat "$T/body")"
 
 # ---- https upstream verified against upstream.tls.ca_file ----
 gw secure.tun.test /mcp "$LIST"
