@@ -678,7 +678,7 @@ static void send_http(struct pxy *p, const char *addr)
 	cr.timeout_ms = r->timeout_ms;
 	cr.connect_timeout_ms = 10000;
 	cr.ca_file = c->upstream_ca_file;
-	cr.ca_file_only = !c->include_system_cas;
+	cr.ca_also_system = c->include_system_cas;
 	cr.on_head = head_cb;
 	cr.on_data = data_cb;
 	/* An IPv6 literal upstream has no name to pin: it is its own address. */

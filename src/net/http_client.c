@@ -752,12 +752,13 @@ int al_http_client_request(al_http_client *c, const struct al_http_client_req *r
 	if (req->ca_file) {
 		SET(CURLOPT_CAINFO, req->ca_file);
 		/*
-		 * Only that bundle, always (so ca_file_only is implied): libcurl
-		 * builds that also have a default CA directory would otherwise
-		 * trust the system's CAs as well, and a caller who names a CA
-		 * file for a peer means that peer's CA and nothing else.
+		 * Only that bundle unless asked: libcurl builds that also have a
+		 * default CA directory would otherwise trust the system's CAs as
+		 * well, and a caller who names a CA file for a peer means that
+		 * peer's CA and nothing else.
 		 */
-		SET(CURLOPT_CAPATH, (char *)NULL);
+		if (!req->ca_also_system)
+			SET(CURLOPT_CAPATH, (char *)NULL);
 	}
 	if (call->resolve)
 		SET(CURLOPT_RESOLVE, call->resolve);

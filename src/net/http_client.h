@@ -104,13 +104,13 @@ struct al_http_client_req {
 	 */
 	const char *resolve;
 	/*
-	 * Added for the gateway; now implied: a ca_file alone always verifies
-	 * https (libcurl's default CA directory, /etc/ssl/certs on Debian, is
-	 * never consulted when ca_file is set, for every caller, so the MCP
-	 * client's per-server CA cannot fall back to the system's). Kept so
-	 * callers that set it still compile; it changes nothing.
+	 * Added for the gateway (upstream.tls.include_system_cas). With a
+	 * ca_file, 1 also trusts libcurl's default CA directory (the system's,
+	 * /etc/ssl/certs on Debian); 0, the default, trusts ca_file alone, so
+	 * a caller who names a peer's CA (the MCP client's per-server CA)
+	 * never falls back to the system's. No effect without ca_file.
 	 */
-	int ca_file_only;
+	int ca_also_system;
 	/*
 	 * Added for the gateway. 1: never through a proxy from the
 	 * environment (HTTPS_PROXY, ALL_PROXY...), also without a resolve pin
