@@ -322,7 +322,17 @@ static int next_candidate(al_mcp_oauth *o)
 	return o_request(o, "GET", o->cands[o->cand++], NULL, NULL, NULL);
 }
 
-static void set_cands(al_mcp_oauth *o, const char *a, const char *b, const char *c)
+/* After a candidate that did not answer: the next one, or -EPROTO when none
+ * is left. Any other failure to send is the flow's error: with no request
+ * in flight, a 0 here would leave the flow waiting for nothing. */
+static int next_or_fail(al_mcp_oauth *o)
+{
+	int rc = next_candidate(o);
+
+	return rc == -ENOENT ? -EPROTO : rc;
+}
+
+static int set_cands(al_mcp_oauth *o, const char *a, const char *b, const char *c)
 {
 	const char *in[3] = {a, b, c};
 
@@ -331,9 +341,14 @@ static void set_cands(al_mcp_oauth *o, const char *a, const char *b, const char 
 		o->cands[i] = NULL;
 	}
 	o->ncands = o->cand = 0;
-	for (int i = 0; i < 3; i++)
-		if (in[i] != NULL)
-			o->cands[o->ncands++] = al_strdup(in[i]);
+	for (int i = 0; i < 3; i++) {
+		if (in[i] == NULL)
+			continue;
+		o->cands[o->ncands] = al_strdup(in[i]);
+		if (o->cands[o->ncands++] == NULL)
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 static int start_prm(al_mcp_oauth *o)
@@ -349,7 +364,9 @@ static int start_prm(al_mcp_oauth *o)
 			rc = -EPERM;
 			goto done;
 		}
-		set_cands(o, o->challenge_prm, NULL, NULL);
+		rc = set_cands(o, o->challenge_prm, NULL, NULL);
+		if (rc < 0)
+			goto done;
 	} else {
 		rc = split_url(o->resource_url, &origin, &path);
 		if (rc < 0)
@@ -360,8 +377,10 @@ static int start_prm(al_mcp_oauth *o)
 		    (path.len > 0 && al_buf_appendf(&a, "%s/.well-known/oauth-protected-resource%s",
 						    origin.data, path.data) < 0))
 			goto done;
-		set_cands(o, a.data != NULL ? a.data : b.data, a.data != NULL ? b.data : NULL,
-			  NULL);
+		rc = set_cands(o, a.data != NULL ? a.data : b.data, a.data != NULL ? b.data : NULL,
+			       NULL);
+		if (rc < 0)
+			goto done;
 	}
 	rc = next_candidate(o);
 done:
@@ -396,8 +415,9 @@ static int start_asmeta(al_mcp_oauth *o)
 		   al_buf_appendf(&b, "%s/.well-known/openid-configuration", origin.data) < 0) {
 		goto done;
 	}
-	set_cands(o, a.data, b.data, c.data);
-	rc = next_candidate(o);
+	rc = set_cands(o, a.data, b.data, c.data);
+	if (rc == 0)
+		rc = next_candidate(o);
 done:
 	al_buf_free(&origin);
 	al_buf_free(&path);
@@ -649,7 +669,7 @@ static int on_prm(al_mcp_oauth *o, const struct al_http_client_resp *resp)
 
 	if (j == NULL || !json_is_array(json_object_get(j, "authorization_servers"))) {
 		json_decref(j);
-		return next_candidate(o) == -ENOENT ? -EPROTO : 0;
+		return next_or_fail(o);
 	}
 	o->prm = j;
 	if (!resource_ok(json_string_value(json_object_get(j, "resource")), o->resource_url)) {
@@ -677,9 +697,8 @@ static int on_asmeta(al_mcp_oauth *o, const struct al_http_client_resp *resp)
 {
 	json_t *j = json_body(resp);
 
-	if (j == NULL) {
-		return next_candidate(o) == -ENOENT ? -EPROTO : 0;
-	}
+	if (j == NULL)
+		return next_or_fail(o);
 	o->as = j;
 	/* RFC 8414 3.3: the metadata's issuer is the URL it was fetched for. */
 	if (as_str(o, "issuer") == NULL || strcmp(as_str(o, "issuer"), o->issuer) != 0) {
@@ -809,6 +828,8 @@ static void o_done(al_http_call *call, const struct al_http_client_resp *resp, v
 			o_free(o);
 			return;
 		}
+		/* refused (not a b64token), but still a credential */
+		wipe_json_str(json_object_get(j, "access_token"));
 		wipe_json_str(json_object_get(j, "refresh_token"));
 		json_decref(j);
 		rc = -EPROTO;
