@@ -672,6 +672,7 @@ done:
 	al_free(h);
 	json_decref(p);
 	json_decref(msg);
+	al_buf_wipe(&lines); /* it may hold the Mcp-Session-Id (a secret) */
 	al_buf_free(&lines);
 	al_buf_free(&body);
 	return rc;
