@@ -662,9 +662,10 @@ static int op_send(al_mcp_op *op)
 	req.on_head = on_head;
 	req.on_data = on_data;
 	/* A tools/call is not idempotent: libcurl must not replay it by itself
-	 * when a reused connection dies (see http_client.h). The other
-	 * methods read, and may share connections. */
-	req.fresh_connect = op->method != NULL && strcmp(op->method, "tools/call") == 0;
+	 * when a reused connection dies after the body went out (see
+	 * http_client.h); no_resend keeps the keep-alive reuse. The other
+	 * methods read, and may be replayed. */
+	req.no_resend = op->method != NULL && strcmp(op->method, "tools/call") == 0;
 	rc = al_http_client_request(c->http, &req, on_done, op, &op->call);
 	if (rc == 0 && !op->get && op->kind != K_FIRE)
 		op->sent = 1;

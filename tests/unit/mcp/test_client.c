@@ -4,10 +4,10 @@
  *
  * TEST DOUBLE: the peer is a raw-socket HTTP/1.1 server on threads
  * (tests/unit/support/peer.h) that answers from a per-test script, one
- * request per connection, and records every request it saw (method, head,
- * body) for the assertions. It stands in for an MCP server of either era;
- * the client, libcurl and the loop are real. The official conformance suite
- * (scripts/conformance-client.sh) is the real-peer counterpart.
+ * request per connection (keep_alive_serve: several), and records every request it saw (method,
+ * head, body) for the assertions. It stands in for an MCP server of either era; the client, libcurl
+ * and the loop are real. The official conformance suite (scripts/conformance-client.sh) is the
+ * real-peer counterpart.
  */
 #include "mcp/client.h"
 
@@ -34,6 +34,7 @@ struct rec {
 	char body[8192];
 	char method[64]; /* JSON-RPC method, "" for a response or a GET */
 	json_t *id;	 /* owned by the script; NULL for notifications */
+	int conn;	 /* the connection it came on (keep_alive_serve only) */
 };
 
 struct script;
@@ -45,7 +46,8 @@ struct script {
 	struct rec recs[MAX_RECS];
 	int n;
 	respond_fn respond;
-	int sessions; /* legacy: sessions handed out */
+	int sessions;	  /* legacy: sessions handed out */
+	atomic_int conns; /* connections seen (keep_alive_serve only) */
 };
 
 static void send_resp(int fd, int status, const char *ctype, const char *extra, const char *body)
@@ -79,27 +81,21 @@ static void send_error(int fd, const struct rec *r, int status, const char *erro
 	send_resp(fd, status, "application/json", NULL, body);
 }
 
-static void serve(int fd, void *ud)
+/* Records the request in buf; NULL when the script is full. */
+static struct rec *record(struct script *s, const char *buf, size_t hlen, size_t clen, int conn,
+			  int *nth)
 {
-	struct script *s = ud;
-	char buf[16384];
-	size_t len = 0, hlen = 0, clen = 0;
 	struct rec *r;
 	json_t *msg;
-	int nth;
 
-	if (al_test_read_request(fd, buf, sizeof(buf), &len, &hlen, &clen) < 0) {
-		close(fd);
-		return;
-	}
 	pthread_mutex_lock(&s->mu);
-	nth = s->n;
-	if (nth >= MAX_RECS) {
+	*nth = s->n;
+	if (*nth >= MAX_RECS) {
 		pthread_mutex_unlock(&s->mu);
-		close(fd);
-		return;
+		return NULL;
 	}
 	r = &s->recs[s->n++];
+	r->conn = conn;
 	sscanf(buf, "%7s", r->verb);
 	snprintf(r->head, sizeof(r->head), "%.*s", (int)hlen, buf);
 	snprintf(r->body, sizeof(r->body), "%.*s", (int)clen, buf + hlen);
@@ -111,6 +107,22 @@ static void serve(int fd, void *ud)
 	r->id = json_incref(json_object_get(msg, "id"));
 	json_decref(msg);
 	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
+static void serve(int fd, void *ud)
+{
+	struct script *s = ud;
+	char buf[16384];
+	size_t len = 0, hlen = 0, clen = 0;
+	struct rec *r;
+	int nth;
+
+	if (al_test_read_request(fd, buf, sizeof(buf), &len, &hlen, &clen) < 0 ||
+	    (r = record(s, buf, hlen, clen, 0, &nth)) == NULL) {
+		close(fd);
+		return;
+	}
 	s->respond(s, fd, r, nth);
 	al_test_close_drained(fd);
 }
@@ -906,5 +918,77 @@ AL_TEST(mcp_client_legacy_cancel_sends_notifications_cancelled)
 	    json_equal(json_object_get(json_object_get(body, "params"), "requestId"), call->id));
 	AL_ASSERT(json_object_get(body, "id") == NULL); /* a notification */
 	json_decref(body);
+	fix_stop(&f);
+}
+
+/* ---- a tools/call is sent once, on a kept-alive connection ---- */
+
+/*
+ * Keeps each connection alive: answers server/discover and stays for the
+ * next request; reads a tools/call whole and drops the connection without
+ * an answer, as a server that died while running it would.
+ */
+static void keep_alive_serve(int fd, void *ud)
+{
+	struct script *s = ud;
+	int conn = atomic_fetch_add(&s->conns, 1);
+
+	for (;;) {
+		char buf[16384], head[256], body[512];
+		size_t len = 0, hlen = 0, clen = 0;
+		struct rec *r;
+		char *id;
+		int nth;
+
+		if (al_test_read_request(fd, buf, sizeof(buf), &len, &hlen, &clen) < 0 ||
+		    (r = record(s, buf, hlen, clen, conn, &nth)) == NULL ||
+		    strcmp(r->method, "server/discover") != 0)
+			break;
+		id = json_dumps(r->id, JSON_ENCODE_ANY);
+		snprintf(body, sizeof(body),
+			 "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"resultType\":"
+			 "\"complete\",\"supportedVersions\":[\"2026-07-28\"],\"capabilities\":"
+			 "{\"tools\":{}},\"ttlMs\":0,\"cacheScope\":\"private\"}}",
+			 id);
+		free(id);
+		snprintf(head, sizeof(head),
+			 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\n\r\n",
+			 strlen(body));
+		al_test_send_str(fd, head);
+		al_test_send_str(fd, body);
+	}
+	close(fd);
+}
+
+AL_TEST(mcp_client_tools_call_lost_connection_fails_without_a_second_send)
+{
+	struct fix f;
+	struct wait w = {0};
+	const struct rec *disc, *call;
+
+	fix_start(&f, modern_respond, AL_MCP_ERA_MODERN);
+	/* the same peer, now serving many requests per connection */
+	al_test_peer_stop(&f.s.tp);
+	al_test_peer_start(&f.s.tp, keep_alive_serve, &f.s);
+	snprintf(f.url, sizeof(f.url), "http://127.0.0.1:%d/mcp", f.s.tp.port);
+	al_mcp_client_free(f.c);
+	{
+		struct al_mcp_client_opts o = {
+		    .url = f.url, .era = AL_MCP_ERA_MODERN, .timeout_ms = 5000};
+		AL_ASSERT_INT_EQ(al_mcp_client_new(&f.loop, f.http, &o, &f.c), 0);
+	}
+	AL_ASSERT_INT_EQ(al_mcp_client_call_tool(f.c, "once", NULL, NULL, wait_cb, &w, NULL), 0);
+	run_until(&f, &w);
+	AL_ASSERT(w.err < 0); /* it may have run: the caller decides, not libcurl */
+	AL_ASSERT_INT_EQ(count(&f, "tools/call"), 1);
+	disc = find(&f, "server/discover", 0);
+	call = find(&f, "tools/call", 0);
+	AL_ASSERT_NOT_NULL(disc);
+	AL_ASSERT_NOT_NULL(call);
+	/* no connect per call: the kept-alive connection carried it */
+	AL_ASSERT_INT_EQ(call->conn, disc->conn);
+	AL_ASSERT_INT_EQ(w.err, -ECONNRESET);
+	json_decref(w.result);
 	fix_stop(&f);
 }
