@@ -1023,7 +1023,6 @@ done:
 
 static void user_after_final(al_mcp_op *op)
 {
-	al_mcp_client *c = op->c;
 	const json_t *r = op->final_result;
 	int rc;
 
@@ -1076,7 +1075,6 @@ static void user_after_final(al_mcp_op *op)
 		json_decref(all);
 		return;
 	}
-	(void)c;
 	op_finish(op, 0, r, NULL);
 }
 
