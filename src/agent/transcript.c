@@ -176,6 +176,31 @@ static int is_turn_end_idle(const json_t *ev)
 	       !is(str_of(json_object_get(ev, "stop_reason"), "type"), "requires_action");
 }
 
+/*
+ * A tool_use block for event ev (its id, the name the model knows), left
+ * open until a result answers it; a denied one is answered at once. mcp: it
+ * is marked so that only the control plane's own agent.mcp_tool_result
+ * answers it.
+ */
+static int add_tool_use(struct builder *b, const json_t *ev, const char *id, const char *name,
+			int mcp)
+{
+	const json_t *input = json_object_get(ev, "input");
+	json_t *blk;
+	int rc;
+
+	blk = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", id, "name", name, "input",
+			json_is_object(input) ? json_deep_copy(input) : json_object());
+	if ((rc = add_assistant(b, blk)) < 0)
+		return rc;
+	if (json_object_set_new(b->open, id, mcp ? json_string("mcp") : json_true()) < 0)
+		return -ENOMEM;
+	if (is(str_of(ev, "evaluated_permission"), "deny"))
+		return answer(b, id, error_result(id, "This tool is not enabled for this agent."),
+			      b->deferred);
+	return 0;
+}
+
 static int add_event(struct builder *b, const json_t *ev)
 {
 	static const char *const user_allowed[] = {"text", "image", "document", NULL};
@@ -209,48 +234,16 @@ static int add_event(struct builder *b, const json_t *ev)
 		json_decref(c);
 		return rc;
 	}
-	if (is(type, "agent.tool_use") || is(type, "agent.custom_tool_use")) {
-		const json_t *input = json_object_get(ev, "input");
-		json_t *blk;
-		int rc;
-		if (id == NULL)
-			return 0;
-		blk = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", id, "name",
-				str_of(ev, "name") ?: "", "input",
-				json_is_object(input) ? json_deep_copy(input) : json_object());
-		if ((rc = add_assistant(b, blk)) < 0)
-			return rc;
-		if (json_object_set_new(b->open, id, json_true()) < 0)
-			return -ENOMEM;
-		if (is(str_of(ev, "evaluated_permission"), "deny"))
-			return answer(b, id,
-				      error_result(id, "This tool is not enabled for this agent."),
-				      b->deferred);
-		return 0;
-	}
+	if (is(type, "agent.tool_use") || is(type, "agent.custom_tool_use"))
+		return id == NULL ? 0 : add_tool_use(b, ev, id, str_of(ev, "name") ?: "", 0);
 	if (is(type, "agent.mcp_tool_use")) {
-		const json_t *input = json_object_get(ev, "input");
 		char name[AL_MCP_MODEL_NAME_MAX];
-		json_t *blk;
-		int rc;
 		if (id == NULL)
 			return 0;
 		/* the name the model was offered, rebuilt from server and tool */
 		al_mcp_model_name(str_of(ev, "mcp_server_name") ?: "", str_of(ev, "name") ?: "",
 				  name);
-		blk = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", id, "name", name,
-				"input",
-				json_is_object(input) ? json_deep_copy(input) : json_object());
-		if ((rc = add_assistant(b, blk)) < 0)
-			return rc;
-		/* marked: only the control plane's own agent.mcp_tool_result answers it */
-		if (json_object_set_new(b->open, id, json_string("mcp")) < 0)
-			return -ENOMEM;
-		if (is(str_of(ev, "evaluated_permission"), "deny"))
-			return answer(b, id,
-				      error_result(id, "This tool is not enabled for this agent."),
-				      b->deferred);
-		return 0;
+		return add_tool_use(b, ev, id, name, 1);
 	}
 	if (is(type, "agent.mcp_tool_result"))
 		return answer(b, str_of(ev, "mcp_tool_use_id"),
