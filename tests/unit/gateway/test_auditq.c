@@ -93,7 +93,9 @@ AL_TEST(gateway_auditq_waiters_share_a_sync)
 		AL_ASSERT_INT_EQ(w[i].called, 0); /* never inside the call */
 	}
 	AL_ASSERT(al_gw_auditq_busy(q));
-	AL_ASSERT_INT_EQ(syncs_of(log), base); /* nothing synced on this thread */
+	/* (No count of syncs here: the pool thread may already have done the
+	 * first one by now; that it is not this thread shows in the waiters,
+	 * none of which ran inside al_gw_auditq_wait.) */
 	uv_run(&loop, UV_RUN_DEFAULT);
 	for (int i = 0; i < 3; i++) {
 		AL_ASSERT_INT_EQ(w[i].called, 1);
