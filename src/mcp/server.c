@@ -148,6 +148,10 @@ struct al_mcp_call {
 	json_t *input_responses; /* borrowed from params */
 	json_t *vars;		 /* template variables, owned */
 	const char *mrtr_name;	 /* params.name or params.uri, for the binding */
+	/* tools/call: the tool params.name names (NULL: none), looked up once for
+	 * the header check and the dispatch; cleared before its handler runs (a
+	 * tool may be removed while its call is in flight). */
+	struct tool_ent *tool;
 	/* subscriptions/listen filter */
 	int want_tools, want_prompts, want_resources;
 	json_t *want_uris; /* array of strings or NULL */
@@ -1398,11 +1402,12 @@ static json_t *args_of(al_mcp_call *c, const char *key, int *bad)
 static void do_tools_call(al_mcp_call *c)
 {
 	const char *name = json_string_value(json_object_get(c->params, "name"));
-	struct tool_ent *t = find_tool(c->s, name, NULL);
+	struct tool_ent *t = c->tool;
 	al_mcp_error err = {0};
 	json_t *args;
 	int bad = 0;
 
+	c->tool = NULL;
 	if (!name) {
 		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
 				 "Invalid params: params.name must be a string");
@@ -1817,11 +1822,8 @@ static void dispatch_modern(al_mcp_call *c, const struct al_mcp_inbound *in)
 
 	rc = al_mcp_meta_parse(c->msg.params, &c->meta, &err);
 	if (rc == 0 && in->http) {
-		if (method_is(c, "tools/call")) {
-			struct tool_ent *t = find_tool(
-			    c->s, json_string_value(json_object_get(c->params, "name")), NULL);
-			ph = t ? &t->ph : NULL;
-		}
+		if (c->tool)
+			ph = &c->tool->ph;
 		rc = al_mcp_hdr_check(in->headers, in->nheaders, &c->msg, c->meta.protocol_version,
 				      ph, &err);
 	}
@@ -2000,6 +2002,8 @@ int al_mcp_server_handle(al_mcp_server *s, const struct al_mcp_inbound *in,
 		rc = -ENOMEM;
 		goto done;
 	}
+	if (method_is(c, "tools/call"))
+		c->tool = find_tool(s, json_string_value(json_object_get(c->params, "name")), NULL);
 	/* In flight from here on: every path below ends in call_finish. */
 	c->next = s->calls;
 	if (s->calls)
