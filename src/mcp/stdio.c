@@ -47,11 +47,11 @@ struct scall {
 	struct scall *prev, *next;
 };
 
+/* One line in flight: the serialisation is written from `line` itself. */
 struct wreq {
 	uv_write_t w;
 	al_mcp_stdio *st;
-	size_t len;
-	char data[];
+	al_buf line;
 };
 
 struct al_mcp_stdio {
@@ -251,8 +251,9 @@ static void write_cb(uv_write_t *w, int status)
 	struct wreq *wr = (struct wreq *)w;
 	al_mcp_stdio *st = wr->st;
 
-	st->out_pending -= wr->len;
+	st->out_pending -= wr->line.len;
 	st->nwrites--;
+	al_buf_free(&wr->line);
 	al_free(wr);
 	if (st->freeing)
 		return;
@@ -279,40 +280,36 @@ static void write_cb(uv_write_t *w, int status)
 /* Writes one message as a line. 0, -ENOMEM, or -EPIPE (output broken). */
 static int write_msg(al_mcp_stdio *st, const json_t *msg)
 {
-	al_buf b = {0};
 	struct wreq *wr = NULL;
 	uv_buf_t ub;
 	int rc = 0;
 
 	if (st->out_broken || st->freeing)
 		return -EPIPE;
-	if (al_mcp_msg_dump(msg, &b) < 0 || al_buf_append(&b, "\n", 1) < 0) {
-		rc = -ENOMEM;
-		goto done;
-	}
-	wr = al_malloc(sizeof(*wr) + b.len);
-	if (wr == NULL) {
+	wr = al_calloc(1, sizeof(*wr));
+	if (wr == NULL || al_mcp_msg_dump(msg, &wr->line) < 0 ||
+	    al_buf_append(&wr->line, "\n", 1) < 0) {
 		rc = -ENOMEM;
 		goto done;
 	}
 	wr->st = st;
-	wr->len = b.len;
-	memcpy(wr->data, b.data, b.len);
-	ub = uv_buf_init(wr->data, (unsigned int)b.len);
+	ub = uv_buf_init(wr->line.data, (unsigned int)wr->line.len);
 	if (uv_write(&wr->w, st->out, &ub, 1, write_cb) < 0) {
-		al_free(wr);
 		st->out_broken = 1;
 		rc = -EPIPE;
 		goto done;
 	}
-	st->out_pending += b.len;
+	st->out_pending += wr->line.len;
 	st->nwrites++;
+	wr = NULL; /* libuv's until write_cb */
 	if (st->out_pending > OUT_HIGH && st->reading) {
 		reading_stop(st);
 		st->paused = 1;
 	}
 done:
-	al_buf_free(&b);
+	if (wr)
+		al_buf_free(&wr->line);
+	al_free(wr);
 	return rc;
 }
 
