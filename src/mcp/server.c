@@ -133,9 +133,8 @@ struct al_mcp_call {
 	struct al_mcp_sink sink;
 	void *t;
 	al_mcp_msg msg; /* owns the request; method, id, params borrow from it */
-	json_t *params; /* msg.params, or own_params */
-	json_t *own_params;
-	json_t *empty; /* {} for absent arguments and capabilities */
+	json_t *params; /* msg.params, or `empty` when absent */
+	json_t *empty;	/* {} for absent arguments and capabilities */
 	al_mcp_meta meta;
 	int legacy, http, kind;
 	struct al_mcp_session *sess;
@@ -572,7 +571,6 @@ int al_mcp_server_remove_prompt(al_mcp_server *s, const char *name)
 
 static void call_free(al_mcp_call *c)
 {
-	json_decref(c->own_params);
 	json_decref(c->empty);
 	json_decref(c->state);
 	json_decref(c->vars);
@@ -666,18 +664,29 @@ static void reply_error(al_mcp_call *c, const al_mcp_error *err)
 static void reply_errorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static void reply_errorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt, ...)
+static void reply_verrorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt,
+			  va_list ap) __attribute__((format(printf, 5, 0)));
+
+/* An error (data stolen) with a printf message, answered. */
+static void reply_verrorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt,
+			  va_list ap)
 {
 	al_mcp_error err = {0};
 	char msg[sizeof(err.message)];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	al_mcp_error_set(&err, code, status, data, "%s", msg);
 	reply_error(c, &err);
 	al_mcp_error_clear(&err);
+}
+
+static void reply_errorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply_verrorf(c, code, status, data, fmt, ap);
+	va_end(ap);
 }
 
 /* Answers err when it holds one (a code); clears it either way. */
@@ -1992,9 +2001,7 @@ int al_mcp_server_handle(al_mcp_server *s, const struct al_mcp_inbound *in,
 	c->sess = ss;
 	c->log_level = AL_MCP_LOG_UNSET;
 	c->empty = json_object();
-	c->params = c->msg.params;
-	if (!c->params)
-		c->params = c->own_params = json_object();
+	c->params = c->msg.params ? c->msg.params : c->empty;
 	if (in->principal)
 		c->principal = al_strdup(in->principal);
 	if (!c->empty || !c->params || (in->principal && !c->principal)) {
@@ -2190,8 +2197,6 @@ void al_mcp_call_error(al_mcp_call *c, const al_mcp_error *err)
 
 void al_mcp_call_errorf(al_mcp_call *c, int code, const char *fmt, ...)
 {
-	al_mcp_error err = {0};
-	char msg[sizeof(err.message)];
 	va_list ap;
 
 	if (c->finished || c->cancelled) {
@@ -2200,11 +2205,8 @@ void al_mcp_call_errorf(al_mcp_call *c, int code, const char *fmt, ...)
 	}
 	c->in_handler = 0;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	reply_verrorf(c, code, 200, NULL, fmt, ap);
 	va_end(ap);
-	al_mcp_error_set(&err, code, 200, NULL, "%s", msg);
-	reply_error(c, &err);
-	al_mcp_error_clear(&err);
 }
 
 int al_mcp_call_request(al_mcp_call *c, const char *method, json_t *params, al_mcp_reply_fn cb,
