@@ -175,8 +175,7 @@ static void session_end(al_mcp_stdio *st)
 		sc->hold++;
 		al_mcp_server_close_stream(st->srv, st->session, sc);
 		sc->hold--;
-		if (!sc->finished)
-			sc->finished = 1;
+		sc->finished = 1;
 		sc_free(sc);
 	}
 	if (st->session) {
@@ -540,21 +539,30 @@ static void fs_read_cb(uv_fs_t *req)
  * (libuv aborts on EPERM): it is read with uv_fs_read on the threadpool,
  * one block at a time, from its current position.
  */
-static void file_read_next(al_mcp_stdio *st)
+static int file_read_submit(al_mcp_stdio *st)
 {
 	uv_buf_t ub = uv_buf_init(st->rbuf, sizeof(st->rbuf));
+	int rc;
 
+	st->fsreq.data = st;
+	rc = uv_fs_read(st->loop, &st->fsreq, st->in_fd, &ub, 1, -1, fs_read_cb);
+	if (rc == 0) {
+		st->fs_busy = 1;
+		st->handles_open++;
+	}
+	return rc;
+}
+
+static void file_read_next(al_mcp_stdio *st)
+{
 	if (!st->reading || st->fs_busy || st->eof || st->freeing)
 		return;
-	st->fsreq.data = st;
-	if (uv_fs_read(st->loop, &st->fsreq, st->in_fd, &ub, 1, -1, fs_read_cb) < 0) {
+	if (file_read_submit(st) < 0) {
 		st->hold++;
 		input_ended(st);
 		st->hold--;
-		return; /* the caller runs check_done */
+		/* the caller runs check_done */
 	}
-	st->fs_busy = 1;
-	st->handles_open++;
 }
 
 /* ---- public ---- */
@@ -603,13 +611,7 @@ int al_mcp_stdio_serve(uv_loop_t *loop, al_mcp_server *srv, int in_fd, int out_f
 		rc = uv_pipe_open(&st->out_pipe, out_fd);
 	if (rc == 0 && st->in_file) {
 		st->reading = 1;
-		st->fsreq.data = st;
-		uv_buf_t ub = uv_buf_init(st->rbuf, sizeof(st->rbuf));
-		rc = uv_fs_read(loop, &st->fsreq, in_fd, &ub, 1, -1, fs_read_cb);
-		if (rc == 0) {
-			st->fs_busy = 1;
-			st->handles_open++;
-		}
+		rc = file_read_submit(st);
 	} else if (rc == 0) {
 		rc = uv_read_start(st->in, alloc_cb, read_cb);
 		st->reading = rc == 0;
