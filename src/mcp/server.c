@@ -863,32 +863,23 @@ void al_mcp_server_close_stream(al_mcp_server *s, const char *session_id, void *
 
 /* ---- notifications to listeners ---- */
 
+/* {"_meta": {subscriptionId: the listen request's id}}, new; NULL when out of memory. */
+static json_t *sub_params_new(const al_mcp_call *c)
+{
+	json_t *id = al_mcp_id_json(&c->msg.id);
+
+	return id ? json_pack("{s{so}}", "_meta", AL_MCP_META_SUBSCRIPTION_ID, id) : NULL;
+}
+
 static json_t *sub_notification(const al_mcp_call *c, const char *method, const char *uri)
 {
-	json_t *params = json_object(), *meta = json_object(), *id = al_mcp_id_json(&c->msg.id);
-	json_t *n = NULL;
+	json_t *params = sub_params_new(c);
 
-	if (!params || !meta || !id)
-		goto done;
-	if (json_object_set_new(meta, AL_MCP_META_SUBSCRIPTION_ID, id) < 0) {
-		id = NULL;
-		goto done;
+	if (params && set_str(params, "uri", uri) < 0) {
+		json_decref(params);
+		params = NULL;
 	}
-	id = NULL;
-	if (json_object_set_new(params, "_meta", meta) < 0) {
-		meta = NULL;
-		goto done;
-	}
-	meta = NULL;
-	if (uri && set_str(params, "uri", uri) < 0)
-		goto done;
-	n = al_mcp_notification_new(method, params);
-	params = NULL;
-done:
-	json_decref(params);
-	json_decref(meta);
-	json_decref(id);
-	return n;
+	return params ? al_mcp_notification_new(method, params) : NULL;
 }
 
 static int listen_wants(const al_mcp_call *c, const char *kind, const char *uri)
@@ -991,38 +982,24 @@ void al_mcp_server_list_changed(al_mcp_server *s, const char *kind)
 /* The server ends a listen stream: the graceful-closure result. */
 static void listen_close(al_mcp_call *c)
 {
-	json_t *r = json_object(), *meta = json_object(), *id = al_mcp_id_json(&c->msg.id);
-
-	int rc = (r && meta && id) ? 0 : -1;
+	json_t *id = c->http ? NULL : al_mcp_id_json(&c->msg.id);
+	json_t *r;
 
 	call_hold(c);
 	/* On stdio, where every subscription shares the channel, the teardown
 	 * is also announced with notifications/cancelled naming the listen
 	 * request (basic/patterns/cancellation); over HTTP the stream ends. */
-	if (!c->http && id) {
+	if (id) {
 		json_t *n = al_mcp_notification_new("notifications/cancelled",
-						    json_pack("{sOss}", "requestId", id, "reason",
+						    json_pack("{soss}", "requestId", id, "reason",
 							      "the server ended the subscription"));
 		if (n)
 			c->sink.send(c->t, n);
 		json_decref(n);
 	}
-	/* json_object_set_new takes the value even when it fails. */
-	if (rc == 0) {
-		rc = json_object_set_new(meta, AL_MCP_META_SUBSCRIPTION_ID, id);
-		id = NULL;
-	}
-	if (rc == 0) {
-		rc = json_object_set_new(r, "_meta", meta);
-		meta = NULL;
-	}
-	if (rc == 0) {
+	r = sub_params_new(c);
+	if (r)
 		reply_result(c, r, 0);
-		r = NULL;
-	}
-	json_decref(r);
-	json_decref(meta);
-	json_decref(id);
 	if (!c->finished)
 		call_finish(c, NULL, 200, NULL);
 	call_release(c);
