@@ -1203,7 +1203,8 @@ static int mrtr_bind(const al_mcp_call *c, unsigned char bind[AL_MCP_STATE_BIND_
 
 /*
  * On a modern tools/call, resources/read or prompts/get: reads inputResponses
- * and opens requestState. 0, or -1 after answering -32602.
+ * and opens requestState. 0, or -EINVAL with *err set to -32602 (the caller
+ * answers it).
  */
 static int mrtr_open(al_mcp_call *c, al_mcp_error *err)
 {
