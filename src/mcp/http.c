@@ -360,6 +360,7 @@ static void handle_post(al_mcp_http *h, al_http_req *req)
 	struct al_http_field stack[32], *fields = stack;
 	size_t nh = al_http_req_header_count(req), n = 0, len = 0;
 	const char *sid = session_header(req);
+	const char *accept = al_http_req_header(req, "Accept");
 	struct al_mcp_inbound in = {0};
 	struct hcall *hc = NULL;
 	al_mcp_call *call = NULL;
@@ -370,8 +371,8 @@ static void handle_post(al_mcp_http *h, al_http_req *req)
 			      "Unsupported Media Type: Content-Type must be application/json");
 		return;
 	}
-	if (!accept_allows(al_http_req_header(req, "Accept"), "application/json") ||
-	    !accept_allows(al_http_req_header(req, "Accept"), "text/event-stream")) {
+	if (!accept_allows(accept, "application/json") ||
+	    !accept_allows(accept, "text/event-stream")) {
 		respond_error(req, 406, AL_MCP_INVALID_REQUEST,
 			      "Not Acceptable: Accept must allow application/json and "
 			      "text/event-stream");
