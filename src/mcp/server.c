@@ -1375,15 +1375,28 @@ json_t *al_mcp_call_state(const al_mcp_call *c)
 
 /* ---- method handlers ---- */
 
-static json_t *args_of(al_mcp_call *c, const char *key, int *bad)
+/*
+ * tools/call and prompts/get: params.name is a string naming a registered
+ * `what` (found) and params.arguments an object ({} when absent). The
+ * arguments, or NULL with *err set to -32602.
+ */
+static json_t *named_args(al_mcp_call *c, const char *name, int found, const char *what,
+			  al_mcp_error *err)
 {
-	json_t *a = json_object_get(c->params, key);
+	json_t *a = json_object_get(c->params, "arguments"), *args = NULL;
 
-	if (!a)
-		return c->empty;
-	if (!json_is_object(a))
-		*bad = 1;
-	return a;
+	if (!name)
+		al_mcp_error_set(err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.name must be a string");
+	else if (!found)
+		al_mcp_error_set(err, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown %s: %s", what,
+				 name);
+	else if (a && !json_is_object(a))
+		al_mcp_error_set(err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.arguments must be an object");
+	else
+		args = a ? a : c->empty;
+	return args;
 }
 
 static void do_tools_call(al_mcp_call *c)
@@ -1391,25 +1404,11 @@ static void do_tools_call(al_mcp_call *c)
 	const char *name = json_string_value(json_object_get(c->params, "name"));
 	struct tool_ent *t = c->tool;
 	al_mcp_error err = {0};
-	json_t *args;
-	int bad = 0;
+	json_t *args = named_args(c, name, t != NULL, "tool", &err);
 
 	c->tool = NULL;
-	if (!name) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
-				 "Invalid params: params.name must be a string");
+	if (!args)
 		goto done;
-	}
-	if (!t) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown tool: %s", name);
-		goto done;
-	}
-	args = args_of(c, "arguments", &bad);
-	if (bad) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
-				 "Invalid params: params.arguments must be an object");
-		goto done;
-	}
 	if (!c->legacy && t->required && al_mcp_meta_require(&c->meta, t->required, &err) < 0) {
 		if (!err.code) /* -ENOMEM before the error could be built */
 			al_mcp_error_set(&err, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
@@ -1521,25 +1520,10 @@ static void do_prompts_get(al_mcp_call *c)
 	const char *name = json_string_value(json_object_get(c->params, "name"));
 	struct prompt_ent *p = find_prompt(c->s, name, NULL);
 	al_mcp_error err = {0};
-	json_t *args;
-	int bad = 0;
+	json_t *args = named_args(c, name, p != NULL, "prompt", &err);
 
-	if (!name) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
-				 "Invalid params: params.name must be a string");
+	if (!args)
 		goto done;
-	}
-	if (!p) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown prompt: %s",
-				 name);
-		goto done;
-	}
-	args = args_of(c, "arguments", &bad);
-	if (bad) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
-				 "Invalid params: params.arguments must be an object");
-		goto done;
-	}
 	c->mrtr_name = name;
 	if (!c->legacy && mrtr_open(c, &err) < 0)
 		goto done;
