@@ -135,6 +135,18 @@ static void respond_msg(al_http_req *req, int status, const json_t *msg)
 	al_buf_free(&b);
 }
 
+/* Serialises msg (borrowed) as one SSE "message" event. 0, -ENOMEM, or the send's error. */
+static int sse_send_msg(al_http_req *req, const json_t *msg)
+{
+	al_buf b = {0};
+	int rc = al_mcp_msg_dump(msg, &b);
+
+	if (rc == 0)
+		rc = al_http_sse_send(req, "message", b.data ? b.data : "", b.len);
+	al_buf_free(&b);
+	return rc;
+}
+
 /* ---- cancellation ---- */
 
 /* The peer of a GET stream went away: detach it from its session. */
@@ -230,15 +242,10 @@ static void req_close_cb(al_http_req *req, void *ud)
 static int sink_send(void *t, const json_t *msg)
 {
 	struct hcall *hc = t;
-	al_buf b = {0};
 	int rc = 0;
 
 	if (hc->finished || hc->peer_gone)
 		return -EPIPE;
-	if (al_mcp_msg_dump(msg, &b) < 0) {
-		rc = -ENOMEM;
-		goto done;
-	}
 	hc->hold++;
 	if (!hc->streaming) {
 		/* al_http_sse_start sends Cache-Control: no-cache and X-Accel-Buffering: no. */
@@ -246,12 +253,10 @@ static int sink_send(void *t, const json_t *msg)
 		rc = al_http_sse_start(hc->req);
 	}
 	if (rc == 0)
-		rc = al_http_sse_send(hc->req, "message", b.data ? b.data : "", b.len);
+		rc = sse_send_msg(hc->req, msg);
 	hc->hold--;
 	if (rc < 0 && rc != -ENOMEM)
 		rc = -EPIPE;
-done:
-	al_buf_free(&b);
 	return rc;
 }
 
@@ -270,12 +275,8 @@ static void sink_finish(void *t, json_t *msg, int http_status, const char *sessi
 	if (http_status < 200)
 		http_status = msg ? 200 : 202;
 	if (hc->streaming) {
-		if (msg && !hc->peer_gone) {
-			al_buf b = {0};
-			if (al_mcp_msg_dump(msg, &b) == 0)
-				al_http_sse_send(req, "message", b.data ? b.data : "", b.len);
-			al_buf_free(&b);
-		}
+		if (msg && !hc->peer_gone)
+			sse_send_msg(req, msg);
 		al_http_sse_end(req);
 	} else if (hc->peer_gone) {
 		al_http_respond(req, 204, NULL, NULL,
@@ -359,6 +360,7 @@ static void handle_post(al_mcp_http *h, al_http_req *req)
 	struct al_http_field stack[32], *fields = stack;
 	size_t nh = al_http_req_header_count(req), n = 0, len = 0;
 	const char *sid = session_header(req);
+	const char *accept = al_http_req_header(req, "Accept");
 	struct al_mcp_inbound in = {0};
 	struct hcall *hc = NULL;
 	al_mcp_call *call = NULL;
@@ -369,8 +371,8 @@ static void handle_post(al_mcp_http *h, al_http_req *req)
 			      "Unsupported Media Type: Content-Type must be application/json");
 		return;
 	}
-	if (!accept_allows(al_http_req_header(req, "Accept"), "application/json") ||
-	    !accept_allows(al_http_req_header(req, "Accept"), "text/event-stream")) {
+	if (!accept_allows(accept, "application/json") ||
+	    !accept_allows(accept, "text/event-stream")) {
 		respond_error(req, 406, AL_MCP_INVALID_REQUEST,
 			      "Not Acceptable: Accept must allow application/json and "
 			      "text/event-stream");

@@ -43,7 +43,8 @@ struct al_mcp_http_opts {
 	uv_loop_t *loop;
 };
 
-/* Binds a server (borrowed; must outlive the binding) to the transport. NULL on ENOMEM. */
+/* Binds a server (borrowed; must outlive the binding) to the transport. opts
+ * is read during the call (allowed_hosts and loop are kept, borrowed). NULL on ENOMEM. */
 al_mcp_http *al_mcp_http_new(al_mcp_server *srv, const struct al_mcp_http_opts *opts);
 /* Cancels calls in flight and frees. NULL is fine. */
 void al_mcp_http_free(al_mcp_http *h);
@@ -53,7 +54,8 @@ void al_mcp_http_handle(al_mcp_http *h, al_http_req *req);
 /*
  * Convenience for programs that are only an MCP server: listens on
  * host:port (TLS when cert/key are set in opts) and serves `path` ("/mcp")
- * with h; any other path -> 404. Returns al_http_server_start's result.
+ * with h; any other path -> 404. `path` is copied (NULL: "/mcp"). Returns
+ * al_http_server_start's result.
  */
 int al_mcp_http_listen(al_mcp_http *h, uv_loop_t *loop, const struct al_http_server_opts *opts,
 		       const char *path, al_http_server **out, char *err, size_t errlen);

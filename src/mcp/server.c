@@ -133,9 +133,8 @@ struct al_mcp_call {
 	struct al_mcp_sink sink;
 	void *t;
 	al_mcp_msg msg; /* owns the request; method, id, params borrow from it */
-	json_t *params; /* msg.params, or own_params */
-	json_t *own_params;
-	json_t *empty; /* {} for absent arguments and capabilities */
+	json_t *params; /* msg.params, or `empty` when absent */
+	json_t *empty;	/* {} for absent arguments and capabilities */
 	al_mcp_meta meta;
 	int legacy, http, kind;
 	struct al_mcp_session *sess;
@@ -148,6 +147,10 @@ struct al_mcp_call {
 	json_t *input_responses; /* borrowed from params */
 	json_t *vars;		 /* template variables, owned */
 	const char *mrtr_name;	 /* params.name or params.uri, for the binding */
+	/* tools/call: the tool params.name names (NULL: none), looked up once for
+	 * the header check and the dispatch; cleared before its handler runs (a
+	 * tool may be removed while its call is in flight). */
+	struct tool_ent *tool;
 	/* subscriptions/listen filter */
 	int want_tools, want_prompts, want_resources;
 	json_t *want_uris; /* array of strings or NULL */
@@ -568,7 +571,6 @@ int al_mcp_server_remove_prompt(al_mcp_server *s, const char *name)
 
 static void call_free(al_mcp_call *c)
 {
-	json_decref(c->own_params);
 	json_decref(c->empty);
 	json_decref(c->state);
 	json_decref(c->vars);
@@ -662,18 +664,29 @@ static void reply_error(al_mcp_call *c, const al_mcp_error *err)
 static void reply_errorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static void reply_errorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt, ...)
+static void reply_verrorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt,
+			  va_list ap) __attribute__((format(printf, 5, 0)));
+
+/* An error (data stolen) with a printf message, answered. */
+static void reply_verrorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt,
+			  va_list ap)
 {
 	al_mcp_error err = {0};
 	char msg[sizeof(err.message)];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	al_mcp_error_set(&err, code, status, data, "%s", msg);
 	reply_error(c, &err);
 	al_mcp_error_clear(&err);
+}
+
+static void reply_errorf(al_mcp_call *c, int code, int status, json_t *data, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply_verrorf(c, code, status, data, fmt, ap);
+	va_end(ap);
 }
 
 /* Answers err when it holds one (a code); clears it either way. */
@@ -850,32 +863,23 @@ void al_mcp_server_close_stream(al_mcp_server *s, const char *session_id, void *
 
 /* ---- notifications to listeners ---- */
 
+/* {"_meta": {subscriptionId: the listen request's id}}, new; NULL when out of memory. */
+static json_t *sub_params_new(const al_mcp_call *c)
+{
+	json_t *id = al_mcp_id_json(&c->msg.id);
+
+	return id ? json_pack("{s{so}}", "_meta", AL_MCP_META_SUBSCRIPTION_ID, id) : NULL;
+}
+
 static json_t *sub_notification(const al_mcp_call *c, const char *method, const char *uri)
 {
-	json_t *params = json_object(), *meta = json_object(), *id = al_mcp_id_json(&c->msg.id);
-	json_t *n = NULL;
+	json_t *params = sub_params_new(c);
 
-	if (!params || !meta || !id)
-		goto done;
-	if (json_object_set_new(meta, AL_MCP_META_SUBSCRIPTION_ID, id) < 0) {
-		id = NULL;
-		goto done;
+	if (params && set_str(params, "uri", uri) < 0) {
+		json_decref(params);
+		params = NULL;
 	}
-	id = NULL;
-	if (json_object_set_new(params, "_meta", meta) < 0) {
-		meta = NULL;
-		goto done;
-	}
-	meta = NULL;
-	if (uri && set_str(params, "uri", uri) < 0)
-		goto done;
-	n = al_mcp_notification_new(method, params);
-	params = NULL;
-done:
-	json_decref(params);
-	json_decref(meta);
-	json_decref(id);
-	return n;
+	return params ? al_mcp_notification_new(method, params) : NULL;
 }
 
 static int listen_wants(const al_mcp_call *c, const char *kind, const char *uri)
@@ -978,38 +982,24 @@ void al_mcp_server_list_changed(al_mcp_server *s, const char *kind)
 /* The server ends a listen stream: the graceful-closure result. */
 static void listen_close(al_mcp_call *c)
 {
-	json_t *r = json_object(), *meta = json_object(), *id = al_mcp_id_json(&c->msg.id);
-
-	int rc = (r && meta && id) ? 0 : -1;
+	json_t *id = c->http ? NULL : al_mcp_id_json(&c->msg.id);
+	json_t *r;
 
 	call_hold(c);
 	/* On stdio, where every subscription shares the channel, the teardown
 	 * is also announced with notifications/cancelled naming the listen
 	 * request (basic/patterns/cancellation); over HTTP the stream ends. */
-	if (!c->http && id) {
+	if (id) {
 		json_t *n = al_mcp_notification_new("notifications/cancelled",
-						    json_pack("{sOss}", "requestId", id, "reason",
+						    json_pack("{soss}", "requestId", id, "reason",
 							      "the server ended the subscription"));
 		if (n)
 			c->sink.send(c->t, n);
 		json_decref(n);
 	}
-	/* json_object_set_new takes the value even when it fails. */
-	if (rc == 0) {
-		rc = json_object_set_new(meta, AL_MCP_META_SUBSCRIPTION_ID, id);
-		id = NULL;
-	}
-	if (rc == 0) {
-		rc = json_object_set_new(r, "_meta", meta);
-		meta = NULL;
-	}
-	if (rc == 0) {
+	r = sub_params_new(c);
+	if (r)
 		reply_result(c, r, 0);
-		r = NULL;
-	}
-	json_decref(r);
-	json_decref(meta);
-	json_decref(id);
 	if (!c->finished)
 		call_finish(c, NULL, 200, NULL);
 	call_release(c);
@@ -1213,7 +1203,8 @@ static int mrtr_bind(const al_mcp_call *c, unsigned char bind[AL_MCP_STATE_BIND_
 
 /*
  * On a modern tools/call, resources/read or prompts/get: reads inputResponses
- * and opens requestState. 0, or -1 after answering -32602.
+ * and opens requestState. 0, or -EINVAL with *err set to -32602 (the caller
+ * answers it).
  */
 static int mrtr_open(al_mcp_call *c, al_mcp_error *err)
 {
@@ -1384,40 +1375,40 @@ json_t *al_mcp_call_state(const al_mcp_call *c)
 
 /* ---- method handlers ---- */
 
-static json_t *args_of(al_mcp_call *c, const char *key, int *bad)
+/*
+ * tools/call and prompts/get: params.name is a string naming a registered
+ * `what` (found) and params.arguments an object ({} when absent). The
+ * arguments, or NULL with *err set to -32602.
+ */
+static json_t *named_args(al_mcp_call *c, const char *name, int found, const char *what,
+			  al_mcp_error *err)
 {
-	json_t *a = json_object_get(c->params, key);
+	json_t *a = json_object_get(c->params, "arguments"), *args = NULL;
 
-	if (!a)
-		return c->empty;
-	if (!json_is_object(a))
-		*bad = 1;
-	return a;
+	if (!name)
+		al_mcp_error_set(err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.name must be a string");
+	else if (!found)
+		al_mcp_error_set(err, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown %s: %s", what,
+				 name);
+	else if (a && !json_is_object(a))
+		al_mcp_error_set(err, AL_MCP_INVALID_PARAMS, 200, NULL,
+				 "Invalid params: params.arguments must be an object");
+	else
+		args = a ? a : c->empty;
+	return args;
 }
 
 static void do_tools_call(al_mcp_call *c)
 {
 	const char *name = json_string_value(json_object_get(c->params, "name"));
-	struct tool_ent *t = find_tool(c->s, name, NULL);
+	struct tool_ent *t = c->tool;
 	al_mcp_error err = {0};
-	json_t *args;
-	int bad = 0;
+	json_t *args = named_args(c, name, t != NULL, "tool", &err);
 
-	if (!name) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
-				 "Invalid params: params.name must be a string");
+	c->tool = NULL;
+	if (!args)
 		goto done;
-	}
-	if (!t) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown tool: %s", name);
-		goto done;
-	}
-	args = args_of(c, "arguments", &bad);
-	if (bad) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
-				 "Invalid params: params.arguments must be an object");
-		goto done;
-	}
 	if (!c->legacy && t->required && al_mcp_meta_require(&c->meta, t->required, &err) < 0) {
 		if (!err.code) /* -ENOMEM before the error could be built */
 			al_mcp_error_set(&err, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
@@ -1529,25 +1520,10 @@ static void do_prompts_get(al_mcp_call *c)
 	const char *name = json_string_value(json_object_get(c->params, "name"));
 	struct prompt_ent *p = find_prompt(c->s, name, NULL);
 	al_mcp_error err = {0};
-	json_t *args;
-	int bad = 0;
+	json_t *args = named_args(c, name, p != NULL, "prompt", &err);
 
-	if (!name) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
-				 "Invalid params: params.name must be a string");
+	if (!args)
 		goto done;
-	}
-	if (!p) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL, "Unknown prompt: %s",
-				 name);
-		goto done;
-	}
-	args = args_of(c, "arguments", &bad);
-	if (bad) {
-		al_mcp_error_set(&err, AL_MCP_INVALID_PARAMS, 200, NULL,
-				 "Invalid params: params.arguments must be an object");
-		goto done;
-	}
 	c->mrtr_name = name;
 	if (!c->legacy && mrtr_open(c, &err) < 0)
 		goto done;
@@ -1817,11 +1793,8 @@ static void dispatch_modern(al_mcp_call *c, const struct al_mcp_inbound *in)
 
 	rc = al_mcp_meta_parse(c->msg.params, &c->meta, &err);
 	if (rc == 0 && in->http) {
-		if (method_is(c, "tools/call")) {
-			struct tool_ent *t = find_tool(
-			    c->s, json_string_value(json_object_get(c->params, "name")), NULL);
-			ph = t ? &t->ph : NULL;
-		}
+		if (c->tool)
+			ph = &c->tool->ph;
 		rc = al_mcp_hdr_check(in->headers, in->nheaders, &c->msg, c->meta.protocol_version,
 				      ph, &err);
 	}
@@ -1990,9 +1963,7 @@ int al_mcp_server_handle(al_mcp_server *s, const struct al_mcp_inbound *in,
 	c->sess = ss;
 	c->log_level = AL_MCP_LOG_UNSET;
 	c->empty = json_object();
-	c->params = c->msg.params;
-	if (!c->params)
-		c->params = c->own_params = json_object();
+	c->params = c->msg.params ? c->msg.params : c->empty;
 	if (in->principal)
 		c->principal = al_strdup(in->principal);
 	if (!c->empty || !c->params || (in->principal && !c->principal)) {
@@ -2000,6 +1971,8 @@ int al_mcp_server_handle(al_mcp_server *s, const struct al_mcp_inbound *in,
 		rc = -ENOMEM;
 		goto done;
 	}
+	if (method_is(c, "tools/call"))
+		c->tool = find_tool(s, json_string_value(json_object_get(c->params, "name")), NULL);
 	/* In flight from here on: every path below ends in call_finish. */
 	c->next = s->calls;
 	if (s->calls)
@@ -2186,8 +2159,6 @@ void al_mcp_call_error(al_mcp_call *c, const al_mcp_error *err)
 
 void al_mcp_call_errorf(al_mcp_call *c, int code, const char *fmt, ...)
 {
-	al_mcp_error err = {0};
-	char msg[sizeof(err.message)];
 	va_list ap;
 
 	if (c->finished || c->cancelled) {
@@ -2196,11 +2167,8 @@ void al_mcp_call_errorf(al_mcp_call *c, int code, const char *fmt, ...)
 	}
 	c->in_handler = 0;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	reply_verrorf(c, code, 200, NULL, fmt, ap);
 	va_end(ap);
-	al_mcp_error_set(&err, code, 200, NULL, "%s", msg);
-	reply_error(c, &err);
-	al_mcp_error_clear(&err);
 }
 
 int al_mcp_call_request(al_mcp_call *c, const char *method, json_t *params, al_mcp_reply_fn cb,

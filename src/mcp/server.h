@@ -136,7 +136,9 @@ struct al_mcp_server_opts {
 	int64_t session_idle_ms;
 };
 
-/* Creates an empty server. NULL when out of memory or opts lack name/version. */
+/* Creates an empty server. opts is read during the call and its strings are
+ * copied (state_key is borrowed, as said above). NULL when out of memory or
+ * opts lack name/version. */
 al_mcp_server *al_mcp_server_new(const struct al_mcp_server_opts *opts);
 /* Frees the server. Calls in flight must be finished first (the transport
  * cancels them); open sessions and listen streams are ended. NULL is fine. */

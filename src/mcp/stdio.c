@@ -47,11 +47,11 @@ struct scall {
 	struct scall *prev, *next;
 };
 
+/* One line in flight: the serialisation is written from `line` itself. */
 struct wreq {
 	uv_write_t w;
 	al_mcp_stdio *st;
-	size_t len;
-	char data[];
+	al_buf line;
 };
 
 struct al_mcp_stdio {
@@ -175,8 +175,7 @@ static void session_end(al_mcp_stdio *st)
 		sc->hold++;
 		al_mcp_server_close_stream(st->srv, st->session, sc);
 		sc->hold--;
-		if (!sc->finished)
-			sc->finished = 1;
+		sc->finished = 1;
 		sc_free(sc);
 	}
 	if (st->session) {
@@ -251,8 +250,9 @@ static void write_cb(uv_write_t *w, int status)
 	struct wreq *wr = (struct wreq *)w;
 	al_mcp_stdio *st = wr->st;
 
-	st->out_pending -= wr->len;
+	st->out_pending -= wr->line.len;
 	st->nwrites--;
+	al_buf_free(&wr->line);
 	al_free(wr);
 	if (st->freeing)
 		return;
@@ -279,40 +279,36 @@ static void write_cb(uv_write_t *w, int status)
 /* Writes one message as a line. 0, -ENOMEM, or -EPIPE (output broken). */
 static int write_msg(al_mcp_stdio *st, const json_t *msg)
 {
-	al_buf b = {0};
 	struct wreq *wr = NULL;
 	uv_buf_t ub;
 	int rc = 0;
 
 	if (st->out_broken || st->freeing)
 		return -EPIPE;
-	if (al_mcp_msg_dump(msg, &b) < 0 || al_buf_append(&b, "\n", 1) < 0) {
-		rc = -ENOMEM;
-		goto done;
-	}
-	wr = al_malloc(sizeof(*wr) + b.len);
-	if (wr == NULL) {
+	wr = al_calloc(1, sizeof(*wr));
+	if (wr == NULL || al_mcp_msg_dump(msg, &wr->line) < 0 ||
+	    al_buf_append(&wr->line, "\n", 1) < 0) {
 		rc = -ENOMEM;
 		goto done;
 	}
 	wr->st = st;
-	wr->len = b.len;
-	memcpy(wr->data, b.data, b.len);
-	ub = uv_buf_init(wr->data, (unsigned int)b.len);
+	ub = uv_buf_init(wr->line.data, (unsigned int)wr->line.len);
 	if (uv_write(&wr->w, st->out, &ub, 1, write_cb) < 0) {
-		al_free(wr);
 		st->out_broken = 1;
 		rc = -EPIPE;
 		goto done;
 	}
-	st->out_pending += b.len;
+	st->out_pending += wr->line.len;
 	st->nwrites++;
+	wr = NULL; /* libuv's until write_cb */
 	if (st->out_pending > OUT_HIGH && st->reading) {
 		reading_stop(st);
 		st->paused = 1;
 	}
 done:
-	al_buf_free(&b);
+	if (wr)
+		al_buf_free(&wr->line);
+	al_free(wr);
 	return rc;
 }
 
@@ -543,21 +539,30 @@ static void fs_read_cb(uv_fs_t *req)
  * (libuv aborts on EPERM): it is read with uv_fs_read on the threadpool,
  * one block at a time, from its current position.
  */
-static void file_read_next(al_mcp_stdio *st)
+static int file_read_submit(al_mcp_stdio *st)
 {
 	uv_buf_t ub = uv_buf_init(st->rbuf, sizeof(st->rbuf));
+	int rc;
 
+	st->fsreq.data = st;
+	rc = uv_fs_read(st->loop, &st->fsreq, st->in_fd, &ub, 1, -1, fs_read_cb);
+	if (rc == 0) {
+		st->fs_busy = 1;
+		st->handles_open++;
+	}
+	return rc;
+}
+
+static void file_read_next(al_mcp_stdio *st)
+{
 	if (!st->reading || st->fs_busy || st->eof || st->freeing)
 		return;
-	st->fsreq.data = st;
-	if (uv_fs_read(st->loop, &st->fsreq, st->in_fd, &ub, 1, -1, fs_read_cb) < 0) {
+	if (file_read_submit(st) < 0) {
 		st->hold++;
 		input_ended(st);
 		st->hold--;
-		return; /* the caller runs check_done */
+		/* the caller runs check_done */
 	}
-	st->fs_busy = 1;
-	st->handles_open++;
 }
 
 /* ---- public ---- */
@@ -606,13 +611,7 @@ int al_mcp_stdio_serve(uv_loop_t *loop, al_mcp_server *srv, int in_fd, int out_f
 		rc = uv_pipe_open(&st->out_pipe, out_fd);
 	if (rc == 0 && st->in_file) {
 		st->reading = 1;
-		st->fsreq.data = st;
-		uv_buf_t ub = uv_buf_init(st->rbuf, sizeof(st->rbuf));
-		rc = uv_fs_read(loop, &st->fsreq, in_fd, &ub, 1, -1, fs_read_cb);
-		if (rc == 0) {
-			st->fs_busy = 1;
-			st->handles_open++;
-		}
+		rc = file_read_submit(st);
 	} else if (rc == 0) {
 		rc = uv_read_start(st->in, alloc_cb, read_cb);
 		st->reading = rc == 0;
