@@ -260,6 +260,9 @@ static void finished(struct pxy *p)
 		p->rpc_error = rpc_error_of(p->capture.data, p->capture.len, p->is_sse);
 	al_gw_metrics_request(p->gw->metrics, p->route ? p->route->host : NULL, p->method,
 			      p->status);
+	if (p->sf && al_gw_sse_filter_removed(p->sf))
+		al_gw_metrics_filtered(p->gw->metrics, p->route->host,
+				       al_gw_sse_filter_removed(p->sf));
 	audit_end(p);
 	al_gw_metrics_in_flight(p->gw->metrics, -1);
 	p->gw->in_flight--;
@@ -1174,7 +1177,9 @@ void al_gw_proxy_handle(al_http_req *req, void *ud)
 		if (p->method && (strcmp(p->method, "tools/call") == 0 ||
 				  strcmp(p->method, "prompts/get") == 0)) {
 			p->name = json_string_value(json_object_get(p->msg.params, "name"));
-			hash_json(json_object_get(p->msg.params, "arguments"), p->args_hash);
+			if (gw->audit) /* only the audit records name it */
+				hash_json(json_object_get(p->msg.params, "arguments"),
+					  p->args_hash);
 			p->audited = 1;
 		} else if (p->method && strcmp(p->method, "resources/read") == 0) {
 			p->name = json_string_value(json_object_get(p->msg.params, "uri"));
@@ -1197,8 +1202,11 @@ void al_gw_proxy_handle(al_http_req *req, void *ud)
 		reply_error(p, 400, AL_MCP_HEADER_MISMATCH, "refused", why);
 		return;
 	}
-	if ((auth = al_http_req_header(req, "Authorization")) != NULL) {
-		/* Who called, without the credential: its SHA-256 (never the token). */
+	if (p->audited && gw->audit && (auth = al_http_req_header(req, "Authorization")) != NULL) {
+		/*
+		 * Who called, without the credential: its SHA-256 (never the
+		 * token), for the audit records, the only place it goes.
+		 */
 		al_sha256_hex(auth, strlen(auth), p->caller);
 	}
 	if (p->audited && gw->audit && (p->sha = EVP_MD_CTX_new()) != NULL &&
