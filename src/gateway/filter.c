@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "http/sse_parser.h"
+#include "mcp/jsonrpc.h"
 
 #include <errno.h>
 #include <string.h>
@@ -41,11 +42,6 @@ size_t al_gw_filter_tools_msg(const struct al_gw_route *r, json_t *msg)
 	return removed;
 }
 
-static int dump_cb(const char *buffer, size_t size, void *data)
-{
-	return al_buf_append(data, buffer, size) < 0 ? -1 : 0;
-}
-
 int al_gw_filter_json_body(const struct al_gw_route *r, const char *body, size_t len,
 			   struct al_buf *out, size_t *removed)
 {
@@ -62,7 +58,7 @@ int al_gw_filter_json_body(const struct al_gw_route *r, const char *body, size_t
 	n = al_gw_filter_tools_msg(r, j);
 	if (removed)
 		*removed = n;
-	if (json_dump_callback(j, dump_cb, out, JSON_COMPACT) < 0)
+	if (al_mcp_msg_dump(j, out) < 0)
 		rc = -ENOMEM;
 	json_decref(j);
 	return rc;
@@ -136,7 +132,7 @@ static int event_cb(const struct al_sse_event *ev, void *ud)
 		size_t n = al_gw_filter_tools_msg(f->route, j);
 		if (n) {
 			f->removed += n;
-			if (json_dump_callback(j, dump_cb, &data, JSON_COMPACT) < 0)
+			if (al_mcp_msg_dump(j, &data) < 0)
 				goto done;
 			d = data.data;
 			dl = data.len;

@@ -13,8 +13,9 @@
  * in a new snapshot changes only what later requests see; in-flight and
  * streaming requests finish on the old one, which is freed with its last
  * request. A config that does not load is refused and the old one stays.
- * The listen addresses, TLS files and audit settings are read once at
- * start-up: changing them needs a restart (a reload says so in the log).
+ * The listen addresses, TLS files, max_body and the audit log's path and
+ * key are read once at start-up: changing them needs a restart (a reload
+ * says so in the log); audit_sync is per snapshot like the routes.
  */
 #ifndef AL_GATEWAY_GATEWAY_H
 #define AL_GATEWAY_GATEWAY_H
@@ -86,7 +87,6 @@ struct al_gw {
 	uv_timer_t pending_timer;
 	int stopping;
 	int draining;
-	int exit_code;
 	long in_flight;
 };
 

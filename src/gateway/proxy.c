@@ -16,12 +16,17 @@
  *      client the tool does not exist, as after a filtered tools/list);
  *   6. audited methods (tools/call, resources/read, prompts/get) get their
  *      request record written first; if that fails nothing is sent: 503;
- *   7. http(s): the upstream host is resolved here, the first address in
- *      upstream.allowed_ips is chosen (none: 502) and libcurl is pinned to
- *      it (CURLOPT_RESOLVE), so the address checked is the one connected
- *      to; stdio: the route's pool;
- *   8. the response head is copied (hop-by-hop headers dropped) and the
- *      body streamed chunk by chunk as it arrives; a tools/list answer on
+ *   7. http(s): the upstream host is resolved here (an IPv4 literal is
+ *      its own address, checked without getaddrinfo), the first address
+ *      in upstream.allowed_ips is chosen (none: 502) and libcurl is pinned
+ *      to it (CURLOPT_RESOLVE), so the address checked is the one
+ *      connected to. Connections are pooled per snapshot; a message not
+ *      known to be a read goes out with no_resend (a reused connection
+ *      that dies unanswered: 502, never a second send). stdio: the
+ *      route's pool;
+ *   8. the response head is copied (hop-by-hop headers dropped); a small
+ *      JSON answer of known length is held and sent in one write, others
+ *      are streamed chunk by chunk as they arrive; a tools/list answer on
  *      a filtering route is filtered (JSON: whole; SSE: per event).
  * A client that goes away cancels the upstream call at once.
  */
@@ -51,7 +56,11 @@
 #include <string.h>
 #include <strings.h>
 
-/* Copy of an audited response kept to read its JSON-RPC error code. */
+/*
+ * Copy of an audited streamed http response kept to read its JSON-RPC
+ * error code (a held answer is read from p->hold; a stdio answer's code
+ * is taken from its message).
+ */
 #define CAPTURE_MAX (1u << 20)
 /*
  * Backpressure: a client this far behind pauses the upstream read, which
@@ -245,10 +254,15 @@ static void finished(struct pxy *p)
 	p->req = NULL;
 	if (p->outcome == NULL)
 		p->outcome = "ok";
-	if (p->audited && p->rpc_error == 0 && p->capture.len)
+	if (p->audited && p->rpc_error == 0 && p->mode == M_HOLD && p->hold.len)
+		p->rpc_error = rpc_error_of(p->hold.data, p->hold.len, p->is_sse);
+	else if (p->audited && p->rpc_error == 0 && p->capture.len)
 		p->rpc_error = rpc_error_of(p->capture.data, p->capture.len, p->is_sse);
 	al_gw_metrics_request(p->gw->metrics, p->route ? p->route->host : NULL, p->method,
 			      p->status);
+	if (p->sf && al_gw_sse_filter_removed(p->sf))
+		al_gw_metrics_filtered(p->gw->metrics, p->route->host,
+				       al_gw_sse_filter_removed(p->sf));
 	audit_end(p);
 	al_gw_metrics_in_flight(p->gw->metrics, -1);
 	p->gw->in_flight--;
@@ -297,7 +311,8 @@ static void account(struct pxy *p, const char *data, size_t len)
 	p->result_bytes += len;
 	if (p->sha)
 		EVP_DigestUpdate(p->sha, data, len);
-	if (p->audited && p->capture.len < CAPTURE_MAX) {
+	if (p->audited && p->mode == M_STREAM && p->route->kind == AL_GW_UP_HTTP &&
+	    p->capture.len < CAPTURE_MAX) {
 		size_t n = CAPTURE_MAX - p->capture.len < len ? CAPTURE_MAX - p->capture.len : len;
 		al_buf_append(&p->capture, data, n);
 	}
@@ -363,7 +378,7 @@ static int begin_response(struct pxy *p, int status, const char *ctype)
 	return al_http_stream_start(p->req, status) < 0 ? -1 : 0;
 }
 
-/* Sends what was held (tools/list to filter, or a bodiless status). */
+/* Sends what was held (tools/list to filter, a bodiless status or a small JSON answer). */
 static void finish_held(struct pxy *p)
 {
 	al_buf out = {0};
@@ -713,6 +728,17 @@ static int ipv4_allowed(const struct al_gw_config *c, uint32_t addr)
 		al_gw_cidr_match(c->allowed_ips, c->nallowed_ips, addr));
 }
 
+/* No address of the upstream's is allowed (seen: the ones it had): 502. */
+static void refuse_ip(struct pxy *p, const char *seen)
+{
+	al_warn("gateway",
+		"route %s: upstream %s resolves to %s: not in upstream.allowed_ips: refused",
+		p->route->host, p->route->uhost, seen);
+	al_gw_metrics_refusal(p->gw->metrics, p->route->host, "ip_denied");
+	reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "refused_ip",
+		    "the upstream address is not allowed by the gateway");
+}
+
 static void gai_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 {
 	struct pxy *p = g->data;
@@ -757,13 +783,7 @@ static void gai_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 	}
 	uv_freeaddrinfo(res);
 	if (addr[0] == '\0') {
-		al_warn(
-		    "gateway",
-		    "route %s: upstream %s resolves to %s: not in upstream.allowed_ips: refused",
-		    p->route->host, p->route->uhost, seen[0] ? seen : "nothing usable");
-		al_gw_metrics_refusal(p->gw->metrics, p->route->host, "ip_denied");
-		reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "refused_ip",
-			    "the upstream address is not allowed by the gateway");
+		refuse_ip(p, seen[0] ? seen : "nothing usable");
 		return;
 	}
 	send_http(p, addr);
@@ -782,17 +802,10 @@ static void start_http(struct pxy *p)
 		 * thread pool round trip of getaddrinfo (tens of microseconds of
 		 * every request's latency).
 		 */
-		if (ipv4_allowed(c, a4.s_addr)) {
+		if (ipv4_allowed(c, a4.s_addr))
 			send_http(p, p->route->uhost);
-			return;
-		}
-		al_warn(
-		    "gateway",
-		    "route %s: upstream %s resolves to %s: not in upstream.allowed_ips: refused",
-		    p->route->host, p->route->uhost, p->route->uhost);
-		al_gw_metrics_refusal(p->gw->metrics, p->route->host, "ip_denied");
-		reply_error(p, 502, AL_MCP_INTERNAL_ERROR, "refused_ip",
-			    "the upstream address is not allowed by the gateway");
+		else
+			refuse_ip(p, p->route->uhost);
 		return;
 	}
 	p->gai.data = p;
@@ -843,6 +856,11 @@ static void stdio_deliver(struct pxy *p, const json_t *msg, int final)
 			msg = copy;
 		}
 	}
+	if (final) {
+		/* The response itself: its error code, before copy (maybe msg) goes. */
+		json_t *code = json_object_get(json_object_get(msg, "error"), "code");
+		p->rpc_error = json_is_integer(code) ? (int)json_integer_value(code) : 0;
+	}
 	if (al_mcp_msg_dump(msg, &b) < 0) {
 		json_decref(copy);
 		al_buf_free(&b);
@@ -860,9 +878,7 @@ static void stdio_deliver(struct pxy *p, const json_t *msg, int final)
 	json_decref(copy);
 	account(p, b.data, b.len);
 	if (final && p->mode == M_NONE) {
-		json_t *code = json_object_get(json_object_get(msg, "error"), "code");
 		p->status = 200;
-		p->rpc_error = json_is_integer(code) ? (int)json_integer_value(code) : 0;
 		al_http_respond(p->req, 200, "application/json", b.data, b.len);
 		al_buf_free(&b);
 		finished(p);
@@ -1161,7 +1177,9 @@ void al_gw_proxy_handle(al_http_req *req, void *ud)
 		if (p->method && (strcmp(p->method, "tools/call") == 0 ||
 				  strcmp(p->method, "prompts/get") == 0)) {
 			p->name = json_string_value(json_object_get(p->msg.params, "name"));
-			hash_json(json_object_get(p->msg.params, "arguments"), p->args_hash);
+			if (gw->audit) /* only the audit records name it */
+				hash_json(json_object_get(p->msg.params, "arguments"),
+					  p->args_hash);
 			p->audited = 1;
 		} else if (p->method && strcmp(p->method, "resources/read") == 0) {
 			p->name = json_string_value(json_object_get(p->msg.params, "uri"));
@@ -1184,8 +1202,11 @@ void al_gw_proxy_handle(al_http_req *req, void *ud)
 		reply_error(p, 400, AL_MCP_HEADER_MISMATCH, "refused", why);
 		return;
 	}
-	if ((auth = al_http_req_header(req, "Authorization")) != NULL) {
-		/* Who called, without the credential: its SHA-256 (never the token). */
+	if (p->audited && gw->audit && (auth = al_http_req_header(req, "Authorization")) != NULL) {
+		/*
+		 * Who called, without the credential: its SHA-256 (never the
+		 * token), for the audit records, the only place it goes.
+		 */
 		al_sha256_hex(auth, strlen(auth), p->caller);
 	}
 	if (p->audited && gw->audit && (p->sha = EVP_MD_CTX_new()) != NULL &&
