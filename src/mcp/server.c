@@ -57,16 +57,11 @@ struct tool_ent {
 	void *ud;
 };
 
+/* A resource, or a resource template (then `uri` is the template). */
 struct res_ent {
 	char *uri, *name, *title, *description, *mime_type;
 	al_mcp_resource_fn fn;
-	void *ud;
-};
-
-struct tpl_ent {
-	char *uri_template, *name, *title, *description, *mime_type;
-	al_mcp_resource_fn fn;
-	al_mcp_complete_fn complete;
+	al_mcp_complete_fn complete; /* templates only */
 	void *ud;
 };
 
@@ -248,18 +243,6 @@ static void res_free(struct res_ent *r)
 	al_free(r);
 }
 
-static void tpl_free(struct tpl_ent *t)
-{
-	if (!t)
-		return;
-	al_free(t->uri_template);
-	al_free(t->name);
-	al_free(t->title);
-	al_free(t->description);
-	al_free(t->mime_type);
-	al_free(t);
-}
-
 static void prompt_free(struct prompt_ent *p)
 {
 	if (!p)
@@ -284,22 +267,13 @@ static struct tool_ent *find_tool(al_mcp_server *s, const char *name, size_t *id
 	return NULL;
 }
 
-static struct res_ent *find_res(al_mcp_server *s, const char *uri)
+/* The resource (or template) of `v` registered under exactly `uri`. */
+static struct res_ent *find_uri(const struct vec *v, const char *uri)
 {
-	for (size_t i = 0; uri && i < s->resources.n; i++) {
-		struct res_ent *r = s->resources.v[i];
+	for (size_t i = 0; uri && i < v->n; i++) {
+		struct res_ent *r = v->v[i];
 		if (strcmp(r->uri, uri) == 0)
 			return r;
-	}
-	return NULL;
-}
-
-static struct tpl_ent *find_tpl(al_mcp_server *s, const char *tmpl)
-{
-	for (size_t i = 0; tmpl && i < s->templates.n; i++) {
-		struct tpl_ent *t = s->templates.v[i];
-		if (strcmp(t->uri_template, tmpl) == 0)
-			return t;
 	}
 	return NULL;
 }
@@ -375,7 +349,7 @@ void al_mcp_server_free(al_mcp_server *s)
 	for (size_t i = 0; i < s->resources.n; i++)
 		res_free(s->resources.v[i]);
 	for (size_t i = 0; i < s->templates.n; i++)
-		tpl_free(s->templates.v[i]);
+		res_free(s->templates.v[i]);
 	for (size_t i = 0; i < s->prompts.n; i++)
 		prompt_free(s->prompts.v[i]);
 	al_free(s->tools.v);
@@ -440,16 +414,19 @@ done:
 	return rc;
 }
 
-int al_mcp_server_add_resource(al_mcp_server *s, const struct al_mcp_resource *r)
+/* Registers a resource or a template in `v` (copies everything). */
+static int add_res(struct vec *v, const char *uri, const char *name, const char *title,
+		   const char *description, const char *mime_type, al_mcp_resource_fn fn,
+		   al_mcp_complete_fn complete, void *ud)
 {
 	struct res_ent *e = NULL;
 	int oom = 0, rc = 0;
 
-	if (!s || !r || !r->uri || !*r->uri || !r->fn) {
+	if (!uri || !*uri || !fn) {
 		rc = -EINVAL;
 		goto done;
 	}
-	if (find_res(s, r->uri)) {
+	if (find_uri(v, uri)) {
 		rc = -EEXIST;
 		goto done;
 	}
@@ -458,14 +435,15 @@ int al_mcp_server_add_resource(al_mcp_server *s, const struct al_mcp_resource *r
 		rc = -ENOMEM;
 		goto done;
 	}
-	e->uri = dup_opt(r->uri, &oom);
-	e->name = dup_opt(r->name ? r->name : r->uri, &oom);
-	e->title = dup_opt(r->title, &oom);
-	e->description = dup_opt(r->description, &oom);
-	e->mime_type = dup_opt(r->mime_type, &oom);
-	e->fn = r->fn;
-	e->ud = r->ud;
-	rc = oom ? -ENOMEM : vec_push(&s->resources, e);
+	e->uri = dup_opt(uri, &oom);
+	e->name = dup_opt(name ? name : uri, &oom);
+	e->title = dup_opt(title, &oom);
+	e->description = dup_opt(description, &oom);
+	e->mime_type = dup_opt(mime_type, &oom);
+	e->fn = fn;
+	e->complete = complete;
+	e->ud = ud;
+	rc = oom ? -ENOMEM : vec_push(v, e);
 	if (rc == 0)
 		e = NULL;
 done:
@@ -473,38 +451,20 @@ done:
 	return rc;
 }
 
+int al_mcp_server_add_resource(al_mcp_server *s, const struct al_mcp_resource *r)
+{
+	if (!s || !r)
+		return -EINVAL;
+	return add_res(&s->resources, r->uri, r->name, r->title, r->description, r->mime_type,
+		       r->fn, NULL, r->ud);
+}
+
 int al_mcp_server_add_template(al_mcp_server *s, const struct al_mcp_resource_template *t)
 {
-	struct tpl_ent *e = NULL;
-	int oom = 0, rc = 0;
-
-	if (!s || !t || !t->uri_template || !*t->uri_template || !t->fn) {
-		rc = -EINVAL;
-		goto done;
-	}
-	if (find_tpl(s, t->uri_template)) {
-		rc = -EEXIST;
-		goto done;
-	}
-	e = al_calloc(1, sizeof(*e));
-	if (!e) {
-		rc = -ENOMEM;
-		goto done;
-	}
-	e->uri_template = dup_opt(t->uri_template, &oom);
-	e->name = dup_opt(t->name ? t->name : t->uri_template, &oom);
-	e->title = dup_opt(t->title, &oom);
-	e->description = dup_opt(t->description, &oom);
-	e->mime_type = dup_opt(t->mime_type, &oom);
-	e->fn = t->fn;
-	e->complete = t->complete;
-	e->ud = t->ud;
-	rc = oom ? -ENOMEM : vec_push(&s->templates, e);
-	if (rc == 0)
-		e = NULL;
-done:
-	tpl_free(e);
-	return rc;
+	if (!s || !t)
+		return -EINVAL;
+	return add_res(&s->templates, t->uri_template, t->name, t->title, t->description,
+		       t->mime_type, t->fn, t->complete, t->ud);
 }
 
 int al_mcp_server_add_prompt(al_mcp_server *s, const struct al_mcp_prompt *p)
@@ -1013,7 +973,7 @@ static int has_completions(const al_mcp_server *s)
 		if (((struct prompt_ent *)s->prompts.v[i])->complete)
 			return 1;
 	for (size_t i = 0; i < s->templates.n; i++)
-		if (((struct tpl_ent *)s->templates.v[i])->complete)
+		if (((struct res_ent *)s->templates.v[i])->complete)
 			return 1;
 	return 0;
 }
@@ -1167,9 +1127,9 @@ static void do_list(al_mcp_call *c, const char *what)
 		}
 	} else if (strcmp(what, "resourceTemplates") == 0) {
 		for (size_t i = 0; rc == 0 && i < s->templates.n; i++) {
-			struct tpl_ent *e = s->templates.v[i];
-			rc |= json_array_append_new(arr, res_json("uriTemplate", e->uri_template,
-								  e->name, e->title, e->description,
+			struct res_ent *e = s->templates.v[i];
+			rc |= json_array_append_new(arr, res_json("uriTemplate", e->uri, e->name,
+								  e->title, e->description,
 								  e->mime_type));
 		}
 	} else {
@@ -1477,7 +1437,7 @@ done:
 static void do_resources_read(al_mcp_call *c)
 {
 	const char *uri = json_string_value(json_object_get(c->params, "uri"));
-	struct res_ent *r = find_res(c->s, uri);
+	struct res_ent *r = find_uri(&c->s->resources, uri);
 	al_mcp_resource_fn fn = r ? r->fn : NULL;
 	void *ud = r ? r->ud : NULL;
 	al_mcp_error err = {0};
@@ -1488,8 +1448,8 @@ static void do_resources_read(al_mcp_call *c)
 		goto done;
 	}
 	for (size_t i = 0; !fn && i < c->s->templates.n; i++) {
-		struct tpl_ent *t = c->s->templates.v[i];
-		int m = tpl_match(t->uri_template, uri, &c->vars);
+		struct res_ent *t = c->s->templates.v[i];
+		int m = tpl_match(t->uri, uri, &c->vars);
 		if (m < 0) {
 			al_mcp_error_set(&err, AL_MCP_INTERNAL_ERROR, 500, NULL, "Internal error");
 			goto done;
@@ -1544,7 +1504,7 @@ static void do_complete(al_mcp_call *c)
 	const char *ruri = json_string_value(json_object_get(ref, "uri"));
 	json_t *ctx = json_object_get(json_object_get(c->params, "context"), "arguments");
 	struct prompt_ent *p = NULL;
-	struct tpl_ent *t = NULL;
+	struct res_ent *t = NULL;
 	al_mcp_complete_fn fn = NULL;
 	void *ud = NULL;
 	json_t *vals = NULL, *out = NULL, *r = NULL, *v;
@@ -1559,7 +1519,7 @@ static void do_complete(al_mcp_call *c)
 	if (strcmp(type, "ref/prompt") == 0 && (p = find_prompt(c->s, rname, NULL))) {
 		fn = p->complete;
 		ud = p->ud;
-	} else if (strcmp(type, "ref/resource") == 0 && (t = find_tpl(c->s, ruri))) {
+	} else if (strcmp(type, "ref/resource") == 0 && (t = find_uri(&c->s->templates, ruri))) {
 		fn = t->complete;
 		ud = t->ud;
 	} else {
